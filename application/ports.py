@@ -1,0 +1,168 @@
+"""Ports: what the use cases need from the outside world, as ``typing.Protocol`` classes.
+
+Adapters in ``adapters/`` implement them; tests use fakes. Every method raises only errors of the
+``domain.errors`` family (``VerificationError`` with a transient or permanent category) — never
+an aiohttp, redis or OS exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from application.deadline import Deadline
+    from application.settings import AuthSettings
+    from domain.image import ImageReference
+
+
+class Clock(Protocol):
+    """Wall-clock time for expiry checks and a monotonic clock for budgets."""
+
+    def now(self) -> datetime:
+        """The current UTC time (timezone-aware)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a monotonic scale."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint:
+    """Where and how to reach a registry or Notary server for one validator."""
+
+    auth: AuthSettings
+    ca_pem: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Manifest:
+    """A manifest as served, with its verified digest."""
+
+    digest: str
+    media_type: str
+    body: bytes = field(repr=False)
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+class Registry(Protocol):
+    """OCI distribution API client (issue 3).
+
+    Errors: ``VerificationError`` with ``image_not_found`` (404 on the image), ``no_trust_data``
+    (404 on a signature artefact), ``unauthorized``, ``rate_limited``, ``unavailable`` /
+    ``fetch_failed`` (transport, 5xx), ``timeout``, ``malformed_trust_data`` (digest mismatch,
+    over-size or unparsable documents).
+    """
+
+    async def resolve(self, image: ImageReference, endpoint: Endpoint, deadline: Deadline) -> str:
+        """The digest the image's tag (or digest) points to now."""
+        ...
+
+    async def manifest(
+        self, image: ImageReference, reference: str, endpoint: Endpoint, deadline: Deadline
+    ) -> Manifest:
+        """The manifest ``reference`` (tag or digest) in the image's repository."""
+        ...
+
+    async def blob(
+        self, image: ImageReference, digest: str, endpoint: Endpoint, deadline: Deadline
+    ) -> bytes:
+        """The blob ``digest`` in the image's repository, verified against its digest."""
+        ...
+
+    async def referrers(
+        self,
+        image: ImageReference,
+        digest: str,
+        artifact_type: str,
+        endpoint: Endpoint,
+        deadline: Deadline,
+    ) -> Sequence[Mapping[str, Any]]:
+        """Descriptors of artefacts referring to ``digest`` (OCI 1.1 referrers, tag fallback)."""
+        ...
+
+
+class Notary(Protocol):
+    """Notary v1 server client (issue 4).
+
+    Errors: ``no_trust_data`` (404 on root), ``fetch_failed`` / ``unavailable`` / ``timeout`` /
+    ``unauthorized`` / ``rate_limited`` (transport and status), ``malformed_trust_data``.
+    """
+
+    async def fetch_roles(
+        self, host: str, gun: str, roles: Sequence[str], endpoint: Endpoint, deadline: Deadline
+    ) -> Mapping[str, bytes | None]:
+        """The served bytes of each role (``None`` when the server answers 404), concurrently."""
+        ...
+
+
+class TransparencyLog(Protocol):
+    """Rekor client for signatures without an offline bundle (issue 3)."""
+
+    async def find_entries(
+        self, host: str, artifact_hash: str, deadline: Deadline
+    ) -> Sequence[Mapping[str, Any]]:
+        """Log entries whose body references ``artifact_hash`` (``sha256:<hex>``)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CachedResult:
+    """A definitive verification result (D5): a trusted digest or a permanent denial."""
+
+    digest: str | None = None
+    category: str | None = None
+    message: str | None = None
+
+
+class Cache(Protocol):
+    """Shared verification cache (issue 6). Never raises: an outage is a miss."""
+
+    async def get(self, key: str) -> CachedResult | None: ...
+
+    async def put(self, key: str, value: CachedResult, ttl_seconds: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alert:
+    """One notification to deliver."""
+
+    url: str
+    body: bytes = field(repr=False)
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+
+class AlertSink(Protocol):
+    """Delivers alert notifications (issue 6).
+
+    Errors: ``ConnaisseurError`` with category ``send_failed``.
+    """
+
+    async def send(self, alert: Alert, deadline: Deadline) -> None: ...
+
+
+class KubernetesApi(Protocol):
+    """Read-only access to workload objects, for automatic child approval (issue 6)."""
+
+    async def get(
+        self, api_version: str, kind: str, namespace: str, name: str, deadline: Deadline
+    ) -> Mapping[str, Any] | None:
+        """The object, or ``None`` when it does not exist or cannot be read."""
+        ...
+
+
+class Metrics(Protocol):
+    """Where the use cases report what happened (Prometheus in production)."""
+
+    def admission(self, allowed: bool, timed_out: bool, seconds: float) -> None: ...
+
+    def validation(
+        self, validator_type: str, validator: str, category: str, seconds: float
+    ) -> None: ...

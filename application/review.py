@@ -1,0 +1,195 @@
+"""Use case: review an admission request — every image of the object, one verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from application.deadline import Deadline
+from application.ports import Clock, Metrics
+from application.settings import Features, ResourceValidationMode
+from application.verify import VerifyImage, VerifyImageCommand
+from domain.errors import Category, WorkloadError
+from domain.verdict import (
+    ImageVerdict,
+    Outcome,
+    PatchOperation,
+    RequestVerdict,
+    SkipReason,
+)
+from domain.workload import Workload
+
+DETECTION_WARNING = "detection mode active"
+PODS_ONLY_WARNING = "pod-only validation active"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReviewCommand:
+    """An admission request reduced to what the decision needs (decoded JSON objects)."""
+
+    uid: str
+    kind: str
+    operation: str
+    namespace: str
+    object: Any
+    old_object: Any = None
+    budget_seconds: float = 29.0
+
+
+class ReviewAdmission:
+    """Decides an admission request: verify every distinct image concurrently within budget."""
+
+    def __init__(
+        self, verify: VerifyImage, features: Features, clock: Clock, metrics: Metrics
+    ) -> None:
+        self._verify = verify
+        self._features = features
+        self._clock = clock
+        self._metrics = metrics
+
+    async def execute(self, command: ReviewCommand) -> RequestVerdict:
+        """The verdict for ``command``; never raises for anything the request contains."""
+        started = time.perf_counter()
+        deadline = Deadline.after(self._clock, command.budget_seconds)
+        verdict = await self._decide(command, deadline)
+        verdict = self._apply_modes(command, verdict)
+        self._metrics.admission(
+            verdict.allowed, verdict.outcome is Outcome.TIMEOUT, time.perf_counter() - started
+        )
+        return verdict
+
+    async def _decide(self, command: ReviewCommand, deadline: Deadline) -> RequestVerdict:
+        try:
+            old = self._old_workload(command)
+            new = Workload.parse(command.kind, command.object, command.namespace)
+        except WorkloadError as e:
+            return RequestVerdict(
+                uid=command.uid,
+                allowed=False,
+                outcome=Outcome.INVALID,
+                message=e.message,
+                category=e.category,
+            )
+        if old is not None and old.deleted:
+            return RequestVerdict(uid=command.uid, allowed=True, outcome=Outcome.SUCCESS)
+        approved = self._approved_images(old)
+        verdicts = await self._verify_all(new, approved, deadline)
+        return _summarise(command.uid, new, verdicts)
+
+    def _old_workload(self, command: ReviewCommand) -> Workload | None:
+        if command.operation != "UPDATE":
+            return None
+        try:
+            return Workload.parse(command.kind, command.old_object, command.namespace)
+        except WorkloadError as e:
+            raise WorkloadError(
+                f"error decoding old workload object: {e.message}", category=e.category
+            ) from e
+
+    def _approved_images(self, old: Workload | None) -> frozenset[str]:
+        if old is None or not self._features.automatic_unchanged_approval:
+            return frozenset()
+        return frozenset(old.images)
+
+    async def _verify_all(
+        self, workload: Workload, approved: frozenset[str], deadline: Deadline
+    ) -> list[ImageVerdict]:
+        commands = [
+            VerifyImageCommand(
+                image=raw,
+                approved_images=approved,
+                approval_reason=SkipReason.UNCHANGED if approved else None,
+            )
+            for raw in workload.images
+        ]
+        verdicts: dict[str, ImageVerdict] = {}
+        pending: dict[asyncio.Task[ImageVerdict], str] = {}
+        for cmd in commands:
+            now = self._verify.decide_now(cmd)
+            if now is not None:
+                verdicts[cmd.image] = now
+            elif not deadline.expired:
+                pending[asyncio.create_task(self._verify.execute(cmd, deadline))] = cmd.image
+        if pending:
+            done, late = await asyncio.wait(pending, timeout=deadline.remaining())
+            for task in done:
+                verdicts[pending[task]] = task.result()
+            for task in late:
+                task.cancel()
+        return [
+            verdicts.get(c.image) or _timed_out(c.image, len(verdicts), len(commands))
+            for c in commands
+        ]
+
+    def _apply_modes(self, command: ReviewCommand, verdict: RequestVerdict) -> RequestVerdict:
+        features = self._features
+        if (
+            features.resource_validation_mode is ResourceValidationMode.PODS_ONLY
+            and command.kind != "Pod"
+        ):
+            warnings = () if verdict.allowed else (PODS_ONLY_WARNING, verdict.message or "")
+            return _admitted(verdict, warnings, keep_patch=False)
+        if features.detection_mode and not verdict.allowed:
+            return _admitted(verdict, (DETECTION_WARNING, verdict.message or ""), keep_patch=True)
+        return verdict
+
+
+def _timed_out(image: str, finished: int, total: int) -> ImageVerdict:
+    return ImageVerdict(
+        image=image,
+        reference=None,
+        allowed=False,
+        category=Category.TIMEOUT,
+        message=f"not verified before the deadline ({finished}/{total} images finished)",
+    )
+
+
+def _summarise(uid: str, workload: Workload, verdicts: list[ImageVerdict]) -> RequestVerdict:
+    denied = [v for v in verdicts if not v.allowed]
+    if denied:
+        timed_out = any(v.category is Category.TIMEOUT for v in denied)
+        return RequestVerdict(
+            uid=uid,
+            allowed=False,
+            outcome=Outcome.TIMEOUT if timed_out else Outcome.ERROR,
+            message=_denial_message(denied, len(verdicts)),
+            category=Category.TIMEOUT if timed_out else denied[0].category,
+            images=tuple(verdicts),
+        )
+    slots = workload.images
+    patch = tuple(
+        PatchOperation(path=workload.patch_path(slot), value=v.new_image or "")
+        for v in verdicts
+        if v.patches
+        for slot in slots[v.image]
+    )
+    skipped = all(v.skipped is not None for v in verdicts)
+    return RequestVerdict(
+        uid=uid,
+        allowed=True,
+        outcome=Outcome.SKIP if skipped else Outcome.SUCCESS,
+        patch=patch,
+        images=tuple(verdicts),
+    )
+
+
+def _denial_message(denied: list[ImageVerdict], total: int) -> str:
+    head = f"{len(denied)} of {total} images denied: " if total > 1 else ""
+    return head + "; ".join(v.describe_denial() for v in denied)
+
+
+def _admitted(
+    verdict: RequestVerdict, warnings: tuple[str, ...], *, keep_patch: bool
+) -> RequestVerdict:
+    return RequestVerdict(
+        uid=verdict.uid,
+        allowed=True,
+        outcome=verdict.outcome,
+        message=verdict.message,
+        category=verdict.category,
+        patch=verdict.patch if keep_patch else (),
+        warnings=warnings,
+        images=verdict.images,
+    )

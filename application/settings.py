@@ -1,0 +1,130 @@
+"""Frozen settings the use cases and adapters run with; ``config/`` builds them at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from domain.policy import Policy
+from domain.trust import TrustRoot
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Credentials:
+    """Username and password for a registry or Notary server."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthSettings:
+    """Resolved ``auth`` block: credentials keyed by normalised ``registry[/repo]``."""
+
+    secret_name: str | None = None
+    use_keychain: bool = False
+    credentials: tuple[tuple[str, Credentials], ...] = field(default=(), repr=False)
+
+    def lookup(self, registry: str, repository: str = "") -> Credentials | None:
+        """Longest-prefix match of ``registry/repository`` among the keys (§6.2)."""
+        target = f"{registry}/{repository}" if repository else registry
+        best: tuple[int, Credentials] | None = None
+        for key, creds in self.credentials:
+            if key == "EMPTYAUTH":
+                continue
+            if (target == key or target.startswith(key + "/")) and (
+                best is None or len(key) > best[0]
+            ):
+                best = (len(key), creds)
+        return best[1] if best else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransparencySettings:
+    """Cosign ``host`` block: Rekor URL and overrides of the public-good trust material."""
+
+    rekor: str | None = None
+    rekor_pubkey: str | None = None
+    fulcio_cert: str | None = None
+    ct_log_pubkey: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ValidatorSettings:
+    """One entry of ``validators`` (connaisseur-v3.md §9.2)."""
+
+    name: str
+    type: str
+    approve: bool = False
+    host: str | None = None
+    transparency: TransparencySettings | None = None
+    cert: str | None = None
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    trust_roots: tuple[TrustRoot, ...] = ()
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """What identifies this validator's behaviour (cache keys, D5); secrets excluded."""
+        return (
+            self.name,
+            self.type,
+            self.approve,
+            self.host,
+            self.transparency,
+            self.cert,
+            self.auth.secret_name,
+            self.trust_roots,
+        )
+
+
+class ResourceValidationMode(StrEnum):
+    ALL = "all"
+    PODS_ONLY = "podsOnly"
+
+
+class NamespacedValidationMode(StrEnum):
+    IGNORE = "ignore"
+    VALIDATE = "validate"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Features:
+    """``application.features`` with Connaisseur's defaults (§9.1), env overrides applied."""
+
+    automatic_child_approval: bool = True
+    automatic_unchanged_approval: bool = False
+    detection_mode: bool = False
+    resource_validation_mode: ResourceValidationMode = ResourceValidationMode.ALL
+    namespaced_validation: NamespacedValidationMode | None = None
+    cache_expiry_seconds: int = 30
+    cache_errors: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Bounds on every input and every wait (D6, D8)."""
+
+    max_body_bytes: int = 3 * 1024 * 1024
+    max_json_depth: int = 100
+    max_document_bytes: int = 4 * 1024 * 1024
+    deadline_cap_seconds: float = 29.0
+    deadline_margin_seconds: float = 1.0
+    max_concurrent_verifications: int = 16
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything the application is configured with."""
+
+    validators: tuple[ValidatorSettings, ...]
+    policy: Policy
+    features: Features = field(default_factory=Features)
+    alerting: Any = None
+    limits: Limits = field(default_factory=Limits)
+    log_level: str = "info"
+    log_format: str = "json"
+
+    def validator(self, name: str) -> ValidatorSettings | None:
+        """The first validator called ``name`` (empty → ``default``)."""
+        name = name or "default"
+        return next((v for v in self.validators if v.name == name), None)

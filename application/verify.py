@@ -1,0 +1,166 @@
+"""Use case: decide one image — parse, match the policy, skip or verify, pin the digest."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from application.deadline import Deadline
+from application.ports import Metrics
+from application.validators import StaticValidator, Validator
+from domain.errors import Category, ConnaisseurError
+from domain.image import ImageReference, is_digest
+from domain.policy import Mode, Policy, Rule
+from domain.verdict import ImageVerdict, SkipReason, TrustedDigest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyImageCommand:
+    """One raw image string and what may let it skip verification."""
+
+    image: str
+    approved_images: frozenset[str] = frozenset()
+    approval_reason: SkipReason | None = None
+
+
+class VerifyImage:
+    """Applies the policy to one image and verifies it with the rule's validator."""
+
+    def __init__(
+        self, policy: Policy, validators: Mapping[str, Validator], metrics: Metrics
+    ) -> None:
+        self._policy = policy
+        self._validators = validators
+        self._metrics = metrics
+
+    def decide_now(self, command: VerifyImageCommand) -> ImageVerdict | None:
+        """The verdict when it needs no I/O (bad reference, no rule, static); else ``None``."""
+        try:
+            image, rule, validator = self._resolve(command.image)
+        except ConnaisseurError as e:
+            return _failed(command.image, None, None, None, e)
+        skip = self._skip(command, image, rule, validator)
+        if skip is not None:
+            return skip
+        if isinstance(validator, StaticValidator):
+            started = time.perf_counter()
+            try:
+                evidence = validator.decide(image)
+            except ConnaisseurError as e:
+                denial = ConnaisseurError(
+                    f"static deny for image {command.image} using rule {rule.pattern}",
+                    category=e.category,
+                )
+                verdict = _failed(command.image, image, rule, validator, denial)
+                return self._record(verdict, started)
+            return self._record(_trusted(command.image, image, rule, validator, evidence), started)
+        return None
+
+    async def execute(self, command: VerifyImageCommand, deadline: Deadline) -> ImageVerdict:
+        """Decide the image within ``deadline``; every failure becomes a denial verdict."""
+        now = self.decide_now(command)
+        if now is not None:
+            return now
+        image, rule, validator = self._resolve(command.image)
+        started = time.perf_counter()
+        try:
+            evidence = await validator.validate(image, rule.options, deadline)
+            verdict = _trusted(command.image, image, rule, validator, evidence)
+        except ConnaisseurError as e:
+            verdict = _failed(command.image, image, rule, validator, e)
+        except Exception:
+            log.exception("validator %s crashed on %s", validator.name, command.image)
+            crash = ConnaisseurError(
+                "internal error during validation", category=Category.VALIDATION_FAILED
+            )
+            verdict = _failed(command.image, image, rule, validator, crash)
+        return self._record(verdict, started)
+
+    def _resolve(self, raw: str) -> tuple[ImageReference, Rule, Validator]:
+        image = ImageReference.parse(raw)
+        rule = self._policy.match(image.name)
+        validator = self._validators.get(rule.validator or "default")
+        if validator is None:
+            raise ConnaisseurError(
+                f'validator "{rule.validator}" not found', category=Category.VALIDATOR_NOT_FOUND
+            )
+        return image, rule, validator
+
+    def _skip(
+        self, command: VerifyImageCommand, image: ImageReference, rule: Rule, validator: Validator
+    ) -> ImageVerdict | None:
+        if command.approval_reason is None or command.image not in command.approved_images:
+            return None
+        if isinstance(validator, StaticValidator):
+            return None  # static rules are cheap and never skipped, so a deny stays a deny
+        return ImageVerdict(
+            image=command.image,
+            reference=image.name,
+            allowed=True,
+            new_image=image.name,
+            digest=image.digest or None,
+            rule=rule.pattern,
+            validator=validator.name,
+            validator_type=validator.type,
+            mode=rule.options.mode,
+            skipped=command.approval_reason,
+        )
+
+    def _record(self, verdict: ImageVerdict, started: float) -> ImageVerdict:
+        self._metrics.validation(
+            verdict.validator_type or "unknown",
+            verdict.validator or "",
+            str(verdict.category or "success"),
+            time.perf_counter() - started,
+        )
+        return verdict
+
+
+def _trusted(
+    raw: str, image: ImageReference, rule: Rule, validator: Validator, evidence: TrustedDigest
+) -> ImageVerdict:
+    digest = evidence.digest or image.digest or None
+    if digest is not None and not digest.startswith("sha256:"):
+        digest = "sha256:" + digest
+    if digest is not None and not is_digest(digest):
+        e = ConnaisseurError(
+            f"validated image reference {image.context}@{digest} has invalid format",
+            category=Category.INVALID_REFERENCE,
+        )
+        return _failed(raw, image, rule, validator, e)
+    pinned = image.with_digest(digest) if digest else image
+    return ImageVerdict(
+        image=raw,
+        reference=image.name,
+        allowed=True,
+        new_image=pinned.name,
+        digest=digest,
+        rule=rule.pattern,
+        validator=validator.name,
+        validator_type=validator.type,
+        mode=rule.options.mode,
+    )
+
+
+def _failed(
+    raw: str,
+    image: ImageReference | None,
+    rule: Rule | None,
+    validator: Validator | None,
+    error: ConnaisseurError,
+) -> ImageVerdict:
+    return ImageVerdict(
+        image=raw,
+        reference=image.name if image else None,
+        allowed=False,
+        rule=rule.pattern if rule else None,
+        validator=validator.name if validator else None,
+        validator_type=validator.type if validator else None,
+        mode=rule.options.mode if rule else Mode.MUTATE,
+        category=error.category,
+        message=error.message,
+    )

@@ -1,0 +1,251 @@
+"""The image policy: anchored glob rules and the most-specific-rule selection (product.md D1).
+
+A pattern is normalised like an image reference (``nginx`` → ``index.docker.io/library/nginx``),
+then matched against the *whole* normalised image name. ``*`` crosses ``/``; ``?``, ``[a-z]``,
+``[!x]``, ``{a,b}`` and ``\\`` escapes follow gobwas/glob. A pattern without a tag or digest
+matches every tag and digest of its repository; a pattern with a digest but no tag also matches
+``name:tag@digest``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from domain.errors import PolicyError
+from domain.image import DOCKER_HUB, DOCKER_HUB_ALIASES
+
+_GLOB_META = frozenset("*?[{\\")
+
+
+class Mode(StrEnum):
+    """What happens to an admitted image: pinned to its digest, or only validated."""
+
+    MUTATE = "mutate"
+    VALIDATE_ONLY = "insecureValidateOnly"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleOptions:
+    """The ``with`` block of a rule (connaisseur-v3.md §4.6); ``None`` means unset."""
+
+    trust_root: str | None = None
+    threshold: int | None = None
+    required: tuple[str, ...] = ()
+    delegations: tuple[str, ...] = ()
+    verify_in_transparency_log: bool | None = None
+    verify_sct: bool | None = None
+    ignore_reference: bool = False
+    mode: Mode = Mode.MUTATE
+    verification_level: str = "strict"
+    verify_timestamp: str = "always"
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """A stable value identifying these options (part of cache keys, D5)."""
+        return (
+            self.trust_root,
+            self.threshold,
+            self.required,
+            self.delegations,
+            self.verify_in_transparency_log,
+            self.verify_sct,
+            self.ignore_reference,
+            self.mode.value,
+            self.verification_level,
+            self.verify_timestamp,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rule:
+    """One policy rule: the pattern as written, its validator name and options."""
+
+    pattern: str
+    validator: str = "default"
+    options: RuleOptions = field(default_factory=RuleOptions)
+    normalised: str = field(init=False, repr=False)
+    regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        normalised = normalise_pattern(self.pattern)
+        object.__setattr__(self, "normalised", normalised)
+        object.__setattr__(self, "regex", compile_pattern(normalised))
+
+    def matches(self, name: str) -> bool:
+        return self.regex.fullmatch(name) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Specificity:
+    """How specific a pattern is for one image name (connaisseur-v3.md §4.3)."""
+
+    component_count: int
+    prefix_lengths: tuple[int, ...]
+    component_lengths: tuple[int, ...]
+
+    @classmethod
+    def of(cls, pattern: str, name: str) -> Specificity:
+        pcs, ics = pattern.split("/"), name.split("/")
+        prefixes = tuple(
+            _common_prefix(pc, ics[k] if k < len(ics) else "") for k, pc in enumerate(pcs)
+        )
+        return cls(len(pcs), prefixes, tuple(len(pc) for pc in pcs))
+
+    def key(self) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
+        """Sort key: more components, then longer prefixes left to right, then longer parts."""
+        return (self.component_count, self.prefix_lengths, self.component_lengths)
+
+
+class Policy:
+    """An ordered list of rules; :meth:`match` picks the most specific matching rule."""
+
+    __slots__ = ("_memo", "rules")
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        self._memo: dict[str, Rule | None] = {}
+
+    def match(self, name: str) -> Rule:
+        """The most specific rule matching the normalised image ``name``; ties: the last wins.
+
+        Raises:
+            PolicyError: no rule matches.
+        """
+        if name not in self._memo:
+            if len(self._memo) > 4096:
+                self._memo.clear()
+            self._memo[name] = self._select(name)
+        rule = self._memo[name]
+        if rule is None:
+            raise PolicyError("no matching rule")
+        return rule
+
+    def matching(self, name: str) -> list[tuple[Rule, Specificity]]:
+        """Every matching rule with its specificity, in configuration order (for ``explain``)."""
+        return [(r, Specificity.of(r.normalised, name)) for r in self.rules if r.matches(name)]
+
+    def _select(self, name: str) -> Rule | None:
+        best: Rule | None = None
+        best_key: tuple[Any, ...] = ()
+        for rule, spec in self.matching(name):
+            key = spec.key()
+            if best is None or key >= best_key:
+                best, best_key = rule, key
+        return best
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def normalise_pattern(pattern: str) -> str:
+    """Spell a pattern like a normalised image name; globbed registries stay as written.
+
+    Raises:
+        PolicyError: the pattern is empty.
+    """
+    if not pattern:
+        raise PolicyError("pattern must not be empty")
+    first, sep, rest = pattern.partition("/")
+    if _GLOB_META.intersection(first) or (not sep and _GLOB_META.intersection(pattern)):
+        return pattern
+    if sep and ("." in first or ":" in first):
+        registry, repository = first, rest
+    else:
+        registry, repository = DOCKER_HUB, pattern
+    if registry in DOCKER_HUB_ALIASES:
+        registry = DOCKER_HUB
+        if "/" not in repository and repository[:1] not in _GLOB_META:
+            repository = "library/" + repository
+    return f"{registry}/{repository}"
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """Compile a normalised pattern to an anchored regex with the implicit tag/digest suffixes.
+
+    Raises:
+        PolicyError: the glob syntax is invalid.
+    """
+    repo, at, digest = _split_top_level(pattern, "@")
+    last = repo.rsplit("/", 1)[-1]
+    has_tag = _split_top_level(last, ":")[1] != ""
+    body = _glob_to_regex(repo, pattern)
+    if at:
+        tag = "" if has_tag else r"(?::[^/@]*)?"
+        body += tag + "@" + _glob_to_regex(digest, pattern)
+    elif has_tag:
+        body += r"(?:@[^/@]*)?"
+    else:
+        body += r"(?::[^/@]*)?(?:@[^/@]*)?"
+    try:
+        return re.compile(body, re.DOTALL)
+    except re.error as e:
+        raise PolicyError(f"invalid pattern {pattern!r}: {e}") from e
+
+
+def _split_top_level(text: str, sep: str) -> tuple[str, str, str]:
+    """Partition at the first ``sep`` outside ``[]``/``{}`` and not escaped."""
+    depth, i = 0, 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        elif c == sep and depth == 0:
+            return text[:i], sep, text[i + 1 :]
+        i += 1
+    return text, "", ""
+
+
+def _glob_to_regex(glob: str, whole: str) -> str:
+    out: list[str] = []
+    i, braces = 0, 0
+    while i < len(glob):
+        c = glob[i]
+        if c == "\\":
+            if i + 1 >= len(glob):
+                raise PolicyError(f"invalid pattern {whole!r}: trailing escape")
+            out.append(re.escape(glob[i + 1]))
+            i += 2
+            continue
+        if c == "[":
+            end = glob.find("]", i + 2)
+            if end == -1:
+                raise PolicyError(f"invalid pattern {whole!r}: unterminated '['")
+            out.append(_char_class(glob[i + 1 : end], whole))
+            i = end + 1
+            continue
+        if c == "{":
+            braces += 1
+            out.append("(?:")
+        elif c == "}" and braces:
+            braces -= 1
+            out.append(")")
+        elif c == "," and braces:
+            out.append("|")
+        else:
+            out.append({"*": ".*", "?": "."}.get(c, re.escape(c)))
+        i += 1
+    if braces:
+        raise PolicyError(f"invalid pattern {whole!r}: unterminated '{{'")
+    return "".join(out)
+
+
+def _char_class(body: str, whole: str) -> str:
+    negate = body.startswith("!")
+    body = body[1:] if negate else body
+    if not body:
+        raise PolicyError(f"invalid pattern {whole!r}: empty character class")
+    escaped = "".join("\\" + c if c in "\\^[]" else c for c in body)
+    return f"[{'^' if negate else ''}{escaped}]"

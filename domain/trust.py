@@ -1,0 +1,127 @@
+"""Trust roots: the pinned keys, certificates and keyless identities a validator trusts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from domain.errors import Category, TrustRootError
+
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+
+_PEM_BLOCK = re.compile(
+    r"-----BEGIN ([A-Z0-9 ]+)-----\s*([A-Za-z0-9+/=\s]*?)\s*-----END \1-----", re.DOTALL
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeylessIdentity:
+    """Who must have signed a keyless (Fulcio) signature; regexes are searched, not anchored."""
+
+    issuer: str | None = None
+    subject: str | None = None
+    issuer_regex: str | None = None
+    subject_regex: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrustRoot:
+    """A named anchor of trust: a PEM public key, a PEM certificate (+ TSA cert), or keyless."""
+
+    name: str
+    key: str | None = None
+    cert: str | None = None
+    ts_cert: str | None = None
+    keyless: KeylessIdentity | None = None
+
+
+def select_trust_roots(roots: Sequence[TrustRoot], ref: str | None) -> tuple[TrustRoot, ...]:
+    """Resolve a rule's ``trustRoot`` (empty → ``default``, ``*`` → all) per §4.5.
+
+    Raises:
+        TrustRootError: a named trust root does not exist, or none are defined.
+    """
+    name = ref or "default"
+    if name == "*":
+        if not roots:
+            raise TrustRootError("no trust roots are defined")
+        return tuple(roots)
+    for root in roots:
+        if root.name == name:
+            return (root,)
+    raise TrustRootError(f"unable to find trust root {name}")
+
+
+def pem_blocks(text: str) -> list[tuple[str, bytes]]:
+    """The PEM blocks of ``text`` as (label, DER) pairs; any other non-blank text is an error.
+
+    Raises:
+        TrustRootError: not PEM, or extraneous characters around the blocks (invalid_key).
+    """
+    import base64
+    import binascii
+
+    blocks: list[tuple[str, bytes]] = []
+    pos = 0
+    for m in _PEM_BLOCK.finditer(text):
+        if text[pos : m.start()].strip():
+            break
+        try:
+            der = base64.b64decode("".join(m.group(2).split()), validate=True)
+        except binascii.Error as e:
+            raise TrustRootError(
+                "PEM block is not valid base64", category=Category.INVALID_KEY
+            ) from e
+        blocks.append((m.group(1), der))
+        pos = m.end()
+    if not blocks or text[pos:].strip():
+        raise TrustRootError(
+            "key material must be PEM without extraneous characters", category=Category.INVALID_KEY
+        )
+    return blocks
+
+
+def load_public_key(pem: str) -> PublicKey:
+    """Parse one PEM ``PUBLIC KEY`` (SPKI): ECDSA, RSA or Ed25519.
+
+    Raises:
+        TrustRootError: not a single PEM public key of a supported type (invalid_key).
+    """
+    blocks = pem_blocks(pem)
+    if len(blocks) != 1 or blocks[0][0] != "PUBLIC KEY":
+        raise TrustRootError(
+            "provide exactly one PEM encoded public key", category=Category.INVALID_KEY
+        )
+    try:
+        key = serialization.load_der_public_key(blocks[0][1])
+    except ValueError as e:
+        raise TrustRootError("error parsing public key", category=Category.INVALID_KEY) from e
+    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
+        raise TrustRootError("unsupported public key type", category=Category.INVALID_KEY)
+    return key
+
+
+def load_certificates(pem: str) -> list[x509.Certificate]:
+    """Parse one or more PEM certificates.
+
+    Raises:
+        TrustRootError: not PEM certificates (invalid_key).
+    """
+    certs = []
+    for label, der in pem_blocks(pem):
+        if label != "CERTIFICATE":
+            raise TrustRootError(
+                f"expected a CERTIFICATE, got {label}", category=Category.INVALID_KEY
+            )
+        try:
+            certs.append(x509.load_der_x509_certificate(der))
+        except ValueError as e:
+            raise TrustRootError(
+                "failed to parse certificate", category=Category.INVALID_KEY
+            ) from e
+    return certs

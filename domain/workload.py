@@ -1,0 +1,141 @@
+"""Workloads: where the images of each supported Kubernetes kind live (connaisseur-v3.md §2.4)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from domain.errors import Category, WorkloadError
+
+CONTAINER_TYPES = ("containers", "initContainers", "ephemeralContainers")
+
+#: kind → (path to the pod spec, container types read there)
+_POD_SPEC_PATHS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "Pod": (("spec",), CONTAINER_TYPES),
+    **{
+        kind: (("spec", "template", "spec"), CONTAINER_TYPES[:2])
+        for kind in (
+            "Deployment",
+            "ReplicaSet",
+            "DaemonSet",
+            "StatefulSet",
+            "Job",
+            "ReplicationController",
+        )
+    },
+    "CronJob": (("spec", "jobTemplate", "spec", "template", "spec"), CONTAINER_TYPES[:2]),
+}
+SUPPORTED_KINDS = frozenset(_POD_SPEC_PATHS)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSlot:
+    """One place an image is written: container type, index and the raw image string."""
+
+    type: str
+    index: int
+    image: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OwnerReference:
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Workload:
+    """The parts of an admitted object that verification needs."""
+
+    kind: str
+    name: str
+    namespace: str
+    slots: tuple[ContainerSlot, ...]
+    owners: tuple[OwnerReference, ...] = ()
+    deleted: bool = False
+
+    @classmethod
+    def parse(cls, kind: str, obj: Any, namespace: str = "") -> Workload:
+        """Read a workload of ``kind`` from a decoded JSON object.
+
+        Raises:
+            WorkloadError: unsupported kind, malformed object, or no containers at all.
+        """
+        if kind not in _POD_SPEC_PATHS:
+            raise WorkloadError(f'unknown workload kind "{kind}"')
+        if not isinstance(obj, Mapping):
+            raise WorkloadError("object is not a JSON object", category=Category.NO_CONTAINERS)
+        meta = obj.get("metadata") or {}
+        if not isinstance(meta, Mapping):
+            raise WorkloadError("metadata is not a JSON object", category=Category.NO_CONTAINERS)
+        slots = container_slots(kind, obj)
+        if not slots:
+            raise WorkloadError(
+                "no containers found in workload object", category=Category.NO_CONTAINERS
+            )
+        return cls(
+            kind=kind,
+            name=str(meta.get("name") or meta.get("generateName") or ""),
+            namespace=namespace or str(meta.get("namespace") or ""),
+            slots=slots,
+            owners=_owners(meta.get("ownerReferences")),
+            deleted=meta.get("deletionTimestamp") is not None,
+        )
+
+    @property
+    def images(self) -> dict[str, list[ContainerSlot]]:
+        """Raw image string → its slots, in first-seen order (containers, init, ephemeral)."""
+        grouped: dict[str, list[ContainerSlot]] = {}
+        for slot in self.slots:
+            grouped.setdefault(slot.image, []).append(slot)
+        return grouped
+
+    def patch_path(self, slot: ContainerSlot) -> str:
+        """The JSON pointer of a slot's image (``/spec/template/spec/containers/0/image``)."""
+        prefix = "/".join(_POD_SPEC_PATHS[self.kind][0])
+        return f"/{prefix}/{slot.type}/{slot.index}/image"
+
+
+def container_slots(kind: str, obj: Mapping[str, Any]) -> tuple[ContainerSlot, ...]:
+    """Every container slot of ``obj`` read as ``kind`` (empty when malformed or unsupported).
+
+    Raises:
+        WorkloadError: a container list or entry has the wrong JSON type.
+    """
+    path, types = _POD_SPEC_PATHS.get(kind, ((), ()))
+    spec: Any = obj
+    for part in path:
+        spec = spec.get(part) if isinstance(spec, Mapping) else None
+    if not isinstance(spec, Mapping):
+        return ()
+    slots = []
+    for ctype in types:
+        containers = spec.get(ctype) or []
+        if not isinstance(containers, list):
+            raise WorkloadError(f"{ctype} is not a list", category=Category.NO_CONTAINERS)
+        for index, container in enumerate(containers):
+            image = container.get("image") if isinstance(container, Mapping) else None
+            if not isinstance(image, str):
+                raise WorkloadError(
+                    f"{ctype}[{index}] has no image string", category=Category.NO_CONTAINERS
+                )
+            slots.append(ContainerSlot(ctype, index, image))
+    return tuple(slots)
+
+
+def _owners(raw: Any) -> tuple[OwnerReference, ...]:
+    if not isinstance(raw, list):
+        return ()
+    return tuple(
+        OwnerReference(
+            api_version=str(o.get("apiVersion", "")),
+            kind=str(o.get("kind", "")),
+            name=str(o.get("name", "")),
+            uid=str(o.get("uid", "")),
+        )
+        for o in raw
+        if isinstance(o, Mapping)
+    )
