@@ -235,6 +235,14 @@ class Server:
     def url(self) -> str:
         return f"https://{HOST}:{self.port}{PATH}"
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time of the server process so far (Linux ``/proc``)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def check_alive(self) -> None:
         if self.process.poll() is not None:
             tail = self.log_file.read_text(errors="replace")[-2000:]
@@ -324,6 +332,7 @@ class Run:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float | None  # server CPU time per request: steadier than req/s on a busy host
 
 
 def write_lua(folder: Path, variant: Variant) -> Path:
@@ -353,13 +362,18 @@ def run_wrk(
     server: Server, variant: Variant, script: Path, concurrency: int, args: argparse.Namespace
 ) -> Run:
     command = wrk_command(server, script, concurrency, args.threads, args.duration)
+    cpu_before = server.cpu_seconds()
     done = subprocess.run(command, capture_output=True, text=True, timeout=args.duration + 30)
+    cpu_after = server.cpu_seconds()
     server.check_alive()
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH-RESULT ")), None)
     if done.returncode != 0 or line is None:
         raise BenchError(f"wrk failed ({done.returncode}): {done.stdout}\n{done.stderr}")
     r = json.loads(line.removeprefix("BENCH-RESULT "))
     errors = sum(r[k] for k in ("connect", "read", "write", "status", "timeout"))
+    cpu_us = None
+    if cpu_before is not None and cpu_after is not None and r["requests"]:
+        cpu_us = (cpu_after - cpu_before) / r["requests"] * 1e6
     return Run(
         server=server.name,
         variant=variant.name,
@@ -368,39 +382,42 @@ def run_wrk(
         p50_ms=r["p50_us"] / 1000,
         p99_ms=r["p99_us"] / 1000,
         errors=errors,
+        cpu_us=cpu_us,
     )
 
 
 # ---------------------------------------------------------------- report
 
 
-def aggregate(runs: list[Run]) -> tuple[float, float, float]:
-    """Median over rounds of req/s, p50 and p99."""
+def aggregate(runs: list[Run]) -> tuple[float, float, float, str]:
+    """Median over rounds of req/s, p50, p99 and server CPU µs per request."""
+    cpu = [r.cpu_us for r in runs if r.cpu_us is not None]
     return (
         statistics.median(r.rps for r in runs),
         statistics.median(r.p50_ms for r in runs),
         statistics.median(r.p99_ms for r in runs),
+        f"{statistics.median(cpu):.0f}" if cpu else "n/a",
     )
 
 
 def report(runs: list[Run], concurrencies: list[int]) -> list[str]:
     lines = [
-        "| c | server | variant | req/s | p50 ms | p99 ms | ours/bare |",
-        "|---:|---|---|---:|---:|---:|---:|",
+        "| c | server | variant | req/s | p50 ms | p99 ms | ours/bare | CPU µs/req |",
+        "|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     verdicts = []
     for c in concurrencies:
         bare = [r for r in runs if r.concurrency == c and r.server == "bare"]
-        bare_rps, p50, p99 = aggregate(bare)
-        lines.append(f"| {c} | bare | allow | {bare_rps:,.0f} | {p50:.2f} | {p99:.2f} | |")
+        bare_rps, p50, p99, cpu = aggregate(bare)
+        lines.append(f"| {c} | bare | allow | {bare_rps:,.0f} | {p50:.2f} | {p99:.2f} | | {cpu} |")
         for variant in (ALLOW, DENY):
             ours = [r for r in runs if r.concurrency == c and r.variant == variant.name]
             ours = [r for r in ours if r.server == "ours"]
-            rps, p50, p99 = aggregate(ours)
+            rps, p50, p99, cpu = aggregate(ours)
             ratio = rps / bare_rps
             lines.append(
                 f"| {c} | ours | {variant.name} | {rps:,.0f} | {p50:.2f} | {p99:.2f} "
-                f"| {ratio:.0%} |"
+                f"| {ratio:.0%} | {cpu} |"
             )
             if c == TARGET_CONCURRENCY:
                 ok = ratio >= TARGET_RATIO and p99 <= TARGET_P99_MS
@@ -514,7 +531,8 @@ def measure(
                 runs.append(run)
                 print(
                     f"  c={c:<3} {run.server:<4} {run.variant:<5} {run.rps:>9,.0f} req/s  "
-                    f"p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms"
+                    f"p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms  "
+                    f"CPU {run.cpu_us or 0:5.0f} µs/req"
                     + (f"  ERRORS {run.errors}" if run.errors else ""),
                     flush=True,
                 )
