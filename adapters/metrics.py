@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -9,7 +11,12 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 
 
 class PrometheusMetrics:
-    """Implements ``application.ports.Metrics`` on a registry of its own."""
+    """Implements ``application.ports.Metrics`` on a registry of its own.
+
+    Labelled children are looked up once per label set and kept: ``labels()`` costs about
+    four times the increment itself, and this runs several times per admission. Label values
+    come from the configuration and fixed enums, so the memo stays small.
+    """
 
     content_type = CONTENT_TYPE_LATEST
 
@@ -49,6 +56,14 @@ class PrometheusMetrics:
             ["host", "status_class"],
             registry=r,
         )
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def request_received(self) -> None:
         self.requests.inc()
@@ -57,18 +72,18 @@ class PrometheusMetrics:
         if allowed:
             self.admitted.inc()
         else:
-            self.denied.labels(timeout="true" if timed_out else "false").inc()
-        self.admission_seconds.labels(decision="admit" if allowed else "deny").observe(seconds)
+            self._child(self.denied, "true" if timed_out else "false").inc()
+        self._child(self.admission_seconds, "admit" if allowed else "deny").observe(seconds)
 
     def validation(
         self, validator_type: str, validator: str, category: str, seconds: float
     ) -> None:
         result = "success" if category == "success" else "error"
-        self.validations.labels(validator_type, validator, result, category).inc()
-        self.validation_seconds.labels(validator_type, validator).observe(seconds)
+        self._child(self.validations, validator_type, validator, result, category).inc()
+        self._child(self.validation_seconds, validator_type, validator).observe(seconds)
 
     def upstream_response(self, host: str, status_class: str) -> None:
-        self.upstream.labels(host, status_class).inc()
+        self._child(self.upstream, host, status_class).inc()
 
     def exposition(self) -> bytes:
         """The text exposition format of every metric."""
