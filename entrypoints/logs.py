@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from datetime import UTC, datetime
@@ -39,9 +40,43 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, option=self._option, default=str).decode()
 
 
+class LoopFlushingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that flushes once per event-loop iteration, not once per record.
+
+    With one log line per admission, a flush (a write system call) per record cost as much as
+    formatting the line. Records written while a loop runs are flushed by a callback at the
+    end of the current iteration, so lines still appear within milliseconds; without a
+    running loop (CLI, shutdown) every record is flushed at once as before.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._flush_scheduled = False
+
+    def flush(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            super().flush()
+            return
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_scheduled = False
+        super().flush()
+
+
 def configure_logging(level: str, fmt: str) -> None:
     """Route every logger to stdout as JSON; unknown levels mean ``info`` (like Connaisseur)."""
-    handler = logging.StreamHandler(sys.stdout)
+    # Our records never show thread, process or source location: skip collecting them
+    # (logging HOWTO, "Optimization"); together a seventh of the cost of a log line.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
+    handler = LoopFlushingHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(pretty=fmt != "json"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
