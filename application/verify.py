@@ -27,6 +27,9 @@ class VerifyImageCommand:
     approval_reason: SkipReason | None = None
 
 
+_STATIC_MEMO_SIZE = 4096
+
+
 class VerifyImage:
     """Applies the policy to one image and verifies it with the rule's validator."""
 
@@ -36,9 +39,15 @@ class VerifyImage:
         self._policy = policy
         self._validators = validators
         self._metrics = metrics
+        # raw image → verdict of its static rule: a pure function of the fixed configuration
+        # (static rules are never skipped), so hot images skip parse, match and verdict build.
+        self._static_verdicts: dict[str, ImageVerdict] = {}
 
     def decide_now(self, command: VerifyImageCommand) -> ImageVerdict | None:
         """The verdict when it needs no I/O (bad reference, no rule, static); else ``None``."""
+        known = self._static_verdicts.get(command.image)
+        if known is not None:
+            return self._record(known, time.perf_counter())
         try:
             image, rule, validator = self._resolve(command.image)
         except ConnaisseurError as e:
@@ -48,16 +57,11 @@ class VerifyImage:
             return skip
         if isinstance(validator, StaticValidator):
             started = time.perf_counter()
-            try:
-                evidence = validator.decide(image)
-            except ConnaisseurError as e:
-                denial = ConnaisseurError(
-                    f"static deny for image {command.image} using rule {rule.pattern}",
-                    category=e.category,
-                )
-                verdict = _failed(command.image, image, rule, validator, denial)
-                return self._record(verdict, started)
-            return self._record(_trusted(command.image, image, rule, validator, evidence), started)
+            verdict = _static(command.image, image, rule, validator)
+            if len(self._static_verdicts) >= _STATIC_MEMO_SIZE:
+                self._static_verdicts.clear()
+            self._static_verdicts[command.image] = verdict
+            return self._record(verdict, started)
         return None
 
     async def execute(self, command: VerifyImageCommand, deadline: Deadline) -> ImageVerdict:
@@ -118,6 +122,19 @@ class VerifyImage:
             time.perf_counter() - started,
         )
         return verdict
+
+
+def _static(
+    raw: str, image: ImageReference, rule: Rule, validator: StaticValidator
+) -> ImageVerdict:
+    try:
+        evidence = validator.decide(image)
+    except ConnaisseurError as e:
+        denial = ConnaisseurError(
+            f"static deny for image {raw} using rule {rule.pattern}", category=e.category
+        )
+        return _failed(raw, image, rule, validator, denial)
+    return _trusted(raw, image, rule, validator, evidence)
 
 
 def _trusted(
