@@ -26,7 +26,7 @@ from application.settings import (
 )
 from config import schema
 from config.auth import load_auth
-from config.env import apply_env
+from config.env import apply_env, infrastructure
 from domain.errors import ConfigError, ConnaisseurError
 from domain.policy import Mode, Policy, Rule, RuleOptions
 from domain.trust import KeylessIdentity, TrustRoot, load_certificates, load_public_key
@@ -89,6 +89,7 @@ def build_settings(document: Any, *, secrets_dir: Path, env: Mapping[str, str]) 
         policy=Policy(tuple(policy)),
         features=features,
         alerting=alerting_data or data.get("alerting"),
+        infra=infrastructure(env),
         log_level=str(env.get("LOG_LEVEL") or data.get("logLevel") or "info"),
         log_format=str(env.get("LOG_FORMAT") or data.get("logFormat") or "json"),
     )
