@@ -142,6 +142,8 @@ class ReviewAdmission:
         ]
         verdicts: dict[str, ImageVerdict] = {}
         waiting: list[VerifyImageCommand] = []
+        if deadline.expired:  # no budget at all (the caller gave up): nothing is decided
+            return [self._timed_out(c.image, 0, len(commands)) for c in commands]
         for cmd in commands:
             now = self._verify.decide_now(cmd)
             if now is not None:

@@ -95,7 +95,7 @@ class VerifyImage:
         if cache is not None:
             started = time.perf_counter()
             hit = await cache.get(key)
-            if hit is not None:
+            if hit is not None and (hit.digest or hit.message or hit.category):
                 return self._record(_replayed(command.image, image, rule, validator, hit), started)
         shared = self._inflight.get(key)
         if shared is None:

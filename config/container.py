@@ -193,3 +193,13 @@ def build_container(settings: Settings, clock: Clock | None = None) -> Container
         container.clock.override(providers.Object(clock))
     container.cache()
     return container
+
+
+async def close_resources(container: Container) -> None:
+    """Let background alerts finish and close the Redis connection pool (shutdown)."""
+    notifier = container.notifier()
+    if notifier is not None:
+        await notifier.drain()
+    cache = container.cache()
+    if isinstance(cache, RedisCache):
+        await cache.close()
