@@ -107,7 +107,7 @@ def test_transform_template(case: dict[str, Any]) -> None:
     if go_parses:
         load_template(inputs["template"], _dirs(inputs))
     else:
-        with pytest.raises(ConnaisseurError, match='unexpected "{"'):
+        with pytest.raises(ConnaisseurError, match=r'unexpected "\{"'):
             load_template(inputs["template"], _dirs(inputs))
 
 
@@ -203,14 +203,15 @@ async def test_eval_and_send(case: dict[str, Any]) -> None:
     inputs, expected = case["inputs"], case["expected"]
     received: list[Received] = []
     async with serving(receiver_app(received)) as url, aiohttp.ClientSession() as session:
-        try:
-            loaded = _load_file(inputs)
-        except ConnaisseurError as e:
+        load_error = _load_error(lambda: _load_file(inputs))
+        if load_error is not None:
             # Difference: a missing template is found at start-up, not per request.
-            assert e.category == "config_invalid"
+            assert load_error.category == "config_invalid"
             assert expected["error"] == "template_error"
-            assert "unable to get template file" in " ".join(getattr(e, "problems", [e.message]))
+            problems = " ".join(getattr(load_error, "problems", [load_error.message]))
+            assert "unable to get template file" in problems
             return
+        loaded = _load_file(inputs)
         assert loaded is not None
         settings = AlertingSettings(
             cluster=loaded.cluster,
@@ -240,6 +241,20 @@ async def test_eval_and_send(case: dict[str, Any]) -> None:
         assert bodies[-1] == expected["webhook_body"]
     if "webhook_bodies_unordered" in expected:
         assert sorted(bodies) == sorted(expected["webhook_bodies_unordered"])
+
+
+def _load_error(load: Any) -> ConnaisseurError | None:
+    try:
+        load()
+    except ConnaisseurError as e:
+        return e
+    return None
+
+
+def _checked_receiver(inputs: dict[str, Any], url: str) -> None:
+    receiver = _receiver(inputs["channel"], url, inputs)
+    channel = {**inputs["channel"], "receiverUrl": receiver.url}
+    build_alerting({"admitRequest": {"receivers": [channel]}}, _dirs(inputs))
 
 
 def _retarget(receiver: Receiver, url: str) -> Receiver:
