@@ -157,23 +157,14 @@ async def test_send_notification(case: dict[str, Any]) -> None:
     inputs, expected = case["inputs"], case["expected"]
     received: list[Received] = []
     async with serving(receiver_app(received)) as url, aiohttp.ClientSession() as session:
-        try:
-            receiver = _receiver(inputs["channel"], url, inputs)
-            # Difference: a bad URL is refused when the configuration is loaded.
-            build_alerting(
-                {
-                    "admitRequest": {
-                        "receivers": [{**inputs["channel"], "receiverUrl": receiver.url}]
-                    }
-                },
-                _dirs(inputs),
-            )
-        except ConnaisseurError as e:
+        load_error = _load_error(lambda: _checked_receiver(inputs, url))
+        if load_error is not None:
+            # Difference: caught at load (config_invalid / template_error), never sent.
             assert not expected["ok"]
-            # Caught at load: config_invalid for what upstream reports as send_failed.
-            assert e.category in (expected["error"], "config_invalid")
+            assert load_error.category in (expected["error"], "config_invalid")
             assert received == []
             return
+        receiver = _receiver(inputs["channel"], url, inputs)
         settings = AlertingSettings(
             admit=(receiver,), pod_name=inputs["values"].get("connaisseur_pod_id", "")
         )
