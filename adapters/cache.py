@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from application.ports import Cache, CachedResult
@@ -188,7 +190,8 @@ def redis_client(
         db=0,
         socket_timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
-        retry_on_timeout=False,
+        # No retries: a lookup only saves work, and the breaker handles outages.
+        retry=Retry(NoBackoff(), 0),
         **options,
     )
 
