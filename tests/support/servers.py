@@ -130,7 +130,7 @@ class RedisServer:
 
 @contextlib.contextmanager
 def redis_server(
-    workdir: Path, tls: TlsFiles | None = None, password: str = "test-redis-password"
+    workdir: Path, tls: TlsFiles | None = None, password: str = "test-redis-password",  # noqa: S107
 ) -> Iterator[RedisServer]:
     """Debian's ``redis-server`` on a free loopback port, no persistence, with a password."""
     binary = shutil.which("redis-server")
@@ -157,7 +157,7 @@ def redis_server(
 
 
 @contextlib.contextmanager
-def redis_container(password: str = "test-redis-password") -> Iterator[RedisServer]:
+def redis_container(password: str = "test-redis-password",  # noqa: S107) -> Iterator[RedisServer]:
     """The official ``redis`` image via testcontainers (only when a Docker engine answers)."""
     from testcontainers.redis import RedisContainer
 
