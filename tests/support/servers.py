@@ -117,6 +117,9 @@ def registry_server(
         )
 
 
+TEST_REDIS_PASSWORD = "test-redis-password"  # noqa: S105 - a throw-away local server
+
+
 @dataclass(frozen=True)
 class RedisServer:
     """A running Redis; ``tls`` servers only accept TLS connections."""
@@ -130,7 +133,9 @@ class RedisServer:
 
 @contextlib.contextmanager
 def redis_server(
-    workdir: Path, tls: TlsFiles | None = None, password: str = "test-redis-password",  # noqa: S107
+    workdir: Path,
+    tls: TlsFiles | None = None,
+    password: str = TEST_REDIS_PASSWORD,
 ) -> Iterator[RedisServer]:
     """Debian's ``redis-server`` on a free loopback port, no persistence, with a password."""
     binary = shutil.which("redis-server")
@@ -157,7 +162,7 @@ def redis_server(
 
 
 @contextlib.contextmanager
-def redis_container(password: str = "test-redis-password",  # noqa: S107) -> Iterator[RedisServer]:
+def redis_container(password: str = TEST_REDIS_PASSWORD) -> Iterator[RedisServer]:
     """The official ``redis`` image via testcontainers (only when a Docker engine answers)."""
     from testcontainers.redis import RedisContainer
 
