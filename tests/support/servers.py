@@ -117,7 +117,7 @@ def registry_server(
         )
 
 
-TEST_REDIS_PASSWORD = "test-redis-password"  # noqa: S105 - a throw-away local server
+TEST_REDIS_PASSWORD = "test-redis-password"
 
 
 @dataclass(frozen=True)
