@@ -71,7 +71,11 @@ SCHEME_SIGNING_AUTHORITY = "notary.x509.signingAuthority"
 
 _COSE_ALG, _COSE_CRIT, _COSE_CTY, _COSE_X5CHAIN, _COSE_SIGN1_TAG = 1, 2, 3, 33, 18
 _COSE_ALGS = {-37: "PS256", -38: "PS384", -39: "PS512", -7: "ES256", -35: "ES384", -36: "ES512"}
-_HASH_OF = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
+_HASH_OF: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "256": hashes.SHA256,
+    "384": hashes.SHA384,
+    "512": hashes.SHA512,
+}
 _RSA_ALGS = {2048: "PS256", 3072: "PS384", 4096: "PS512"}
 _EC_ALGS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 _FORBIDDEN_SIGNING_EKUS = {
@@ -357,7 +361,7 @@ def _parse_cose(blob: bytes) -> Envelope:
     to_be_signed = cbor2.dumps(["Signature1", protected_bytes, b"", payload])
     return Envelope(
         media_type=MEDIA_TYPE_COSE,
-        alg=_COSE_ALGS.get(headers.get(_COSE_ALG), f"cose:{headers.get(_COSE_ALG)}"),
+        alg=_cose_alg(headers.get(_COSE_ALG)),
         signing_input=to_be_signed,
         signature=bytes(signature),
         payload=bytes(payload),
@@ -370,6 +374,10 @@ def _parse_cose(blob: bytes) -> Envelope:
         timestamp_token=_optional_bytes(unprotected.get(_TIMESTAMP)),
         critical=_critical(headers.get(_COSE_CRIT)),
     )
+
+
+def _cose_alg(value: Any) -> str:
+    return _COSE_ALGS.get(value, f"cose:{value}") if isinstance(value, int) else f"cose:{value}"
 
 
 def _cbor_time(value: Any) -> datetime | None:
@@ -523,7 +531,8 @@ def _reworded(error: VerificationError, image: str, roots: str) -> VerificationE
 def _check_integrity(envelope: Envelope, image: str, roots: str) -> None:
     def broken(reason: str) -> VerificationError:
         return _invalid(
-            f"the Notation signature of image {image} does not verify ({reason}; trust roots {roots})"
+            f"the Notation signature of image {image} does not verify "
+            f"({reason}; trust roots {roots})"
         )
 
     if envelope.content_type != PAYLOAD_MEDIA_TYPE:
@@ -535,7 +544,9 @@ def _check_integrity(envelope: Envelope, image: str, roots: str) -> None:
         raise broken(f"algorithm {envelope.alg} does not match the signing certificate's key")
     if not _signature_valid(leaf, envelope):
         raise broken("signature does not match the signed content")
-    problem = _chain_problem(envelope.chain, envelope.signing_time or envelope.authentic_signing_time)
+    problem = _chain_problem(
+        envelope.chain, envelope.signing_time or envelope.authentic_signing_time
+    )
     if problem is not None:
         raise broken(problem)
 
@@ -553,7 +564,10 @@ def _check_signed_attributes(
         if envelope.signing_time is None:
             raise broken("notary.x509 signature without signing time")
     elif envelope.signing_scheme == SCHEME_SIGNING_AUTHORITY:
-        if envelope.authentic_signing_time is None or _AUTHENTIC_SIGNING_TIME not in envelope.critical:
+        if (
+            envelope.authentic_signing_time is None
+            or _AUTHENTIC_SIGNING_TIME not in envelope.critical
+        ):
             raise broken("notary.x509.signingAuthority signature without authentic signing time")
     else:
         raise broken(f"unsupported signing scheme {envelope.signing_scheme!r}")
@@ -597,10 +611,16 @@ def _chain_problem(chain: Sequence[x509.Certificate], signed_at: datetime | None
     for index, cert in enumerate(chain):
         issuer = chain[index + 1] if index + 1 < len(chain) else cert
         if not _directly_issued(cert, issuer):
-            return f"certificate {index} is not issued by the next one (or the last is not self-signed)"
-        if cert.signature_hash_algorithm is not None and cert.signature_hash_algorithm.name == "sha1":
+            return f"certificate {index} is not issued by the next (or the last is not self-signed)"
+        if (
+            cert.signature_hash_algorithm is not None
+            and cert.signature_hash_algorithm.name == "sha1"
+        ):
             return f"certificate {index} uses a SHA-1 signature"
-        if signed_at is not None and not cert.not_valid_before_utc <= signed_at <= cert.not_valid_after_utc:
+        if (
+            signed_at is not None
+            and not cert.not_valid_before_utc <= signed_at <= cert.not_valid_after_utc
+        ):
             return f"certificate {cert.subject.rfc4514_string()} was not valid at the signing time"
     problem = _leaf_problem(chain[0], is_only=len(chain) == 1)
     if problem is not None:
@@ -660,7 +680,9 @@ def _target_descriptor(payload: bytes, image: str, roots: str) -> Mapping[str, A
     try:
         doc = json.loads(payload)
         descriptor = doc["targetArtifact"]
-        if not isinstance(descriptor.get("digest"), str) or not isinstance(descriptor.get("size"), int):
+        if not isinstance(descriptor.get("digest"), str) or not isinstance(
+            descriptor.get("size"), int
+        ):
             raise TypeError("descriptor lacks digest or size")
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise _malformed(
@@ -716,7 +738,9 @@ def _check_authentic_timestamp(
     _require_within(chain, stamp.earliest, stamp.latest)
 
 
-def _require_within(chain: Sequence[x509.Certificate], earliest: datetime, latest: datetime) -> None:
+def _require_within(
+    chain: Sequence[x509.Certificate], earliest: datetime, latest: datetime
+) -> None:
     for cert in chain:
         if earliest < cert.not_valid_before_utc or latest > cert.not_valid_after_utc:
             raise VerificationError(
@@ -774,4 +798,3 @@ def chain_thumbprints(store: NotationTrustStore, policy: NotationPolicy) -> froz
         for name in policy.names(StoreType.CA)
         for cert in store.certificates(StoreType.CA, name)
     )
-

@@ -32,7 +32,14 @@ from domain.errors import Category, VerificationError
 MAX_TOKEN_BYTES = 64 * 1024
 MAX_CHAIN_LENGTH = 6
 
-_SEQUENCE, _SET, _INTEGER, _OCTET_STRING, _OID, _GENERALIZED_TIME = 0x30, 0x31, 0x02, 0x04, 0x06, 0x18
+_SEQUENCE, _SET, _INTEGER, _OCTET_STRING, _OID, _GENERALIZED_TIME = (
+    0x30,
+    0x31,
+    0x02,
+    0x04,
+    0x06,
+    0x18,
+)
 _CONTEXT_0, _CONTEXT_0_PRIMITIVE, _CONTEXT_1_PRIMITIVE = 0xA0, 0x80, 0x81
 
 _OID_SIGNED_DATA = "1.2.840.113549.1.7.2"
@@ -221,7 +228,9 @@ def _verify(token: bytes, signature: bytes, trusted: Sequence[x509.Certificate])
     # Step 5 — the TSA is trusted at the time it stamped.
     gen_time, accuracy = info[2], info[3]
     _check_tsa_chain(cert, certs, trusted, gen_time)
-    return TimestampInfo(gen_time=gen_time, accuracy=accuracy, tsa_subject=cert.subject.rfc4514_string())
+    return TimestampInfo(
+        gen_time=gen_time, accuracy=accuracy, tsa_subject=cert.subject.rfc4514_string()
+    )
 
 
 def _signed_data(content_info: Der) -> Der:
@@ -241,7 +250,9 @@ def _split_signed_data(parts: list[Der]) -> tuple[Der, list[x509.Certificate], _
     certs: list[x509.Certificate] = []
     for optional in parts[3:-1]:
         if optional.tag == _CONTEXT_0:  # [0] IMPLICIT CertificateSet: order is not trusted
-            certs.extend(_load_certificate(c.raw) for c in optional.children() if c.tag == _SEQUENCE)
+            certs.extend(
+                _load_certificate(c.raw) for c in optional.children() if c.tag == _SEQUENCE
+            )
     infos = signer_infos.expect(_SET, "SignerInfos").children()
     if len(infos) != 1:
         raise TimestampError("timestamp token must have exactly one SignerInfo")
@@ -377,7 +388,10 @@ def _check_signed_attributes(signer: _SignerInfo, tst_der: bytes, cert: x509.Cer
 def _check_ess_certificate(attrs: dict[str, list[Der]], cert: x509.Certificate) -> None:
     """RFC 2634 / RFC 5035: the first ESSCertID(v2) must hash to the signer certificate."""
     der = cert.public_bytes(Encoding.DER)
-    for oid, default in ((_OID_SIGNING_CERTIFICATE_V2, "sha256"), (_OID_SIGNING_CERTIFICATE, "sha1")):
+    for oid, default in (
+        (_OID_SIGNING_CERTIFICATE_V2, "sha256"),
+        (_OID_SIGNING_CERTIFICATE, "sha1"),
+    ):
         values = attrs.get(oid)
         if not values:
             continue
@@ -387,8 +401,13 @@ def _check_ess_certificate(attrs: dict[str, list[Der]], cert: x509.Certificate) 
         if first[0].tag == _SEQUENCE:  # ESSCertIDv2 with an explicit hashAlgorithm
             algorithm = _hash_for(_oid(first[0].children()[0])).name
             cert_hash = first[1]
-        if hashlib.new(algorithm, der).digest() != cert_hash.expect(_OCTET_STRING, "certHash").content:
-            raise TimestampError("timestamp token: signing-certificate attribute names another cert")
+        if (
+            hashlib.new(algorithm, der).digest()
+            != cert_hash.expect(_OCTET_STRING, "certHash").content
+        ):
+            raise TimestampError(
+                "timestamp token: signing-certificate attribute names another cert"
+            )
 
 
 def _verify_signer_signature(signer: _SignerInfo, cert: x509.Certificate) -> None:
@@ -442,7 +461,8 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 def _require_valid_at(cert: x509.Certificate, at: datetime) -> None:
     if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
         raise TimestampError(
-            f"timestamp certificate {cert.subject.rfc4514_string()} was not valid at {at:%Y-%m-%dT%H:%M:%SZ}"
+            f"timestamp certificate {cert.subject.rfc4514_string()} was not valid "
+            f"at {at:%Y-%m-%dT%H:%M:%SZ}"
         )
 
 
@@ -453,4 +473,3 @@ def _require_timestamping_eku(cert: x509.Certificate) -> None:
         raise TimestampError("timestamp certificate lacks the timeStamping key usage") from e
     if ExtendedKeyUsageOID.TIME_STAMPING not in eku:
         raise TimestampError("timestamp certificate lacks the timeStamping key usage")
-
