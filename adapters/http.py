@@ -1,0 +1,142 @@
+"""The one place outbound HTTP is done: shared session, size caps, deadline timeouts, errors.
+
+Every adapter that talks HTTP goes through :class:`HttpClient`, so that response size caps
+(D8), timeouts drawn from the request budget (D6) and the translation of aiohttp failures into
+the domain error family (D9) are written once.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from application.deadline import Deadline
+from domain.errors import Category, VerificationError
+
+#: Called after every response with (host, status class such as "2xx", or "error").
+ResponseHook = Callable[[str, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """A fully read, size-capped response."""
+
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes = field(repr=False)
+
+
+@lru_cache(maxsize=64)
+def ssl_context(ca_pem: str | None) -> ssl.SSLContext:
+    """System roots, or ``ca_pem`` as the *only* roots (a validator's ``cert``); TLS ≥ 1.2."""
+    # With cadata given, create_default_context loads no system roots: the CA is the only root.
+    context = ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def status_error(status: int, what: str) -> VerificationError | None:
+    """The error for a non-2xx status that callers do not handle themselves (D9), else None."""
+    if status < 400:
+        return None
+    if status in (401, 403):
+        return VerificationError(
+            f"{what}: access denied (HTTP {status})", category=Category.UNAUTHORIZED
+        )
+    if status == 429:
+        return VerificationError(f"{what}: rate limited (HTTP 429)", category=Category.RATE_LIMITED)
+    if status >= 500:
+        return VerificationError(
+            f"{what}: server unavailable (HTTP {status})", category=Category.UNAVAILABLE
+        )
+    return VerificationError(f"{what}: unexpected HTTP {status}", category=Category.FETCH_FAILED)
+
+
+class HttpClient:
+    """Sends requests over one pooled session and returns bounded, fully read responses."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        max_body_bytes: int = 4 * 1024 * 1024,
+        request_cap_seconds: float = 10.0,
+        on_response: ResponseHook | None = None,
+    ) -> None:
+        self._session = session
+        self._max_body_bytes = max_body_bytes
+        self._cap = request_cap_seconds
+        self._on_response = on_response
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        deadline: Deadline,
+        *,
+        headers: Mapping[str, str] | None = None,
+        ca_pem: str | None = None,
+        data: bytes | None = None,
+        max_bytes: int | None = None,
+    ) -> HttpResponse:
+        """Send one request; the timeout is what is left of ``deadline`` (at most the cap).
+
+        Raises:
+            VerificationError: ``timeout`` when the budget is spent, ``fetch_failed`` when the
+                server cannot be reached or the body exceeds the cap.
+        """
+        host = urlsplit(url).netloc
+        timeout = deadline.timeout(self._cap)
+        if timeout <= 0:
+            raise VerificationError(f"no time left to contact {host}", category=Category.TIMEOUT)
+        limit = max_bytes or self._max_body_bytes
+        try:
+            async with self._session.request(
+                method,
+                url,
+                headers=dict(headers or {}),
+                data=data,
+                ssl=ssl_context(ca_pem) if url.startswith("https:") else False,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                allow_redirects=True,
+            ) as resp:
+                body = await _read_capped(resp, limit, host)
+                self._report(host, f"{resp.status // 100}xx")
+                return HttpResponse(str(resp.url), resp.status, dict(resp.headers), body)
+        except TimeoutError as e:
+            self._report(host, "error")
+            raise VerificationError(
+                f"{host} did not answer within {timeout:.1f}s", category=Category.TIMEOUT
+            ) from e
+        except aiohttp.ClientError as e:
+            self._report(host, "error")
+            raise VerificationError(
+                f"cannot reach {host}: {type(e).__name__}", category=Category.FETCH_FAILED
+            ) from e
+
+    def _report(self, host: str, status_class: str) -> None:
+        if self._on_response is not None:
+            self._on_response(host, status_class)
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int, host: str) -> bytes:
+    if resp.content_length is not None and resp.content_length > limit:
+        raise VerificationError(
+            f"response from {host} exceeds {limit} bytes", category=Category.FETCH_FAILED
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise VerificationError(
+                f"response from {host} exceeds {limit} bytes", category=Category.FETCH_FAILED
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)

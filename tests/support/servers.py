@@ -1,0 +1,117 @@
+"""Real servers for integration tests: started on 127.0.0.1 with free ports, torn down after.
+
+When a Docker engine answers, :func:`docker_available` is true and fixtures may use
+testcontainers with the official images instead; each fixture says which backend ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.tls import TlsFiles
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(
+    port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def docker_available() -> bool:
+    """True when a Docker engine answers (then testcontainers can run official images)."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=5).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@contextlib.contextmanager
+def running(
+    cmd: Sequence[str], port: int, log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``cmd`` until the block ends; wait until ``port`` accepts connections."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            list(cmd), stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+        try:
+            wait_for_port(port, proc)
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@dataclass(frozen=True)
+class RegistryServer:
+    """A running CNCF distribution registry."""
+
+    host: str  # "127.0.0.1:PORT"
+    scheme: str
+    ca_pem: str | None
+    backend: str
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+
+@contextlib.contextmanager
+def registry_server(
+    workdir: Path, tls: TlsFiles | None = None, htpasswd: Path | None = None
+) -> Iterator[RegistryServer]:
+    """Debian's ``docker-registry`` (distribution 2.8) with filesystem storage."""
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "version: 0.1",
+        "log: {level: warn}",
+        "storage:",
+        f"  filesystem: {{rootdirectory: {workdir / 'data'}}}",
+        "  delete: {enabled: true}",
+        "http:",
+        f"  addr: 127.0.0.1:{port}",
+    ]
+    if tls is not None:
+        lines += ["  tls:", f"    certificate: {tls.cert_file}", f"    key: {tls.key_file}"]
+    if htpasswd is not None:
+        lines += ["auth:", "  htpasswd:", "    realm: test-registry", f"    path: {htpasswd}"]
+    config = workdir / "config.yml"
+    config.write_text("\n".join(lines) + "\n")
+    with running([binary, "serve", str(config)], port, workdir / "registry.log"):
+        yield RegistryServer(
+            host=f"127.0.0.1:{port}",
+            scheme="https" if tls else "http",
+            ca_pem=tls.ca_pem if tls else None,
+            backend="debian docker-registry",
+        )
