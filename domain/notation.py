@@ -302,7 +302,8 @@ def verify_signature(
 
     Steps (trust-store-trust-policy.md "Signature Verification", in notation-go's order):
     1. integrity — (the envelope was parsed by ``application.notation_envelopes``) supported
-       content type and critical headers, ``alg`` matches the signing key, signature verifies, chain is well formed and valid at the signing time;
+       content type and critical headers, ``alg`` matches the signing key, signature
+       verifies, chain is well formed and valid at the signing time;
     2. authenticity — a chain certificate is a certificate of a selected ``ca`` store;
     3. authentic timestamp — RFC 3161 countersignature per ``verifyTimestamp`` when a ``tsa``
        store is selected, else the chain must be valid at ``now``;
