@@ -16,7 +16,7 @@ from application.deadline import Deadline
 from application.ports import Clock, Endpoint, Notary
 from application.settings import AuthSettings, ValidatorSettings
 from domain.errors import Category, ConfigError, TrustRootError, VerificationError
-from domain.image import ImageReference, is_valid_registry
+from domain.image import ImageReference
 from domain.notaryv1 import pinned_key, pinned_keys, roles_to_fetch, verify_notary_image
 from domain.policy import RuleOptions
 from domain.trust import load_certificates, select_trust_roots
@@ -25,6 +25,10 @@ from domain.verdict import TrustedDigest
 DEFAULT_NOTARY_HOST = "https://notary.docker.io"
 _SCHEME = re.compile(r"(?i)^https?://")
 _MAX_REMEMBERED_REPOSITORIES = 4096
+# A DNS name or IP literal with an optional port: nothing that would need escaping.
+_AUTHORITY = re.compile(
+    r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::\d{1,5})?$"
+)
 
 
 def notary_host(host: str | None) -> str:
@@ -42,7 +46,7 @@ def host_problem(url: str) -> str | None:
         return "it cannot be parsed"
     if parts.scheme.lower() not in ("http", "https"):
         return "the scheme must be http or https"
-    if not is_valid_registry(parts.netloc) or parts.netloc.endswith(":"):
+    if not _AUTHORITY.match(parts.netloc):
         return "it names no valid host"
     if any(c.isspace() for c in url) or parts.query or parts.fragment:
         return "it is not a plain base URL"

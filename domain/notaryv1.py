@@ -183,26 +183,28 @@ class TrustedRepository:
         self.timestamp = ts
 
     def update_snapshot(self, raw: bytes) -> None:
-        """Verify snapshot.json against timestamp's hashes, then signatures, version, expiry.
+        """Verify snapshot.json: signatures, version, expiry, then timestamp's hashes of it.
 
-        Root's served bytes must also match snapshot's hashes of root (as Notary does).
+        Hashes come last so that a tampered file reports its bad signature, as Connaisseur v3
+        does; the order changes only the category, every check still runs before trust. Root's
+        served bytes must also match snapshot's hashes of root (as Notary does).
 
         Raises:
             VerificationError: checksum_mismatch, malformed_trust_data, signature_invalid,
                 rollback, expired.
         """
         entry = _meta(_need(self.timestamp, TIMESTAMP), SNAPSHOT)
-        check_hashes(SNAPSHOT, raw, entry, TIMESTAMP)
         snap = Envelope.parse(SNAPSHOT, raw, _TYPES[SNAPSHOT])
         self.signers[SNAPSHOT] = self._roles[SNAPSHOT].verify(snap)
         _check_listed_version(snap, entry, TIMESTAMP)
         self._check_version(snap)
         check_expiry(snap, self.now)
+        check_hashes(SNAPSHOT, raw, entry, TIMESTAMP)
         check_hashes(ROOT, self.root.raw, _meta(snap, ROOT), SNAPSHOT)
         self.snapshot = snap
 
     def update_targets(self, raw: bytes) -> None:
-        """Verify targets.json against snapshot's hashes, then signatures, version, expiry.
+        """Verify targets.json: signatures, version, expiry, then snapshot's hashes of it.
 
         Raises:
             VerificationError: checksum_mismatch, malformed_trust_data, signature_invalid,
@@ -262,12 +264,12 @@ class TrustedRepository:
 
     def _verified_targets(self, role: str, raw: bytes, keys: RoleKeys) -> Envelope:
         entry = _meta(_need(self.snapshot, SNAPSHOT), role)
-        check_hashes(role, raw, entry, SNAPSHOT)
         envelope = Envelope.parse(role, raw, "Targets")
         keys.verify(envelope)
         _check_listed_version(envelope, entry, SNAPSHOT)
         self._check_version(envelope)
         check_expiry(envelope, self.now)
+        check_hashes(role, raw, entry, SNAPSHOT)
         return envelope
 
     def _check_version(self, envelope: Envelope) -> None:
