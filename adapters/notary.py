@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from adapters.http import HttpClient, status_error
 from application.deadline import Deadline
+from application.notaryv1 import host_problem
 from application.ports import Endpoint, Notary
 from application.settings import Credentials
 from domain.errors import Category, VerificationError
@@ -72,6 +73,11 @@ class NotaryV1HttpClient(Notary):
                 over-size), ``timeout``, ``unauthorized``, ``rate_limited``, ``unavailable``.
         """
         base = host.rstrip("/")
+        problem = host_problem(base)
+        if problem is not None:
+            raise VerificationError(
+                f"invalid url for notary host {host!r}: {problem}", category=Category.FETCH_FAILED
+            )
         headers = await self._authorization(base, gun, endpoint, deadline)
         results = await asyncio.gather(
             *(self._fetch_role(base, gun, role, headers, endpoint, deadline) for role in roles),

@@ -67,6 +67,9 @@ def build_app(
             if path.endswith(f"/{TRUNCATED_ROLE}.json"):
                 resp = web.StreamResponse(status=200, headers={"Content-Length": "1"})
                 await resp.prepare(request)
+                # Promise one byte, send none, hang up: the client sees a truncated body.
+                if request.transport is not None:
+                    request.transport.close()
                 return resp
             return _serve(path)
         if auth and not request.headers.get("Authorization", "").startswith("Bearer "):
