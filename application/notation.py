@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from application.deadline import Deadline
+from application.notation_envelopes import parse_envelope
 from application.ports import Clock, Endpoint, Registry
 from application.settings import ValidatorSettings
 from domain.errors import Category, ConfigError, ConnaisseurError, TrustRootError, VerificationError
@@ -128,8 +129,7 @@ class NotationValidator:
     ) -> TrustedDigest:
         media_type, blob = await self._envelope(image, descriptor, deadline)
         result = verify_signature(
-            media_type,
-            blob,
+            parse_envelope(media_type, blob),
             image=image.name,
             target=target,
             policy=policy,

@@ -24,17 +24,14 @@ which passes — say so to operators (README).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import cbor2
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
@@ -55,22 +52,18 @@ MEDIA_TYPE_COSE = "application/cose"
 ENVELOPE_MEDIA_TYPES = frozenset({MEDIA_TYPE_JWS, MEDIA_TYPE_COSE})
 PAYLOAD_MEDIA_TYPE = "application/vnd.cncf.notary.payload.v1+json"
 THUMBPRINT_ANNOTATION = "io.cncf.notary.x509chain.thumbprint#S256"
-MAX_ENVELOPE_BYTES = 256 * 1024
-MAX_CHAIN_LENGTH = 10
 #: notation-go's default ``MaxSignatureAttempts``, kept by Connaisseur v3 (§5.4.2 step 5).
 MAX_SIGNATURE_ATTEMPTS = 10
 
-_SCHEME = "io.cncf.notary.signingScheme"
-_SIGNING_TIME = "io.cncf.notary.signingTime"
-_AUTHENTIC_SIGNING_TIME = "io.cncf.notary.authenticSigningTime"
-_EXPIRY = "io.cncf.notary.expiry"
-_TIMESTAMP = "io.cncf.notary.timestampSignature"
-_KNOWN_CRITICAL = frozenset({_SCHEME, _AUTHENTIC_SIGNING_TIME, _EXPIRY})
+HEADER_SIGNING_SCHEME = "io.cncf.notary.signingScheme"
+HEADER_SIGNING_TIME = "io.cncf.notary.signingTime"
+HEADER_AUTHENTIC_SIGNING_TIME = "io.cncf.notary.authenticSigningTime"
+HEADER_EXPIRY = "io.cncf.notary.expiry"
+HEADER_TIMESTAMP = "io.cncf.notary.timestampSignature"
+_KNOWN_CRITICAL = frozenset({HEADER_SIGNING_SCHEME, HEADER_AUTHENTIC_SIGNING_TIME, HEADER_EXPIRY})
 SCHEME_X509 = "notary.x509"
 SCHEME_SIGNING_AUTHORITY = "notary.x509.signingAuthority"
 
-_COSE_ALG, _COSE_CRIT, _COSE_CTY, _COSE_X5CHAIN, _COSE_SIGN1_TAG = 1, 2, 3, 33, 18
-_COSE_ALGS = {-37: "PS256", -38: "PS384", -39: "PS512", -7: "ES256", -35: "ES384", -36: "ES512"}
 _HASH_OF: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
     "256": hashes.SHA256,
     "384": hashes.SHA384,
@@ -249,151 +242,8 @@ class Envelope:
     critical: tuple[str, ...] = ()
 
 
-def parse_envelope(media_type: str, blob: bytes) -> Envelope:
-    """Parse a signature envelope blob of ``media_type`` (no verification yet).
-
-    Raises:
-        VerificationError: ``malformed_trust_data`` when unparsable or of an unknown type.
-    """
-    if len(blob) > MAX_ENVELOPE_BYTES:
-        raise _malformed("signature envelope is larger than 256 KiB")
-    try:
-        if media_type == MEDIA_TYPE_JWS:
-            return _parse_jws(blob)
-        if media_type == MEDIA_TYPE_COSE:
-            return _parse_cose(blob)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, cbor2.CBORError) as e:
-        if isinstance(e, VerificationError):
-            raise
-        raise _malformed(f"unparsable {media_type} signature envelope") from e
-    raise _malformed(f"unsupported signature envelope type {media_type!r}")
-
-
-def _malformed(message: str) -> VerificationError:
+def malformed(message: str) -> VerificationError:
     return VerificationError(message, category=Category.MALFORMED_TRUST_DATA)
-
-
-def _b64url(text: Any) -> bytes:
-    if not isinstance(text, str):
-        raise _malformed("JWS member is not a base64url string")
-    try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
-    except binascii.Error as e:
-        raise _malformed("JWS member is not valid base64url") from e
-
-
-def _b64(text: Any) -> bytes:
-    if not isinstance(text, str):
-        raise _malformed("JWS header value is not a base64 string")
-    try:
-        return base64.b64decode(text, validate=True)
-    except binascii.Error as e:
-        raise _malformed("JWS header value is not valid base64") from e
-
-
-def _parse_jws(blob: bytes) -> Envelope:
-    """signature-envelope-jws.md: flattened JWS JSON serialisation."""
-    doc = json.loads(blob)
-    if not isinstance(doc, dict) or not {"payload", "protected", "signature"} <= doc.keys():
-        raise _malformed("JWS envelope lacks payload, protected or signature")
-    headers = json.loads(_b64url(doc["protected"]))
-    unprotected = doc.get("header") or {}
-    if not isinstance(headers, dict) or not isinstance(unprotected, dict):
-        raise _malformed("JWS headers are not JSON objects")
-    x5c = unprotected.get("x5c")
-    if not isinstance(x5c, list):
-        raise _malformed("JWS envelope has no x5c certificate chain")
-    token = unprotected.get(_TIMESTAMP)
-    return Envelope(
-        media_type=MEDIA_TYPE_JWS,
-        alg=str(headers.get("alg", "")),
-        signing_input=f"{doc['protected']}.{doc['payload']}".encode("ascii"),
-        signature=_b64url(doc["signature"]),
-        payload=_b64url(doc["payload"]),
-        content_type=str(headers.get("cty", "")),
-        signing_scheme=str(headers.get(_SCHEME, "")),
-        signing_time=_rfc3339(headers.get(_SIGNING_TIME)),
-        authentic_signing_time=_rfc3339(headers.get(_AUTHENTIC_SIGNING_TIME)),
-        expiry=_rfc3339(headers.get(_EXPIRY)),
-        chain=_chain(_b64(c) for c in x5c),
-        timestamp_token=_b64(token) if token is not None else None,
-        critical=_critical(headers.get("crit")),
-    )
-
-
-def _rfc3339(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _malformed("a time header is not an RFC 3339 string")
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise _malformed("a time header has no UTC offset")
-    return moment.astimezone(UTC)
-
-
-def _critical(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str | int) for v in value):
-        raise _malformed("crit is not a list of header names")
-    return tuple(str(v) for v in value)
-
-
-def _chain(ders: Iterable[bytes]) -> tuple[x509.Certificate, ...]:
-    certs = tuple(x509.load_der_x509_certificate(d) for d in ders)
-    if not certs or len(certs) > MAX_CHAIN_LENGTH:
-        raise _malformed("signature certificate chain is empty or longer than 10")
-    return certs
-
-
-def _parse_cose(blob: bytes) -> Envelope:
-    """signature-envelope-cose.md: COSE_Sign1_Tagged."""
-    outer = cbor2.loads(blob)
-    if not isinstance(outer, cbor2.CBORTag) or outer.tag != _COSE_SIGN1_TAG:
-        raise _malformed("COSE envelope is not a tagged COSE_Sign1")
-    protected_bytes, unprotected, payload, signature = outer.value
-    headers = cbor2.loads(protected_bytes)
-    if not isinstance(headers, Mapping) or not isinstance(unprotected, Mapping):
-        raise _malformed("COSE headers are not maps")
-    chain = unprotected.get(_COSE_X5CHAIN, headers.get(_COSE_X5CHAIN))
-    ders = [chain] if isinstance(chain, bytes) else list(chain or [])
-    to_be_signed = cbor2.dumps(["Signature1", protected_bytes, b"", payload])
-    return Envelope(
-        media_type=MEDIA_TYPE_COSE,
-        alg=_cose_alg(headers.get(_COSE_ALG)),
-        signing_input=to_be_signed,
-        signature=bytes(signature),
-        payload=bytes(payload),
-        content_type=str(headers.get(_COSE_CTY, "")),
-        signing_scheme=str(headers.get(_SCHEME, "")),
-        signing_time=_cbor_time(headers.get(_SIGNING_TIME)),
-        authentic_signing_time=_cbor_time(headers.get(_AUTHENTIC_SIGNING_TIME)),
-        expiry=_cbor_time(headers.get(_EXPIRY)),
-        chain=_chain(bytes(d) for d in ders),
-        timestamp_token=_optional_bytes(unprotected.get(_TIMESTAMP)),
-        critical=_critical(headers.get(_COSE_CRIT)),
-    )
-
-
-def _cose_alg(value: Any) -> str:
-    return _COSE_ALGS.get(value, f"cose:{value}") if isinstance(value, int) else f"cose:{value}"
-
-
-def _cbor_time(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime) and value.tzinfo is not None:  # tag 1, decoded by cbor2
-        return value.astimezone(UTC)
-    raise _malformed("a COSE time header is not an epoch date/time (tag 1)")
-
-
-def _optional_bytes(value: Any) -> bytes | None:
-    if value is None:
-        return None
-    if not isinstance(value, bytes):
-        raise _malformed("COSE timestamp signature is not a byte string")
-    return value
 
 
 # --- Verification ------------------------------------------------------------------------
@@ -439,8 +289,7 @@ class _Run:
 
 
 def verify_signature(
-    media_type: str,
-    blob: bytes,
+    envelope: Envelope,
     *,
     image: str,
     target: Target,
@@ -452,8 +301,9 @@ def verify_signature(
     """Verify one Notation signature envelope for ``target`` under ``policy`` at ``now``.
 
     Steps (trust-store-trust-policy.md "Signature Verification", in notation-go's order):
-    1. integrity — parse, supported content type and critical headers, ``alg`` matches the
-       signing key, signature verifies, chain is well formed and valid at the signing time;
+    1. integrity — (the envelope was parsed by ``application.notation_envelopes``) supported
+       content type and critical headers, ``alg`` matches the signing key, signature
+       verifies, chain is well formed and valid at the signing time;
     2. authenticity — a chain certificate is a certificate of a selected ``ca`` store;
     3. authentic timestamp — RFC 3161 countersignature per ``verifyTimestamp`` when a ``tsa``
        store is selected, else the chain must be valid at ``now``;
@@ -468,7 +318,6 @@ def verify_signature(
     roots = policy.trust_root_names
     run = _Run(policy.level)
     # Step 1 — integrity (always enforced).
-    envelope = parse_envelope(media_type, blob)
     _check_integrity(envelope, image, roots)
     descriptor = _target_descriptor(envelope.payload, image, roots)
     # Step 2 — authenticity.
@@ -554,7 +403,7 @@ def _check_integrity(envelope: Envelope, image: str, roots: str) -> None:
 def _check_signed_attributes(
     envelope: Envelope, broken: Callable[[str], VerificationError]
 ) -> None:
-    if _SCHEME not in envelope.critical:
+    if HEADER_SIGNING_SCHEME not in envelope.critical:
         raise broken("the signing scheme is not marked critical")
     unknown = [c for c in envelope.critical if c not in _KNOWN_CRITICAL]
     if unknown:
@@ -566,12 +415,12 @@ def _check_signed_attributes(
     elif envelope.signing_scheme == SCHEME_SIGNING_AUTHORITY:
         if (
             envelope.authentic_signing_time is None
-            or _AUTHENTIC_SIGNING_TIME not in envelope.critical
+            or HEADER_AUTHENTIC_SIGNING_TIME not in envelope.critical
         ):
             raise broken("notary.x509.signingAuthority signature without authentic signing time")
     else:
         raise broken(f"unsupported signing scheme {envelope.signing_scheme!r}")
-    if envelope.expiry is not None and _EXPIRY not in envelope.critical:
+    if envelope.expiry is not None and HEADER_EXPIRY not in envelope.critical:
         raise broken("expiry header is not marked critical")
 
 
@@ -685,7 +534,7 @@ def _target_descriptor(payload: bytes, image: str, roots: str) -> Mapping[str, A
         ):
             raise TypeError("descriptor lacks digest or size")
     except (ValueError, TypeError, KeyError, AttributeError) as e:
-        raise _malformed(
+        raise malformed(
             f"the Notation signature payload of image {image} has no target descriptor "
             f"(trust roots {roots})"
         ) from e

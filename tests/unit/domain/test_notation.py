@@ -12,6 +12,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from application.notation_envelopes import parse_envelope
 from domain.errors import Category, TrustRootError, VerificationError
 from domain.notation import (
     MEDIA_TYPE_COSE,
@@ -102,8 +103,7 @@ def verify(
     configured = trust_roots or roots(pki, tsa=tsa)
     policy = NotationPolicy.build("registry.example/app/web", RuleOptions(**options), configured)  # type: ignore[arg-type]
     return verify_signature(
-        media_type,
-        blob,
+        parse_envelope(media_type, blob),
         image=IMAGE,
         target=target_,
         policy=policy,
