@@ -84,15 +84,17 @@ class HttpClient:
         ca_pem: str | None = None,
         data: bytes | None = None,
         max_bytes: int | None = None,
+        cap_seconds: float | None = None,
     ) -> HttpResponse:
-        """Send one request; the timeout is what is left of ``deadline`` (at most the cap).
+        """Send one request; the timeout is what is left of ``deadline`` (at most the cap,
+        or ``cap_seconds`` when given).
 
         Raises:
             VerificationError: ``timeout`` when the budget is spent, ``fetch_failed`` when the
                 server cannot be reached or the body exceeds the cap.
         """
         host = urlsplit(url).netloc
-        timeout = deadline.timeout(self._cap)
+        timeout = deadline.timeout(self._cap if cap_seconds is None else cap_seconds)
         if timeout <= 0:
             raise VerificationError(f"no time left to contact {host}", category=Category.TIMEOUT)
         limit = max_bytes or self._max_body_bytes
@@ -118,6 +120,11 @@ class HttpClient:
             self._report(host, "error")
             raise VerificationError(
                 f"cannot reach {host}: {type(e).__name__}", category=Category.FETCH_FAILED
+            ) from e
+        except (ValueError, UnicodeError) as e:
+            # yarl refuses some malformed URLs before aiohttp sees them.
+            raise VerificationError(
+                f"cannot build a request URL for {host!r}", category=Category.FETCH_FAILED
             ) from e
 
     def _report(self, host: str, status_class: str) -> None:

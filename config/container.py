@@ -14,9 +14,11 @@ from dependency_injector import containers, providers
 from adapters.clock import SystemClock
 from adapters.http import HttpClient
 from adapters.metrics import PrometheusMetrics
+from adapters.notary import NotaryV1HttpClient
+from application.notaryv1 import NotaryV1Validator
 from application.ports import Clock
 from application.review import ReviewAdmission
-from application.settings import Settings
+from application.settings import Settings, ValidatorSettings
 from application.validators import (
     StaticValidator,
     Validator,
@@ -28,7 +30,12 @@ from application.verify import VerifyImage
 
 def validator_factories(http: HttpClient, clock: Clock) -> dict[str, ValidatorFactory]:
     """Validator type → factory; each new validator type is registered here."""
-    return {"static": StaticValidator}
+    notary = NotaryV1HttpClient(http)  # one client: its challenges and tokens are shared
+
+    def notaryv1(settings: ValidatorSettings) -> Validator:
+        return NotaryV1Validator(settings, notary, clock)
+
+    return {"static": StaticValidator, "notaryv1": notaryv1}
 
 
 def make_validators(
