@@ -1,0 +1,1 @@
+"""Configuration: YAML + marshmallow schemas → frozen settings, and the composition root."""
