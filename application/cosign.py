@@ -65,6 +65,11 @@ def rekor_url(value: str | None, validator: str) -> str:
     return url
 
 
+def transparency_switches(options: RuleOptions) -> tuple[bool, bool]:
+    """(verify in the transparency log, verify SCTs): both default to true (§5.3.2)."""
+    return options.verify_in_transparency_log is not False, options.verify_sct is not False
+
+
 class CosignValidator:
     """Verifies cosign signatures (keys, keyless, Rekor) with D2 claims and D3 thresholds."""
 
@@ -185,11 +190,12 @@ class CosignValidator:
     ) -> list[RootOutcome]:
         if isinstance(layers, SignatureRejected):
             return [RootOutcome(name=v.name, failure=layers) for v in verifiers]
+        verify_tlog, verify_sct = transparency_switches(options)
         check = CheckOptions(
             image=image,
             digest=digest,
-            verify_tlog=options.verify_in_transparency_log is not False,
-            verify_sct=options.verify_sct is not False,
+            verify_tlog=verify_tlog,
+            verify_sct=verify_sct,
             ignore_reference=options.ignore_reference,
         )
         keys = await self._keys(verifiers, deadline)

@@ -972,9 +972,11 @@ def aggregate(outcomes: Sequence[RootOutcome], selection: Selection) -> tuple[st
             informative per-signature failure when no trust root is satisfied.
     """
     signers = distinct_signers(outcomes)
+    failure = best_failure(o.failure for o in outcomes if o.failure is not None)
     if selection.threshold > 0 and len(signers) < selection.threshold:
+        why = f"; other signatures: {failure.reason}" if failure else ""
         raise VerificationError(
-            f"validation threshold not reached ({len(signers)}/{selection.threshold})",
+            f"validation threshold not reached ({len(signers)}/{selection.threshold}){why}",
             category=Category.THRESHOLD_NOT_MET,
         )
     satisfied = {o.name for o in outcomes if o.signers}
@@ -985,7 +987,6 @@ def aggregate(outcomes: Sequence[RootOutcome], selection: Selection) -> tuple[st
             category=Category.REQUIRED_SIGNER_MISSING,
         )
     if not signers:
-        failure = best_failure(o.failure for o in outcomes if o.failure is not None)
         if failure is None:
             raise VerificationError("no signed digests", category=Category.SIGNATURE_INVALID)
         raise VerificationError(failure.reason, category=failure.category)
