@@ -13,9 +13,9 @@ Deliberate differences named where they apply:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
@@ -38,6 +38,7 @@ from domain.policy import RuleOptions
 from domain.trust import KeylessIdentity, TrustRoot
 from tests.support.cosign import FixedClock, TreeRegistry, validator_settings
 
+T = TypeVar("T")
 HERE = Path(__file__).parent
 DATA = HERE / "data"
 CASES = [c for c in yaml.safe_load((HERE / "cases.yaml").read_text())["cases"]]
@@ -106,6 +107,13 @@ async def serve(registry: TreeRegistry) -> TestServer:
     return server
 
 
+def attempt(action: Callable[[], T]) -> tuple[T | None, ConnaisseurError | None]:
+    try:
+        return action(), None
+    except ConnaisseurError as e:
+        return None, e
+
+
 def expect_error(exc: ConnaisseurError, expected: Mapping[str, Any]) -> None:
     allowed = {expected["error"], *expected.get("also_acceptable", [])}
     assert str(exc.category) in allowed, exc.message
@@ -117,13 +125,15 @@ def expect_error(exc: ConnaisseurError, expected: Mapping[str, Any]) -> None:
 @pytest.mark.parametrize("case", cases("cosign", "load_validator"))
 def test_load_validator(case: Any) -> None:
     expected = case["expected"]
-    try:
-        validator = make_validator(load_validator_doc(case["inputs"]["validator"]))
-    except ConnaisseurError as e:
-        assert not expected["ok"], e.message
-        expect_error(e, expected)
+    validator, error = attempt(
+        lambda: make_validator(load_validator_doc(case["inputs"]["validator"]))
+    )
+    if error is not None:
+        assert not expected["ok"], error.message
+        expect_error(error, expected)
         return
     assert expected["ok"]
+    assert validator is not None
     assert validator.name == expected["name"]
     assert [v.name for v in validator.verifiers] == expected["trust_roots"]
 
@@ -250,13 +260,13 @@ def test_load_verifier(case: Any) -> None:
         if keyless
         else None,
     )
-    try:
-        verifier = load_verifier(root)
-    except ConnaisseurError as e:
-        assert not expected["ok"], e.message
-        expect_error(e, expected)
+    verifier, error = attempt(lambda: load_verifier(root))
+    if error is not None:
+        assert not expected["ok"], error.message
+        expect_error(error, expected)
         return
     assert expected["ok"]
+    assert verifier is not None
     assert verifier.kind == expected["kind"]
     if verifier.kind == "key":
         assert key_x_int64(verifier.key) == expected["key_x_int64"]
@@ -279,13 +289,13 @@ def read_auth(case: Any) -> AuthSettings:
 @pytest.mark.parametrize("case", cases("auth", "load_auth"))
 def test_load_auth(case: Any) -> None:
     expected = case["expected"]
-    try:
-        auth = read_auth(case)
-    except ConnaisseurError as e:
-        assert not expected["ok"], e.message
-        expect_error(e, expected)
+    auth, error = attempt(lambda: read_auth(case))
+    if error is not None:
+        assert not expected["ok"], error.message
+        expect_error(error, expected)
         return
     assert expected["ok"]
+    assert auth is not None
     assert auth.use_keychain == expected["use_keychain"]
     entries = {k: {"username": c.username, "password": c.password} for k, c in auth.credentials}
     assert entries == expected["entries"]
