@@ -454,8 +454,8 @@ class RekorEntry:
 class Stage(IntEnum):
     """How far a signature got before it failed; the furthest failure is reported."""
 
-    PAYLOAD = 1
-    SIGNATURE = 2
+    SIGNATURE = 1
+    PAYLOAD = 2
     TLOG = 3
     CHAIN = 4
     IDENTITY = 5
@@ -784,23 +784,23 @@ def check_signature(
 ) -> bytes:
     """Verify one signature layer for one verifier; return the signer's SPKI fingerprint.
 
-    Steps (§5.3.3, D2): 1 payload parse; 2 signature over the payload with the key or the
-    certificate's key; 3 Rekor entry (bundle or looked-up entries): SET and body; 4 keyless:
+    Steps (§5.3.3, D2): 1 signature over the payload with the key or the certificate's key;
+    2 payload parse; 3 Rekor entry (bundle or looked-up entries): SET and body; 4 keyless:
     chain at the integrated time; 5 identity; 6 SCT; 7 claims: digest, then repository.
 
     Raises:
         SignatureRejected: the first failing step, with its stage.
     """
-    # Step 1: payload.
+    # Step 1: signature over the payload bytes (nothing in the payload is read before).
     signature = _decode_signature(layer)
+    cert = _leaf_certificate(layer) if verifier.keyless is not None else None
+    signer_key = _signer_key(verifier, key, cert)
+    _check_signature(signer_key, signature, layer.payload, f"trust root {verifier.name}")
+    # Step 2: payload.
     try:
         claims = SimpleSigningPayload.parse(layer.payload)
     except VerificationError as e:
         raise SignatureRejected(Stage.PAYLOAD, e.category, e.message) from e
-    # Step 2: signature.
-    cert = _leaf_certificate(layer) if verifier.keyless is not None else None
-    signer_key = _signer_key(verifier, key, cert)
-    _check_signature(signer_key, signature, layer.payload, f"trust root {verifier.name}")
     # Step 3: transparency log.
     signed_at = now
     if options.verify_tlog:
