@@ -217,7 +217,7 @@ async def test_referrers_fall_back_to_the_tag_schema(
 # ------------------------------------------------------------------ HTTPS + Basic
 
 
-def alice(host: str, password: str = "s3cret") -> AuthSettings:
+def alice(host: str, password: str) -> AuthSettings:
     return AuthSettings(credentials=((host, Credentials(username="alice", password=password)),))
 
 
@@ -229,7 +229,9 @@ async def test_https_basic_auth_with_the_validator_cert(
     )
     digest = await push_signed(pusher, secure_registry.host, "team/app", "2.0", signer)
     client = AiohttpRegistryClient(HttpClient(session), CLOCK)
-    v = validator(client, signer, cert=secure_registry.ca_pem, auth=alice(secure_registry.host))
+    v = validator(
+        client, signer, cert=secure_registry.ca_pem, auth=alice(secure_registry.host, "s3cret")
+    )
     image = ImageReference.parse(f"{secure_registry.host}/team/app:2.0")
     assert (await v.validate(image, NO_TLOG, deadline())).digest == digest
 
@@ -253,7 +255,7 @@ async def test_https_without_the_ca_is_not_trusted(
     secure_registry: RegistryServer, signer: Signer, session: aiohttp.ClientSession
 ) -> None:
     client = AiohttpRegistryClient(HttpClient(session), CLOCK)
-    v = validator(client, signer, auth=alice(secure_registry.host))
+    v = validator(client, signer, auth=alice(secure_registry.host, "s3cret"))
     with pytest.raises(ConnaisseurError) as err:
         await v.validate(
             ImageReference.parse(f"{secure_registry.host}/team/app:2.0"), NO_TLOG, deadline()
