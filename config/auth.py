@@ -29,13 +29,14 @@ EMPTY_AUTH = "EMPTYAUTH"
 def load_auth(
     raw_auth: Mapping[str, Any] | None,
     secrets_dir: Path,
-    validator_name: str,
-    validator_type: str,
-    host: str | None,
+    path: str,
+    validator_type: str | None = None,
+    host: str | None = None,
 ) -> AuthSettings:
     """Resolve an ``auth`` block; ``None`` (no block, or an empty document) means anonymous.
 
-    For ``notaryv1`` an entry without registry (``EMPTYAUTH``) is re-keyed to the Notary host.
+    ``path`` prefixes error messages (``validators[0].auth``). For ``notaryv1`` an entry
+    without registry (``EMPTYAUTH``) is re-keyed to the Notary ``host`` when one is given.
 
     Raises:
         ConfigError: not a mapping, no usable source, missing/unreadable/malformed secret
@@ -44,22 +45,23 @@ def load_auth(
     if raw_auth is None:
         return AuthSettings()
     if not isinstance(raw_auth, Mapping):
-        raise ConfigError(f"validators[{validator_name}].auth: unmarshal error: not a mapping")
+        raise ConfigError(f"{path}: unmarshal error: not a mapping")
     secret_name = raw_auth.get("secretName")
     if secret_name:
         if not isinstance(secret_name, str):
-            raise ConfigError(f"validators[{validator_name}].auth.secretName must be a string")
-        entries = read_secret(secrets_dir, secret_name)
+            raise ConfigError(f"{path}.secretName must be a string")
+        try:
+            entries = read_secret(secrets_dir, secret_name)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e.message}") from e
         return AuthSettings(
             secret_name=secret_name, credentials=_rekey(entries, validator_type, host)
         )
     if _has_inline(raw_auth):
-        return _inline(raw_auth, validator_name, validator_type, host)
+        return _inline(raw_auth, path, validator_type, host)
     if raw_auth.get("useKeychain") is True:
         return AuthSettings(use_keychain=True)
-    raise ConfigError(
-        f"validators[{validator_name}].auth: neither secretName nor useKeychain defined"
-    )
+    raise ConfigError(f"{path}: neither secretName nor useKeychain defined")
 
 
 def read_secret(secrets_dir: Path, name: str) -> tuple[tuple[str, Credentials], ...]:
@@ -170,27 +172,27 @@ def _has_inline(raw: Mapping[str, Any]) -> bool:
 
 
 def _inline(
-    raw: Mapping[str, Any], validator: str, validator_type: str, host: str | None
+    raw: Mapping[str, Any], path: str, validator_type: str | None, host: str | None
 ) -> AuthSettings:
     # The chart turns inline credentials into a secret ``<name>-auth``; without ``registry`` it
     # creates none for cosign/notation, so upstream fails to start. We fail too, but clearly.
     username, password, registry = raw["username"], raw["password"], raw.get("registry")
     if not isinstance(username, str) or not isinstance(password, str):
-        raise ConfigError(f"validators[{validator}].auth: username and password must be strings")
-    if not registry and validator_type != "notaryv1":
+        raise ConfigError(f"{path}: username and password must be strings")
+    if not registry and validator_type in ("cosign", "notation"):
         raise ConfigError(
-            f"validators[{validator}].auth: username/password need auth.registry for a "
-            f"{validator_type} validator"
+            f"{path}: username/password need auth.registry for a {validator_type} validator"
         )
-    key = _normalise(str(registry)) if registry else EMPTY_AUTH
+    try:
+        key = _normalise(str(registry)) if registry else EMPTY_AUTH
+    except ConfigError as e:
+        raise ConfigError(f"{path}.registry: {e.message}") from e
     entry = (key, Credentials(username=username, password=password))
-    return AuthSettings(
-        secret_name=f"{validator}-auth", credentials=_rekey((entry,), validator_type, host)
-    )
+    return AuthSettings(credentials=_rekey((entry,), validator_type, host))
 
 
 def _rekey(
-    entries: tuple[tuple[str, Credentials], ...], validator_type: str, host: str | None
+    entries: tuple[tuple[str, Credentials], ...], validator_type: str | None, host: str | None
 ) -> tuple[tuple[str, Credentials], ...]:
     if validator_type != "notaryv1" or not host:
         return entries

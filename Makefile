@@ -1,0 +1,17 @@
+.PHONY: setup run test bench demo
+
+setup:
+	bash scripts/setup.sh
+
+run:
+	bash scripts/run.sh
+
+test:
+	bash scripts/test.sh
+
+bench: setup
+	.venv/bin/python bench/webhook.py
+
+demo: setup
+	bash scripts/system-packages.sh
+	.venv/bin/python scripts/demo.py

@@ -1,0 +1,307 @@
+"""Load a configuration file into frozen :class:`Settings`, reporting every problem with its path.
+
+Steps: read YAML (``yaml.safe_load``); unwrap a Helm values file; validate with the marshmallow
+schemas (unknown keys are errors); parse keys, certificates, hosts and patterns; resolve
+``auth.secretName`` against the secrets directory; apply the environment overrides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from marshmallow import Schema, ValidationError
+
+from application.settings import (
+    Features,
+    NamespacedValidationMode,
+    ResourceValidationMode,
+    Settings,
+    TransparencySettings,
+    ValidatorSettings,
+)
+from config import schema
+from config.auth import load_auth
+from config.env import apply_env
+from domain.errors import ConfigError, ConnaisseurError
+from domain.policy import Mode, Policy, Rule, RuleOptions
+from domain.trust import KeylessIdentity, TrustRoot, load_certificates, load_public_key
+
+DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
+DEFAULT_SECRETS_DIR = Path("/app/secrets")
+#: Key references resolved at verification time instead of parsed as PEM.
+SUPPORTED_KEY_REFS = ("k8s://",)
+KMS_SCHEMES = ("awskms://", "gcpkms://", "azurekms://", "hashivault://")
+
+
+def load_settings(
+    path: Path | None = None,
+    *,
+    secrets_dir: Path = DEFAULT_SECRETS_DIR,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read, validate and freeze a configuration; ``None`` means the built-in default.
+
+    Raises:
+        ConfigError: the file is unreadable or invalid; ``problems`` lists every error.
+    """
+    document = read_document(path or DEFAULT_CONFIG)
+    return build_settings(document, secrets_dir=secrets_dir, env=env or {})
+
+
+def read_document(path: Path) -> Any:
+    """The YAML document at ``path``.
+
+    Raises:
+        ConfigError: missing, unreadable or not YAML.
+    """
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"cannot read configuration {path}: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"configuration {path} is not valid YAML: {e}") from e
+
+
+def build_settings(document: Any, *, secrets_dir: Path, env: Mapping[str, str]) -> Settings:
+    """Validate a decoded document and build :class:`Settings`.
+
+    Raises:
+        ConfigError: listing every problem found, each with its path.
+    """
+    app, alerting = _application_section(document)
+    problems: list[str] = []
+    data = _load(schema.ApplicationSchema(), app, "", problems)
+    validators = _validators(data.get("validators", []), secrets_dir, problems)
+    policy = _policy(data.get("policy", []), problems)
+    alerting_data = (
+        _load(schema.AlertingSchema(), alerting, "alerting", problems) if alerting else None
+    )
+    if problems:
+        raise ConfigError(f"configuration has {len(problems)} error(s)", tuple(problems))
+    features = apply_env(_features(data.get("features") or {}), env)
+    return Settings(
+        validators=tuple(validators),
+        policy=Policy(tuple(policy)),
+        features=features,
+        alerting=alerting_data or data.get("alerting"),
+        log_level=str(env.get("LOG_LEVEL") or data.get("logLevel") or "info"),
+        log_format=str(env.get("LOG_FORMAT") or data.get("logFormat") or "json"),
+    )
+
+
+def _application_section(document: Any) -> tuple[Any, Any]:
+    if not isinstance(document, Mapping):
+        raise ConfigError("configuration must be a YAML mapping")
+    if "application" in document:
+        problems: list[str] = []
+        values = _load(schema.ValuesSchema(), document, "", problems)
+        if problems:
+            raise ConfigError("invalid values file", tuple(problems))
+        return values["application"], values.get("alerting")
+    return {k: v for k, v in document.items() if k != "alerting"}, document.get("alerting")
+
+
+def _load(s: Schema, raw: Any, path: str, problems: list[str]) -> dict[str, Any]:
+    try:
+        result: dict[str, Any] = s.load(raw if raw is not None else {})
+        return result
+    except ValidationError as e:
+        problems.extend(_flatten(e.messages, path))
+        valid = e.valid_data
+        return valid if isinstance(valid, dict) else {}
+
+
+def _flatten(messages: Any, path: str) -> list[str]:
+    if isinstance(messages, Mapping):
+        out = []
+        for key, value in messages.items():
+            if key == "_schema":
+                out += _flatten(value, path)
+            elif isinstance(key, int):
+                out += _flatten(value, f"{path}[{key}]")
+            else:
+                out += _flatten(value, f"{path}.{key}" if path else str(key))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{path or '<root>'}: {m}" for m in messages]
+    if isinstance(messages, list):
+        return [line for m in messages for line in _flatten(m, path)]
+    return [f"{path or '<root>'}: {messages}"]
+
+
+def _validators(raw: list[Any], secrets_dir: Path, problems: list[str]) -> list[ValidatorSettings]:
+    out = []
+    for i, entry in enumerate(raw):
+        path = f"validators[{i}]"
+        before = len(problems)
+        if not isinstance(entry, Mapping):
+            problems.append(f"{path}: must be a mapping")
+            continue
+        vtype = entry.get("type")
+        cls = schema.VALIDATOR_SCHEMAS.get(vtype) if isinstance(vtype, str) else None
+        if cls is None:
+            what = "missing" if vtype is None else f"unsupported type {vtype!r}"
+            problems.append(f"{path}.type: {what} (one of {', '.join(schema.VALIDATOR_TYPES)})")
+            continue
+        data = _load(cls(), entry, path, problems)
+        if len(problems) == before:
+            try:
+                out.append(_validator(data, secrets_dir, path))
+            except ConnaisseurError as e:
+                problems.extend(
+                    e.problems if isinstance(e, ConfigError) else [f"{path}: {e.message}"]
+                )
+    return out
+
+
+def _validator(data: dict[str, Any], secrets_dir: Path, path: str) -> ValidatorSettings:
+    vtype = data["type"]
+    roots = tuple(
+        _trust_root(r, vtype, f"{path}.trustRoots[{j}]")
+        for j, r in enumerate(data.get("trustRoots", []))
+    )
+    host = data.get("host")
+    return ValidatorSettings(
+        name=data["name"],
+        type=vtype,
+        approve=bool(data.get("approve", False)),
+        host=_notary_host(host, f"{path}.host") if vtype == "notaryv1" else None,
+        transparency=_transparency(host, f"{path}.host") if vtype == "cosign" else None,
+        cert=_certificate(data.get("cert"), f"{path}.cert"),
+        auth=load_auth(data.get("auth"), secrets_dir, f"{path}.auth"),
+        trust_roots=roots,
+    )
+
+
+def _trust_root(raw: dict[str, Any], vtype: str, path: str) -> TrustRoot:
+    key = raw.get("key")
+    if key is not None:
+        _check_key(key, vtype, f"{path}.key")
+    for field in ("cert", "tsCert"):
+        _certificate(raw.get(field), f"{path}.{field}")
+    keyless = raw.get("keyless")
+    return TrustRoot(
+        name=raw["name"],
+        key=key,
+        cert=raw.get("cert"),
+        ts_cert=raw.get("tsCert"),
+        keyless=KeylessIdentity(
+            issuer=keyless.get("issuer"),
+            subject=keyless.get("subject"),
+            issuer_regex=keyless.get("issuerRegex"),
+            subject_regex=keyless.get("subjectRegex"),
+        )
+        if keyless
+        else None,
+    )
+
+
+def _check_key(key: str, vtype: str, path: str) -> None:
+    if vtype == "cosign" and key.startswith(SUPPORTED_KEY_REFS):
+        return
+    if key.startswith(KMS_SCHEMES):
+        raise ConfigError(f"{path}: key reference {key.split('://')[0]}:// is not supported")
+    try:
+        load_public_key(key)
+    except ConnaisseurError as e:
+        raise ConfigError(f"{path}: {e.message}") from e
+
+
+def _certificate(pem: str | None, path: str) -> str | None:
+    if pem is None:
+        return None
+    try:
+        load_certificates(pem)
+    except ConnaisseurError as e:
+        raise ConfigError(f"{path}: invalid certificate ({e.message})") from e
+    return pem
+
+
+def _notary_host(host: str | None, path: str) -> str:
+    url = host or "https://notary.docker.io"
+    if "://" not in url:
+        url = "https://" + url
+    return _checked_url(url, path)
+
+
+def _transparency(host: dict[str, Any] | None, path: str) -> TransparencySettings:
+    host = host or {}
+    rekor = host.get("rekor")
+    if rekor is not None:
+        rekor = _checked_url(rekor if "://" in rekor else "https://" + rekor, f"{path}.rekor")
+    for field in ("rekorPubkey", "ctLogPubkey"):
+        if host.get(field) is not None:
+            _check_key(host[field], "", f"{path}.{field}")
+    return TransparencySettings(
+        rekor=rekor,
+        rekor_pubkey=host.get("rekorPubkey"),
+        fulcio_cert=_certificate(host.get("fulcioCert"), f"{path}.fulcioCert"),
+        ct_log_pubkey=host.get("ctLogPubkey"),
+    )
+
+
+def _checked_url(url: str, path: str) -> str:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as e:
+        raise ConfigError(f"{path}: invalid URL {url!r}") from e
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{path}: invalid URL {url!r}")
+    return url.rstrip("/")
+
+
+def _policy(raw: list[dict[str, Any]], problems: list[str]) -> list[Rule]:
+    rules = []
+    for i, entry in enumerate(raw):
+        try:
+            rules.append(
+                Rule(
+                    pattern=entry["pattern"],
+                    validator=entry.get("validator") or "default",
+                    options=_options(entry.get("with_") or {}),
+                )
+            )
+        except ConnaisseurError as e:
+            problems.append(f"policy[{i}].pattern: {e.message}")
+    return rules
+
+
+def _options(w: dict[str, Any]) -> RuleOptions:
+    return RuleOptions(
+        trust_root=w.get("trustRoot"),
+        threshold=w.get("threshold"),
+        required=tuple(w.get("required") or ()),
+        delegations=tuple(w.get("delegations") or ()),
+        verify_in_transparency_log=w.get("verifyInTransparencyLog"),
+        verify_sct=w.get("verifySCT"),
+        ignore_reference=bool(w.get("ignoreReference", False)),
+        mode=Mode(w.get("mode", "mutate")),
+        verification_level=w.get("verificationLevel", "strict"),
+        verify_timestamp=w.get("verifyTimestamp", "always"),
+    )
+
+
+def _features(f: dict[str, Any]) -> Features:
+    defaults = Features()
+    cache = f.get("cache") or {}
+    namespaced = f.get("namespacedValidation")
+    return replace(
+        defaults,
+        automatic_child_approval=f.get("automaticChildApproval", defaults.automatic_child_approval),
+        automatic_unchanged_approval=f.get(
+            "automaticUnchangedApproval", defaults.automatic_unchanged_approval
+        ),
+        detection_mode=f.get("detectionMode", defaults.detection_mode),
+        resource_validation_mode=ResourceValidationMode(f.get("resourceValidationMode", "all")),
+        namespaced_validation=NamespacedValidationMode(namespaced.get("mode", "ignore"))
+        if namespaced
+        else None,
+        cache_expiry_seconds=cache.get("expirySeconds", defaults.cache_expiry_seconds),
+        cache_errors=cache.get("cacheErrors", defaults.cache_errors),
+    )

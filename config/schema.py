@@ -1,0 +1,201 @@
+"""Marshmallow schemas for the configuration; unknown keys are errors everywhere.
+
+A configuration is either a Helm values file (its ``application`` section and top-level
+``alerting`` are used) or an application config (``validators``, ``policy``, optional
+``alerting``, ``features``, ``logLevel``, ``logFormat``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import (
+    EXCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
+
+VALIDATOR_TYPES = ("static", "notaryv1", "cosign", "notation")
+
+_non_empty = validate.Length(min=1)
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class KeylessSchema(_Strict):
+    issuer = fields.String()
+    subject = fields.String()
+    issuerRegex = fields.String()
+    subjectRegex = fields.String()
+
+    @validates_schema
+    def _one_of_each(self, data: dict[str, Any], **_: Any) -> None:
+        for plain, regex in (("issuer", "issuerRegex"), ("subject", "subjectRegex")):
+            if (plain in data) == (regex in data):
+                raise ValidationError(f"exactly one of {plain} and {regex} must be set")
+
+
+class TrustRootSchema(_Strict):
+    name = fields.String(required=True, validate=_non_empty)
+    key = fields.String()
+    cert = fields.String()
+    tsCert = fields.String()
+    keyless = fields.Nested(KeylessSchema)
+
+    @validates_schema
+    def _one_anchor(self, data: dict[str, Any], **_: Any) -> None:
+        anchors = [k for k in ("key", "cert", "keyless") if k in data]
+        if len(anchors) != 1:
+            raise ValidationError("exactly one of key, cert and keyless must be set")
+
+
+class AuthSchema(_Strict):
+    secretName = fields.String(validate=_non_empty)
+    useKeychain = fields.Boolean()
+    # Chart-level convenience (connaisseur-v3.md §6.1): inline credentials in a values file.
+    username = fields.String()
+    password = fields.String()
+    registry = fields.String()
+
+    @validates_schema
+    def _some_source(self, data: dict[str, Any], **_: Any) -> None:
+        inline = "username" in data and "password" in data
+        if not (data.get("secretName") or data.get("useKeychain") or inline):
+            raise ValidationError("neither secretName nor useKeychain (nor username/password) set")
+
+
+class CosignHostSchema(_Strict):
+    rekor = fields.String()
+    rekorPubkey = fields.String()
+    fulcioCert = fields.String()
+    ctLogPubkey = fields.String()
+
+
+class _ValidatorBase(_Strict):
+    name = fields.String(required=True, validate=_non_empty)
+    type = fields.String(required=True, validate=validate.OneOf(VALIDATOR_TYPES))
+
+
+class StaticValidatorSchema(_ValidatorBase):
+    approve = fields.Boolean(load_default=False)
+
+
+class _TrustingValidator(_ValidatorBase):
+    cert = fields.String()
+    auth = fields.Nested(AuthSchema)
+    trustRoots = fields.List(
+        fields.Nested(TrustRootSchema),
+        required=True,
+        validate=validate.Length(min=1, error="no trust roots provided"),
+    )
+
+
+class NotaryV1ValidatorSchema(_TrustingValidator):
+    host = fields.String()
+
+
+class CosignValidatorSchema(_TrustingValidator):
+    host = fields.Nested(CosignHostSchema)
+
+
+class NotationValidatorSchema(_TrustingValidator):
+    pass
+
+
+VALIDATOR_SCHEMAS: dict[str, type[Schema]] = {
+    "static": StaticValidatorSchema,
+    "notaryv1": NotaryV1ValidatorSchema,
+    "cosign": CosignValidatorSchema,
+    "notation": NotationValidatorSchema,
+}
+
+
+class RuleOptionsSchema(_Strict):
+    trustRoot = fields.String()
+    threshold = fields.Integer(strict=True, validate=validate.Range(min=0))
+    required = fields.List(fields.String(validate=_non_empty), validate=_non_empty)
+    delegations = fields.List(fields.String(validate=_non_empty), validate=_non_empty)
+    verifyInTransparencyLog = fields.Boolean()
+    verifySCT = fields.Boolean()
+    ignoreReference = fields.Boolean()
+    mode = fields.String(validate=validate.OneOf(("mutate", "insecureValidateOnly")))
+    verificationLevel = fields.String(validate=validate.OneOf(("strict", "permissive", "audit")))
+    verifyTimestamp = fields.String(validate=validate.OneOf(("always", "afterCertExpiry")))
+
+    @validates_schema
+    def _exclusive(self, data: dict[str, Any], **_: Any) -> None:
+        if "required" in data and "delegations" in data:
+            raise ValidationError("required and delegations must not both be set")
+
+
+class RuleSchema(_Strict):
+    pattern = fields.String(required=True, validate=_non_empty)
+    validator = fields.String(load_default="")
+    with_ = fields.Nested(RuleOptionsSchema, data_key="with")
+
+
+class ReceiverSchema(_Strict):
+    template = fields.String(required=True, validate=_non_empty)
+    receiverUrl = fields.String(required=True, validate=_non_empty)
+    priority = fields.Integer(strict=True, load_default=3, validate=validate.Range(min=0))
+    customHeaders = fields.List(fields.String())
+    payloadFields = fields.Dict(keys=fields.String())
+    failIfAlertSendingFails = fields.Boolean(load_default=False)
+
+
+class ReceiversSchema(_Strict):
+    receivers = fields.List(fields.Nested(ReceiverSchema), load_default=list)
+
+
+class AlertingSchema(_Strict):
+    clusterIdentifier = fields.String(load_default="not specified")
+    admitRequest = fields.Nested(ReceiversSchema)
+    rejectRequest = fields.Nested(ReceiversSchema)
+
+
+class CacheSchema(_Strict):
+    expirySeconds = fields.Integer(strict=True, load_default=30)
+    cacheErrors = fields.Boolean(load_default=True)
+
+
+class NamespacedValidationSchema(_Strict):
+    mode = fields.String(validate=validate.OneOf(("ignore", "validate")))
+
+
+class FeaturesSchema(_Strict):
+    automaticChildApproval = fields.Boolean(load_default=True)
+    automaticUnchangedApproval = fields.Boolean(load_default=False)
+    detectionMode = fields.Boolean(load_default=False)
+    resourceValidationMode = fields.String(
+        load_default="all", validate=validate.OneOf(("all", "podsOnly"))
+    )
+    namespacedValidation = fields.Nested(NamespacedValidationSchema)
+    cache = fields.Nested(CacheSchema)
+
+
+class ApplicationSchema(_Strict):
+    """The application config; ``validators`` entries are checked per type by the loader."""
+
+    validators = fields.List(fields.Raw(), required=True, validate=_non_empty)
+    policy = fields.List(fields.Nested(RuleSchema), required=True, validate=_non_empty)
+    alerting = fields.Nested(AlertingSchema)
+    features = fields.Nested(FeaturesSchema)
+    logLevel = fields.String()
+    logFormat = fields.String()
+
+
+class ValuesSchema(Schema):
+    """A Helm values file: only ``application`` and ``alerting`` matter to the application."""
+
+    class Meta:
+        unknown = EXCLUDE  # kubernetes.* and anything else belongs to the chart
+
+    application = fields.Raw(required=True)
+    alerting = fields.Raw()

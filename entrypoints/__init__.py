@@ -1,0 +1,1 @@
+"""Entrypoints: the aiohttp webhook and the ``connaisseur`` command line. Thin by design."""

@@ -1,0 +1,275 @@
+"""The ``connaisseur`` command line (product.md §2): serve, verify, review, explain, check-config.
+
+Exit codes: 0 all admitted; 1 at least one image or the request denied; 2 usage or config error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from adapters.clock import FixedClock
+from application.deadline import Deadline
+from application.settings import Settings
+from application.verify import VerifyImageCommand
+from config.container import Container, build_container
+from config.loader import DEFAULT_SECRETS_DIR, load_settings
+from domain.errors import ConfigError, ConnaisseurError
+from domain.image import ImageReference
+from domain.verdict import ImageVerdict
+from entrypoints.admission import BadRequestError, decode_json, parse_review, render_review
+
+EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+        return code
+    except ConfigError as e:
+        _emit_problems(args, e.problems)
+        return EXIT_USAGE
+    except UsageError as e:
+        print(f"connaisseur: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+class UsageError(Exception):
+    """Bad arguments or input files."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="connaisseur", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(
+        name: str, run: Callable[[argparse.Namespace], int], help_: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        p.set_defaults(run=run)
+        p.add_argument("--config", type=Path, help="values file or application config")
+        p.add_argument("--format", choices=("json", "text"), default=None)
+        return p
+
+    serve = command("serve", _serve, "run the webhook")
+    serve.add_argument("--secrets-dir", type=Path, default=DEFAULT_SECRETS_DIR)
+    serve.add_argument("--listen", default="0.0.0.0:5000")
+    serve.add_argument("--tls-cert", type=Path)
+    serve.add_argument("--tls-key", type=Path)
+    verify = command("verify", _verify, "verify images against the policy")
+    verify.add_argument("--secrets-dir", type=Path, default=DEFAULT_SECRETS_DIR)
+    verify.add_argument("--now", type=_rfc3339)
+    verify.add_argument("images", nargs="+", metavar="IMAGE")
+    review = command("review", _review, "answer an AdmissionReview like the webhook")
+    review.add_argument("--secrets-dir", type=Path, default=DEFAULT_SECRETS_DIR)
+    review.add_argument("--now", type=_rfc3339)
+    review.add_argument("--explain", action="store_true", help="also show the decoded patch")
+    review.add_argument("file", metavar="FILE|-")
+    explain = command("explain", _explain, "show how the policy applies (no network)")
+    explain.add_argument("images", nargs="+", metavar="IMAGE")
+    check = command("check-config", _check_config, "validate the configuration")
+    check.add_argument("--secrets-dir", type=Path, default=DEFAULT_SECRETS_DIR)
+    return parser
+
+
+def _rfc3339(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {value!r}") from e
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    secrets = getattr(args, "secrets_dir", DEFAULT_SECRETS_DIR)
+    return load_settings(args.config, secrets_dir=secrets, env=os.environ)
+
+
+def _container(args: argparse.Namespace) -> Container:
+    now = getattr(args, "now", None)
+    return build_container(_settings(args), FixedClock(now) if now else None)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from entrypoints.server import serve
+
+    settings = _settings(args)
+    return serve(settings, build_container(settings), args.listen, args.tls_cert, args.tls_key)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    container = _container(args)
+
+    async def run() -> list[ImageVerdict]:
+        async with aiohttp.ClientSession() as session:
+            container.session.override(session)
+            verify = container.verify_image()
+            deadline = Deadline.after(
+                container.clock(), container.settings().limits.deadline_cap_seconds
+            )
+            return list(
+                await asyncio.gather(
+                    *(verify.execute(VerifyImageCommand(image=i), deadline) for i in args.images)
+                )
+            )
+
+    verdicts = asyncio.run(run())
+    for verdict in verdicts:
+        _emit(args, _verdict_json(verdict), _verdict_text(verdict))
+    return EXIT_OK if all(v.allowed for v in verdicts) else EXIT_DENIED
+
+
+def _verdict_json(v: ImageVerdict) -> dict[str, Any]:
+    error = None if v.allowed else {"category": str(v.category), "message": v.message}
+    return {
+        "image": v.image,
+        "reference": v.reference,
+        "allowed": v.allowed,
+        "digest": v.digest,
+        "rule": v.rule,
+        "validator": v.validator,
+        "error": error,
+    }
+
+
+def _verdict_text(v: ImageVerdict) -> str:
+    if v.allowed:
+        return f"ADMIT {v.image} -> {v.new_image} (rule {v.rule}, validator {v.validator})"
+    return f"DENY  {v.image}: [{v.category}] {v.message} (rule {v.rule}, validator {v.validator})"
+
+
+def _review(args: argparse.Namespace) -> int:
+    container = _container(args)
+    try:
+        body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+        limits = container.settings().limits
+        command, api_version = parse_review(
+            decode_json(body, limits.max_json_depth), limits.deadline_cap_seconds
+        )
+    except (OSError, BadRequestError) as e:
+        raise UsageError(str(e)) from e
+
+    async def run() -> dict[str, Any]:
+        async with aiohttp.ClientSession() as session:
+            container.session.override(session)
+            verdict = await container.review_admission().execute(command)
+            answer = render_review(verdict, api_version)
+            if args.explain and verdict.patch:
+                answer["patchDecoded"] = [
+                    {"op": "replace", "path": p.path, "value": p.value} for p in verdict.patch
+                ]
+            return answer
+
+    answer = asyncio.run(run())
+    _emit(args, answer, orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
+    return EXIT_OK if answer["response"]["allowed"] else EXIT_DENIED
+
+
+def _explain(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, env=os.environ) if args.config else load_settings()
+    code = EXIT_OK
+    for raw in args.images:
+        report = _explain_image(settings, raw)
+        code = max(code, EXIT_OK if report.get("rule") else EXIT_DENIED)
+        _emit(args, report, orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    return code
+
+
+def _explain_image(settings: Settings, raw: str) -> dict[str, Any]:
+    try:
+        image = ImageReference.parse(raw)
+    except ConnaisseurError as e:
+        return {
+            "image": raw,
+            "reference": None,
+            "error": {"category": str(e.category), "message": e.message},
+        }
+    matches = settings.policy.matching(image.name)
+    report: dict[str, Any] = {
+        "image": raw,
+        "reference": image.name,
+        "matching_rules": [
+            {
+                "pattern": r.pattern,
+                "normalised": r.normalised,
+                "specificity": {
+                    "components": s.component_count,
+                    "prefix_lengths": list(s.prefix_lengths),
+                    "component_lengths": list(s.component_lengths),
+                },
+            }
+            for r, s in matches
+        ],
+        "rule": None,
+        "validator": None,
+        "trust_roots": [],
+    }
+    try:
+        rule = settings.policy.match(image.name)
+    except ConnaisseurError as e:
+        report["error"] = {"category": str(e.category), "message": e.message}
+        return report
+    validator = settings.validator(rule.validator)
+    report.update(
+        rule=rule.pattern,
+        validator=rule.validator,
+        validator_type=validator.type if validator else None,
+    )
+    if validator is None:
+        report["error"] = {
+            "category": "validator_not_found",
+            "message": f'validator "{rule.validator}" not found',
+        }
+    elif validator.trust_roots:
+        wanted = rule.options.trust_root or "default"
+        report["trust_roots"] = [r.name for r in validator.trust_roots if wanted in ("*", r.name)]
+    return report
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    summary = {
+        "ok": True,
+        "problems": [],
+        "validators": [v.name for v in settings.validators],
+        "rules": len(settings.policy.rules),
+    }
+    _emit(
+        args,
+        summary,
+        f"configuration OK: {len(settings.validators)} validators, "
+        f"{len(settings.policy.rules)} rules",
+    )
+    return EXIT_OK
+
+
+def _emit_problems(args: argparse.Namespace, problems: Sequence[str]) -> None:
+    report = {"ok": False, "problems": list(problems)}
+    text = "\n".join(problems)
+    if getattr(args, "run", None) is _check_config:
+        _emit(args, report, text)
+    else:
+        print(f"connaisseur: invalid configuration:\n{text}", file=sys.stderr)
+
+
+def _emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
+    fmt = args.format or ("text" if sys.stdout.isatty() else "json")
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps(document).decode() + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
