@@ -11,6 +11,7 @@ test:
 
 bench: setup
 	.venv/bin/python bench/webhook.py
+	.venv/bin/python -m bench.cosign_roundtrips
 
 demo: setup
 	bash scripts/system-packages.sh
