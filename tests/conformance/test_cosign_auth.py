@@ -283,7 +283,7 @@ def test_load_verifier(case: Any) -> None:
 
 def read_auth(case: Any) -> AuthSettings:
     doc = yaml.safe_load((DATA / case["inputs"]["auth_file"]).read_text())
-    return load_auth(doc, DATA / case["inputs"]["secrets_dir"], "default", "cosign", None)
+    return load_auth(doc, DATA / case["inputs"]["secrets_dir"], "validators[0].auth", "cosign")
 
 
 @pytest.mark.parametrize("case", cases("auth", "load_auth"))

@@ -335,6 +335,8 @@ def validator_settings(doc: Any, secrets_dir: Path) -> Any:
             ct_log_pubkey=host.get("ctLogPubkey"),
         ),
         cert=doc.get("cert"),
-        auth=load_auth(doc.get("auth"), secrets_dir, doc["name"], doc["type"], None),
+        auth=load_auth(
+            doc.get("auth"), secrets_dir, f"validators[{doc['name']}].auth", doc["type"]
+        ),
         trust_roots=tuple(roots),
     )
