@@ -12,6 +12,7 @@ test:
 bench: setup
 	.venv/bin/python bench/webhook.py
 	.venv/bin/python bench/notary_roundtrips.py
+	.venv/bin/python -m bench.cosign_roundtrips
 
 demo: setup
 	bash scripts/system-packages.sh
