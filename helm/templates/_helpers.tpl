@@ -120,8 +120,9 @@ would become the default), hence hasKey.
 {{/*
 Validators as written into the application config: a chart-level `auth.username/password`
 (optionally `registry`) becomes `auth.secretName: <validator>-auth` and a Secret of that name
-(§6.1). Unlike Connaisseur, the Secret is created for every validator type, so a cosign or
-notation validator never references a Secret that does not exist.
+(§6.1). Unlike Connaisseur, a cosign or notation validator without `auth.registry` is refused
+when rendering (the application refuses it too): credentials must name the registry they are for,
+so they are never sent to a registry they were not meant for.
 */}}
 {{- define "connaisseur.hasChartAuth" -}}
 {{- if and (kindIs "map" .auth) (or (hasKey .auth "username") (hasKey .auth "password")) -}}true{{- end -}}
@@ -133,6 +134,9 @@ notation validator never references a Secret that does not exist.
   {{- if not .name -}}{{ fail "application.validators: a validator with auth.username/password needs a name" }}{{- end -}}
   {{- if not (and .auth.username .auth.password) -}}
     {{- fail (printf "application.validators[%s].auth: username and password must both be set" .name) -}}
+  {{- end -}}
+  {{- if and (ne (.type | toString) "notaryv1") (not .auth.registry) -}}
+    {{- fail (printf "application.validators[%s].auth: username/password need auth.registry for a %s validator" .name (.type | toString)) -}}
   {{- end -}}
   {{- if not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" (printf "%s-auth" .name)) -}}
     {{- fail (printf "application.validators[%s]: the name must be a lower-case DNS label to hold credentials (Secret %s-auth)" .name .name) -}}
@@ -167,7 +171,7 @@ notation validator never references a Secret that does not exist.
 {{- end -}}
 
 {{/*
-Secrets referenced as cosign keys `k8s://[<namespace>/]<name>`, grouped by namespace: the only
+Secrets referenced as cosign keys `k8s://<namespace>/<name>` (cosign's format), grouped by namespace: the only
 Secrets Connaisseur may read (Role per namespace, resourceNames pinned).
 */}}
 {{- define "connaisseur.keySecretsByNamespace" -}}
@@ -177,10 +181,9 @@ Secrets Connaisseur may read (Role per namespace, resourceNames pinned).
     {{- $key := (.key | default "") | toString -}}
     {{- if hasPrefix "k8s://" $key -}}
       {{- $parts := splitList "/" (trimPrefix "k8s://" $key) -}}
-      {{- $ns := $.Release.Namespace -}}
-      {{- $name := first $parts -}}
-      {{- if eq (len $parts) 2 -}}{{- $ns = first $parts -}}{{- $name = last $parts -}}{{- end -}}
-      {{- if or (gt (len $parts) 2) (not $name) (not $ns) -}}
+      {{- $ns := first $parts -}}
+      {{- $name := last $parts -}}
+      {{- if or (ne (len $parts) 2) (not $name) (not $ns) -}}
         {{- fail (printf "trust root key %q: expected k8s://<namespace>/<secret>" $key) -}}
       {{- end -}}
       {{- $_ := set $byNs $ns (uniq (append (get $byNs $ns | default list) $name)) -}}

@@ -472,18 +472,33 @@ def test_chart_level_credentials_become_mounted_secrets(
         "password": "notary-password",
     }
     m = mounts(all_features_manifests)
-    for name in ("private-notary-auth", "cosign-private-auth", "cosign-noregistry-auth"):
+    for name in ("private-notary-auth", "cosign-private-auth"):
         assert m[f"/app/secrets/{name}"] == name
 
 
-def test_cosign_credentials_without_registry_reference_an_existing_secret(
-    all_features_manifests: list[Manifest],
-) -> None:
-    """Connaisseur quirk (§6.1) not reproduced: the referenced Secret is always created."""
-    config = app_config(all_features_manifests)
-    (validator,) = [v for v in config["validators"] if v["name"] == "cosign-noregistry"]
-    secret_name = validator["auth"]["secretName"]
-    assert secret_name in names(all_features_manifests, "Secret")
+def test_cosign_credentials_without_registry_are_refused(render: Renderer, tmp_path: Path) -> None:
+    """Connaisseur quirk (§6.1) not reproduced: instead of referencing a Secret that is never
+    created, credentials of a cosign validator must name their registry (as the app demands)."""
+    values = tmp_path / "v.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "application": {
+                    "validators": [
+                        {
+                            "name": "cosign-noregistry",
+                            "type": "cosign",
+                            "auth": {"username": "someone", "password": "something"},
+                            "trustRoots": [{"name": "default", "key": "k8s://ns/key"}],
+                        }
+                    ],
+                    "policy": [{"pattern": "*:*", "validator": "cosign-noregistry"}],
+                }
+            }
+        )
+    )
+    with pytest.raises(HelmError, match=r"need auth\.registry for a cosign validator"):
+        render([values])
 
 
 def test_existing_secret_names_are_mounted_not_created(render: Renderer, tmp_path: Path) -> None:
