@@ -73,11 +73,12 @@ def build_settings(document: Any, *, secrets_dir: Path, env: Mapping[str, str]) 
     Raises:
         ConfigError: listing every problem found, each with its path.
     """
-    app, alerting = _application_section(document)
+    app, alerting, section = _application_section(document)
     problems: list[str] = []
     data = _load(schema.ApplicationSchema(), app, "", problems)
     validators = _validators(data.get("validators", []), secrets_dir, problems)
     policy = _policy(data.get("policy", []), problems)
+    problems = _qualified(problems, section)
     alerting_data = (
         _load(schema.AlertingSchema(), alerting, "alerting", problems) if alerting else None
     )
@@ -94,7 +95,8 @@ def build_settings(document: Any, *, secrets_dir: Path, env: Mapping[str, str]) 
     )
 
 
-def _application_section(document: Any) -> tuple[Any, Any]:
+def _application_section(document: Any) -> tuple[Any, Any, str]:
+    """The application section, the alerting section, and where the former sits in the file."""
     if not isinstance(document, Mapping):
         raise ConfigError("configuration must be a YAML mapping")
     if "application" in document:
@@ -102,8 +104,19 @@ def _application_section(document: Any) -> tuple[Any, Any]:
         values = _load(schema.ValuesSchema(), document, "", problems)
         if problems:
             raise ConfigError("invalid values file", tuple(problems))
-        return values["application"], values.get("alerting")
-    return {k: v for k, v in document.items() if k != "alerting"}, document.get("alerting")
+        return values["application"], values.get("alerting"), "application"
+    app = {k: v for k, v in document.items() if k != "alerting"}
+    return app, document.get("alerting"), ""
+
+
+def _qualified(problems: list[str], section: str) -> list[str]:
+    """Prefix problem paths with ``section`` so they point into the file as written."""
+    if not section:
+        return problems
+    root = "<root>"
+    return [
+        section + p[len(root) :] if p.startswith(root) else f"{section}.{p}" for p in problems
+    ]
 
 
 def _load(s: Schema, raw: Any, path: str, problems: list[str]) -> dict[str, Any]:
@@ -259,6 +272,8 @@ def _checked_url(url: str, path: str) -> str:
 def _policy(raw: list[dict[str, Any]], problems: list[str]) -> list[Rule]:
     rules = []
     for i, entry in enumerate(raw):
+        if not isinstance(entry, Mapping) or "pattern" not in entry:
+            continue  # the schema has already reported this entry's problems
         try:
             rules.append(
                 Rule(
