@@ -104,6 +104,10 @@ class ReviewAdmission:
             )
             for raw in workload.images
         ]
+        if deadline.expired:
+            # No budget at all (the API server's timeout is within the margin): nothing can be
+            # decided in time, not even a static rule, so every image is a timeout (D6).
+            return [_timed_out(c.image, 0, len(commands)) for c in commands]
         verdicts: dict[str, ImageVerdict] = {}
         pending: dict[asyncio.Task[ImageVerdict], str] = {}
         for cmd in commands:
