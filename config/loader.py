@@ -264,7 +264,9 @@ def _checked_url(url: str, path: str) -> str:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as e:
         raise ConfigError(f"{path}: invalid URL {url!r}") from e
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    # urlsplit accepts spaces and control characters in the host; a URL never contains them.
+    malformed = any(c.isspace() or not c.isprintable() for c in url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or malformed:
         raise ConfigError(f"{path}: invalid URL {url!r}")
     return url.rstrip("/")
 
