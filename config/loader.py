@@ -114,9 +114,7 @@ def _qualified(problems: list[str], section: str) -> list[str]:
     if not section:
         return problems
     root = "<root>"
-    return [
-        section + p[len(root) :] if p.startswith(root) else f"{section}.{p}" for p in problems
-    ]
+    return [section + p[len(root) :] if p.startswith(root) else f"{section}.{p}" for p in problems]
 
 
 def _load(s: Schema, raw: Any, path: str, problems: list[str]) -> dict[str, Any]:
