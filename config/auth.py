@@ -17,8 +17,10 @@ from domain.image import normalise_registry_repo
 SECRET_FILES = ("secret.yaml", ".dockerconfigjson")
 
 
-def load_auth(raw: Mapping[str, Any] | None, secrets_dir: Path, path: str) -> AuthSettings:
+def load_auth(raw: Mapping[str, Any] | None, secrets_dir: Path | None, path: str) -> AuthSettings:
     """Resolve an ``auth`` block into credentials keyed by normalised ``registry[/repo]``.
+
+    ``secrets_dir=None`` keeps ``secretName`` unresolved (commands that never authenticate).
 
     Raises:
         ConfigError: the secret is missing, unreadable or malformed (path-qualified).
@@ -27,6 +29,8 @@ def load_auth(raw: Mapping[str, Any] | None, secrets_dir: Path, path: str) -> Au
         return AuthSettings()
     name = raw.get("secretName")
     if name:
+        if secrets_dir is None:
+            return AuthSettings(secret_name=name)
         return AuthSettings(secret_name=name, credentials=_read_secret(secrets_dir, name, path))
     if "username" in raw and "password" in raw:
         entry = _entry(raw, f"{path}.registry")

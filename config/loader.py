@@ -41,10 +41,12 @@ KMS_SCHEMES = ("awskms://", "gcpkms://", "azurekms://", "hashivault://")
 def load_settings(
     path: Path | None = None,
     *,
-    secrets_dir: Path = DEFAULT_SECRETS_DIR,
+    secrets_dir: Path | None = DEFAULT_SECRETS_DIR,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Read, validate and freeze a configuration; ``None`` means the built-in default.
+
+    ``secrets_dir=None`` leaves ``auth.secretName`` unresolved (for ``explain``: no network).
 
     Raises:
         ConfigError: the file is unreadable or invalid; ``problems`` lists every error.
@@ -67,7 +69,7 @@ def read_document(path: Path) -> Any:
         raise ConfigError(f"configuration {path} is not valid YAML: {e}") from e
 
 
-def build_settings(document: Any, *, secrets_dir: Path, env: Mapping[str, str]) -> Settings:
+def build_settings(document: Any, *, secrets_dir: Path | None, env: Mapping[str, str]) -> Settings:
     """Validate a decoded document and build :class:`Settings`.
 
     Raises:
@@ -145,7 +147,9 @@ def _flatten(messages: Any, path: str) -> list[str]:
     return [f"{path or '<root>'}: {messages}"]
 
 
-def _validators(raw: list[Any], secrets_dir: Path, problems: list[str]) -> list[ValidatorSettings]:
+def _validators(
+    raw: list[Any], secrets_dir: Path | None, problems: list[str]
+) -> list[ValidatorSettings]:
     out = []
     for i, entry in enumerate(raw):
         path = f"validators[{i}]"
@@ -170,7 +174,7 @@ def _validators(raw: list[Any], secrets_dir: Path, problems: list[str]) -> list[
     return out
 
 
-def _validator(data: dict[str, Any], secrets_dir: Path, path: str) -> ValidatorSettings:
+def _validator(data: dict[str, Any], secrets_dir: Path | None, path: str) -> ValidatorSettings:
     vtype = data["type"]
     roots = tuple(
         _trust_root(r, vtype, f"{path}.trustRoots[{j}]")
