@@ -303,3 +303,22 @@ def test_check_config_text_format(tmp_path: Path) -> None:
     )
     assert b"validators: " in proc.stdout
     assert b"policy: " in proc.stdout
+
+
+def test_explain_needs_no_secrets(tmp_path: Path) -> None:
+    """Regression: explain has no --secrets-dir, so a secretName must not be resolved."""
+    key = (ROOT / "config" / "default.yaml").read_text().split("key: |\n")[1].split("policy:")[0]
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "validators:\n  - name: nv\n    type: notaryv1\n    auth: {secretName: regcred}\n"
+        "    trustRoots:\n      - name: default\n        key: |\n"
+        + "".join("    " + line + "\n" for line in key.splitlines())
+        + 'policy:\n  - pattern: "*"\n    validator: nv\n'
+    )
+    assert (
+        run("check-config", "--config", str(config), "--secrets-dir", str(tmp_path)).returncode == 2
+    )
+    proc = run("explain", "--config", str(config), "nginx")
+    assert proc.returncode == 0, proc.stderr
+    (report,) = json_lines(proc.stdout)
+    assert (report["validator"], report["trust_roots"]) == ("nv", ["default"])
