@@ -6,6 +6,7 @@ the running process (webhook start-up or CLI) and provided with ``container.sess
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import aiohttp
@@ -14,9 +15,16 @@ from dependency_injector import containers, providers
 from adapters.clock import SystemClock
 from adapters.http import HttpClient
 from adapters.metrics import PrometheusMetrics
+from adapters.notary import NotaryV1HttpClient
+from adapters.registry import AiohttpRegistryClient
+from adapters.rekor import AiohttpRekorClient
+from adapters.sigstore_trust import public_good_material
+from application.cosign import CosignValidator
+from application.notaryv1 import NotaryV1Validator
+from application.notation import NotationValidator
 from application.ports import Clock
 from application.review import ReviewAdmission
-from application.settings import Settings
+from application.settings import Settings, ValidatorSettings
 from application.validators import (
     StaticValidator,
     Validator,
@@ -24,11 +32,39 @@ from application.validators import (
     build_validators,
 )
 from application.verify import VerifyImage
+from domain.cosign import TransparencyMaterial
 
 
 def validator_factories(http: HttpClient, clock: Clock) -> dict[str, ValidatorFactory]:
     """Validator type → factory; each new validator type is registered here."""
-    return {"static": StaticValidator}
+    # One client per protocol: challenges, tokens and plain-HTTP fallbacks are shared.
+    notary = NotaryV1HttpClient(http)
+    registry = AiohttpRegistryClient(http, clock)
+    rekor = AiohttpRekorClient(http)
+
+    def notaryv1(settings: ValidatorSettings) -> Validator:
+        return NotaryV1Validator(settings, notary, clock)
+
+    def cosign(settings: ValidatorSettings) -> Validator:
+        # The public-good trust material is read from the sigstore package only when needed.
+        return CosignValidator(settings, registry, rekor, clock, public_good=_public_good(settings))
+
+    def notation(settings: ValidatorSettings) -> Validator:
+        return NotationValidator(settings, registry, clock)
+
+    return {"static": StaticValidator, "notaryv1": notaryv1, "cosign": cosign, "notation": notation}
+
+
+def _public_good(settings: ValidatorSettings) -> TransparencyMaterial | None:
+    custom = settings.transparency
+    if custom is not None and custom.rekor_pubkey and custom.fulcio_cert and custom.ct_log_pubkey:
+        return None
+    return _public_good_cached()
+
+
+@functools.cache
+def _public_good_cached() -> TransparencyMaterial:
+    return public_good_material()
 
 
 def make_validators(

@@ -181,14 +181,15 @@ def _validator(data: dict[str, Any], secrets_dir: Path | None, path: str) -> Val
         for j, r in enumerate(data.get("trustRoots", []))
     )
     host = data.get("host")
+    notary_host = _notary_host(host, f"{path}.host") if vtype == "notaryv1" else None
     return ValidatorSettings(
         name=data["name"],
         type=vtype,
         approve=bool(data.get("approve", False)),
-        host=_notary_host(host, f"{path}.host") if vtype == "notaryv1" else None,
+        host=notary_host,
         transparency=_transparency(host, f"{path}.host") if vtype == "cosign" else None,
         cert=_certificate(data.get("cert"), f"{path}.cert"),
-        auth=load_auth(data.get("auth"), secrets_dir, f"{path}.auth"),
+        auth=load_auth(data.get("auth"), secrets_dir, f"{path}.auth", vtype, notary_host),
         trust_roots=roots,
     )
 

@@ -239,6 +239,7 @@ def _explain_image(settings: Settings, raw: str) -> dict[str, Any]:
 
 def _check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    asyncio.run(_build_validators(build_container(settings)))
     summary = {
         "ok": True,
         "problems": [],
@@ -252,6 +253,13 @@ def _check_config(args: argparse.Namespace) -> int:
         f"{len(settings.policy.rules)} rules",
     )
     return EXIT_OK
+
+
+async def _build_validators(container: Container) -> None:
+    """Construct every validator (no network): their own load-time checks run too."""
+    async with aiohttp.ClientSession() as session:
+        container.session.override(session)
+        container.validators()
 
 
 def _emit_problems(args: argparse.Namespace, problems: Sequence[str]) -> None:

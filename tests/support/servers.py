@@ -87,7 +87,12 @@ class RegistryServer:
 def registry_server(
     workdir: Path, tls: TlsFiles | None = None, htpasswd: Path | None = None
 ) -> Iterator[RegistryServer]:
-    """Debian's ``docker-registry`` (distribution 2.8) with filesystem storage."""
+    """Debian's ``docker-registry`` (distribution 2.8) with filesystem storage, or the
+    official ``registry:2`` image through testcontainers when a Docker engine answers."""
+    if docker_available():
+        with _registry_container(workdir, tls, htpasswd) as server:
+            yield server
+        return
     binary = shutil.which("docker-registry")
     if binary is None:
         raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
@@ -114,4 +119,37 @@ def registry_server(
             scheme="https" if tls else "http",
             ca_pem=tls.ca_pem if tls else None,
             backend="debian docker-registry",
+        )
+
+
+@contextlib.contextmanager
+def _registry_container(
+    workdir: Path, tls: TlsFiles | None, htpasswd: Path | None
+) -> Iterator[RegistryServer]:
+    """``registry:2`` via testcontainers, configured like the Debian branch."""
+    from testcontainers.core.container import DockerContainer
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    container = DockerContainer("registry:2").with_exposed_ports(5000)
+    if tls is not None:
+        container = (
+            container.with_volume_mapping(str(tls.cert_file.parent), "/certs", "ro")
+            .with_env("REGISTRY_HTTP_TLS_CERTIFICATE", f"/certs/{tls.cert_file.name}")
+            .with_env("REGISTRY_HTTP_TLS_KEY", f"/certs/{tls.key_file.name}")
+        )
+    if htpasswd is not None:
+        container = (
+            container.with_volume_mapping(str(htpasswd.parent), "/auth", "ro")
+            .with_env("REGISTRY_AUTH", "htpasswd")
+            .with_env("REGISTRY_AUTH_HTPASSWD_REALM", "test-registry")
+            .with_env("REGISTRY_AUTH_HTPASSWD_PATH", f"/auth/{htpasswd.name}")
+        )
+    with container:
+        port = int(container.get_exposed_port(5000))
+        wait_for_port(port)
+        yield RegistryServer(
+            host=f"127.0.0.1:{port}",
+            scheme="https" if tls else "http",
+            ca_pem=tls.ca_pem if tls else None,
+            backend="testcontainers registry:2",
         )

@@ -1,0 +1,19 @@
+.PHONY: setup run test bench demo
+
+setup:
+	bash scripts/setup.sh
+
+run:
+	bash scripts/run.sh
+
+test:
+	bash scripts/test.sh
+
+bench: setup
+	.venv/bin/python bench/webhook.py
+	.venv/bin/python bench/notary_roundtrips.py
+	.venv/bin/python -m bench.cosign_roundtrips
+
+demo: setup
+	bash scripts/system-packages.sh
+	.venv/bin/python scripts/demo.py
