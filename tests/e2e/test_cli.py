@@ -107,9 +107,6 @@ def test_verify_with_an_invalid_config_exits_2_and_names_the_problem(tmp_path: P
     assert proc.stdout == b""
 
 
-@pytest.mark.xfail(
-    strict=False, reason="the default config uses a notaryv1 validator, built on its own branch"
-)
 def test_verify_with_the_default_config() -> None:
     proc = run("verify", "nginx", "registry.k8s.io/pause:3.9")
     assert proc.returncode == 1, proc.stderr
