@@ -140,6 +140,10 @@ class ReviewAdmission:
             VerifyImageCommand(image=raw, approved_images=approved, approval_reason=reason)
             for raw in workload.images
         ]
+        if deadline.expired:
+            # No budget at all (the API server's timeout is within the margin): nothing can be
+            # decided in time, not even a static rule, so every image is a timeout (D6).
+            return [_timed_out(c.image, 0, len(commands)) for c in commands]
         verdicts: dict[str, ImageVerdict] = {}
         waiting: list[VerifyImageCommand] = []
         if deadline.expired:  # no budget at all (the caller gave up): nothing is decided

@@ -199,7 +199,8 @@ def _review(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config, env=os.environ) if args.config else load_settings()
+    # No network, so no credentials: secretName stays unresolved (there is no --secrets-dir).
+    settings = load_settings(args.config, secrets_dir=None, env=os.environ)
     code = EXIT_OK
     for raw in args.images:
         report = _explain_image(settings, raw)
