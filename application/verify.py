@@ -59,7 +59,7 @@ class VerifyImage:
         self._metrics = metrics
         self._caching = caching or CachePolicy()
         self._configurations: dict[Rule, str] = {}
-        self._inflight: dict[str, asyncio.Future[ImageVerdict]] = {}
+        self._inflight: dict[str, _Shared] = {}
 
     def decide_now(self, command: VerifyImageCommand) -> ImageVerdict | None:
         """The verdict when it needs no I/O (bad reference, no rule, static); else ``None``."""
@@ -99,11 +99,10 @@ class VerifyImage:
                 return self._record(_replayed(command.image, image, rule, validator, hit), started)
         shared = self._inflight.get(key)
         if shared is None:
-            shared = asyncio.ensure_future(self._verify_and_store(key, command.image, deadline))
-            self._inflight[key] = shared
-            shared.add_done_callback(lambda _: self._inflight.pop(key, None))
-        # shield: one waiter giving up (its request timed out) must not cancel the others' work
-        return await asyncio.shield(shared)
+            task = asyncio.ensure_future(self._verify_and_store(key, command.image, deadline))
+            shared = self._inflight[key] = _Shared(task)
+            task.add_done_callback(lambda _: self._inflight.pop(key, None))
+        return await shared.wait()
 
     async def _verify_and_store(self, key: str, raw: str, deadline: Deadline) -> ImageVerdict:
         image, rule, validator = self._resolve(raw)
@@ -183,6 +182,27 @@ class VerifyImage:
             time.perf_counter() - started,
         )
         return verdict
+
+
+class _Shared:
+    """One in-flight verification and how many requests wait for it."""
+
+    __slots__ = ("task", "waiters")
+
+    def __init__(self, task: asyncio.Future[ImageVerdict]) -> None:
+        self.task = task
+        self.waiters = 0
+
+    async def wait(self) -> ImageVerdict:
+        """The shared verdict. A waiter giving up (its request timed out) does not cancel the
+        others' work; the last one to give up cancels it, so no orphaned requests remain."""
+        self.waiters += 1
+        try:
+            return await asyncio.shield(self.task)
+        finally:
+            self.waiters -= 1
+            if self.waiters == 0 and not self.task.done():
+                self.task.cancel()
 
 
 def _trusted(

@@ -41,6 +41,7 @@ class FakeMetrics:
 
     admissions: list[tuple[bool, bool]] = field(default_factory=list)
     validations: list[tuple[str, str, str]] = field(default_factory=list)
+    skips: list[tuple[str, str, str]] = field(default_factory=list)
 
     def admission(self, allowed: bool, timed_out: bool, seconds: float) -> None:
         self.admissions.append((allowed, timed_out))
@@ -49,6 +50,9 @@ class FakeMetrics:
         self, validator_type: str, validator: str, category: str, seconds: float
     ) -> None:
         self.validations.append((validator_type, validator, category))
+
+    def skipped(self, validator_type: str, validator: str, reason: str) -> None:
+        self.skips.append((validator_type, validator, reason))
 
 
 @dataclass
