@@ -1,6 +1,19 @@
-PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,/work/main/.venv/bin/python)
+.PHONY: setup run test bench demo
 
-.PHONY: bench
-# Webhook throughput and latency against a bare asyncio HTTPS server (bench/README.md).
-bench:
-	$(PYTHON) bench/webhook.py $(BENCH_ARGS)
+setup:
+	bash scripts/setup.sh
+
+run:
+	bash scripts/run.sh
+
+test:
+	bash scripts/test.sh
+
+bench: setup
+	.venv/bin/python bench/webhook.py
+	.venv/bin/python bench/notary_roundtrips.py
+	.venv/bin/python -m bench.cosign_roundtrips
+
+demo: setup
+	bash scripts/system-packages.sh
+	.venv/bin/python scripts/demo.py

@@ -10,10 +10,13 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from urllib.parse import urlsplit
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from application.deadline import Deadline
 from domain.errors import Category, VerificationError
@@ -24,7 +27,7 @@ ResponseHook = Callable[[str, str], None]
 
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
-    """A fully read, size-capped response."""
+    """A fully read, size-capped response; ``headers`` look-ups ignore case."""
 
     url: str
     status: int
@@ -58,6 +61,22 @@ def status_error(status: int, what: str) -> VerificationError | None:
     return VerificationError(f"{what}: unexpected HTTP {status}", category=Category.FETCH_FAILED)
 
 
+def retry_after_seconds(headers: Mapping[str, str], now: datetime) -> float | None:
+    """The wait a 429/503 asks for (``Retry-After``: seconds or an HTTP date), else None."""
+    value = headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - now).total_seconds())
+
+
 class HttpClient:
     """Sends requests over one pooled session and returns bounded, fully read responses."""
 
@@ -84,15 +103,17 @@ class HttpClient:
         ca_pem: str | None = None,
         data: bytes | None = None,
         max_bytes: int | None = None,
+        cap_seconds: float | None = None,
     ) -> HttpResponse:
-        """Send one request; the timeout is what is left of ``deadline`` (at most the cap).
+        """Send one request; the timeout is what is left of ``deadline`` (at most the cap,
+        or ``cap_seconds`` when given).
 
         Raises:
             VerificationError: ``timeout`` when the budget is spent, ``fetch_failed`` when the
                 server cannot be reached or the body exceeds the cap.
         """
         host = urlsplit(url).netloc
-        timeout = deadline.timeout(self._cap)
+        timeout = deadline.timeout(self._cap if cap_seconds is None else cap_seconds)
         if timeout <= 0:
             raise VerificationError(f"no time left to contact {host}", category=Category.TIMEOUT)
         limit = max_bytes or self._max_body_bytes
@@ -108,7 +129,8 @@ class HttpClient:
             ) as resp:
                 body = await _read_capped(resp, limit, host)
                 self._report(host, f"{resp.status // 100}xx")
-                return HttpResponse(str(resp.url), resp.status, dict(resp.headers), body)
+                headers = CIMultiDictProxy(CIMultiDict(resp.headers))
+                return HttpResponse(str(resp.url), resp.status, headers, body)
         except TimeoutError as e:
             self._report(host, "error")
             raise VerificationError(
@@ -118,6 +140,11 @@ class HttpClient:
             self._report(host, "error")
             raise VerificationError(
                 f"cannot reach {host}: {type(e).__name__}", category=Category.FETCH_FAILED
+            ) from e
+        except (ValueError, UnicodeError) as e:
+            # yarl refuses some malformed URLs before aiohttp sees them.
+            raise VerificationError(
+                f"cannot build a request URL for {host!r}", category=Category.FETCH_FAILED
             ) from e
 
     def _report(self, host: str, status_class: str) -> None:

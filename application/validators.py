@@ -7,7 +7,7 @@ from typing import Protocol
 
 from application.deadline import Deadline
 from application.settings import ValidatorSettings
-from domain.errors import Category, VerificationError
+from domain.errors import Category, ConfigError, ConnaisseurError, VerificationError
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.verdict import TrustedDigest
@@ -70,14 +70,16 @@ def build_validators(
     """Instantiate every configured validator by type; the first of a duplicate name wins.
 
     Raises:
-        ConfigError: a validator type has no factory (not implemented in this build).
+        ConfigError: a validator type has no factory, or a validator rejects its settings.
     """
-    from domain.errors import ConfigError
-
     validators: dict[str, Validator] = {}
-    for spec in settings:
+    for i, spec in enumerate(settings):
         factory = factories.get(spec.type)
         if factory is None:
-            raise ConfigError(f"validators: type {spec.type!r} of {spec.name!r} is not supported")
-        validators.setdefault(spec.name, factory(spec))
+            raise ConfigError(f"validators[{i}]: type {spec.type!r} is not supported")
+        try:
+            validator = factory(spec)
+        except ConnaisseurError as e:
+            raise ConfigError(f"validators[{i}] ({spec.name}): {e.message}") from e
+        validators.setdefault(spec.name, validator)
     return validators

@@ -1,8 +1,15 @@
-"""Registry and Notary credentials from ``auth.secretName`` (a mounted secret) or inline values."""
+"""A validator's ``auth`` block → :class:`AuthSettings` (connaisseur-v3.md §6.1, read at start-up).
+
+Forms: ``secretName`` (files of a mounted secret: ``secret.yaml`` first, else
+``.dockerconfigjson``), ``useKeychain`` (recorded; only when there is no ``secretName``), and the
+chart-level inline ``username``/``password``/``registry``. Paths are sanitised: the secret name is
+one path element and every file must resolve (symlinks included) inside its secret directory.
+"""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,67 +22,182 @@ from domain.errors import ConfigError, InvalidReferenceError
 from domain.image import normalise_registry_repo
 
 SECRET_FILES = ("secret.yaml", ".dockerconfigjson")
+MAX_SECRET_FILE_BYTES = 1024 * 1024
+EMPTY_AUTH = "EMPTYAUTH"
 
 
-def load_auth(raw: Mapping[str, Any] | None, secrets_dir: Path, path: str) -> AuthSettings:
-    """Resolve an ``auth`` block into credentials keyed by normalised ``registry[/repo]``.
+def load_auth(
+    raw_auth: Mapping[str, Any] | None,
+    secrets_dir: Path | None,
+    path: str,
+    validator_type: str | None = None,
+    host: str | None = None,
+) -> AuthSettings:
+    """Resolve an ``auth`` block; ``None`` (no block, or an empty document) means anonymous.
+
+    ``path`` prefixes error messages (``validators[0].auth``). For ``notaryv1`` an entry
+    without registry (``EMPTYAUTH``) is re-keyed to the Notary ``host`` when one is given.
+    ``secrets_dir=None`` keeps ``secretName`` unresolved (commands that never authenticate).
 
     Raises:
-        ConfigError: the secret is missing, unreadable or malformed (path-qualified).
+        ConfigError: not a mapping, no usable source, missing/unreadable/malformed secret
+            files, invalid registry keys.
     """
-    if not raw:
+    if raw_auth is None:
         return AuthSettings()
-    name = raw.get("secretName")
-    if name:
-        return AuthSettings(secret_name=name, credentials=_read_secret(secrets_dir, name, path))
-    if "username" in raw and "password" in raw:
-        entry = _entry(raw, f"{path}.registry")
-        return AuthSettings(credentials=(entry,))
-    return AuthSettings(use_keychain=bool(raw.get("useKeychain")))
-
-
-def _read_secret(secrets_dir: Path, name: str, path: str) -> tuple[tuple[str, Credentials], ...]:
-    base = secrets_dir.resolve()
-    folder = (base / name).resolve()
-    if base not in folder.parents:
-        raise ConfigError(f"{path}.secretName: {name!r} leaves the secrets directory")
-    for filename in SECRET_FILES:
-        file = (folder / filename).resolve()
-        if file.parent != folder or not file.is_file():
-            continue
+    if not isinstance(raw_auth, Mapping):
+        raise ConfigError(f"{path}: unmarshal error: not a mapping")
+    secret_name = raw_auth.get("secretName")
+    if secret_name:
+        if not isinstance(secret_name, str):
+            raise ConfigError(f"{path}.secretName must be a string")
+        if secrets_dir is None:
+            return AuthSettings(secret_name=secret_name)
         try:
-            text = file.read_text()
-            if filename == "secret.yaml":
-                return (_entry(yaml.safe_load(text), f"{path} ({file})"),)
-            return _docker_config(json.loads(text), f"{path} ({file})")
-        except (OSError, ValueError, yaml.YAMLError, AttributeError, TypeError) as e:
-            raise ConfigError(f"{path}: error reading authentication file {file}: {e}") from e
-    raise ConfigError(f"{path}.secretName: no authentication file for secret {name}")
+            entries = read_secret(secrets_dir, secret_name)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e.message}") from e
+        return AuthSettings(
+            secret_name=secret_name, credentials=_rekey(entries, validator_type, host)
+        )
+    if _has_inline(raw_auth):
+        return _inline(raw_auth, path, validator_type, host)
+    if raw_auth.get("useKeychain") is True:
+        return AuthSettings(use_keychain=True)
+    raise ConfigError(f"{path}: neither secretName nor useKeychain defined")
 
 
-def _entry(doc: Any, path: str) -> tuple[str, Credentials]:
-    if not isinstance(doc, Mapping) or "username" not in doc or "password" not in doc:
-        raise ConfigError(f"{path}: needs username and password")
-    creds = Credentials(username=str(doc["username"]), password=str(doc["password"]))
-    registry = doc.get("registry")
-    return (_key(str(registry), path) if registry else "EMPTYAUTH", creds)
+def read_secret(secrets_dir: Path, name: str) -> tuple[tuple[str, Credentials], ...]:
+    """Credentials from ``<secrets_dir>/<name>/secret.yaml`` or ``.dockerconfigjson``.
+
+    Raises:
+        ConfigError: see :func:`load_auth`.
+    """
+    directory = _secret_directory(secrets_dir, name)
+    for filename in SECRET_FILES:
+        path = directory / filename
+        if not path.exists():
+            continue
+        text = _read_inside(directory, path)
+        if filename == "secret.yaml":
+            return (_from_secret_yaml(text, path),)
+        return _from_docker_config(text, path)
+    raise ConfigError(f"no authentication file for secret {name}")
 
 
-def _docker_config(doc: Any, path: str) -> tuple[tuple[str, Credentials], ...]:
-    auths = doc.get("auths") if isinstance(doc, Mapping) else None
-    if not isinstance(auths, Mapping):
-        raise ConfigError(f"{path}: .dockerconfigjson has no auths")
+def _secret_directory(secrets_dir: Path, name: str) -> Path:
+    if name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise ConfigError(f"invalid secret name {name!r}")
+    directory = secrets_dir / name
+    if not directory.is_dir():
+        raise ConfigError(f"no authentication file for secret {name}")
+    base = secrets_dir.resolve()
+    if not directory.resolve().is_relative_to(base):
+        raise ConfigError(f"secret {name} resolves outside {secrets_dir}")
+    return directory
+
+
+def _read_inside(directory: Path, path: Path) -> str:
+    # Kubernetes mounts secret files as symlinks into ``..data``: allowed while they stay inside.
+    if not path.resolve().is_relative_to(directory.resolve()):
+        raise ConfigError(f"error reading authentication file {path}: resolves outside {directory}")
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(f"error reading authentication file {path}: {e.strerror}") from e
+    if len(data) > MAX_SECRET_FILE_BYTES:
+        raise ConfigError(f"error reading authentication file {path}: larger than 1 MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"error reading authentication file {path}: not UTF-8") from e
+
+
+def _from_secret_yaml(text: str, path: Path) -> tuple[str, Credentials]:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"error reading authentication file {path}: invalid YAML") from e
+    if not isinstance(doc, dict):
+        raise ConfigError(f"error reading authentication file {path}: not a mapping")
+    username, password, registry = doc.get("username"), doc.get("password"), doc.get("registry")
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise ConfigError(
+            f"error reading authentication file {path}: username and password must be strings"
+        )
+    if registry is not None and not isinstance(registry, str):
+        raise ConfigError(f"error reading authentication file {path}: registry must be a string")
+    key = _normalise(registry) if registry else EMPTY_AUTH
+    return key, Credentials(username=username, password=password)
+
+
+def _from_docker_config(text: str, path: Path) -> tuple[tuple[str, Credentials], ...]:
+    try:
+        auths = json.loads(text).get("auths", {})
+    except (ValueError, AttributeError) as e:
+        raise ConfigError(f"error reading authentication file {path}: invalid JSON") from e
+    if not isinstance(auths, dict):
+        raise ConfigError(f"error reading authentication file {path}: auths is not a mapping")
     entries = []
-    for key, value in auths.items():
-        user, password = value.get("username"), value.get("password")
-        if value.get("auth"):
-            user, _, password = base64.b64decode(value["auth"]).decode().partition(":")
-        entries.append((_key(key, path), Credentials(username=user or "", password=password or "")))
+    for raw_key, entry in auths.items():
+        key = _normalise(raw_key)
+        entries.append((key, _docker_credentials(entry, path)))
     return tuple(entries)
 
 
-def _key(registry: str, path: str) -> str:
+def _docker_credentials(entry: Any, path: Path) -> Credentials:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"error reading authentication file {path}: entry is not a mapping")
+    username, password = entry.get("username", ""), entry.get("password", "")
+    if isinstance(entry.get("auth"), str) and entry["auth"]:
+        try:
+            decoded = base64.b64decode(entry["auth"], validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError) as e:
+            raise ConfigError(f"error reading authentication file {path}: bad auth field") from e
+        username, sep, password = decoded.partition(":")
+        if not sep:
+            raise ConfigError(f"error reading authentication file {path}: bad auth field")
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise ConfigError(f"error reading authentication file {path}: bad username/password")
+    return Credentials(username=username, password=password)
+
+
+def _normalise(registry: str) -> str:
     try:
         return normalise_registry_repo(registry)
     except InvalidReferenceError as e:
-        raise ConfigError(f"{path}: {e.message}") from e
+        raise ConfigError(f"unable to parse registry {registry!r}: {e.message}") from e
+
+
+def _has_inline(raw: Mapping[str, Any]) -> bool:
+    return bool(raw.get("username")) and bool(raw.get("password"))
+
+
+def _inline(
+    raw: Mapping[str, Any], path: str, validator_type: str | None, host: str | None
+) -> AuthSettings:
+    # The chart turns inline credentials into a secret ``<name>-auth``; without ``registry`` it
+    # creates none for cosign/notation, so upstream fails to start. We fail too, but clearly.
+    username, password, registry = raw["username"], raw["password"], raw.get("registry")
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise ConfigError(f"{path}: username and password must be strings")
+    if not registry and validator_type in ("cosign", "notation"):
+        raise ConfigError(
+            f"{path}: username/password need auth.registry for a {validator_type} validator"
+        )
+    try:
+        key = _normalise(str(registry)) if registry else EMPTY_AUTH
+    except ConfigError as e:
+        raise ConfigError(f"{path}.registry: {e.message}") from e
+    entry = (key, Credentials(username=username, password=password))
+    return AuthSettings(credentials=_rekey((entry,), validator_type, host))
+
+
+def _rekey(
+    entries: tuple[tuple[str, Credentials], ...], validator_type: str | None, host: str | None
+) -> tuple[tuple[str, Credentials], ...]:
+    if validator_type != "notaryv1" or not host:
+        return entries
+    target = _normalise(host)
+    return tuple((target if key == EMPTY_AUTH else key, creds) for key, creds in entries)

@@ -46,6 +46,8 @@ class Category(StrEnum):
     RATE_LIMITED = "rate_limited"
     UNAUTHORIZED = "unauthorized"
     UNAVAILABLE = "unavailable"
+    # Addition (D4): signed metadata older than a version already seen for the same repository.
+    ROLLBACK = "rollback"
 
 
 #: Categories that describe the state of an upstream, not of the image: never cached (D5).

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -99,7 +100,7 @@ def load_public_key(pem: str) -> PublicKey:
         )
     try:
         key = serialization.load_der_public_key(blocks[0][1])
-    except ValueError as e:
+    except (ValueError, UnsupportedAlgorithm) as e:
         raise TrustRootError("error parsing public key", category=Category.INVALID_KEY) from e
     if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
         raise TrustRootError("unsupported public key type", category=Category.INVALID_KEY)

@@ -1,0 +1,431 @@
+"""OCI distribution API client: tags, manifests, blobs and referrers, with registry auth.
+
+Implements :class:`application.ports.Registry` over the shared :class:`HttpClient`:
+
+* auth: anonymous, HTTP Basic, and the Bearer token flow from a ``WWW-Authenticate`` challenge
+  (realm/service/scope, with or without credentials); tokens are cached per registry, service
+  and scope for their lifetime, and a registry that asked for Basic gets it up front next time;
+* TLS: HTTPS first (system roots, or the validator's ``cert`` as the only roots); plain HTTP
+  only as a fallback for loopback and ``localhost`` registries, as the Go client does;
+* integrity: every manifest and blob is checked against its digest; sizes are capped (D8);
+* errors (D9): 401/403 ``unauthorized``, 404 ``image_not_found`` (``no_trust_data`` for
+  signature artefacts), 429 ``rate_limited``, 5xx ``unavailable``, transport ``fetch_failed``,
+  budget ``timeout``; ``Retry-After`` is honoured once when it fits in the budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import ipaddress
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from adapters.http import HttpClient, HttpResponse, retry_after_seconds, status_error
+from application.deadline import Deadline
+from application.ports import Clock, Endpoint, Manifest, Registry
+from application.settings import Credentials
+from domain.errors import Category, VerificationError
+from domain.image import ImageReference, is_digest
+
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+_ACCEPT = ", ".join(MANIFEST_TYPES)
+_ARTEFACT_TAG = re.compile(r"sha256-[0-9a-f]{64}(\.[a-z]+)?")
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+_TOKEN_MARGIN_SECONDS = 5.0
+_DEFAULT_TOKEN_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Challenge:
+    scheme: str
+    params: Mapping[str, str]
+
+
+def parse_challenge(header: str) -> _Challenge | None:
+    """Parse ``WWW-Authenticate: Bearer realm="…",service="…",scope="…"`` (or Basic)."""
+    scheme, _, rest = header.strip().partition(" ")
+    if not scheme:
+        return None
+    return _Challenge(scheme.lower(), dict(_CHALLENGE_PARAM.findall(rest)))
+
+
+def is_loopback(registry: str) -> bool:
+    """``localhost``, ``*.localhost``, 127.0.0.0/8 and ``::1`` (with or without a port)."""
+    host = urlsplit("//" + registry).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class AiohttpRegistryClient(Registry):
+    """The :class:`Registry` port over one pooled aiohttp session (via :class:`HttpClient`)."""
+
+    def __init__(
+        self,
+        http: HttpClient,
+        clock: Clock,
+        *,
+        max_manifest_bytes: int = 4 * 1024 * 1024,
+        max_blob_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
+        self._http = http
+        self._clock = clock
+        self._max_manifest = max_manifest_bytes
+        self._max_blob = max_blob_bytes
+        self._schemes: dict[str, str] = {}
+        self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._basic_registries: set[str] = set()
+
+    # ---------------------------------------------------------------- Registry port
+
+    async def resolve(self, image: ImageReference, endpoint: Endpoint, deadline: Deadline) -> str:
+        """The digest the image's tag (or digest) points to: HEAD, falling back to GET.
+
+        Raises:
+            VerificationError: see the port.
+        """
+        reference = image.digest or image.tag
+        path = f"/v2/{image.repository}/manifests/{reference}"
+        resp = await self._fetch("HEAD", image, path, endpoint, deadline, accept=_ACCEPT)
+        self._raise_for_status(resp, image, reference)
+        header = resp.headers.get("Docker-Content-Digest", "")
+        if image.digest:
+            return image.digest
+        if is_digest(header):
+            return header
+        return (await self.manifest(image, reference, endpoint, deadline)).digest
+
+    async def manifest(
+        self, image: ImageReference, reference: str, endpoint: Endpoint, deadline: Deadline
+    ) -> Manifest:
+        """Fetch a manifest by tag or digest, verified against its digest.
+
+        Raises:
+            VerificationError: see the port.
+        """
+        path = f"/v2/{image.repository}/manifests/{reference}"
+        resp = await self._fetch(
+            "GET", image, path, endpoint, deadline, accept=_ACCEPT, max_bytes=self._max_manifest
+        )
+        self._raise_for_status(resp, image, reference)
+        digest = "sha256:" + hashlib.sha256(resp.body).hexdigest()
+        served = resp.headers.get("Docker-Content-Digest", "")
+        expected = reference if is_digest(reference) else served if is_digest(served) else digest
+        if digest != expected:
+            raise VerificationError(
+                f"manifest {image.context}@{reference} does not match its digest",
+                category=Category.MALFORMED_TRUST_DATA,
+            )
+        return Manifest(digest=digest, media_type=_media_type(resp), body=resp.body)
+
+    async def blob(
+        self, image: ImageReference, digest: str, endpoint: Endpoint, deadline: Deadline
+    ) -> bytes:
+        """Fetch a blob and check it against ``digest``.
+
+        Raises:
+            VerificationError: see the port; a 404 is ``no_trust_data``.
+        """
+        if not is_digest(digest):
+            raise VerificationError(
+                f"unsupported blob digest {digest[:80]!r}", category=Category.MALFORMED_TRUST_DATA
+            )
+        path = f"/v2/{image.repository}/blobs/{digest}"
+        resp = await self._fetch("GET", image, path, endpoint, deadline, max_bytes=self._max_blob)
+        if resp.status == 404:
+            raise VerificationError(
+                f"blob {digest} is missing in {image.context}", category=Category.NO_TRUST_DATA
+            )
+        self._raise_for_status(resp, image, digest)
+        if "sha256:" + hashlib.sha256(resp.body).hexdigest() != digest:
+            raise VerificationError(
+                f"blob {digest} of {image.context} does not match its digest",
+                category=Category.MALFORMED_TRUST_DATA,
+            )
+        return resp.body
+
+    async def referrers(
+        self,
+        image: ImageReference,
+        digest: str,
+        artifact_type: str,
+        endpoint: Endpoint,
+        deadline: Deadline,
+    ) -> Sequence[Mapping[str, Any]]:
+        """OCI 1.1 referrers of ``digest``; on 404 the ``sha256-<hex>`` tag schema.
+
+        Raises:
+            VerificationError: see the port (a missing fallback tag is an empty answer).
+        """
+        query = urlencode({"artifactType": artifact_type}) if artifact_type else ""
+        path = f"/v2/{image.repository}/referrers/{digest}" + (f"?{query}" if query else "")
+        resp = await self._fetch(
+            "GET", image, path, endpoint, deadline, accept=OCI_INDEX, max_bytes=self._max_manifest
+        )
+        if resp.status == 200:
+            index = _json_object(resp.body, f"referrers of {image.context}@{digest}")
+        elif resp.status in (404, 405):
+            try:
+                fallback = await self.manifest(
+                    image, digest.replace(":", "-", 1), endpoint, deadline
+                )
+            except VerificationError as e:
+                if e.category is Category.NO_TRUST_DATA:
+                    return []
+                raise
+            index = _json_object(fallback.body, f"referrers tag of {image.context}@{digest}")
+        else:
+            self._raise_for_status(resp, image, digest)
+            return []
+        return _filter_descriptors(index, artifact_type)
+
+    # ---------------------------------------------------------------- status handling
+
+    @staticmethod
+    def _raise_for_status(resp: HttpResponse, image: ImageReference, reference: str) -> None:
+        if resp.status == 404:
+            if _ARTEFACT_TAG.fullmatch(reference):
+                raise VerificationError(
+                    f"no signature data {reference} for {image.context}",
+                    category=Category.NO_TRUST_DATA,
+                )
+            raise VerificationError(
+                f"image {image.context}:{reference} does not exist"
+                if not is_digest(reference)
+                else f"image {image.context}@{reference} does not exist",
+                category=Category.IMAGE_NOT_FOUND,
+            )
+        error = status_error(resp.status, f"registry {image.registry}")
+        if error is not None:
+            raise error
+        if resp.status >= 300:
+            raise VerificationError(
+                f"registry {image.registry}: unexpected HTTP {resp.status}",
+                category=Category.FETCH_FAILED,
+            )
+
+    # ---------------------------------------------------------------- transport + auth
+
+    async def _fetch(
+        self,
+        method: str,
+        image: ImageReference,
+        path: str,
+        endpoint: Endpoint,
+        deadline: Deadline,
+        *,
+        accept: str | None = None,
+        max_bytes: int | None = None,
+    ) -> HttpResponse:
+        """One registry request, authenticated on demand (at most one challenge round)."""
+        scope = f"repository:{image.repository}:pull"
+        creds = endpoint.auth.lookup(image.registry, image.repository)
+        headers = {"Accept": accept} if accept else {}
+        auth = self._cached_auth(image.registry, scope, creds)
+        resp = await self._send(
+            method, image.registry, path, endpoint, deadline, {**headers, **auth}, max_bytes
+        )
+        if resp.status != 401:
+            return resp
+        challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+        fresh = await self._answer_challenge(
+            challenge, image.registry, scope, creds, endpoint, deadline
+        )
+        if fresh is None or fresh == auth:
+            return resp
+        return await self._send(
+            method, image.registry, path, endpoint, deadline, {**headers, **fresh}, max_bytes
+        )
+
+    def _cached_auth(self, registry: str, scope: str, creds: Credentials | None) -> dict[str, str]:
+        now = self._clock.monotonic()
+        for (reg, _service, cached_scope), (token, expires) in list(self._tokens.items()):
+            if reg == registry and cached_scope == scope:
+                if expires > now:
+                    return {"Authorization": f"Bearer {token}"}
+                del self._tokens[(reg, _service, cached_scope)]
+        if creds is not None and registry in self._basic_registries:
+            return _basic(creds)
+        return {}
+
+    async def _answer_challenge(
+        self,
+        challenge: _Challenge | None,
+        registry: str,
+        scope: str,
+        creds: Credentials | None,
+        endpoint: Endpoint,
+        deadline: Deadline,
+    ) -> dict[str, str] | None:
+        if challenge is None:
+            return None
+        if challenge.scheme == "basic":
+            if creds is None:
+                return None
+            self._basic_registries.add(registry)
+            return _basic(creds)
+        if challenge.scheme != "bearer" or "realm" not in challenge.params:
+            return None
+        token = await self._token(challenge.params, registry, scope, creds, endpoint, deadline)
+        return {"Authorization": f"Bearer {token}"}
+
+    async def _token(
+        self,
+        params: Mapping[str, str],
+        registry: str,
+        scope: str,
+        creds: Credentials | None,
+        endpoint: Endpoint,
+        deadline: Deadline,
+    ) -> str:
+        """Fetch a Bearer token from the challenge's realm and cache it for its lifetime."""
+        realm = params["realm"]
+        parts = urlsplit(realm)
+        if parts.scheme not in ("https", "http") or (
+            parts.scheme == "http" and not is_loopback(parts.netloc)
+        ):
+            raise VerificationError(
+                f"registry {registry} names an insecure or invalid token realm",
+                category=Category.FETCH_FAILED,
+            )
+        service = params.get("service", "")
+        query = {
+            k: v for k, v in (("service", service), ("scope", params.get("scope") or scope)) if v
+        }
+        url = realm + ("&" if parts.query else "?") + urlencode(query)
+        headers = _basic(creds) if creds is not None else {}
+        resp = await self._http.request(
+            "GET", url, deadline, headers=headers, ca_pem=endpoint.ca_pem
+        )
+        if resp.status in (401, 403):
+            raise VerificationError(
+                f"the token service of registry {registry} refused the credentials "
+                f"(HTTP {resp.status})",
+                category=Category.UNAUTHORIZED,
+            )
+        error = status_error(resp.status, f"token service of registry {registry}")
+        if error is not None:
+            raise error
+        doc = _json_object(resp.body, f"token of registry {registry}")
+        token = doc.get("token") or doc.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise VerificationError(
+                f"registry {registry} sent no token", category=Category.FETCH_FAILED
+            )
+        lifetime = doc.get("expires_in")
+        seconds = (
+            float(lifetime)
+            if isinstance(lifetime, int | float) and lifetime > 0
+            else _DEFAULT_TOKEN_SECONDS
+        )
+        expires = self._clock.monotonic() + max(0.0, seconds - _TOKEN_MARGIN_SECONDS)
+        self._tokens[(registry, service, scope)] = (token, expires)
+        return token
+
+    async def _send(
+        self,
+        method: str,
+        registry: str,
+        path: str,
+        endpoint: Endpoint,
+        deadline: Deadline,
+        headers: Mapping[str, str],
+        max_bytes: int | None,
+    ) -> HttpResponse:
+        """Send over the registry's scheme (HTTPS, or HTTP after a failed HTTPS to loopback),
+        waiting once for ``Retry-After`` on 429/503 when it fits in the budget."""
+        resp = await self._send_with_fallback(
+            method, registry, path, endpoint, deadline, headers, max_bytes
+        )
+        if resp.status not in (429, 503):
+            return resp
+        wait = retry_after_seconds(resp.headers, self._clock.now())
+        if wait is None or wait >= deadline.remaining() - 0.1:
+            return resp
+        await asyncio.sleep(wait)
+        return await self._send_with_fallback(
+            method, registry, path, endpoint, deadline, headers, max_bytes
+        )
+
+    async def _send_with_fallback(
+        self,
+        method: str,
+        registry: str,
+        path: str,
+        endpoint: Endpoint,
+        deadline: Deadline,
+        headers: Mapping[str, str],
+        max_bytes: int | None,
+    ) -> HttpResponse:
+        scheme = self._schemes.get(registry, "https")
+        url = f"{scheme}://{registry}{path}"
+        try:
+            resp = await self._http.request(
+                method, url, deadline, headers=headers, ca_pem=endpoint.ca_pem, max_bytes=max_bytes
+            )
+        except VerificationError as e:
+            if not (
+                scheme == "https" and e.category is Category.FETCH_FAILED and is_loopback(registry)
+            ):
+                raise
+            self._schemes[registry] = "http"
+            return await self._send_with_fallback(
+                method, registry, path, endpoint, deadline, headers, max_bytes
+            )
+        self._schemes.setdefault(registry, scheme)
+        return resp
+
+
+def _basic(creds: Credentials) -> dict[str, str]:
+    raw = f"{creds.username}:{creds.password}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+def _media_type(resp: HttpResponse) -> str:
+    try:
+        declared = json.loads(resp.body).get("mediaType")
+    except (ValueError, AttributeError):
+        declared = None
+    if isinstance(declared, str) and declared:
+        return declared
+    return resp.headers.get("Content-Type", "").split(";")[0].strip()
+
+
+def _json_object(body: bytes, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(body)
+    except ValueError as e:
+        raise VerificationError(
+            f"{what} is not JSON", category=Category.MALFORMED_TRUST_DATA
+        ) from e
+    if not isinstance(doc, dict):
+        raise VerificationError(
+            f"{what} is not a JSON object", category=Category.MALFORMED_TRUST_DATA
+        )
+    return doc
+
+
+def _filter_descriptors(index: Mapping[str, Any], artifact_type: str) -> list[Mapping[str, Any]]:
+    manifests = index.get("manifests")
+    if not isinstance(manifests, list):
+        return []
+    return [
+        m
+        for m in manifests
+        if isinstance(m, dict) and (not artifact_type or m.get("artifactType") == artifact_type)
+    ]

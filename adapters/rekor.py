@@ -1,0 +1,70 @@
+"""Rekor client for signatures that carry no offline bundle (:class:`TransparencyLog` port).
+
+Two calls: ``POST /api/v1/index/retrieve`` (entry UUIDs for an artefact hash) and
+``POST /api/v1/log/entries/retrieve`` (the entries). The entries are judged offline by
+``domain.cosign`` (SET with the Rekor key, body must record the signature); nothing returned
+here is trusted by itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from adapters.http import HttpClient, status_error
+from application.deadline import Deadline
+from application.ports import TransparencyLog
+from domain.errors import Category, VerificationError
+
+MAX_ENTRIES = 16
+
+
+class AiohttpRekorClient(TransparencyLog):
+    """Looks entries up in a Rekor instance over the shared HTTP helper."""
+
+    def __init__(self, http: HttpClient) -> None:
+        self._http = http
+
+    async def find_entries(
+        self, host: str, artifact_hash: str, deadline: Deadline
+    ) -> Sequence[Mapping[str, Any]]:
+        """Entries whose body references ``artifact_hash`` (at most ``MAX_ENTRIES``).
+
+        Raises:
+            VerificationError: transport and status errors (D9), ``malformed_trust_data``.
+        """
+        base = host.rstrip("/")
+        uuids = await self._post(base + "/api/v1/index/retrieve", {"hash": artifact_hash}, deadline)
+        if not isinstance(uuids, list) or not uuids:
+            return []
+        found = await self._post(
+            base + "/api/v1/log/entries/retrieve",
+            {"entryUUIDs": [u for u in uuids if isinstance(u, str)][:MAX_ENTRIES]},
+            deadline,
+        )
+        entries: list[Mapping[str, Any]] = []
+        for item in found if isinstance(found, list) else []:
+            if isinstance(item, dict):
+                entries.extend(v for v in item.values() if isinstance(v, dict))
+        return entries
+
+    async def _post(self, url: str, body: Mapping[str, Any], deadline: Deadline) -> Any:
+        resp = await self._http.request(
+            "POST",
+            url,
+            deadline,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            data=json.dumps(body).encode(),
+        )
+        if resp.status == 404:
+            return []
+        error = status_error(resp.status, "Rekor")
+        if error is not None:
+            raise error
+        try:
+            return json.loads(resp.body)
+        except ValueError as e:
+            raise VerificationError(
+                "Rekor answered with invalid JSON", category=Category.MALFORMED_TRUST_DATA
+            ) from e

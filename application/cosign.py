@@ -1,0 +1,291 @@
+"""The cosign validator (type ``cosign``): fetch through ports, judge in ``domain.cosign``.
+
+Round trips for a cold verification (after auth): 1 resolve (HEAD), 1 signature manifest
+(``sha256-<hex>.sig``), then all signature blobs concurrently; Rekor is asked only for
+signatures without an offline bundle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from application.deadline import Deadline
+from application.ports import Clock, Endpoint, KubernetesApi, Registry, TransparencyLog
+from application.settings import ValidatorSettings
+from domain.cosign import (
+    CheckOptions,
+    KubernetesKeyRef,
+    RekorEntry,
+    RootOutcome,
+    SignatureLayer,
+    SignatureRejected,
+    Stage,
+    TransparencyMaterial,
+    Verifier,
+    aggregate,
+    check_signature,
+    load_verifier,
+    override_material,
+    select_verifiers,
+    signature_layers,
+    signature_tag,
+    to_signature_layer,
+)
+from domain.errors import Category, ConfigError, ConnaisseurError, TrustRootError, VerificationError
+from domain.image import ImageReference
+from domain.policy import RuleOptions
+from domain.trust import PublicKey, load_certificates, load_public_key
+from domain.verdict import TrustedDigest
+
+DEFAULT_REKOR = "https://rekor.sigstore.dev"
+
+
+def rekor_url(value: str | None, validator: str) -> str:
+    """The Rekor base URL (``https://`` added when no scheme is given).
+
+    Raises:
+        ConfigError: the URL cannot be parsed (``unable to create Rekor client``).
+    """
+    url = value or DEFAULT_REKOR
+    if "://" not in url:
+        url = "https://" + url
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and "\\" not in url
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ConfigError(f"validator {validator}: unable to create Rekor client for {value}")
+    return url
+
+
+def transparency_switches(options: RuleOptions) -> tuple[bool, bool]:
+    """(verify in the transparency log, verify SCTs): both default to true (§5.3.2)."""
+    return options.verify_in_transparency_log is not False, options.verify_sct is not False
+
+
+class CosignValidator:
+    """Verifies cosign signatures (keys, keyless, Rekor) with D2 claims and D3 thresholds."""
+
+    type = "cosign"
+
+    def __init__(
+        self,
+        settings: ValidatorSettings,
+        registry: Registry,
+        tlog: TransparencyLog,
+        clock: Clock,
+        *,
+        kubernetes: KubernetesApi | None = None,
+        public_good: TransparencyMaterial | None = None,
+    ) -> None:
+        """Check the configuration now, so that errors stop start-up (§5.3.1).
+
+        Raises:
+            ConfigError: no trust roots, bad Rekor URL, bad ``cert``/``host`` material,
+                unsupported key reference, incomplete keyless identity.
+            TrustRootError: a key is not usable (``invalid_key``).
+        """
+        self.name = settings.name
+        self._settings = settings
+        self._registry = registry
+        self._tlog = tlog
+        self._clock = clock
+        self._kubernetes = kubernetes
+        if not settings.trust_roots:
+            raise ConfigError(f"no trust roots provided for validator {settings.name}")
+        self._verifiers = tuple(load_verifier(root) for root in settings.trust_roots)
+        host = settings.transparency
+        self._rekor = rekor_url(host.rekor if host else None, settings.name)
+        self.material = override_material(
+            public_good,
+            rekor_pubkey=host.rekor_pubkey if host else None,
+            fulcio_cert=host.fulcio_cert if host else None,
+            ct_log_pubkey=host.ct_log_pubkey if host else None,
+            validator=settings.name,
+        )
+        if settings.cert:
+            try:
+                load_certificates(settings.cert)
+            except TrustRootError as e:
+                raise ConfigError(f"invalid certificate for validator {settings.name}") from e
+        self._endpoint = Endpoint(auth=settings.auth, ca_pem=settings.cert)
+        self._k8s_keys: dict[KubernetesKeyRef, PublicKey] = {}
+
+    @property
+    def verifiers(self) -> tuple[Verifier, ...]:
+        return self._verifiers
+
+    async def validate(
+        self, image: ImageReference, options: RuleOptions, deadline: Deadline
+    ) -> TrustedDigest:
+        """Resolve the image, verify its cosign signatures, return the trusted digest.
+
+        Raises:
+            ConnaisseurError: categories ``trust_root_not_found``, ``image_not_found``,
+                ``no_trust_data``, ``signature_invalid``, ``digest_mismatch``,
+                ``reference_not_found``, ``identity_mismatch``, ``threshold_not_met``,
+                ``required_signer_missing``, ``unauthorized``, ``rate_limited``,
+                ``unavailable``, ``fetch_failed``, ``timeout``; the message names the image
+                and the trust roots.
+        """
+        selection = select_verifiers(
+            self._verifiers, options.trust_root, options.threshold, options.required
+        )
+        roots = ", ".join(v.name for v in selection.verifiers)
+        try:
+            digest = await self._registry.resolve(image, self._endpoint, deadline)
+            layers = await self._signatures(image, digest, deadline)
+            outcomes = await self._judge(
+                image, digest, layers, selection.verifiers, options, deadline
+            )
+            signers = aggregate(outcomes, selection)
+        except ConnaisseurError as e:
+            raise type(e)(
+                f"cosign: image {image.name} (trust roots: {roots}): {e.message}",
+                category=e.category,
+            ) from e
+        return TrustedDigest(digest=digest, signers=signers)
+
+    async def _signatures(
+        self, image: ImageReference, digest: str, deadline: Deadline
+    ) -> list[SignatureLayer] | SignatureRejected:
+        """The signature layers with their payloads (blobs fetched concurrently)."""
+        try:
+            sig = await self._registry.manifest(
+                image, signature_tag(digest), self._endpoint, deadline
+            )
+            descriptors = signature_layers(sig.json())
+        except VerificationError as e:
+            if e.category is Category.NO_TRUST_DATA:
+                return SignatureRejected(
+                    Stage.PAYLOAD, Category.NO_TRUST_DATA, "no signatures found"
+                )
+            raise
+        except ValueError as e:
+            raise VerificationError(
+                "signature manifest is not JSON", category=Category.MALFORMED_TRUST_DATA
+            ) from e
+        unique = list(dict.fromkeys(d.digest for d in descriptors))
+        blobs = await asyncio.gather(
+            *(self._registry.blob(image, d, self._endpoint, deadline) for d in unique)
+        )
+        payloads = dict(zip(unique, blobs, strict=True))
+        return [to_signature_layer(d, payloads[d.digest]) for d in descriptors]
+
+    async def _judge(
+        self,
+        image: ImageReference,
+        digest: str,
+        layers: list[SignatureLayer] | SignatureRejected,
+        verifiers: Sequence[Verifier],
+        options: RuleOptions,
+        deadline: Deadline,
+    ) -> list[RootOutcome]:
+        if isinstance(layers, SignatureRejected):
+            return [RootOutcome(name=v.name, failure=layers) for v in verifiers]
+        verify_tlog, verify_sct = transparency_switches(options)
+        check = CheckOptions(
+            image=image,
+            digest=digest,
+            verify_tlog=verify_tlog,
+            verify_sct=verify_sct,
+            ignore_reference=options.ignore_reference,
+        )
+        keys = await self._keys(verifiers, deadline)
+        entries = await self._log_entries(layers, deadline) if check.verify_tlog else {}
+        now = self._clock.now()
+        return [
+            self._judge_root(v, keys.get(v.name), layers, check, entries, now) for v in verifiers
+        ]
+
+    def _judge_root(
+        self,
+        verifier: Verifier,
+        key: PublicKey | None,
+        layers: Sequence[SignatureLayer],
+        check: CheckOptions,
+        entries: Mapping[bytes, Sequence[RekorEntry]],
+        now: datetime,
+    ) -> RootOutcome:
+        signers: set[bytes] = set()
+        failures: list[SignatureRejected] = []
+        for layer in layers:
+            try:
+                signers.add(
+                    check_signature(
+                        layer,
+                        verifier,
+                        key,
+                        self.material,
+                        check,
+                        log_entries=entries.get(layer.payload, ()),
+                        now=now,
+                    )
+                )
+            except SignatureRejected as e:
+                failures.append(e)
+        failure = max(failures, key=lambda f: f.stage, default=None)
+        return RootOutcome(name=verifier.name, signers=frozenset(signers), failure=failure)
+
+    async def _log_entries(
+        self, layers: Sequence[SignatureLayer], deadline: Deadline
+    ) -> dict[bytes, Sequence[RekorEntry]]:
+        """Rekor entries for payloads whose layers carry no bundle (looked up concurrently)."""
+        payloads = list(dict.fromkeys(layer.payload for layer in layers if not layer.bundle))
+        if not payloads:
+            return {}
+        answers = await asyncio.gather(
+            *(
+                self._tlog.find_entries(
+                    self._rekor, "sha256:" + hashlib.sha256(p).hexdigest(), deadline
+                )
+                for p in payloads
+            )
+        )
+        found: dict[bytes, Sequence[RekorEntry]] = {}
+        for payload, raw_entries in zip(payloads, answers, strict=True):
+            parsed = []
+            for raw in raw_entries:
+                try:
+                    parsed.append(RekorEntry.from_api(raw))
+                except VerificationError:
+                    continue  # an unparsable entry proves nothing; others may
+            found[payload] = parsed
+        return found
+
+    async def _keys(
+        self, verifiers: Sequence[Verifier], deadline: Deadline
+    ) -> dict[str, PublicKey]:
+        keys = {v.name: v.key for v in verifiers if v.key is not None}
+        for v in verifiers:
+            if v.key_ref is not None:
+                keys[v.name] = await self._kubernetes_key(v.key_ref, deadline)
+        return keys
+
+    async def _kubernetes_key(self, ref: KubernetesKeyRef, deadline: Deadline) -> PublicKey:
+        """``cosign.pub`` of a Kubernetes secret, read once through the API and kept."""
+        if ref in self._k8s_keys:
+            return self._k8s_keys[ref]
+        where = f"k8s://{ref.namespace}/{ref.name}"
+        if self._kubernetes is None:
+            raise TrustRootError(f"cannot read {where}: no Kubernetes API available")
+        secret = await self._kubernetes.get("v1", "Secret", ref.namespace, ref.name, deadline)
+        encoded = (secret or {}).get("data", {}).get("cosign.pub")
+        if not isinstance(encoded, str):
+            raise TrustRootError(f"secret {where} does not exist or has no cosign.pub")
+        try:
+            pem = base64.b64decode(encoded, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError) as e:
+            raise TrustRootError(
+                f"cosign.pub of {where} is not base64 PEM", category=Category.INVALID_KEY
+            ) from e
+        key = load_public_key(pem)
+        self._k8s_keys[ref] = key
+        return key

@@ -1,0 +1,200 @@
+"""The ``notation`` validator: fetch Notary Project signatures through the Registry port, judge
+them with :mod:`domain.notation`, and return the trusted digest (connaisseur-v3.md §5.4)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from application.deadline import Deadline
+from application.notation_envelopes import parse_envelope
+from application.ports import Clock, Endpoint, Registry
+from application.settings import ValidatorSettings
+from domain.errors import Category, ConfigError, ConnaisseurError, TrustRootError, VerificationError
+from domain.image import ImageReference, is_digest
+from domain.notation import (
+    ARTIFACT_TYPE,
+    ENVELOPE_MEDIA_TYPES,
+    MAX_SIGNATURE_ATTEMPTS,
+    THUMBPRINT_ANNOTATION,
+    NotationPolicy,
+    NotationTrustStore,
+    RevocationCheck,
+    Target,
+    chain_thumbprints,
+    most_relevant_failure,
+    no_signature_error,
+    revocation_not_checked,
+    verify_signature,
+)
+from domain.policy import RuleOptions
+from domain.verdict import TrustedDigest
+
+log = logging.getLogger(__name__)
+
+#: Failures that condemn one signature but leave the others worth trying.
+_PER_SIGNATURE = frozenset(
+    {
+        Category.NO_TRUST_DATA,
+        Category.MALFORMED_TRUST_DATA,
+        Category.SIGNATURE_INVALID,
+        Category.EXPIRED,
+        Category.DIGEST_MISMATCH,
+    }
+)
+
+
+class NotationValidator:
+    """Verifies Notary Project signatures of an image (``type: notation``)."""
+
+    type = "notation"
+
+    def __init__(
+        self,
+        settings: ValidatorSettings,
+        registry: Registry,
+        clock: Clock,
+        revocation: RevocationCheck = revocation_not_checked,
+    ) -> None:
+        """Parse the trust roots now, so a bad certificate stops start-up.
+
+        Raises:
+            ConfigError: no trust roots, a root without ``cert``, or unparsable PEM.
+        """
+        self.name = settings.name
+        self._roots = settings.trust_roots
+        try:
+            self._store = NotationTrustStore.from_roots(settings.trust_roots)
+        except TrustRootError as e:
+            raise ConfigError(f"validators[{settings.name}]: {e.message}") from e
+        self._endpoint = Endpoint(auth=settings.auth, ca_pem=settings.cert)
+        self._registry = registry
+        self._clock = clock
+        self._revocation = revocation
+
+    @property
+    def trust_store(self) -> NotationTrustStore:
+        return self._store
+
+    async def validate(
+        self, image: ImageReference, options: RuleOptions, deadline: Deadline
+    ) -> TrustedDigest:
+        """Resolve the image, find its signatures and return the digest one of them vouches for.
+
+        Raises:
+            TrustRootError: the rule's ``trustRoot`` does not exist (before any request).
+            VerificationError: ``no_trust_data`` (no signature), ``signature_invalid``,
+                ``expired``, ``digest_mismatch``, ``malformed_trust_data``, or the Registry
+                port's errors (``image_not_found``, transient categories).
+        """
+        policy = NotationPolicy.build(image.context, options, self._roots)
+        digest = image.digest or await self._registry.resolve(image, self._endpoint, deadline)
+        pinned = image.with_digest(digest)
+        manifest = await self._registry.manifest(image, digest, self._endpoint, deadline)
+        target = Target(digest=digest, size=len(manifest.body), media_type=manifest.media_type)
+        referrers = await self._registry.referrers(
+            image, digest, ARTIFACT_TYPE, self._endpoint, deadline
+        )
+        candidates = self._candidates(referrers, policy)
+        if not candidates:
+            raise no_signature_error(pinned.name, policy)
+        errors: list[VerificationError] = []
+        for descriptor in candidates:
+            try:
+                return await self._verify_one(pinned, descriptor, target, policy, deadline)
+            except ConnaisseurError as e:
+                if e.category not in _PER_SIGNATURE:
+                    raise  # transient or environmental: the other signatures would fail alike
+                errors.append(_as_verification_error(e))
+        raise most_relevant_failure(errors)
+
+    def _candidates(
+        self, referrers: Sequence[Mapping[str, Any]], policy: NotationPolicy
+    ) -> list[Mapping[str, Any]]:
+        """Notation signatures, those naming a trusted certificate first, at most 10."""
+        signatures = [d for d in referrers if d.get("artifactType", ARTIFACT_TYPE) == ARTIFACT_TYPE]
+        trusted = chain_thumbprints(self._store, policy)
+        signatures.sort(key=lambda d: not (_thumbprints(d) & trusted))
+        return signatures[:MAX_SIGNATURE_ATTEMPTS]
+
+    async def _verify_one(
+        self,
+        image: ImageReference,
+        descriptor: Mapping[str, Any],
+        target: Target,
+        policy: NotationPolicy,
+        deadline: Deadline,
+    ) -> TrustedDigest:
+        media_type, blob = await self._envelope(image, descriptor, deadline)
+        result = verify_signature(
+            parse_envelope(media_type, blob),
+            image=image.name,
+            target=target,
+            policy=policy,
+            store=self._store,
+            now=self._clock.now(),
+            revocation=self._revocation,
+        )
+        for failure in result.logged:
+            # Level semantics: these checks are "logged", not enforced (README, Notation).
+            log.warning("notation validator %s, image %s: %s", self.name, image.name, failure)
+        return result.evidence
+
+    async def _envelope(
+        self, image: ImageReference, descriptor: Mapping[str, Any], deadline: Deadline
+    ) -> tuple[str, bytes]:
+        """The signature manifest's single envelope layer: (media type, bytes)."""
+        digest = descriptor.get("digest")
+        if not isinstance(digest, str) or not is_digest(digest):
+            raise VerificationError(
+                "a Notation referrer has no valid digest", category=Category.MALFORMED_TRUST_DATA
+            )
+        manifest = await self._registry.manifest(image, digest, self._endpoint, deadline)
+        layers = _json_object(manifest.body).get("layers")
+        if not isinstance(layers, list) or len(layers) != 1 or not isinstance(layers[0], dict):
+            raise VerificationError(
+                f"Notation signature manifest {digest} must have exactly one layer",
+                category=Category.MALFORMED_TRUST_DATA,
+            )
+        layer = layers[0]
+        media_type, blob_digest = layer.get("mediaType"), layer.get("digest")
+        if media_type not in ENVELOPE_MEDIA_TYPES or not isinstance(blob_digest, str):
+            raise VerificationError(
+                f"Notation signature manifest {digest} has an unsupported envelope",
+                category=Category.MALFORMED_TRUST_DATA,
+            )
+        blob = await self._registry.blob(image, blob_digest, self._endpoint, deadline)
+        return str(media_type), blob
+
+
+def _thumbprints(descriptor: Mapping[str, Any]) -> frozenset[str]:
+    annotations = descriptor.get("annotations")
+    raw = annotations.get(THUMBPRINT_ANNOTATION) if isinstance(annotations, Mapping) else None
+    try:
+        values = json.loads(raw) if isinstance(raw, str) else []
+    except ValueError:
+        return frozenset()
+    return frozenset(v.lower() for v in values if isinstance(v, str))
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(body)
+    except ValueError as e:
+        raise VerificationError(
+            "Notation signature manifest is not JSON", category=Category.MALFORMED_TRUST_DATA
+        ) from e
+    if not isinstance(doc, dict):
+        raise VerificationError(
+            "Notation signature manifest is not a JSON object",
+            category=Category.MALFORMED_TRUST_DATA,
+        )
+    return doc
+
+
+def _as_verification_error(error: ConnaisseurError) -> VerificationError:
+    if isinstance(error, VerificationError):
+        return error
+    return VerificationError(error.message, category=error.category)

@@ -1,0 +1,179 @@
+"""Parsing of Notary Project signature envelopes (JWS and COSE) into domain ``Envelope`` values.
+
+Kept out of ``domain/`` because COSE needs a CBOR codec (``cbor2``) and the domain imports only
+the standard library and ``cryptography``; verification of the parsed envelope stays pure in
+``domain/notation.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import cbor2
+from cryptography import x509
+
+from domain.errors import VerificationError
+from domain.notation import (
+    HEADER_AUTHENTIC_SIGNING_TIME,
+    HEADER_EXPIRY,
+    HEADER_SIGNING_SCHEME,
+    HEADER_SIGNING_TIME,
+    HEADER_TIMESTAMP,
+    MEDIA_TYPE_COSE,
+    MEDIA_TYPE_JWS,
+    Envelope,
+    malformed,
+)
+
+MAX_ENVELOPE_BYTES = 256 * 1024
+MAX_CHAIN_LENGTH = 10
+_COSE_ALG, _COSE_CRIT, _COSE_CTY, _COSE_X5CHAIN, _COSE_SIGN1_TAG = 1, 2, 3, 33, 18
+_COSE_ALGS = {-37: "PS256", -38: "PS384", -39: "PS512", -7: "ES256", -35: "ES384", -36: "ES512"}
+
+
+def parse_envelope(media_type: str, blob: bytes) -> Envelope:
+    """Parse a signature envelope blob of ``media_type`` (no verification yet).
+
+    Raises:
+        VerificationError: ``malformed_trust_data`` when unparsable or of an unknown type.
+    """
+    if len(blob) > MAX_ENVELOPE_BYTES:
+        raise malformed("signature envelope is larger than 256 KiB")
+    try:
+        if media_type == MEDIA_TYPE_JWS:
+            return _parse_jws(blob)
+        if media_type == MEDIA_TYPE_COSE:
+            return _parse_cose(blob)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, cbor2.CBORError) as e:
+        if isinstance(e, VerificationError):
+            raise
+        raise malformed(f"unparsable {media_type} signature envelope") from e
+    raise malformed(f"unsupported signature envelope type {media_type!r}")
+
+
+def _b64url(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise malformed("JWS member is not a base64url string")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    except binascii.Error as e:
+        raise malformed("JWS member is not valid base64url") from e
+
+
+def _b64(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise malformed("JWS header value is not a base64 string")
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error as e:
+        raise malformed("JWS header value is not valid base64") from e
+
+
+def _parse_jws(blob: bytes) -> Envelope:
+    """signature-envelope-jws.md: flattened JWS JSON serialisation."""
+    doc = json.loads(blob)
+    if not isinstance(doc, dict) or not {"payload", "protected", "signature"} <= doc.keys():
+        raise malformed("JWS envelope lacks payload, protected or signature")
+    headers = json.loads(_b64url(doc["protected"]))
+    unprotected = doc.get("header") or {}
+    if not isinstance(headers, dict) or not isinstance(unprotected, dict):
+        raise malformed("JWS headers are not JSON objects")
+    x5c = unprotected.get("x5c")
+    if not isinstance(x5c, list):
+        raise malformed("JWS envelope has no x5c certificate chain")
+    token = unprotected.get(HEADER_TIMESTAMP)
+    return Envelope(
+        media_type=MEDIA_TYPE_JWS,
+        alg=str(headers.get("alg", "")),
+        signing_input=f"{doc['protected']}.{doc['payload']}".encode("ascii"),
+        signature=_b64url(doc["signature"]),
+        payload=_b64url(doc["payload"]),
+        content_type=str(headers.get("cty", "")),
+        signing_scheme=str(headers.get(HEADER_SIGNING_SCHEME, "")),
+        signing_time=_rfc3339(headers.get(HEADER_SIGNING_TIME)),
+        authentic_signing_time=_rfc3339(headers.get(HEADER_AUTHENTIC_SIGNING_TIME)),
+        expiry=_rfc3339(headers.get(HEADER_EXPIRY)),
+        chain=_chain(_b64(c) for c in x5c),
+        timestamp_token=_b64(token) if token is not None else None,
+        critical=_critical(headers.get("crit")),
+    )
+
+
+def _rfc3339(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise malformed("a time header is not an RFC 3339 string")
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise malformed("a time header has no UTC offset")
+    return moment.astimezone(UTC)
+
+
+def _critical(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str | int) for v in value):
+        raise malformed("crit is not a list of header names")
+    return tuple(str(v) for v in value)
+
+
+def _chain(ders: Iterable[bytes]) -> tuple[x509.Certificate, ...]:
+    certs = tuple(x509.load_der_x509_certificate(d) for d in ders)
+    if not certs or len(certs) > MAX_CHAIN_LENGTH:
+        raise malformed("signature certificate chain is empty or longer than 10")
+    return certs
+
+
+def _parse_cose(blob: bytes) -> Envelope:
+    """signature-envelope-cose.md: COSE_Sign1_Tagged."""
+    outer = cbor2.loads(blob)
+    if not isinstance(outer, cbor2.CBORTag) or outer.tag != _COSE_SIGN1_TAG:
+        raise malformed("COSE envelope is not a tagged COSE_Sign1")
+    protected_bytes, unprotected, payload, signature = outer.value
+    headers = cbor2.loads(protected_bytes)
+    if not isinstance(headers, Mapping) or not isinstance(unprotected, Mapping):
+        raise malformed("COSE headers are not maps")
+    chain = unprotected.get(_COSE_X5CHAIN, headers.get(_COSE_X5CHAIN))
+    ders = [chain] if isinstance(chain, bytes) else list(chain or [])
+    to_be_signed = cbor2.dumps(["Signature1", protected_bytes, b"", payload])
+    return Envelope(
+        media_type=MEDIA_TYPE_COSE,
+        alg=_cose_alg(headers.get(_COSE_ALG)),
+        signing_input=to_be_signed,
+        signature=bytes(signature),
+        payload=bytes(payload),
+        content_type=str(headers.get(_COSE_CTY, "")),
+        signing_scheme=str(headers.get(HEADER_SIGNING_SCHEME, "")),
+        signing_time=_cbor_time(headers.get(HEADER_SIGNING_TIME)),
+        authentic_signing_time=_cbor_time(headers.get(HEADER_AUTHENTIC_SIGNING_TIME)),
+        expiry=_cbor_time(headers.get(HEADER_EXPIRY)),
+        chain=_chain(bytes(d) for d in ders),
+        timestamp_token=_optional_bytes(unprotected.get(HEADER_TIMESTAMP)),
+        critical=_critical(headers.get(_COSE_CRIT)),
+    )
+
+
+def _cose_alg(value: Any) -> str:
+    return _COSE_ALGS.get(value, f"cose:{value}") if isinstance(value, int) else f"cose:{value}"
+
+
+def _cbor_time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime) and value.tzinfo is not None:  # tag 1, decoded by cbor2
+        return value.astimezone(UTC)
+    raise malformed("a COSE time header is not an epoch date/time (tag 1)")
+
+
+def _optional_bytes(value: Any) -> bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, bytes):
+        raise malformed("COSE timestamp signature is not a byte string")
+    return value

@@ -1,0 +1,164 @@
+"""Round trips and latency of a cold cosign verification against a real local registry.
+
+Setup: Debian's docker-registry on 127.0.0.1 (plain HTTP, free port); in front of it an
+aiohttp proxy over HTTPS (test CA = the validator's ``cert``) that adds a fixed latency to every
+request and demands a Bearer token (served by the proxy's ``/token``). A signed image with three
+signature layers (three distinct payload blobs) is pushed through the distribution API.
+
+Measured: a cold verification (new client: empty token cache), then a warm one (token cached).
+Sequential round trips are counted by grouping requests whose start times fall within half the
+injected latency of each other (concurrent requests form one round trip).
+
+Run from the repository root:  /work/main/.venv/bin/python -m bench.cosign_roundtrips
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ssl
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from adapters.http import HttpClient
+from adapters.registry import AiohttpRegistryClient
+from application.cosign import CosignValidator
+from application.deadline import Deadline
+from application.settings import ValidatorSettings
+from domain.image import ImageReference
+from domain.policy import RuleOptions
+from domain.trust import TrustRoot
+from tests.support.cosign import FixedClock, Signer, image_manifest, payload, sign_layout
+from tests.support.oci_push import Pusher
+from tests.support.registry_proxy import RegistryProxy
+from tests.support.servers import free_port, registry_server
+from tests.support.tls import make_tls
+
+
+@dataclass
+class TimedProxy(RegistryProxy):
+    """Records the start time of every request (registry and token service)."""
+
+    starts: list[float] = field(default_factory=list)
+
+    async def _token(self, request: web.Request) -> web.Response:
+        self.starts.append(time.perf_counter())
+        return await super()._token(request)
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        self.starts.append(time.perf_counter())
+        return await super()._forward(request)
+
+
+def round_trips(starts: list[float], latency: float) -> int:
+    groups, last = 0, None
+    for t in sorted(starts):
+        if last is None or t - last > latency / 2:
+            groups += 1
+            last = t
+    return groups
+
+
+async def main(latency: float, runs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        with registry_server(work / "registry") as registry:
+            await bench(registry.url, registry.host, registry.backend, work, latency, runs)
+
+
+async def bench(
+    upstream: str, upstream_host: str, backend: str, work: Path, latency: float, runs: int
+) -> None:
+    signers = [Signer(ec.generate_private_key(ec.SECP256R1())) for _ in range(3)]
+    tls = make_tls(work / "tls")
+    proxy = TimedProxy(upstream, latency_seconds=latency, bearer=True)
+    runner = web.AppRunner(proxy.app())
+    await runner.setup()
+    port = free_port()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert_file, tls.key_file)
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+    host = f"127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            pusher = Pusher(session, upstream)
+            manifest, blobs = image_manifest("bench")
+            digest = await pusher.image("bench/app", "1.0", manifest, blobs)
+            layers = []
+            for i, s in enumerate(signers):
+                body = payload(digest, f"{host}/bench/app") + b" " * i  # distinct blobs
+                layers.append((body, s.sign(body), {}))
+            await pusher.signatures("bench/app", digest, sign_layout(layers))
+            settings = ValidatorSettings(
+                name="bench",
+                type="cosign",
+                cert=tls.ca_pem,
+                trust_roots=tuple(
+                    TrustRoot(name=f"k{i}", key=s.public_pem) for i, s in enumerate(signers)
+                ),
+            )
+            clock = FixedClock()
+            options = RuleOptions(trust_root="*", verify_in_transparency_log=False)
+            image = ImageReference.parse(f"{host}/bench/app:1.0")
+            cold, warm = [], []
+            for _ in range(runs):
+                client = AiohttpRegistryClient(HttpClient(session), clock)
+                validator = CosignValidator(settings, client, _NoRekor(), clock)
+                for bucket in (cold, warm):
+                    proxy.reset()
+                    proxy.starts.clear()
+                    t0 = time.perf_counter()
+                    result = await validator.validate(image, options, Deadline.after(clock, 10))
+                    elapsed = time.perf_counter() - t0
+                    assert result.digest == digest
+                    bucket.append(
+                        (
+                            elapsed,
+                            len(proxy.requests),
+                            len(proxy.token_requests),
+                            round_trips(proxy.starts, latency),
+                        )
+                    )
+    finally:
+        await runner.cleanup()
+    report(cold, warm, latency, backend)
+
+
+def report(
+    cold: list[tuple[float, int, int, int]],
+    warm: list[tuple[float, int, int, int]],
+    latency: float,
+    backend: str,
+) -> None:
+    argv = " ".join(sys.argv[1:])
+    print(f"command: {Path(sys.executable).name} -m bench.cosign_roundtrips {argv}".rstrip())
+    print(f"registry: {backend} behind an HTTPS latency proxy (+{latency * 1000:.0f} ms/request)")
+    print("image: 1 manifest, signature manifest with 3 layers (3 distinct blobs), trustRoot '*'")
+    for name, rows in (("cold (no token)", cold), ("warm (token cached)", warm)):
+        times = sorted(r[0] for r in rows)
+        median = times[len(times) // 2]
+        _, reqs, tokens, trips = rows[-1]
+        print(
+            f"{name:20s} median {median * 1000:7.1f} ms over {len(rows)} runs; "
+            f"registry requests {reqs}, token requests {tokens}, sequential round trips {trips}"
+        )
+
+
+class _NoRekor:
+    async def find_entries(self, host: str, artifact_hash: str, deadline: Deadline) -> list[object]:
+        raise AssertionError("no Rekor in this benchmark (verifyInTransparencyLog: false)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    asyncio.run(main(args.latency_ms / 1000, args.runs))

@@ -1,0 +1,993 @@
+"""Pure cosign verification: simple-signing payloads, keys, Rekor entries, Fulcio certificates.
+
+Everything here is synchronous and I/O-free; time is an argument. The application fetches the
+signature manifest and blobs and hands them in as :class:`SignatureLayer` values.
+
+What is ours and what follows sigstore: the signed-entry-timestamp (SET) payload, the RFC 6962
+SCT "digitally-signed" structure and the Fulcio chain policy (code-signing EKU, chain checked at
+the Rekor integrated time) are re-implemented here after sigstore-python's ``models.py``,
+``_internal/sct.py`` and ``verify/verifier.py``: those are private APIs built around sigstore's
+own bundle format, and the domain layer imports only ``cryptography``. The legacy cosign layout
+(annotations on simple-signing layers) needs this translation anyway. The public-good trust
+material itself comes from the sigstore package (``adapters/sigstore_trust.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.x509 import verification as x509v
+from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
+
+from domain.errors import (
+    Category,
+    ConfigError,
+    InvalidReferenceError,
+    TrustRootError,
+    VerificationError,
+)
+from domain.image import ImageReference
+from domain.trust import KeylessIdentity, PublicKey, TrustRoot, load_certificates, load_public_key
+
+SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
+SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
+CHAIN_ANNOTATION = "dev.sigstore.cosign/chain"
+BUNDLE_ANNOTATION = "dev.sigstore.cosign/bundle"
+MAX_SIGNATURE_LAYERS = 64
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+_OIDC_ISSUER_V1 = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
+_OIDC_ISSUER_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
+_UNSUPPORTED_KEY_SCHEMES = ("awskms://", "gcpkms://", "azurekms://", "hashivault://", "gitlab://")
+_K8S_REF = re.compile(r"k8s://([a-z0-9][a-z0-9.-]{0,252})/([a-z0-9][a-z0-9.-]{0,252})")
+
+
+def signature_tag(digest: str) -> str:
+    """The cosign tag holding the signatures of ``digest``: ``sha256-<hex>.sig``."""
+    return digest.replace(":", "-", 1) + ".sig"
+
+
+def log_id(key: PublicKey) -> str:
+    """A transparency log's id: hex SHA-256 of its key's DER SubjectPublicKeyInfo."""
+    der = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Trust material and verifiers (load time)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransparencyMaterial:
+    """Keys and certificates for Rekor bundles, SCTs and Fulcio chains (log id → key)."""
+
+    rekor_keys: tuple[tuple[str, PublicKey], ...] = ()
+    ct_keys: tuple[tuple[str, PublicKey], ...] = ()
+    fulcio_roots: tuple[x509.Certificate, ...] = ()
+    fulcio_intermediates: tuple[x509.Certificate, ...] = ()
+
+    def rekor_key(self, entry_log_id: str) -> PublicKey | None:
+        return dict(self.rekor_keys).get(entry_log_id)
+
+    def ct_key(self, sct_log_id: str) -> PublicKey | None:
+        return dict(self.ct_keys).get(sct_log_id)
+
+
+def keyring(pem: str, what: str) -> tuple[tuple[str, PublicKey], ...]:
+    """One PEM public key as a one-entry keyring keyed by log id.
+
+    Raises:
+        ConfigError: the PEM is not a usable public key (``error adding <what>``).
+    """
+    try:
+        key = load_public_key(pem)
+    except TrustRootError as e:
+        raise ConfigError(f"error adding {what}: {e.message}") from e
+    return ((log_id(key), key),)
+
+
+def override_material(
+    default: TransparencyMaterial | None,
+    *,
+    rekor_pubkey: str | None,
+    fulcio_cert: str | None,
+    ct_log_pubkey: str | None,
+    validator: str,
+) -> TransparencyMaterial:
+    """The public-good material with the validator's ``host`` overrides applied (§5.3.1).
+
+    A configured ``fulcioCert`` is used as roots only, without the default intermediates.
+
+    Raises:
+        ConfigError: an override is not valid PEM of the right kind.
+    """
+    base = default or TransparencyMaterial()
+    rekor = keyring(rekor_pubkey, "rekor public key") if rekor_pubkey else base.rekor_keys
+    ct = keyring(ct_log_pubkey, "ct log public key") if ct_log_pubkey else base.ct_keys
+    roots, intermediates = base.fulcio_roots, base.fulcio_intermediates
+    if fulcio_cert:
+        try:
+            roots, intermediates = tuple(load_certificates(fulcio_cert)), ()
+        except TrustRootError as e:
+            raise ConfigError(f"invalid fulcio certificate for validator {validator}") from e
+    return TransparencyMaterial(
+        rekor_keys=rekor, ct_keys=ct, fulcio_roots=roots, fulcio_intermediates=intermediates
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KubernetesKeyRef:
+    """``k8s://<namespace>/<secret>``: a ``cosign.pub`` in a Kubernetes secret."""
+
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verifier:
+    """A trust root ready to check signatures: a public key, a key reference, or keyless."""
+
+    name: str
+    key: PublicKey | None = None
+    key_ref: KubernetesKeyRef | None = None
+    keyless: KeylessIdentity | None = None
+
+    @property
+    def kind(self) -> str:
+        return "keyless" if self.keyless is not None else "key"
+
+
+def load_verifier(root: TrustRoot) -> Verifier:
+    """Turn a trust root into a verifier; a ``key`` wins over ``keyless`` (§5.3.1).
+
+    Raises:
+        TrustRootError: ``invalid_key`` when the key is neither PEM nor a key reference.
+        ConfigError: a KMS URI (not supported), or neither key nor a complete keyless identity.
+    """
+    if root.key:
+        key = root.key.strip()
+        if key.startswith("-----BEGIN"):
+            return Verifier(name=root.name, key=load_public_key(root.key))
+        return Verifier(name=root.name, key_ref=parse_key_reference(key, root.name))
+    if root.keyless is not None:
+        check_keyless(root.keyless, root.name)
+        return Verifier(name=root.name, keyless=root.keyless)
+    raise ConfigError(f"trust root {root.name!r}: no public key or keyless configuration found")
+
+
+def parse_key_reference(ref: str, root: str) -> KubernetesKeyRef:
+    """Parse a key reference; only ``k8s://namespace/secret`` is supported.
+
+    Raises:
+        ConfigError: a KMS, PKCS#11 or GitLab reference (not supported by this build).
+        TrustRootError: anything else (``invalid_key``: not PEM and not a key reference).
+    """
+    match = _K8S_REF.fullmatch(ref)
+    if match:
+        return KubernetesKeyRef(namespace=match.group(1), name=match.group(2))
+    if ref.startswith(_UNSUPPORTED_KEY_SCHEMES) or ref.startswith("pkcs11:"):
+        scheme = ref.split(":", 1)[0]
+        raise ConfigError(f"trust root {root!r}: key references of type {scheme} are not supported")
+    raise TrustRootError(
+        f"trust root {root!r}: error parsing public key", category=Category.INVALID_KEY
+    )
+
+
+def check_keyless(identity: KeylessIdentity, root: str) -> None:
+    """Exactly one issuer form and one subject form, with compilable regexes.
+
+    Raises:
+        ConfigError: a form is missing or doubled, or a regex does not compile.
+    """
+    for plain, regex, what in (
+        (identity.issuer, identity.issuer_regex, "issuer"),
+        (identity.subject, identity.subject_regex, "subject"),
+    ):
+        if bool(plain) == bool(regex):
+            raise ConfigError(
+                f"trust root {root!r}: keyless needs exactly one of {what} and {what}Regex"
+            )
+        if regex:
+            try:
+                re.compile(regex)
+            except re.error as e:
+                raise ConfigError(f"trust root {root!r}: invalid {what}Regex: {e}") from e
+
+
+def resolve_trust_roots(
+    verifiers: Sequence[Verifier], refs: Sequence[str | None] | None, *, use_default: bool
+) -> tuple[Verifier, ...]:
+    """Pick verifiers by name: ``*`` alone is all; no reference is ``default`` if allowed.
+
+    Raises:
+        TrustRootError: a name is unknown, or there is no reference and no default.
+    """
+    names = [r for r in (refs or []) if r]
+    if not names:
+        if not use_default:
+            raise TrustRootError("no trust root references given")
+        names = ["default"]
+    if names == ["*"]:
+        return tuple(verifiers)
+    by_name = {v.name: v for v in reversed(verifiers)}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise TrustRootError(f"unable to find trust root {', '.join(missing)}")
+    return tuple(by_name[n] for n in dict.fromkeys(names))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Selection:
+    """Which verifiers run for a rule and how many distinct signers must succeed (§5.3.4)."""
+
+    verifiers: tuple[Verifier, ...]
+    threshold: int
+    required: tuple[str, ...]
+
+
+def select_verifiers(
+    verifiers: Sequence[Verifier],
+    trust_root: str | None,
+    threshold: int | None,
+    required: Sequence[str],
+) -> Selection:
+    """Apply §5.3.4/§5.3.5 step 4 to a rule's ``trustRoot``, ``threshold`` and ``required``.
+
+    Raises:
+        TrustRootError: a named or required trust root does not exist.
+    """
+    k = threshold or 0
+    if trust_root != "*":
+        chosen = resolve_trust_roots(verifiers, [trust_root], use_default=True)
+        if required:
+            resolve_trust_roots(verifiers, list(required), use_default=False)
+        return Selection(verifiers=chosen, threshold=0, required=tuple(required))
+    if required and k <= len(required):
+        chosen = resolve_trust_roots(verifiers, list(required), use_default=False)
+    else:
+        chosen = resolve_trust_roots(verifiers, ["*"], use_default=False)
+        if required:
+            resolve_trust_roots(verifiers, list(required), use_default=False)
+    effective = k if k > 0 else (0 if required else len(chosen))
+    return Selection(verifiers=chosen, threshold=effective, required=tuple(required))
+
+
+# --------------------------------------------------------------------------------------------
+# Signature layers, payloads and Rekor entries (run time)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignatureLayer:
+    """One cosign signature: the simple-signing payload and the layer's annotations."""
+
+    payload: bytes = field(repr=False)
+    signature: str = field(repr=False)
+    certificate: str | None = field(default=None, repr=False)
+    chain: str | None = field(default=None, repr=False)
+    bundle: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LayerDescriptor:
+    """A signature layer as listed in the ``.sig`` manifest, before its blob is fetched."""
+
+    digest: str
+    annotations: Mapping[str, str]
+
+
+def signature_layers(manifest: Any) -> list[LayerDescriptor]:
+    """The simple-signing layers of a ``.sig`` manifest.
+
+    Raises:
+        VerificationError: ``malformed_trust_data`` when the manifest is not an image manifest,
+            or has too many layers; ``no_trust_data`` when it has no signature layer.
+    """
+    layers = manifest.get("layers") if isinstance(manifest, dict) else None
+    if not isinstance(layers, list):
+        raise VerificationError(
+            "signature manifest has no layers", category=Category.MALFORMED_TRUST_DATA
+        )
+    if len(layers) > MAX_SIGNATURE_LAYERS:
+        raise VerificationError(
+            f"signature manifest has more than {MAX_SIGNATURE_LAYERS} layers",
+            category=Category.MALFORMED_TRUST_DATA,
+        )
+    found = []
+    for layer in layers:
+        if not isinstance(layer, dict) or layer.get("mediaType") != SIMPLE_SIGNING_MEDIA_TYPE:
+            continue
+        annotations = layer.get("annotations") or {}
+        digest = layer.get("digest")
+        if not isinstance(digest, str) or not isinstance(annotations, dict):
+            raise VerificationError(
+                "malformed signature layer", category=Category.MALFORMED_TRUST_DATA
+            )
+        found.append(
+            LayerDescriptor(
+                digest=digest,
+                annotations={k: v for k, v in annotations.items() if isinstance(v, str)},
+            )
+        )
+    if not found:
+        raise VerificationError("no signatures found", category=Category.NO_TRUST_DATA)
+    return found
+
+
+def to_signature_layer(descriptor: LayerDescriptor, payload: bytes) -> SignatureLayer:
+    """Combine a layer descriptor with its fetched payload blob."""
+    a = descriptor.annotations
+    return SignatureLayer(
+        payload=payload,
+        signature=a.get(SIGNATURE_ANNOTATION, ""),
+        certificate=a.get(CERTIFICATE_ANNOTATION) or None,
+        chain=a.get(CHAIN_ANNOTATION) or None,
+        bundle=a.get(BUNDLE_ANNOTATION) or None,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimpleSigningPayload:
+    """The claims of a cosign signature (``critical`` section of the payload)."""
+
+    digest: str
+    docker_reference: str
+
+    @classmethod
+    def parse(cls, raw: bytes) -> SimpleSigningPayload:
+        """Parse the simple-signing JSON.
+
+        Raises:
+            VerificationError: ``malformed_trust_data`` for anything that is not a cosign payload.
+        """
+        try:
+            if len(raw) > MAX_PAYLOAD_BYTES:
+                raise ValueError("payload too large")
+            doc = json.loads(raw)
+            critical = doc["critical"]
+            digest = critical["image"]["docker-manifest-digest"]
+            reference = critical["identity"]["docker-reference"]
+            kind = critical["type"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise VerificationError(
+                "signature payload is not a cosign simple-signing document",
+                category=Category.MALFORMED_TRUST_DATA,
+            ) from e
+        if not (isinstance(digest, str) and isinstance(reference, str)) or (
+            kind != "cosign container image signature"
+        ):
+            raise VerificationError(
+                "signature payload is not a cosign container image signature",
+                category=Category.MALFORMED_TRUST_DATA,
+            )
+        return cls(digest=digest, docker_reference=reference)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RekorEntry:
+    """A transparency log entry with its signed entry timestamp (SET)."""
+
+    body: bytes = field(repr=False)
+    integrated_time: int
+    log_index: int
+    log_id: str
+    signed_entry_timestamp: bytes = field(repr=False)
+
+    @classmethod
+    def from_bundle(cls, annotation: str) -> RekorEntry:
+        """Parse cosign's ``dev.sigstore.cosign/bundle`` annotation.
+
+        Raises:
+            VerificationError: ``malformed_trust_data``.
+        """
+        try:
+            doc = json.loads(annotation)
+            payload = doc["Payload"]
+            return cls._build(payload["body"], payload, doc["SignedEntryTimestamp"])
+        except (ValueError, KeyError, TypeError, binascii.Error) as e:
+            raise VerificationError(
+                "malformed Rekor bundle", category=Category.MALFORMED_TRUST_DATA
+            ) from e
+
+    @classmethod
+    def from_api(cls, entry: Mapping[str, Any]) -> RekorEntry:
+        """Parse one value of a Rekor ``/api/v1/log/entries`` answer.
+
+        Raises:
+            VerificationError: ``malformed_trust_data``.
+        """
+        try:
+            return cls._build(entry["body"], entry, entry["verification"]["signedEntryTimestamp"])
+        except (ValueError, KeyError, TypeError, binascii.Error) as e:
+            raise VerificationError(
+                "malformed Rekor entry", category=Category.MALFORMED_TRUST_DATA
+            ) from e
+
+    @classmethod
+    def _build(cls, body: str, meta: Mapping[str, Any], set_b64: str) -> RekorEntry:
+        integrated, index, lid = meta["integratedTime"], meta["logIndex"], meta["logID"]
+        if not (isinstance(integrated, int) and isinstance(index, int) and isinstance(lid, str)):
+            raise TypeError("integratedTime, logIndex and logID have wrong types")
+        return cls(
+            body=base64.b64decode(body, validate=True),
+            integrated_time=integrated,
+            log_index=index,
+            log_id=lid,
+            signed_entry_timestamp=base64.b64decode(set_b64, validate=True),
+        )
+
+    def canonical_payload(self) -> bytes:
+        """What the SET signs: RFC 8785 JSON of body, integratedTime, logID, logIndex."""
+        doc = {
+            "body": base64.b64encode(self.body).decode(),
+            "integratedTime": self.integrated_time,
+            "logID": self.log_id,
+            "logIndex": self.log_index,
+        }
+        # For ASCII strings and integers, sorted compact JSON is exactly RFC 8785.
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+# --------------------------------------------------------------------------------------------
+# Checks
+# --------------------------------------------------------------------------------------------
+
+
+class Stage(IntEnum):
+    """How far a signature got before it failed; the furthest failure is reported."""
+
+    SIGNATURE = 1
+    PAYLOAD = 2
+    TLOG = 3
+    CHAIN = 4
+    IDENTITY = 5
+    SCT = 6
+    CLAIMS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureRejected(Exception):
+    """Why one signature does not count for one verifier."""
+
+    stage: Stage
+    category: Category
+    reason: str
+
+
+def verify_raw_signature(key: PublicKey, signature: bytes, data: bytes) -> None:
+    """Check ``signature`` over ``data``: ECDSA (SHA-256 or the curve's hash), RSA PKCS#1 v1.5
+    or PSS with SHA-256, Ed25519.
+
+    Raises:
+        InvalidSignature: the signature does not verify with ``key``.
+    """
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        key.verify(signature, data)
+        return
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        for algorithm in _ecdsa_hashes(key):
+            try:
+                key.verify(signature, data, ec.ECDSA(algorithm))
+                return
+            except InvalidSignature:
+                continue
+        raise InvalidSignature
+    if isinstance(key, rsa.RSAPublicKey):
+        try:
+            key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
+            key.verify(signature, data, pss, hashes.SHA256())
+        return
+    raise InvalidSignature
+
+
+def _ecdsa_hashes(key: ec.EllipticCurvePublicKey) -> list[hashes.HashAlgorithm]:
+    # cosign signs with SHA-256 by default; keys on larger curves may use the curve's own hash.
+    natural: dict[str, hashes.HashAlgorithm] = {
+        "secp384r1": hashes.SHA384(),
+        "secp521r1": hashes.SHA512(),
+    }
+    extra = natural.get(key.curve.name)
+    return [hashes.SHA256(), extra] if extra else [hashes.SHA256()]
+
+
+def _decode_signature(layer: SignatureLayer) -> bytes:
+    try:
+        return base64.b64decode(layer.signature, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise SignatureRejected(
+            Stage.PAYLOAD, Category.MALFORMED_TRUST_DATA, "signature is not base64"
+        ) from e
+
+
+def _check_signature(key: PublicKey, signature: bytes, payload: bytes, who: str) -> None:
+    try:
+        verify_raw_signature(key, signature, payload)
+    except InvalidSignature as e:
+        raise SignatureRejected(
+            Stage.SIGNATURE, Category.SIGNATURE_INVALID, f"signature does not verify with {who}"
+        ) from e
+
+
+def verify_log_entry(
+    entry: RekorEntry,
+    material: TransparencyMaterial,
+    *,
+    signature: bytes,
+    payload: bytes,
+    signer_key: PublicKey,
+    signer_cert: x509.Certificate | None,
+) -> datetime:
+    """Check the SET offline and that the entry's body records this very signature.
+
+    Returns:
+        The integrated time of the entry (UTC).
+
+    Raises:
+        SignatureRejected: at stage ``TLOG``.
+    """
+    key = material.rekor_key(entry.log_id)
+    if key is None:
+        raise _tlog_error(f"Rekor log id {entry.log_id[:12]}… is not trusted")
+    try:
+        verify_raw_signature(key, entry.signed_entry_timestamp, entry.canonical_payload())
+    except InvalidSignature as e:
+        raise _tlog_error("the Rekor signed entry timestamp does not verify") from e
+    _check_body(
+        entry.body,
+        signature=signature,
+        payload=payload,
+        signer_key=signer_key,
+        signer_cert=signer_cert,
+    )
+    return datetime.fromtimestamp(entry.integrated_time, tz=UTC)
+
+
+def _tlog_error(reason: str) -> SignatureRejected:
+    return SignatureRejected(Stage.TLOG, Category.SIGNATURE_INVALID, reason)
+
+
+def _check_body(
+    body: bytes,
+    *,
+    signature: bytes,
+    payload: bytes,
+    signer_key: PublicKey,
+    signer_cert: x509.Certificate | None,
+) -> None:
+    try:
+        doc = json.loads(body)
+        if doc["kind"] != "hashedrekord":
+            raise ValueError(f"unsupported Rekor entry kind {doc['kind']!r}")
+        spec = doc["spec"]
+        algorithm, digest = spec["data"]["hash"]["algorithm"], spec["data"]["hash"]["value"]
+        logged_sig = base64.b64decode(spec["signature"]["content"], validate=True)
+        logged_pem = base64.b64decode(spec["signature"]["publicKey"]["content"], validate=True)
+    except (ValueError, KeyError, TypeError, binascii.Error) as e:
+        raise _tlog_error("the Rekor entry is not a hashedrekord entry") from e
+    if algorithm != "sha256" or digest != hashlib.sha256(payload).hexdigest():
+        raise _tlog_error("the Rekor entry records another payload")
+    if logged_sig != signature:
+        raise _tlog_error("the Rekor entry records another signature")
+    if not _same_signer(logged_pem, signer_key, signer_cert):
+        raise _tlog_error("the Rekor entry records another signing key")
+
+
+def _same_signer(logged_pem: bytes, key: PublicKey, cert: x509.Certificate | None) -> bool:
+    try:
+        if cert is not None:
+            return x509.load_pem_x509_certificate(logged_pem) == cert
+        logged = serialization.load_pem_public_key(logged_pem)
+    except ValueError:
+        return False
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    return logged.public_bytes(serialization.Encoding.DER, spki) == key.public_bytes(
+        serialization.Encoding.DER, spki
+    )
+
+
+def verify_chain(
+    cert: x509.Certificate,
+    untrusted: Sequence[x509.Certificate],
+    material: TransparencyMaterial,
+    at: datetime,
+) -> list[x509.Certificate]:
+    """Verify a Fulcio certificate to the Fulcio roots at time ``at`` (code-signing EKU).
+
+    Returns:
+        The chain above ``cert`` (issuer first).
+
+    Raises:
+        SignatureRejected: at stage ``CHAIN``.
+    """
+    if not material.fulcio_roots:
+        raise SignatureRejected(
+            Stage.CHAIN, Category.SIGNATURE_INVALID, "no Fulcio roots are configured"
+        )
+    # Fulcio leaves carry the code-signing EKU, not client-auth: relax only the EKU rule,
+    # exactly as sigstore-python's verifier does.
+    eku = x509.ExtendedKeyUsage
+    ca_policy = x509v.ExtensionPolicy.webpki_defaults_ca().may_be_present(
+        eku, x509v.Criticality.NON_CRITICAL, None
+    )
+    ee_policy = x509v.ExtensionPolicy.webpki_defaults_ee().may_be_present(
+        eku, x509v.Criticality.NON_CRITICAL, None
+    )
+    verifier = (
+        x509v.PolicyBuilder()
+        .store(x509v.Store(list(material.fulcio_roots)))
+        .time(at)
+        .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
+        .build_client_verifier()
+    )
+    intermediates = [*material.fulcio_intermediates, *untrusted]
+    try:
+        chain = verifier.verify(cert, intermediates).chain[1:]
+        usage = cert.extensions.get_extension_for_class(eku).value
+    except (x509v.VerificationError, x509.ExtensionNotFound, ValueError) as e:
+        raise SignatureRejected(
+            Stage.CHAIN,
+            Category.SIGNATURE_INVALID,
+            "the certificate does not chain to the Fulcio roots at signing time",
+        ) from e
+    if ExtendedKeyUsageOID.CODE_SIGNING not in usage:
+        raise SignatureRejected(
+            Stage.CHAIN, Category.SIGNATURE_INVALID, "the certificate is not for code signing"
+        )
+    return list(chain)
+
+
+def certificate_identity(cert: x509.Certificate) -> tuple[str, str]:
+    """The (OIDC issuer, subject) of a Fulcio certificate; empty strings when absent."""
+    issuer = ""
+    for ext in cert.extensions:
+        if ext.oid == _OIDC_ISSUER_V2 and isinstance(ext.value, x509.UnrecognizedExtension):
+            issuer = _der_utf8(ext.value.value)
+            break
+        if ext.oid == _OIDC_ISSUER_V1 and isinstance(ext.value, x509.UnrecognizedExtension):
+            issuer = ext.value.value.decode("utf-8", "replace")
+    subject = ""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [
+            *san.get_values_for_type(x509.RFC822Name),
+            *san.get_values_for_type(x509.UniformResourceIdentifier),
+        ]
+        subject = names[0] if names else ""
+    except x509.ExtensionNotFound:
+        pass
+    return issuer, subject
+
+
+def _der_utf8(der: bytes) -> str:
+    # A DER UTF8String (tag 0x0c) with a short or long-form length.
+    if len(der) < 2 or der[0] != 0x0C:
+        return ""
+    length, offset = der[1], 2
+    if length & 0x80:
+        n = length & 0x7F
+        length, offset = int.from_bytes(der[2 : 2 + n], "big"), 2 + n
+    return der[offset : offset + length].decode("utf-8", "replace")
+
+
+def identity_matches(identity: KeylessIdentity, issuer: str, subject: str) -> bool:
+    """Exact match, or regex *searched* anywhere in the value (not anchored, §5.3.1)."""
+    issuer_ok = (
+        issuer == identity.issuer
+        if identity.issuer
+        else bool(identity.issuer_regex and re.search(identity.issuer_regex, issuer))
+    )
+    subject_ok = (
+        subject == identity.subject
+        if identity.subject
+        else bool(identity.subject_regex and re.search(identity.subject_regex, subject))
+    )
+    return issuer_ok and subject_ok
+
+
+def verify_sct(
+    cert: x509.Certificate, issuer: x509.Certificate, material: TransparencyMaterial
+) -> None:
+    """Verify an embedded SCT of ``cert`` against the CT log keys (RFC 6962 §3.2).
+
+    Raises:
+        SignatureRejected: at stage ``SCT``.
+    """
+    try:
+        scts = cert.extensions.get_extension_for_class(
+            x509.PrecertificateSignedCertificateTimestamps
+        ).value
+        tbs = cert.tbs_precertificate_bytes
+    except (x509.ExtensionNotFound, ValueError) as e:
+        raise SignatureRejected(
+            Stage.SCT, Category.SIGNATURE_INVALID, "the certificate has no embedded SCT"
+        ) from e
+    issuer_key_hash = hashlib.sha256(
+        issuer.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    ).digest()
+    for sct in scts:
+        key = material.ct_key(sct.log_id.hex())
+        if key is None or not isinstance(sct.signature_hash_algorithm, hashes.SHA256):
+            continue
+        signed = _sct_signed_data(sct, issuer_key_hash, tbs)
+        try:
+            verify_raw_signature(key, sct.signature, signed)
+            return
+        except InvalidSignature:
+            continue
+    raise SignatureRejected(
+        Stage.SCT, Category.SIGNATURE_INVALID, "no SCT verifies with a trusted CT log key"
+    )
+
+
+def _sct_signed_data(
+    sct: x509.certificate_transparency.SignedCertificateTimestamp,
+    issuer_key_hash: bytes,
+    tbs: bytes,
+) -> bytes:
+    millis = int(sct.timestamp.replace(tzinfo=UTC).timestamp() * 1000)
+    entry = issuer_key_hash + len(tbs).to_bytes(3, "big") + tbs
+    return (
+        struct.pack("!BBQH", sct.version.value, 0, millis, 1)
+        + entry
+        + struct.pack("!H", len(sct.extension_bytes))
+        + sct.extension_bytes
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# One signature, one verifier
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckOptions:
+    """Per-rule switches and what the signature must claim (D2)."""
+
+    image: ImageReference
+    digest: str
+    verify_tlog: bool = True
+    verify_sct: bool = True
+    ignore_reference: bool = False
+
+
+def check_signature(
+    layer: SignatureLayer,
+    verifier: Verifier,
+    key: PublicKey | None,
+    material: TransparencyMaterial,
+    options: CheckOptions,
+    *,
+    log_entries: Sequence[RekorEntry],
+    now: datetime,
+) -> bytes:
+    """Verify one signature layer for one verifier; return the signer's SPKI fingerprint.
+
+    Steps (§5.3.3, D2): 1 signature over the payload with the key or the certificate's key;
+    2 payload parse; 3 Rekor entry (bundle or looked-up entries): SET and body; 4 keyless:
+    chain at the integrated time; 5 identity; 6 SCT; 7 claims: digest, then repository.
+
+    Raises:
+        SignatureRejected: the first failing step, with its stage.
+    """
+    # Step 1: signature over the payload bytes (nothing in the payload is read before).
+    signature = _decode_signature(layer)
+    cert = _leaf_certificate(layer) if verifier.keyless is not None else None
+    signer_key = _signer_key(verifier, key, cert)
+    _check_signature(signer_key, signature, layer.payload, f"trust root {verifier.name}")
+    # Step 2: payload.
+    try:
+        claims = SimpleSigningPayload.parse(layer.payload)
+    except VerificationError as e:
+        raise SignatureRejected(Stage.PAYLOAD, e.category, e.message) from e
+    # Step 3: transparency log.
+    signed_at = now
+    if options.verify_tlog:
+        signed_at = _verified_log_time(layer, material, signature, signer_key, cert, log_entries)
+    # Steps 4-6: keyless certificate.
+    if cert is not None and verifier.keyless is not None:
+        chain = verify_chain(cert, _chain(layer), material, signed_at)
+        if not identity_matches(verifier.keyless, *certificate_identity(cert)):
+            raise SignatureRejected(
+                Stage.IDENTITY,
+                Category.IDENTITY_MISMATCH,
+                "none of the expected identities matched",
+            )
+        if options.verify_sct:
+            verify_sct(cert, chain[0], material)
+    # Step 7: claims (D2).
+    _check_claims(claims, options)
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    return signer_key.public_bytes(serialization.Encoding.DER, spki)
+
+
+def _signer_key(
+    verifier: Verifier, key: PublicKey | None, cert: x509.Certificate | None
+) -> PublicKey:
+    if cert is not None:
+        public = cert.public_key()
+        if isinstance(
+            public, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+        ):
+            return public
+        raise SignatureRejected(
+            Stage.SIGNATURE, Category.SIGNATURE_INVALID, "unsupported certificate key type"
+        )
+    if key is None:
+        raise SignatureRejected(
+            Stage.SIGNATURE, Category.SIGNATURE_INVALID, f"trust root {verifier.name} has no key"
+        )
+    return key
+
+
+def _leaf_certificate(layer: SignatureLayer) -> x509.Certificate:
+    if not layer.certificate:
+        raise SignatureRejected(
+            Stage.SIGNATURE, Category.SIGNATURE_INVALID, "keyless signature without certificate"
+        )
+    try:
+        return load_certificates(layer.certificate)[0]
+    except TrustRootError as e:
+        raise SignatureRejected(
+            Stage.PAYLOAD, Category.MALFORMED_TRUST_DATA, "unparsable signing certificate"
+        ) from e
+
+
+def _chain(layer: SignatureLayer) -> list[x509.Certificate]:
+    if not layer.chain:
+        return []
+    try:
+        return load_certificates(layer.chain)
+    except TrustRootError as e:
+        raise SignatureRejected(
+            Stage.PAYLOAD, Category.MALFORMED_TRUST_DATA, "unparsable certificate chain"
+        ) from e
+
+
+def _verified_log_time(
+    layer: SignatureLayer,
+    material: TransparencyMaterial,
+    signature: bytes,
+    signer_key: PublicKey,
+    cert: x509.Certificate | None,
+    looked_up: Sequence[RekorEntry],
+) -> datetime:
+    if layer.bundle:
+        try:
+            entries: Sequence[RekorEntry] = [RekorEntry.from_bundle(layer.bundle)]
+        except VerificationError as e:
+            raise SignatureRejected(Stage.TLOG, e.category, e.message) from e
+    else:
+        entries = looked_up
+    if not entries:
+        raise _tlog_error("the signature has no transparency log entry")
+    failures: list[SignatureRejected] = []
+    for entry in entries:
+        try:
+            return verify_log_entry(
+                entry,
+                material,
+                signature=signature,
+                payload=layer.payload,
+                signer_key=signer_key,
+                signer_cert=cert,
+            )
+        except SignatureRejected as e:
+            failures.append(e)
+    raise failures[-1]
+
+
+def _check_claims(claims: SimpleSigningPayload, options: CheckOptions) -> None:
+    if claims.digest != options.digest:
+        raise SignatureRejected(
+            Stage.CLAIMS,
+            Category.DIGEST_MISMATCH,
+            f"the signature is for digest {claims.digest}, not {options.digest}",
+        )
+    if options.ignore_reference:
+        return
+    try:
+        signed = ImageReference.parse(claims.docker_reference).context
+    except InvalidReferenceError:
+        signed = claims.docker_reference
+    if signed != options.image.context:
+        raise SignatureRejected(
+            Stage.CLAIMS,
+            Category.REFERENCE_NOT_FOUND,
+            f"the signature names repository {signed}, not {options.image.context}"
+            " (with.ignoreReference allows copied signatures)",
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Aggregation (D3)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RootOutcome:
+    """What one verifier found: the signer fingerprints that verified, or the best failure."""
+
+    name: str
+    signers: frozenset[bytes] = frozenset()
+    failure: SignatureRejected | None = None
+
+
+def best_failure(failures: Iterable[SignatureRejected]) -> SignatureRejected | None:
+    """The failure of the signature that got furthest (most informative)."""
+    return max(failures, key=lambda f: f.stage, default=None)
+
+
+def distinct_signers(outcomes: Sequence[RootOutcome]) -> list[str]:
+    """Trust roots satisfied by pairwise distinct signing keys (maximum bipartite matching).
+
+    Two trust roots holding the same key, or one certificate matching two keyless identities,
+    count once: a threshold counts signers, not names (D3).
+    """
+    owner: dict[bytes, str] = {}
+    options = {o.name: sorted(o.signers) for o in outcomes if o.signers}
+
+    def assign(name: str, seen: set[bytes]) -> bool:
+        for fp in options[name]:
+            if fp in seen:
+                continue
+            seen.add(fp)
+            if fp not in owner or assign(owner[fp], seen):
+                owner[fp] = name
+                return True
+        return False
+
+    for name in options:
+        assign(name, set())
+    satisfied = set(owner.values())
+    return [o.name for o in outcomes if o.name in satisfied]
+
+
+def aggregate(outcomes: Sequence[RootOutcome], selection: Selection) -> tuple[str, ...]:
+    """Apply threshold and required (counting distinct signers, D3); return the signers.
+
+    Raises:
+        VerificationError: ``threshold_not_met``, ``required_signer_missing``, or the most
+            informative per-signature failure when no trust root is satisfied.
+    """
+    signers = distinct_signers(outcomes)
+    failure = best_failure(o.failure for o in outcomes if o.failure is not None)
+    if selection.threshold > 0 and len(signers) < selection.threshold:
+        why = f"; other signatures: {failure.reason}" if failure else ""
+        raise VerificationError(
+            f"validation threshold not reached ({len(signers)}/{selection.threshold}){why}",
+            category=Category.THRESHOLD_NOT_MET,
+        )
+    satisfied = {o.name for o in outcomes if o.signers}
+    missing = [r for r in selection.required if r not in satisfied]
+    if missing:
+        raise VerificationError(
+            f"missing required signatures from {', '.join(missing)}",
+            category=Category.REQUIRED_SIGNER_MISSING,
+        )
+    if not signers:
+        if failure is None:
+            raise VerificationError("no signed digests", category=Category.SIGNATURE_INVALID)
+        raise VerificationError(failure.reason, category=failure.category)
+    return tuple(signers)

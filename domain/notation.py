@@ -1,0 +1,649 @@
+"""Notary Project (Notation) signatures: envelopes, trust store, trust policy and verification.
+
+Pure: the envelope bytes, the admitted target, the trust material and ``now`` come in; evidence
+or a ``VerificationError`` comes out. Implements the Notary Project specifications
+(signature-specification.md, signature-envelope-jws.md, signature-envelope-cose.md,
+trust-store-trust-policy.md) the way Connaisseur v3 configures notation-go (§5.4): one policy
+scoped to the image repository, trusted identities ``*``, ``ca:<root>`` stores for the selected
+trust roots plus ``tsa:<root>`` for those with a ``tsCert``.
+
+Verification levels (trust-store-trust-policy.md, "Signature Verification details"):
+
+=============  =========  ============  ===================  ========  ==========
+level          integrity  authenticity  authentic timestamp  expiry    revocation
+=============  =========  ============  ===================  ========  ==========
+``strict``     enforced   enforced      enforced             enforced  enforced
+``permissive`` enforced   enforced      logged               logged    logged
+``audit``      enforced   logged        logged               logged    logged
+=============  =========  ============  ===================  ========  ==========
+
+The signed target must equal the admitted digest and size at every level. Revocation is a hook
+(:class:`RevocationCheck`); no OCSP/CRL client exists yet, so the default reports ``unchecked``,
+which passes — say so to operators (README).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from domain.errors import Category, TrustRootError, VerificationError
+from domain.policy import RuleOptions
+from domain.rfc3161 import TimestampError, verify_timestamp_token
+from domain.trust import TrustRoot, load_certificates, select_trust_roots
+from domain.verdict import TrustedDigest
+
+ARTIFACT_TYPE = "application/vnd.cncf.notary.signature"
+MEDIA_TYPE_JWS = "application/jose+json"
+MEDIA_TYPE_COSE = "application/cose"
+ENVELOPE_MEDIA_TYPES = frozenset({MEDIA_TYPE_JWS, MEDIA_TYPE_COSE})
+PAYLOAD_MEDIA_TYPE = "application/vnd.cncf.notary.payload.v1+json"
+THUMBPRINT_ANNOTATION = "io.cncf.notary.x509chain.thumbprint#S256"
+#: notation-go's default ``MaxSignatureAttempts``, kept by Connaisseur v3 (§5.4.2 step 5).
+MAX_SIGNATURE_ATTEMPTS = 10
+
+HEADER_SIGNING_SCHEME = "io.cncf.notary.signingScheme"
+HEADER_SIGNING_TIME = "io.cncf.notary.signingTime"
+HEADER_AUTHENTIC_SIGNING_TIME = "io.cncf.notary.authenticSigningTime"
+HEADER_EXPIRY = "io.cncf.notary.expiry"
+HEADER_TIMESTAMP = "io.cncf.notary.timestampSignature"
+_KNOWN_CRITICAL = frozenset({HEADER_SIGNING_SCHEME, HEADER_AUTHENTIC_SIGNING_TIME, HEADER_EXPIRY})
+SCHEME_X509 = "notary.x509"
+SCHEME_SIGNING_AUTHORITY = "notary.x509.signingAuthority"
+
+_HASH_OF: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "256": hashes.SHA256,
+    "384": hashes.SHA384,
+    "512": hashes.SHA512,
+}
+_RSA_ALGS = {2048: "PS256", 3072: "PS384", 4096: "PS512"}
+_EC_ALGS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
+_FORBIDDEN_SIGNING_EKUS = {
+    ExtendedKeyUsageOID.SERVER_AUTH,
+    ExtendedKeyUsageOID.CLIENT_AUTH,
+    ExtendedKeyUsageOID.EMAIL_PROTECTION,
+    ExtendedKeyUsageOID.TIME_STAMPING,
+    ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
+}
+
+
+# --- Trust store and trust policy (§5.4.1, §5.4.2 steps 1-2) -------------------------------
+
+
+class StoreType(StrEnum):
+    CA = "ca"
+    TSA = "tsa"
+
+
+class VerificationLevel(StrEnum):
+    STRICT = "strict"
+    PERMISSIVE = "permissive"
+    AUDIT = "audit"
+
+
+class VerifyTimestamp(StrEnum):
+    ALWAYS = "always"
+    AFTER_CERT_EXPIRY = "afterCertExpiry"
+
+
+class Check(StrEnum):
+    """The validations a verification level enforces or only logs."""
+
+    INTEGRITY = "integrity"
+    AUTHENTICITY = "authenticity"
+    AUTHENTIC_TIMESTAMP = "authenticTimestamp"
+    EXPIRY = "expiry"
+    REVOCATION = "revocation"
+
+
+ENFORCED: Mapping[VerificationLevel, frozenset[Check]] = {
+    VerificationLevel.STRICT: frozenset(Check),
+    VerificationLevel.PERMISSIVE: frozenset({Check.INTEGRITY, Check.AUTHENTICITY}),
+    VerificationLevel.AUDIT: frozenset({Check.INTEGRITY}),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotationTrustStore:
+    """Named ``ca`` and ``tsa`` stores built from a validator's trust roots at load time."""
+
+    ca: Mapping[str, tuple[x509.Certificate, ...]]
+    tsa: Mapping[str, tuple[x509.Certificate, ...]]
+
+    @classmethod
+    def from_roots(cls, roots: Sequence[TrustRoot]) -> NotationTrustStore:
+        """Parse every root's ``cert`` (and ``tsCert``); the first root of a name wins.
+
+        Raises:
+            TrustRootError: no roots, a root without ``cert``, or unparsable PEM
+                (message prefixed with the ``trustRoots[i]`` path).
+        """
+        if not roots:
+            raise TrustRootError("no trust roots provided for validator")
+        ca: dict[str, tuple[x509.Certificate, ...]] = {}
+        tsa: dict[str, tuple[x509.Certificate, ...]] = {}
+        for index, root in enumerate(roots):
+            if root.name in ca:
+                continue
+            if not root.cert:
+                raise TrustRootError(
+                    f"trustRoots[{index}].cert: no certificate provided for trust root {root.name}"
+                )
+            ca[root.name] = _certificates(root.cert, f"trustRoots[{index}].cert")
+            if root.ts_cert:
+                tsa[root.name] = _certificates(root.ts_cert, f"trustRoots[{index}].tsCert")
+        return cls(ca=ca, tsa=tsa)
+
+    def certificates(self, store_type: StoreType, name: str) -> tuple[x509.Certificate, ...]:
+        """The certificates of the named store.
+
+        Raises:
+            TrustRootError: no such store (``trust_root_not_found``).
+        """
+        store = self.ca if store_type is StoreType.CA else self.tsa
+        if name not in store:
+            raise TrustRootError(f"no certificates found for trustRoot {name}")
+        return store[name]
+
+
+def _certificates(pem: str, path: str) -> tuple[x509.Certificate, ...]:
+    try:
+        return tuple(load_certificates(pem))
+    except TrustRootError as e:
+        raise TrustRootError(f"{path}: {e.message}", category=e.category) from e
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotationPolicy:
+    """The single trust policy Connaisseur v3 generates for one image and rule (§5.4.2 step 2)."""
+
+    registry_scopes: tuple[str, ...]
+    trust_stores: tuple[str, ...]
+    level: VerificationLevel = VerificationLevel.STRICT
+    verify_timestamp: VerifyTimestamp = VerifyTimestamp.ALWAYS
+    trusted_identities: tuple[str, ...] = ("*",)
+
+    @classmethod
+    def build(
+        cls, repository: str, options: RuleOptions, roots: Sequence[TrustRoot]
+    ) -> NotationPolicy:
+        """The policy for ``repository`` (registry/path) under a rule's ``with`` options.
+
+        Raises:
+            TrustRootError: the rule's ``trustRoot`` names no configured root.
+            VerificationError: unknown ``verificationLevel`` / ``verifyTimestamp`` values.
+        """
+        selected = select_trust_roots(roots, options.trust_root)
+        try:
+            level = VerificationLevel(options.verification_level or "strict")
+            verify_timestamp = VerifyTimestamp(options.verify_timestamp or "always")
+        except ValueError as e:
+            raise VerificationError(str(e), category=Category.CONFIG_INVALID) from e
+        stores = [f"ca:{r.name}" for r in selected]
+        stores += [f"tsa:{r.name}" for r in selected if r.ts_cert]
+        return cls(
+            registry_scopes=(repository,),
+            trust_stores=tuple(stores),
+            level=level,
+            verify_timestamp=verify_timestamp,
+        )
+
+    def names(self, store_type: StoreType) -> tuple[str, ...]:
+        prefix = f"{store_type.value}:"
+        return tuple(s[len(prefix) :] for s in self.trust_stores if s.startswith(prefix))
+
+    @property
+    def trust_root_names(self) -> str:
+        """For messages: ``[default, other]``."""
+        return "[" + ", ".join(self.names(StoreType.CA)) + "]"
+
+
+# --- Envelopes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    """The admitted artefact: the descriptor a signature's payload must name."""
+
+    digest: str
+    size: int
+    media_type: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """A parsed JWS or COSE envelope: what is signed, by which chain, and its signed attributes."""
+
+    media_type: str
+    alg: str
+    signing_input: bytes = field(repr=False)
+    signature: bytes = field(repr=False)
+    payload: bytes = field(repr=False)
+    content_type: str
+    signing_scheme: str
+    signing_time: datetime | None
+    authentic_signing_time: datetime | None
+    expiry: datetime | None
+    chain: tuple[x509.Certificate, ...]
+    timestamp_token: bytes | None = field(default=None, repr=False)
+    critical: tuple[str, ...] = ()
+
+
+def malformed(message: str) -> VerificationError:
+    return VerificationError(message, category=Category.MALFORMED_TRUST_DATA)
+
+
+# --- Verification ------------------------------------------------------------------------
+
+
+class RevocationStatus(StrEnum):
+    OK = "ok"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
+    UNCHECKED = "unchecked"
+
+
+#: The revocation hook: (chain, now) → status. No OCSP/CRL client exists yet (see module doc).
+RevocationCheck = Callable[[Sequence[x509.Certificate], datetime], RevocationStatus]
+
+
+def revocation_not_checked(chain: Sequence[x509.Certificate], now: datetime) -> RevocationStatus:
+    """The default hook: revocation is not implemented, so every chain is ``unchecked``."""
+    return RevocationStatus.UNCHECKED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotationResult:
+    """Evidence of one verified signature, plus the failures the level only logs."""
+
+    evidence: TrustedDigest
+    signing_subject: str
+    logged: tuple[str, ...] = ()
+    revocation: RevocationStatus = RevocationStatus.UNCHECKED
+
+
+@dataclass(slots=True)
+class _Run:
+    """Applies the level: an enforced failure raises, a logged one is remembered."""
+
+    level: VerificationLevel
+    logged: list[str] = field(default_factory=list)
+
+    def fail(self, check: Check, error: VerificationError) -> None:
+        if check in ENFORCED[self.level]:
+            raise error
+        self.logged.append(f"{check.value}: {error.message}")
+
+
+def verify_signature(
+    envelope: Envelope,
+    *,
+    image: str,
+    target: Target,
+    policy: NotationPolicy,
+    store: NotationTrustStore,
+    now: datetime,
+    revocation: RevocationCheck = revocation_not_checked,
+) -> NotationResult:
+    """Verify one Notation signature envelope for ``target`` under ``policy`` at ``now``.
+
+    Steps (trust-store-trust-policy.md "Signature Verification", in notation-go's order):
+    1. integrity — (the envelope was parsed by ``application.notation_envelopes``) supported
+       content type and critical headers, ``alg`` matches the signing key, signature
+       verifies, chain is well formed and valid at the signing time;
+    2. authenticity — a chain certificate is a certificate of a selected ``ca`` store;
+    3. authentic timestamp — RFC 3161 countersignature per ``verifyTimestamp`` when a ``tsa``
+       store is selected, else the chain must be valid at ``now``;
+    4. expiry — the signer's optional expiry header;
+    5. revocation — the hook;
+    6. the payload's target descriptor equals the admitted digest and size (always).
+
+    Raises:
+        VerificationError: ``malformed_trust_data``, ``signature_invalid``, ``expired`` or
+            ``digest_mismatch``; each message names the image and the trust roots.
+    """
+    roots = policy.trust_root_names
+    run = _Run(policy.level)
+    # Step 1 — integrity (always enforced).
+    _check_integrity(envelope, image, roots)
+    descriptor = _target_descriptor(envelope.payload, image, roots)
+    # Step 2 — authenticity.
+    signer = _trusted_root(envelope.chain, policy, store)
+    if signer is None:
+        run.fail(
+            Check.AUTHENTICITY,
+            _invalid(
+                f"the Notation signature of image {image} is not signed by a certificate "
+                f"that chains to trust roots {roots}"
+            ),
+        )
+    # Step 3 — authentic timestamp.
+    try:
+        _check_authentic_timestamp(envelope, policy, store, now)
+    except VerificationError as e:
+        run.fail(Check.AUTHENTIC_TIMESTAMP, _reworded(e, image, roots))
+    # Step 4 — expiry of the signature itself.
+    if envelope.expiry is not None and now >= envelope.expiry:
+        run.fail(
+            Check.EXPIRY,
+            VerificationError(
+                f"the Notation signature of image {image} expired at "
+                f"{envelope.expiry:%Y-%m-%dT%H:%M:%SZ} (trust roots {roots})",
+                category=Category.EXPIRED,
+            ),
+        )
+    # Step 5 — revocation (hook).
+    status = revocation(envelope.chain, now)
+    if status in (RevocationStatus.REVOKED, RevocationStatus.UNKNOWN):
+        run.fail(
+            Check.REVOCATION,
+            _invalid(
+                f"the certificate chain of the Notation signature of image {image} is "
+                f"{status.value} for revocation (trust roots {roots})"
+            ),
+        )
+    # Step 6 — the signature is for the admitted artefact.
+    _check_target(descriptor, target, image, roots)
+    return NotationResult(
+        evidence=TrustedDigest(digest=target.digest, signers=(signer,) if signer else ()),
+        signing_subject=envelope.chain[0].subject.rfc4514_string(),
+        logged=tuple(run.logged),
+        revocation=status,
+    )
+
+
+def _invalid(message: str) -> VerificationError:
+    return VerificationError(message, category=Category.SIGNATURE_INVALID)
+
+
+def _reworded(error: VerificationError, image: str, roots: str) -> VerificationError:
+    return VerificationError(
+        f"the Notation signature of image {image} fails the timestamp check against trust "
+        f"roots {roots}: {error.message}",
+        category=error.category,
+    )
+
+
+def _check_integrity(envelope: Envelope, image: str, roots: str) -> None:
+    def broken(reason: str) -> VerificationError:
+        return _invalid(
+            f"the Notation signature of image {image} does not verify "
+            f"({reason}; trust roots {roots})"
+        )
+
+    if envelope.content_type != PAYLOAD_MEDIA_TYPE:
+        raise broken(f"unsupported payload content type {envelope.content_type!r}")
+    _check_signed_attributes(envelope, broken)
+    leaf = envelope.chain[0]
+    expected_alg = _algorithm_for(leaf)
+    if expected_alg is None or envelope.alg != expected_alg:
+        raise broken(f"algorithm {envelope.alg} does not match the signing certificate's key")
+    if not _signature_valid(leaf, envelope):
+        raise broken("signature does not match the signed content")
+    problem = _chain_problem(
+        envelope.chain, envelope.signing_time or envelope.authentic_signing_time
+    )
+    if problem is not None:
+        raise broken(problem)
+
+
+def _check_signed_attributes(
+    envelope: Envelope, broken: Callable[[str], VerificationError]
+) -> None:
+    if HEADER_SIGNING_SCHEME not in envelope.critical:
+        raise broken("the signing scheme is not marked critical")
+    unknown = [c for c in envelope.critical if c not in _KNOWN_CRITICAL]
+    if unknown:
+        # e.g. a verification plugin: the spec requires failing when we cannot honour it.
+        raise broken(f"unsupported critical headers {unknown}")
+    if envelope.signing_scheme == SCHEME_X509:
+        if envelope.signing_time is None:
+            raise broken("notary.x509 signature without signing time")
+    elif envelope.signing_scheme == SCHEME_SIGNING_AUTHORITY:
+        if (
+            envelope.authentic_signing_time is None
+            or HEADER_AUTHENTIC_SIGNING_TIME not in envelope.critical
+        ):
+            raise broken("notary.x509.signingAuthority signature without authentic signing time")
+    else:
+        raise broken(f"unsupported signing scheme {envelope.signing_scheme!r}")
+    if envelope.expiry is not None and HEADER_EXPIRY not in envelope.critical:
+        raise broken("expiry header is not marked critical")
+
+
+def _algorithm_for(cert: x509.Certificate) -> str | None:
+    """signature-specification.md "Algorithm Selection": the key decides the algorithm."""
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        return _RSA_ALGS.get(key.key_size)
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return _EC_ALGS.get(key.curve.name)
+    return None
+
+
+def _signature_valid(leaf: x509.Certificate, envelope: Envelope) -> bool:
+    key = leaf.public_key()
+    algorithm = _HASH_OF[envelope.alg[2:]]()
+    signature = envelope.signature
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            pss = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=padding.PSS.AUTO)
+            key.verify(signature, envelope.signing_input, pss, algorithm)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            size = (key.curve.key_size + 7) // 8
+            if len(signature) != 2 * size:  # JWS and COSE carry raw r || s
+                return False
+            r, s = int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+            key.verify(encode_dss_signature(r, s), envelope.signing_input, ec.ECDSA(algorithm))
+        else:
+            return False
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError):
+        return False
+    return True
+
+
+def _chain_problem(chain: Sequence[x509.Certificate], signed_at: datetime | None) -> str | None:
+    """signature-specification.md "Certificate Requirements"; ``None`` when the chain is fine."""
+    for index, cert in enumerate(chain):
+        issuer = chain[index + 1] if index + 1 < len(chain) else cert
+        if not _directly_issued(cert, issuer):
+            return f"certificate {index} is not issued by the next (or the last is not self-signed)"
+        if (
+            cert.signature_hash_algorithm is not None
+            and cert.signature_hash_algorithm.name == "sha1"
+        ):
+            return f"certificate {index} uses a SHA-1 signature"
+        if (
+            signed_at is not None
+            and not cert.not_valid_before_utc <= signed_at <= cert.not_valid_after_utc
+        ):
+            return f"certificate {cert.subject.rfc4514_string()} was not valid at the signing time"
+    problem = _leaf_problem(chain[0], is_only=len(chain) == 1)
+    if problem is not None:
+        return problem
+    for cert in chain[1:]:
+        if not _is_ca(cert):
+            return f"certificate {cert.subject.rfc4514_string()} is not a CA certificate"
+    return None
+
+
+def _directly_issued(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _leaf_problem(leaf: x509.Certificate, *, is_only: bool) -> str | None:
+    extensions = leaf.extensions
+    try:
+        usage = extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return "the signing certificate has no key usage extension"
+    if not usage.digital_signature or (usage.key_cert_sign and not is_only):
+        return "the signing certificate's key usage does not allow code signing"
+    try:
+        constraints = extensions.get_extension_for_class(x509.BasicConstraints).value
+        if constraints.ca and not is_only:
+            return "the signing certificate is a CA certificate"
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        ekus = set(extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+        if ekus & _FORBIDDEN_SIGNING_EKUS:
+            return "the signing certificate's extended key usage does not allow code signing"
+    except x509.ExtensionNotFound:
+        pass
+    key = leaf.public_key()
+    if (isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048) or (
+        isinstance(key, ec.EllipticCurvePublicKey) and key.key_size < 256
+    ):
+        return "the signing key is too short"
+    return None
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    return constraints.ca and usage.key_cert_sign
+
+
+def _target_descriptor(payload: bytes, image: str, roots: str) -> Mapping[str, Any]:
+    try:
+        doc = json.loads(payload)
+        descriptor = doc["targetArtifact"]
+        if not isinstance(descriptor.get("digest"), str) or not isinstance(
+            descriptor.get("size"), int
+        ):
+            raise TypeError("descriptor lacks digest or size")
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise malformed(
+            f"the Notation signature payload of image {image} has no target descriptor "
+            f"(trust roots {roots})"
+        ) from e
+    return descriptor  # type: ignore[no-any-return]
+
+
+def _check_target(descriptor: Mapping[str, Any], target: Target, image: str, roots: str) -> None:
+    if descriptor["digest"] != target.digest or descriptor["size"] != target.size:
+        raise VerificationError(
+            f"the Notation signature found for image {image} signs {descriptor['digest']} "
+            f"(size {descriptor['size']}), not the admitted {target.digest} (size "
+            f"{target.size}) (trust roots {roots})",
+            category=Category.DIGEST_MISMATCH,
+        )
+
+
+def _trusted_root(
+    chain: Sequence[x509.Certificate], policy: NotationPolicy, store: NotationTrustStore
+) -> str | None:
+    """notation-core-go VerifyAuthenticity: any chain certificate equals a trusted certificate."""
+    for name in policy.names(StoreType.CA):
+        trusted = store.certificates(StoreType.CA, name)
+        if any(cert in trusted for cert in chain):
+            return name
+    return None
+
+
+def _check_authentic_timestamp(
+    envelope: Envelope, policy: NotationPolicy, store: NotationTrustStore, now: datetime
+) -> None:
+    chain = envelope.chain
+    if envelope.signing_scheme == SCHEME_SIGNING_AUTHORITY:
+        assert envelope.authentic_signing_time is not None  # checked by integrity  # noqa: S101
+        _require_within(chain, envelope.authentic_signing_time, envelope.authentic_signing_time)
+        return
+    tsa_names = policy.names(StoreType.TSA)
+    perform = bool(tsa_names)
+    if perform and policy.verify_timestamp is VerifyTimestamp.AFTER_CERT_EXPIRY:
+        perform = any(now > cert.not_valid_after_utc for cert in chain)
+    if not perform:
+        _require_within(chain, now, now)
+        return
+    if envelope.timestamp_token is None:
+        raise _invalid("no timestamp countersignature was found in the signature envelope")
+    trusted = [c for name in tsa_names for c in store.certificates(StoreType.TSA, name)]
+    try:
+        stamp = verify_timestamp_token(envelope.timestamp_token, envelope.signature, trusted)
+    except TimestampError as e:
+        raise _invalid(e.message) from e
+    _require_within(chain, stamp.earliest, stamp.latest)
+
+
+def _require_within(
+    chain: Sequence[x509.Certificate], earliest: datetime, latest: datetime
+) -> None:
+    for cert in chain:
+        if earliest < cert.not_valid_before_utc or latest > cert.not_valid_after_utc:
+            raise VerificationError(
+                f"certificate {cert.subject.rfc4514_string()} is valid only from "
+                f"{cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ} to "
+                f"{cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}, not at "
+                f"{earliest:%Y-%m-%dT%H:%M:%SZ}",
+                category=Category.EXPIRED,
+            )
+
+
+# --- Several signatures ------------------------------------------------------------------
+
+
+def no_signature_error(image: str, policy: NotationPolicy) -> VerificationError:
+    """The denial for an image without any Notation signature (``no_trust_data``)."""
+    return VerificationError(
+        f"no Notation signature is associated with image {image}, so it cannot be verified "
+        f"against trust roots {policy.trust_root_names}",
+        category=Category.NO_TRUST_DATA,
+    )
+
+
+#: Which failure best explains a denial when every signature failed: the one closest to trust.
+_FAILURE_RANK = {
+    Category.EXPIRED: 4,
+    Category.DIGEST_MISMATCH: 3,
+    Category.SIGNATURE_INVALID: 2,
+    Category.MALFORMED_TRUST_DATA: 1,
+    Category.NO_TRUST_DATA: 0,
+}
+
+
+def most_relevant_failure(errors: Sequence[VerificationError]) -> VerificationError:
+    """The error to report when no signature verified (first of the highest rank).
+
+    Raises:
+        ValueError: ``errors`` is empty (a caller bug: no signature means ``no_trust_data``).
+    """
+    if not errors:
+        raise ValueError("no failures to choose from")
+    best = max(errors, key=lambda e: _FAILURE_RANK.get(e.category, 2))
+    if len(errors) == 1:
+        return best
+    return VerificationError(
+        f"none of {len(errors)} Notation signatures verified; {best.message}",
+        category=best.category,
+    )
+
+
+def chain_thumbprints(store: NotationTrustStore, policy: NotationPolicy) -> frozenset[str]:
+    """SHA-256 fingerprints (lower-case hex) of the selected ``ca`` certificates."""
+    return frozenset(
+        hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+        for name in policy.names(StoreType.CA)
+        for cert in store.certificates(StoreType.CA, name)
+    )

@@ -1,0 +1,221 @@
+"""Quick start without a cluster: sign an image with Docker Content Trust and watch the webhook.
+
+Starts a local registry and Notary stack (like the test fixtures), pushes a small demo image,
+signs its ``v1`` tag with the real ``notary`` client, starts the webhook pinned to the demo
+root key, then sends two AdmissionReviews: the signed image (admitted, pinned to its digest)
+and an unsigned tag (denied, with the reason). Everything it starts is stopped at the end.
+Only 127.0.0.1 is contacted.
+
+    make demo        (or: .venv/bin/python scripts/demo.py)
+"""
+
+# ruff: noqa: S310, S603  -- every URL and command here is built by this script for 127.0.0.1.
+from __future__ import annotations
+
+import base64
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import ssl
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.notary_stack import NotaryCli, notary_stack
+from tests.support.servers import free_port, registry_server, wait_for_port
+from tests.support.tls import make_tls
+
+REPO = "demo/hello"
+
+
+def say(text: str) -> None:
+    print(f"\n\033[1m== {text}\033[0m", flush=True)
+
+
+def _request(url: str, method: str = "GET", data: bytes | None = None, **headers: str) -> Any:
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    return urllib.request.urlopen(req, timeout=10)  # only 127.0.0.1
+
+
+def push_blob(registry: str, blob: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    with _request(f"{registry}/v2/{REPO}/blobs/uploads/", "POST") as resp:
+        location = resp.headers["Location"]
+    if location.startswith("/"):
+        location = registry + location
+    sep = "&" if "?" in location else "?"
+    headers = {"Content-Type": "application/octet-stream"}
+    _request(f"{location}{sep}digest={digest}", "PUT", blob, **headers).close()
+    return digest
+
+
+def push_image(registry: str, tag: str) -> str:
+    """A one-layer OCI image (a text file); returns the manifest digest."""
+    layer_tar = io.BytesIO()
+    with tarfile.open(fileobj=layer_tar, mode="w") as tar:
+        content = b"hello from the connaisseur notary demo\n"
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
+    layer = gzip.compress(layer_tar.getvalue(), mtime=0)
+    diff_id = "sha256:" + hashlib.sha256(layer_tar.getvalue()).hexdigest()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "config": {"Cmd": ["/bin/cat", "/hello.txt"]},
+        }
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": push_blob(registry, config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": push_blob(registry, layer),
+                    "size": len(layer),
+                }
+            ],
+        }
+    ).encode()
+    _request(
+        f"{registry}/v2/{REPO}/manifests/{tag}",
+        "PUT",
+        manifest,
+        **{"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+    ).close()
+    return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+def write_config(path: Path, registry_host: str, notary_url: str, ca: str, root_pem: str) -> None:
+    def block(text: str, indent: int) -> str:
+        return "|\n" + "".join(" " * indent + line + "\n" for line in text.strip().splitlines())
+
+    path.write_text(
+        f"""validators:
+  - name: deny
+    type: static
+    approve: false
+  - name: demo-notary
+    type: notaryv1
+    host: {notary_url}
+    cert: {block(ca, 6)}    trustRoots:
+      - name: default
+        key: {block(root_pem, 10)}policy:
+  - pattern: "*:*"
+    validator: deny
+  - pattern: "{registry_host}/demo/*:*"
+    validator: demo-notary
+"""
+    )
+
+
+@contextlib.contextmanager
+def webhook(config: Path, workdir: Path) -> Iterator[tuple[str, ssl.SSLContext]]:
+    tls = make_tls(workdir / "webhook-tls")
+    port = free_port()
+    cmd = [sys.executable, "-m", "entrypoints.cli", "serve", "--config", str(config)]
+    cmd += ["--listen", f"127.0.0.1:{port}"]
+    cmd += ["--tls-cert", str(tls.cert_file), "--tls-key", str(tls.key_file)]
+    print("$ " + " ".join(cmd[1:]))
+    log = (workdir / "webhook.log").open("wb")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    try:
+        wait_for_port(port, proc)
+        yield f"https://127.0.0.1:{port}", ssl.create_default_context(cadata=tls.ca_pem)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def review(url: str, context: ssl.SSLContext, image: str) -> dict[str, Any]:
+    body = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "demo-" + hashlib.sha256(image.encode()).hexdigest()[:8],
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "operation": "CREATE",
+            "namespace": "default",
+            "object": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "hello", "namespace": "default"},
+                "spec": {"containers": [{"name": "hello", "image": image}]},
+            },
+        },
+    }
+    req = urllib.request.Request(
+        f"{url}/mutate?timeout=10s",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, context=context, timeout=15) as resp:
+        response: dict[str, Any] = json.loads(resp.read())["response"]
+    return response
+
+
+def show(response: dict[str, Any]) -> None:
+    print(f"allowed: {response['allowed']}")
+    if "patch" in response:
+        patch = json.loads(base64.b64decode(response["patch"]))
+        print("patch:   " + json.dumps(patch))
+    if response.get("status", {}).get("message"):
+        print("reason:  " + response["status"]["message"])
+
+
+def main() -> int:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="connaisseur-demo-") as tmp:
+        work = Path(tmp)
+        say("Starting a local registry and a Notary server + signer")
+        with registry_server(work / "registry") as registry, notary_stack(work / "notary") as ns:
+            print(f"registry: {registry.url} ({registry.backend})")
+            print(f"notary:   {ns.url} ({ns.backend})")
+            say("Pushing the demo image (tags v1 and unsigned)")
+            digest = push_image(registry.url, "v1")
+            push_image(registry.url, "unsigned")
+            print(f"{registry.host}/{REPO}:v1 -> {digest}")
+            say("Signing v1 with the real notary client (init, addhash, publish)")
+            gun = f"{registry.host}/{REPO}"
+            cli = NotaryCli(ns, work / "trust")
+            cli.init(gun)
+            cli.addhash(gun, "v1", digest)
+            print(cli.run("list", gun))
+            root_pem = cli.root_public_pem(gun)
+            config = work / "config.yaml"
+            write_config(config, registry.host, ns.url, ns.ca_pem, root_pem)
+            say("Starting the webhook pinned to the demo root key")
+            with webhook(config, work) as (url, context):
+                signed = f"{gun}:v1"
+                say(f"AdmissionReview for the signed image {signed}")
+                show(review(url, context, signed))
+                unsigned = f"{gun}:unsigned"
+                say(f"AdmissionReview for the unsigned image {unsigned}")
+                show(review(url, context, unsigned))
+        say(f"Stopped everything ({time.monotonic() - started:.1f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,349 @@
+"""The registry adapter and the cosign validator against a REAL registry.
+
+Backend: Debian's ``docker-registry`` (CNCF distribution 2.8) started on 127.0.0.1 with a free
+port — or ``registry:2`` through testcontainers when a Docker engine answers (the fixture's
+``backend`` says which ran; it is printed in the test report). Once over plain HTTP (reached
+through the loopback HTTPS→HTTP fallback), once over HTTPS with a test CA and htpasswd Basic
+auth (bcrypt hashes from the ``bcrypt`` PyPI package). Images and cosign-layout signatures are
+pushed by the tests through the distribution API. The Bearer token flow is exercised through a
+token-guarding proxy in front of the real registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+import bcrypt
+import pytest
+from aiohttp.test_utils import TestServer
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from adapters.http import HttpClient
+from adapters.registry import AiohttpRegistryClient
+from application.cosign import CosignValidator
+from application.deadline import Deadline
+from application.ports import Endpoint
+from application.settings import AuthSettings, Credentials, ValidatorSettings
+from domain.errors import Category, ConnaisseurError
+from domain.image import ImageReference
+from domain.policy import RuleOptions
+from domain.trust import TrustRoot
+from tests.support.cosign import FixedClock, Signer, image_manifest, payload, sign_layout
+from tests.support.oci_push import Pusher
+from tests.support.registry_proxy import RegistryProxy
+from tests.support.servers import RegistryServer, registry_server
+from tests.support.tls import make_tls
+
+pytestmark = pytest.mark.integration
+CLOCK = FixedClock()
+NO_TLOG = RuleOptions(verify_in_transparency_log=False)
+
+
+class NoRekor:
+    async def find_entries(self, host: str, artifact_hash: str, deadline: Deadline) -> list[object]:
+        raise AssertionError("Rekor must not be contacted")
+
+
+@pytest.fixture(scope="module")
+def plain_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    with registry_server(tmp_path_factory.mktemp("plain")) as server:
+        print(f"registry backend: {server.backend} (plain HTTP)")
+        yield server
+
+
+@pytest.fixture(scope="module")
+def secure_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    work = tmp_path_factory.mktemp("secure")
+    htpasswd = work / "htpasswd"
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=5)).decode()
+    htpasswd.write_text(f"alice:{hashed}\n")
+    with registry_server(
+        work / "registry", tls=make_tls(work / "tls"), htpasswd=htpasswd
+    ) as server:
+        print(f"registry backend: {server.backend} (HTTPS + htpasswd)")
+        yield server
+
+
+@pytest.fixture(scope="module")
+def signer() -> Signer:
+    return Signer(ec.generate_private_key(ec.SECP256R1()))
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def validator(
+    registry: AiohttpRegistryClient,
+    signer: Signer,
+    *,
+    cert: str | None = None,
+    auth: AuthSettings | None = None,
+) -> CosignValidator:
+    settings = ValidatorSettings(
+        name="cosign",
+        type="cosign",
+        cert=cert,
+        auth=auth or AuthSettings(),
+        trust_roots=(TrustRoot(name="default", key=signer.public_pem),),
+    )
+    return CosignValidator(settings, registry, NoRekor(), CLOCK)
+
+
+async def push_signed(pusher: Pusher, host: str, repo: str, tag: str, signer: Signer | None) -> str:
+    manifest, blobs = image_manifest(f"{repo}:{tag}")
+    digest = await pusher.image(repo, tag, manifest, blobs)
+    if signer is not None:
+        body = payload(digest, f"{host}/{repo}")
+        await pusher.signatures(repo, digest, sign_layout([(body, signer.sign(body), {})]))
+    return digest
+
+
+def deadline() -> Deadline:
+    return Deadline.after(CLOCK, 10)
+
+
+# ------------------------------------------------------------------ plain HTTP
+
+
+async def test_plain_http_signed_image_verifies_and_pins_the_tag(
+    plain_registry: RegistryServer, signer: Signer, session: aiohttp.ClientSession
+) -> None:
+    pusher = Pusher(session, plain_registry.url)
+    digest = await push_signed(pusher, plain_registry.host, "team/app", "1.0", signer)
+    client = AiohttpRegistryClient(HttpClient(session), CLOCK)
+    image = ImageReference.parse(f"{plain_registry.host}/team/app:1.0")
+    result = await validator(client, signer).validate(image, NO_TLOG, deadline())
+    assert result.digest == digest
+
+
+async def test_plain_http_unsigned_and_missing_images(
+    plain_registry: RegistryServer, signer: Signer, session: aiohttp.ClientSession
+) -> None:
+    pusher = Pusher(session, plain_registry.url)
+    await push_signed(pusher, plain_registry.host, "team/unsigned", "1.0", None)
+    v = validator(AiohttpRegistryClient(HttpClient(session), CLOCK), signer)
+    with pytest.raises(ConnaisseurError) as err:
+        await v.validate(
+            ImageReference.parse(f"{plain_registry.host}/team/unsigned:1.0"), NO_TLOG, deadline()
+        )
+    assert err.value.category is Category.NO_TRUST_DATA
+    with pytest.raises(ConnaisseurError) as err:
+        await v.validate(
+            ImageReference.parse(f"{plain_registry.host}/team/unsigned:nope"), NO_TLOG, deadline()
+        )
+    assert err.value.category is Category.IMAGE_NOT_FOUND
+
+
+async def test_plain_http_signed_by_another_key(
+    plain_registry: RegistryServer, signer: Signer, session: aiohttp.ClientSession
+) -> None:
+    pusher = Pusher(session, plain_registry.url)
+    other = Signer(ec.generate_private_key(ec.SECP256R1()))
+    await push_signed(pusher, plain_registry.host, "team/other", "1.0", other)
+    v = validator(AiohttpRegistryClient(HttpClient(session), CLOCK), signer)
+    with pytest.raises(ConnaisseurError) as err:
+        await v.validate(
+            ImageReference.parse(f"{plain_registry.host}/team/other:1.0"), NO_TLOG, deadline()
+        )
+    assert err.value.category is Category.SIGNATURE_INVALID
+
+
+async def test_registry_manifest_and_blob_are_digest_checked(
+    plain_registry: RegistryServer, session: aiohttp.ClientSession
+) -> None:
+    pusher = Pusher(session, plain_registry.url)
+    manifest, blobs = image_manifest("direct")
+    digest = await pusher.image("team/direct", "v1", manifest, blobs)
+    client = AiohttpRegistryClient(HttpClient(session), CLOCK)
+    image = ImageReference.parse(f"{plain_registry.host}/team/direct:v1")
+    endpoint = Endpoint(auth=AuthSettings())
+    assert await client.resolve(image, endpoint, deadline()) == digest
+    fetched = await client.manifest(image, digest, endpoint, deadline())
+    assert fetched.body == manifest
+    assert fetched.media_type == "application/vnd.docker.distribution.manifest.v2+json"
+    config_digest, config = next(iter(blobs.items()))
+    assert await client.blob(image, config_digest, endpoint, deadline()) == config
+
+
+async def test_referrers_fall_back_to_the_tag_schema(
+    plain_registry: RegistryServer, session: aiohttp.ClientSession
+) -> None:
+    import json
+
+    pusher = Pusher(session, plain_registry.url)
+    manifest, blobs = image_manifest("subject")
+    digest = await pusher.image("team/ref", "v1", manifest, blobs)
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest,
+                "size": 1,
+                "artifactType": "application/vnd.cncf.notary.signature",
+            },
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest,
+                "size": 1,
+                "artifactType": "application/other",
+            },
+        ],
+    }
+    await pusher.manifest(
+        "team/ref", digest.replace(":", "-"), json.dumps(index).encode(), index["mediaType"]
+    )
+    client = AiohttpRegistryClient(HttpClient(session), CLOCK)
+    image = ImageReference.parse(f"{plain_registry.host}/team/ref:v1")
+    found = await client.referrers(
+        image,
+        digest,
+        "application/vnd.cncf.notary.signature",
+        Endpoint(auth=AuthSettings()),
+        deadline(),
+    )
+    assert [d["artifactType"] for d in found] == ["application/vnd.cncf.notary.signature"]
+    none = await client.referrers(
+        image, "sha256:" + "0" * 64, "x", Endpoint(auth=AuthSettings()), deadline()
+    )
+    assert none == []
+
+
+# ------------------------------------------------------------------ HTTPS + Basic
+
+
+def alice(host: str, password: str) -> AuthSettings:
+    return AuthSettings(credentials=((host, Credentials(username="alice", password=password)),))
+
+
+async def test_https_basic_auth_with_the_validator_cert(
+    secure_registry: RegistryServer, signer: Signer, session: aiohttp.ClientSession
+) -> None:
+    pusher = Pusher(
+        session, secure_registry.url, ca_pem=secure_registry.ca_pem, basic=("alice", "s3cret")
+    )
+    digest = await push_signed(pusher, secure_registry.host, "team/app", "2.0", signer)
+    client = AiohttpRegistryClient(HttpClient(session), CLOCK)
+    v = validator(
+        client, signer, cert=secure_registry.ca_pem, auth=alice(secure_registry.host, "s3cret")
+    )
+    image = ImageReference.parse(f"{secure_registry.host}/team/app:2.0")
+    assert (await v.validate(image, NO_TLOG, deadline())).digest == digest
+
+
+async def test_https_registry_refuses_wrong_credentials(
+    secure_registry: RegistryServer, signer: Signer, session: aiohttp.ClientSession
+) -> None:
+    client = AiohttpRegistryClient(HttpClient(session), CLOCK)
+    v = validator(
+        client, signer, cert=secure_registry.ca_pem, auth=alice(secure_registry.host, "wrong")
+    )
+    with pytest.raises(ConnaisseurError) as err:
+        await v.validate(
+            ImageReference.parse(f"{secure_registry.host}/team/app:2.0"), NO_TLOG, deadline()
+        )
+    assert err.value.category is Category.UNAUTHORIZED
+    assert "wrong" not in err.value.message
+
+
+async def test_https_without_the_ca_is_not_trusted(
+    secure_registry: RegistryServer, signer: Signer, session: aiohttp.ClientSession
+) -> None:
+    client = AiohttpRegistryClient(HttpClient(session), CLOCK)
+    v = validator(client, signer, auth=alice(secure_registry.host, "s3cret"))
+    with pytest.raises(ConnaisseurError) as err:
+        await v.validate(
+            ImageReference.parse(f"{secure_registry.host}/team/app:2.0"), NO_TLOG, deadline()
+        )
+    assert err.value.category in (Category.FETCH_FAILED, Category.UNAUTHORIZED)
+
+
+# ------------------------------------------------------------------ Bearer, down, slow
+
+
+async def test_bearer_token_flow_reuses_the_token(
+    plain_registry: RegistryServer, signer: Signer, session: aiohttp.ClientSession
+) -> None:
+    pusher = Pusher(session, plain_registry.url)
+    digest = await push_signed(pusher, plain_registry.host, "team/tok", "1.0", signer)
+    proxy = RegistryProxy(plain_registry.url, bearer=True)
+    server = TestServer(proxy.app(), host="127.0.0.1")
+    await server.start_server()
+    try:
+        host = f"127.0.0.1:{server.port}"
+        v = validator(AiohttpRegistryClient(HttpClient(session), CLOCK), signer)
+        opts = RuleOptions(verify_in_transparency_log=False, ignore_reference=True)
+        image = ImageReference.parse(f"{host}/team/tok:1.0")
+        assert (await v.validate(image, opts, deadline())).digest == digest
+        assert len(proxy.token_requests) == 1
+        assert "scope=repository:team/tok:pull" in proxy.token_requests[0]
+        before = len(proxy.requests)
+        await v.validate(image, opts, deadline())
+        assert len(proxy.token_requests) == 1  # reused within its lifetime
+        assert len(proxy.requests) - before == 3  # resolve, .sig manifest, one blob
+    finally:
+        await server.close()
+
+
+async def test_registry_down_is_transient(signer: Signer, session: aiohttp.ClientSession) -> None:
+    from tests.support.servers import free_port
+
+    v = validator(AiohttpRegistryClient(HttpClient(session), CLOCK), signer)
+    with pytest.raises(ConnaisseurError) as err:
+        await v.validate(
+            ImageReference.parse(f"127.0.0.1:{free_port()}/team/app:1"), NO_TLOG, deadline()
+        )
+    assert err.value.category is Category.FETCH_FAILED
+    assert err.value.transient
+
+
+async def test_registry_slow_times_out_within_the_budget(
+    plain_registry: RegistryServer, signer: Signer, session: aiohttp.ClientSession
+) -> None:
+    proxy = RegistryProxy(plain_registry.url, latency_seconds=2.0)
+    server = TestServer(proxy.app(), host="127.0.0.1")
+    await server.start_server()
+    try:
+        v = validator(AiohttpRegistryClient(HttpClient(session), CLOCK), signer)
+        image = ImageReference.parse(f"127.0.0.1:{server.port}/team/app:1.0")
+        with pytest.raises(ConnaisseurError) as err:
+            await v.validate(image, NO_TLOG, Deadline.after(CLOCK, 0.5))
+        assert err.value.category is Category.TIMEOUT
+    finally:
+        await server.close()
+
+
+async def test_retry_after_is_honoured_within_the_budget(
+    plain_registry: RegistryServer, signer: Signer, session: aiohttp.ClientSession
+) -> None:
+    pusher = Pusher(session, plain_registry.url)
+    digest = await push_signed(pusher, plain_registry.host, "team/busy", "1.0", signer)
+    limited = {"left": 1}
+
+    async def throttle(request: aiohttp.web.Request, handler):  # type: ignore[no-untyped-def]
+        if limited["left"]:
+            limited["left"] -= 1
+            return aiohttp.web.Response(status=429, headers={"Retry-After": "1"})
+        return await handler(request)
+
+    proxy = RegistryProxy(plain_registry.url)
+    app = proxy.app()
+    app.middlewares.append(aiohttp.web.middleware(throttle))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        v = validator(AiohttpRegistryClient(HttpClient(session), CLOCK), signer)
+        image = ImageReference.parse(f"127.0.0.1:{server.port}/team/busy:1.0")
+        opts = RuleOptions(verify_in_transparency_log=False, ignore_reference=True)
+        assert (await v.validate(image, opts, deadline())).digest == digest
+        limited["left"] = 1
+        with pytest.raises(ConnaisseurError) as err:  # Retry-After longer than the budget
+            await v.validate(image, opts, Deadline.after(CLOCK, 0.8))
+        assert err.value.category is Category.RATE_LIMITED
+    finally:
+        await server.close()

@@ -1,0 +1,107 @@
+"""FakeRegistry: the Registry port over an in-memory OCI tree (or a conformance vector tree).
+
+Paths are ``<repository>/manifests/<tag|digest|sha256-hex>`` and ``<repository>/blobs/<digest>``
+like the conformance ``notation_registry`` mock. The OCI 1.1 referrers API is absent, so
+``referrers`` reads the ``sha256-<hex>`` referrers tag index, as real clients fall back to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from application.deadline import Deadline
+from application.ports import Endpoint, Manifest, Registry
+from domain.errors import Category, ConnaisseurError, VerificationError
+from domain.image import ImageReference
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class FakeRegistry(Registry):
+    """Serves ``files``; records every request; ``fail`` maps a path to an error to raise."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    requests: list[str] = field(default_factory=list)
+    fail: dict[str, ConnaisseurError] = field(default_factory=dict)
+
+    @classmethod
+    def from_tree(cls, root: Path) -> FakeRegistry:
+        """Load ``<root>/<repo>/{manifests,blobs}/<ref>.json`` files."""
+        files = {}
+        for path in root.rglob("*.json"):
+            rel = path.relative_to(root).as_posix()
+            if "/manifests/" in rel or "/blobs/" in rel:
+                files[rel.removesuffix(".json")] = path.read_bytes()
+        return cls(files=files)
+
+    def put_manifest(self, repository: str, body: bytes, *tags: str) -> str:
+        digest = sha256(body)
+        for ref in (digest, *tags):
+            self.files[f"{repository}/manifests/{ref}"] = body
+        return digest
+
+    def put_blob(self, repository: str, body: bytes) -> str:
+        digest = sha256(body)
+        self.files[f"{repository}/blobs/{digest}"] = body
+        return digest
+
+    def _get(self, path: str, missing: Category) -> bytes:
+        self.requests.append(path)
+        if path in self.fail:
+            raise self.fail[path]
+        if path not in self.files:
+            raise VerificationError(f"{path} not found", category=missing)
+        return self.files[path]
+
+    async def resolve(self, image: ImageReference, endpoint: Endpoint, deadline: Deadline) -> str:
+        if image.digest:
+            return image.digest
+        body = self._get(f"{image.repository}/manifests/{image.tag}", Category.IMAGE_NOT_FOUND)
+        return sha256(body)
+
+    async def manifest(
+        self, image: ImageReference, reference: str, endpoint: Endpoint, deadline: Deadline
+    ) -> Manifest:
+        body = self._get(f"{image.repository}/manifests/{reference}", Category.NO_TRUST_DATA)
+        digest = sha256(body)
+        if reference.startswith("sha256:") and digest != reference:
+            raise VerificationError(
+                "manifest digest mismatch", category=Category.MALFORMED_TRUST_DATA
+            )
+        media_type = str(json.loads(body).get("mediaType", ""))
+        return Manifest(digest=digest, media_type=media_type, body=body)
+
+    async def blob(
+        self, image: ImageReference, digest: str, endpoint: Endpoint, deadline: Deadline
+    ) -> bytes:
+        body = self._get(f"{image.repository}/blobs/{digest}", Category.NO_TRUST_DATA)
+        if sha256(body) != digest:
+            raise VerificationError("blob digest mismatch", category=Category.MALFORMED_TRUST_DATA)
+        return body
+
+    async def referrers(
+        self,
+        image: ImageReference,
+        digest: str,
+        artifact_type: str,
+        endpoint: Endpoint,
+        deadline: Deadline,
+    ) -> Sequence[Mapping[str, Any]]:
+        self.requests.append(f"{image.repository}/referrers/{digest}")  # answered 404
+        tag = digest.replace(":", "-")
+        try:
+            body = self._get(f"{image.repository}/manifests/{tag}", Category.NO_TRUST_DATA)
+        except VerificationError as e:
+            if e.category is Category.NO_TRUST_DATA:
+                return []
+            raise
+        index = json.loads(body)
+        return [m for m in index.get("manifests", []) if m.get("artifactType") == artifact_type]

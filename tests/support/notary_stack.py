@@ -1,0 +1,271 @@
+"""The real Notary v1 stack for integration tests, the demo and the benchmark.
+
+``notary_stack()`` starts ``notary-signer`` and ``notary-server`` (memory storage, TLS from a
+throw-away CA) on free loopback ports — Debian's binaries, or the official ``notary:signer`` /
+``notary:server`` images through testcontainers when a Docker engine answers. ``NotaryCli``
+drives the real ``notary`` client to create trust data (init, addhash, publish, delegations,
+key rotation).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.support.servers import docker_available, free_port, running
+from tests.support.tls import TlsFiles, make_tls
+
+PASSPHRASES = {
+    "NOTARY_ROOT_PASSPHRASE": "root-pass",
+    "NOTARY_TARGETS_PASSPHRASE": "targets-pass",
+    "NOTARY_SNAPSHOT_PASSPHRASE": "snapshot-pass",
+    "NOTARY_DELEGATION_PASSPHRASE": "delegation-pass",
+}
+
+
+@dataclass(frozen=True)
+class NotaryStack:
+    """A running Notary server (and its signer)."""
+
+    url: str
+    ca_pem: str
+    ca_file: Path
+    backend: str
+
+    @property
+    def host(self) -> str:
+        return self.url.removeprefix("https://")
+
+
+def _write_json(path: Path, doc: object) -> Path:
+    path.write_text(json.dumps(doc, indent=1))
+    return path
+
+
+@contextlib.contextmanager
+def notary_stack(workdir: Path) -> Iterator[NotaryStack]:
+    """Start signer + server; testcontainers (official images) when Docker answers."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    tls = make_tls(workdir / "tls")
+    if docker_available():
+        with _containers(workdir, tls) as stack:
+            yield stack
+        return
+    with _debian(workdir, tls) as stack:
+        yield stack
+
+
+@contextlib.contextmanager
+def _debian(workdir: Path, tls: TlsFiles) -> Iterator[NotaryStack]:
+    for binary in ("notary-server", "notary-signer"):
+        if shutil.which(binary) is None:
+            raise RuntimeError(f"{binary} is not installed (apt-get install {binary})")
+    grpc_port, http_port = free_port(), free_port()
+    signer = _write_json(
+        workdir / "signer.json",
+        {
+            "server": {
+                "grpc_addr": f"127.0.0.1:{grpc_port}",
+                "tls_cert_file": str(tls.cert_file),
+                "tls_key_file": str(tls.key_file),
+            },
+            "logging": {"level": "warning"},
+            "storage": {"backend": "memory", "default_alias": "test"},
+        },
+    )
+    server = _write_json(
+        workdir / "server.json",
+        {
+            "server": {
+                "http_addr": f"127.0.0.1:{http_port}",
+                "tls_cert_file": str(tls.cert_file),
+                "tls_key_file": str(tls.key_file),
+            },
+            "trust_service": {
+                "type": "remote",
+                "hostname": "127.0.0.1",
+                "port": str(grpc_port),
+                "key_algorithm": "ecdsa",
+                "tls_ca_file": str(tls.ca_file),
+            },
+            "logging": {"level": "warning"},
+            "storage": {"backend": "memory"},
+        },
+    )
+    env = {"NOTARY_SIGNER_TEST": "signer-pass"}
+    with (
+        running(["notary-signer", "-config", str(signer)], grpc_port, workdir / "signer.log", env),
+        running(["notary-server", "-config", str(server)], http_port, workdir / "server.log"),
+    ):
+        yield NotaryStack(
+            url=f"https://127.0.0.1:{http_port}",
+            ca_pem=tls.ca_pem,
+            ca_file=tls.ca_file,
+            backend="debian notary-server + notary-signer",
+        )
+
+
+@contextlib.contextmanager
+def _containers(workdir: Path, tls: TlsFiles) -> Iterator[NotaryStack]:
+    """Official images; the signer is reached by the server over a shared Docker network."""
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.network import Network
+
+    certs = str(tls.cert_file.parent)
+    _write_json(
+        workdir / "signer.json",
+        {
+            "server": {
+                "grpc_addr": ":7899",
+                "tls_cert_file": "/certs/server.pem",
+                "tls_key_file": "/certs/server-key.pem",
+            },
+            "storage": {"backend": "memory", "default_alias": "test"},
+        },
+    )
+    _write_json(
+        workdir / "server.json",
+        {
+            "server": {
+                "http_addr": ":4443",
+                "tls_cert_file": "/certs/server.pem",
+                "tls_key_file": "/certs/server-key.pem",
+            },
+            "trust_service": {
+                "type": "remote",
+                "hostname": "notarysigner",
+                "port": "7899",
+                "key_algorithm": "ecdsa",
+                "tls_ca_file": "/certs/ca.pem",
+            },
+            "storage": {"backend": "memory"},
+        },
+    )
+    with Network() as network:
+        signer = (
+            DockerContainer("notary:signer-0.7.0")
+            .with_network(network)
+            .with_network_aliases("notarysigner")
+            .with_volume_mapping(certs, "/certs")
+            .with_volume_mapping(str(workdir / "signer.json"), "/config/signer.json")
+            .with_env("NOTARY_SIGNER_TEST", "signer-pass")
+            .with_command("notary-signer -config /config/signer.json")
+        )
+        server = (
+            DockerContainer("notary:server-0.7.0")
+            .with_network(network)
+            .with_volume_mapping(certs, "/certs")
+            .with_volume_mapping(str(workdir / "server.json"), "/config/server.json")
+            .with_exposed_ports(4443)
+            .with_command("notary-server -config /config/server.json")
+        )
+        with signer, server:
+            port = server.get_exposed_port(4443)
+            yield NotaryStack(
+                url=f"https://127.0.0.1:{port}",
+                ca_pem=tls.ca_pem,
+                ca_file=tls.ca_file,
+                backend="testcontainers notary:server/notary:signer",
+            )
+
+
+def make_delegation_key(directory: Path, name: str) -> tuple[Path, Path]:
+    """An ECDSA key and self-signed certificate for ``notary delegation add``/``key import``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_file, key_file = directory / f"{name}.crt", directory / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+class NotaryCli:
+    """The real ``notary`` client against a stack, with its own trust directory."""
+
+    def __init__(self, stack: NotaryStack, trust_dir: Path) -> None:
+        self.stack = stack
+        self.trust_dir = trust_dir
+
+    def run(self, *args: str, stdin: str | None = None) -> str:
+        cmd = ["notary", "-d", str(self.trust_dir), "-s", self.stack.url]
+        cmd += ["--tlscacert", str(self.stack.ca_file), *args]
+        done = subprocess.run(
+            cmd,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **PASSPHRASES},
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(args[:2])} failed: {done.stdout}{done.stderr}")
+        return done.stdout
+
+    def init(self, gun: str) -> None:
+        self.run("init", gun, "-p")
+
+    def addhash(self, gun: str, tag: str, digest: str, *roles: str, publish: bool = True) -> None:
+        args = ["addhash", gun, tag, "1000", "--sha256", digest.removeprefix("sha256:")]
+        for role in roles:
+            args += ["--roles", role]
+        self.run(*args, *(["-p"] if publish else []))
+
+    def remove(self, gun: str, tag: str) -> None:
+        self.run("remove", gun, tag, "-p")
+
+    def add_delegation(self, gun: str, role: str, workdir: Path, paths: str = "") -> None:
+        cert, key = make_delegation_key(workdir, role.replace("/", "-"))
+        path_args = ["--paths", paths] if paths else ["--all-paths"]
+        self.run("delegation", "add", gun, role, str(cert), *path_args, "-p")
+        self.run("key", "import", str(key), "--role", role, "--gun", gun)
+
+    def rotate(self, gun: str, role: str) -> None:
+        self.run("key", "rotate", gun, role, *(["-r"] if role == "snapshot" else []), stdin="yes\n")
+
+    def publish(self, gun: str) -> None:
+        self.run("publish", gun)
+
+    def root_public_pem(self, gun: str) -> str:
+        """The current root key of ``gun`` as a PEM public key (what a validator pins)."""
+        context = ssl.create_default_context(cadata=self.stack.ca_pem)
+        url = f"{self.stack.url}/v2/{gun}/_trust/tuf/root.json"
+        with urllib.request.urlopen(url, context=context, timeout=10) as resp:
+            signed = json.loads(resp.read())["signed"]
+        key = signed["keys"][signed["roles"]["root"]["keyids"][0]]
+        cert = x509.load_pem_x509_certificate(base64.b64decode(key["keyval"]["public"]))
+        spki = serialization.PublicFormat.SubjectPublicKeyInfo
+        return cert.public_key().public_bytes(serialization.Encoding.PEM, spki).decode()

@@ -1,0 +1,73 @@
+"""A small aiohttp proxy in front of a real registry: injected latency, request counting, and
+an optional Bearer token challenge (a stand-in token service: the Debian registry only does
+Basic auth natively)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+_HOP_HEADERS = {"host", "authorization", "transfer-encoding", "content-length", "connection"}
+TOKEN = "proxy-token-1"
+
+
+@dataclass
+class RegistryProxy:
+    upstream: str
+    latency_seconds: float = 0.0
+    bearer: bool = False
+    token_lifetime_seconds: int = 300
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    token_requests: list[str] = field(default_factory=list)
+    _session: aiohttp.ClientSession | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/token", self._token)
+        app.router.add_route("*", "/{path:.*}", self._forward)
+        app.on_cleanup.append(self._close)
+        return app
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.token_requests.clear()
+
+    async def _close(self, _: web.Application) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _token(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(self.latency_seconds)
+        self.token_requests.append(request.query_string)
+        return web.json_response({"token": TOKEN, "expires_in": self.token_lifetime_seconds})
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(self.latency_seconds)
+        self.requests.append((request.method, request.path_qs))
+        if self.bearer and request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            realm = f"{request.scheme}://{request.host}/token"
+            challenge = f'Bearer realm="{realm}",service="proxy"'
+            return web.Response(status=401, headers={"WWW-Authenticate": challenge})
+        if self._session is None:
+            self._session = aiohttp.ClientSession(auto_decompress=False)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        async with self._session.request(
+            request.method,
+            self.upstream + request.path_qs,
+            headers=headers,
+            data=await request.read(),
+            allow_redirects=False,
+        ) as resp:
+            body = await resp.read()
+            out = {k: v for k, v in resp.headers.items() if k.lower() not in _HOP_HEADERS}
+            return web.Response(
+                status=resp.status, headers=out, body=body if request.method != "HEAD" else None
+            )
+
+
+def now() -> float:
+    return time.perf_counter()

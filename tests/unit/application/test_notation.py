@@ -1,0 +1,195 @@
+"""NotationValidator orchestration against a FakeRegistry (referrers tag schema)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from application.deadline import Deadline
+from application.notation import NotationValidator
+from application.settings import ValidatorSettings
+from domain.errors import Category, ConfigError, TrustRootError, VerificationError
+from domain.image import ImageReference
+from domain.policy import RuleOptions
+from domain.trust import TrustRoot
+from tests.support.fake_oci_registry import FakeRegistry
+from tests.support.notation_signing import REAL_NOW, Signer, issue, make_ca, sign_jws, target
+
+REPO = "team/app"
+IMAGE = f"registry.test/{REPO}:v1"
+
+
+class Clock:
+    def now(self) -> dt.datetime:
+        return REAL_NOW
+
+    def monotonic(self) -> float:
+        return 0.0
+
+
+@pytest.fixture(scope="module")
+def pki() -> tuple[Signer, Signer, Signer]:
+    root, other = make_ca("root"), make_ca("other")
+    return root, other, issue(root, "signer")
+
+
+def settings(root: Signer, other: Signer) -> ValidatorSettings:
+    return ValidatorSettings(
+        name="notation",
+        type="notation",
+        trust_roots=(
+            TrustRoot(name="default", cert=root.pem()),
+            TrustRoot(name="other", cert=other.pem()),
+        ),
+    )
+
+
+def push_image(registry: FakeRegistry) -> tuple[str, int]:
+    body = json.dumps(
+        {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"}
+    )
+    digest = registry.put_manifest(REPO, body.encode(), "v1")
+    return digest, len(body)
+
+
+def push_signature(
+    registry: FakeRegistry, subject: str, envelope: bytes, signer: Signer, *, layers: int = 1
+) -> str:
+    blob = registry.put_blob(REPO, envelope)
+    layer = {"mediaType": "application/jose+json", "digest": blob, "size": len(envelope)}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.cncf.notary.signature", "digest": blob, "size": 2},
+        "layers": [layer] * layers,
+        "subject": {"digest": subject},
+    }
+    digest = registry.put_manifest(REPO, json.dumps(manifest).encode())
+    thumbprints = [
+        hashlib.sha256(c.public_bytes(serialization.Encoding.DER)).hexdigest() for c in signer.chain
+    ]
+    tag = f"{REPO}/manifests/{subject.replace(':', '-')}"
+    index = json.loads(registry.files.get(tag, b'{"schemaVersion": 2, "manifests": []}'))
+    index["manifests"].append(
+        {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest,
+            "artifactType": "application/vnd.cncf.notary.signature",
+            "annotations": {"io.cncf.notary.x509chain.thumbprint#S256": json.dumps(thumbprints)},
+        }
+    )
+    registry.files[tag] = json.dumps(index).encode()
+    return digest
+
+
+async def validate(validator: NotationValidator, image: str = IMAGE, **options: str) -> str | None:
+    deadline = Deadline.after(Clock(), 10)
+    evidence = await validator.validate(
+        ImageReference.parse(image), RuleOptions(**options), deadline
+    )  # type: ignore[arg-type]
+    return evidence.digest
+
+
+async def test_tag_is_resolved_and_the_signed_digest_returned(
+    pki: tuple[Signer, Signer, Signer],
+) -> None:
+    root, other, leaf = pki
+    registry = FakeRegistry()
+    digest, size = push_image(registry)
+    push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
+    assert await validate(NotationValidator(settings(root, other), registry, Clock())) == digest
+
+
+async def test_pinned_image_is_not_resolved_again(pki: tuple[Signer, Signer, Signer]) -> None:
+    root, other, leaf = pki
+    registry = FakeRegistry()
+    digest, size = push_image(registry)
+    push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
+    validator = NotationValidator(settings(root, other), registry, Clock())
+    assert await validate(validator, f"registry.test/{REPO}@{digest}") == digest
+    assert f"{REPO}/manifests/v1" not in registry.requests
+
+
+async def test_trusted_signature_is_tried_first(pki: tuple[Signer, Signer, Signer]) -> None:
+    root, other, leaf = pki
+    stranger = issue(other, "stranger")
+    registry = FakeRegistry()
+    digest, size = push_image(registry)
+    untrusted = push_signature(registry, digest, sign_jws(stranger, target(digest, size)), stranger)
+    push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
+    assert await validate(NotationValidator(settings(root, other), registry, Clock())) == digest
+    assert f"{REPO}/manifests/{untrusted}" not in registry.requests
+
+
+async def test_unsigned_image_has_no_trust_data(pki: tuple[Signer, Signer, Signer]) -> None:
+    registry = FakeRegistry()
+    push_image(registry)
+    with pytest.raises(VerificationError) as info:
+        await validate(NotationValidator(settings(pki[0], pki[1]), registry, Clock()))
+    assert info.value.category is Category.NO_TRUST_DATA
+    assert f"registry.test/{REPO}:v1@sha256:" in info.value.message
+    assert "[default]" in info.value.message
+
+
+async def test_all_signatures_failing_reports_the_most_relevant(
+    pki: tuple[Signer, Signer, Signer],
+) -> None:
+    root, other, leaf = pki
+    registry = FakeRegistry()
+    digest, size = push_image(registry)
+    push_signature(registry, digest, b"{garbage", leaf)
+    push_signature(registry, digest, sign_jws(leaf, target("sha256:" + "1" * 64, size)), leaf)
+    with pytest.raises(VerificationError) as info:
+        await validate(NotationValidator(settings(root, other), registry, Clock()))
+    assert info.value.category is Category.DIGEST_MISMATCH
+    assert info.value.message.startswith("none of 2 Notation signatures verified")
+
+
+async def test_transient_registry_failure_is_not_swallowed(
+    pki: tuple[Signer, Signer, Signer],
+) -> None:
+    root, other, leaf = pki
+    registry = FakeRegistry()
+    digest, size = push_image(registry)
+    sig = push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
+    registry.fail[f"{REPO}/manifests/{sig}"] = VerificationError(
+        "down", category=Category.UNAVAILABLE
+    )
+    with pytest.raises(VerificationError) as info:
+        await validate(NotationValidator(settings(root, other), registry, Clock()))
+    assert info.value.category is Category.UNAVAILABLE
+
+
+async def test_signature_manifest_with_two_layers_is_malformed(
+    pki: tuple[Signer, Signer, Signer],
+) -> None:
+    root, other, leaf = pki
+    registry = FakeRegistry()
+    digest, size = push_image(registry)
+    push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf, layers=2)
+    with pytest.raises(VerificationError) as info:
+        await validate(NotationValidator(settings(root, other), registry, Clock()))
+    assert info.value.category is Category.MALFORMED_TRUST_DATA
+
+
+async def test_unknown_trust_root_fails_before_any_request(
+    pki: tuple[Signer, Signer, Signer],
+) -> None:
+    registry = FakeRegistry()
+    with pytest.raises(TrustRootError):
+        await validate(
+            NotationValidator(settings(pki[0], pki[1]), registry, Clock()), trust_root="nope"
+        )
+    assert registry.requests == []
+
+
+def test_bad_certificate_stops_construction() -> None:
+    bad = ValidatorSettings(
+        name="n", type="notation", trust_roots=(TrustRoot(name="default", cert="x"),)
+    )
+    with pytest.raises(ConfigError, match=r"validators\[n\]: trustRoots\[0\]\.cert"):
+        NotationValidator(bad, FakeRegistry(), Clock())

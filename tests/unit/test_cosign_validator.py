@@ -1,0 +1,550 @@
+"""CosignValidator with fakes: keys generated per session, real cosign layouts in memory.
+
+Covers every user-visible failure with its own category (unsigned, another key, another digest,
+threshold, required, credentials refused, registry down), D2 claims and D3 distinct signers,
+all supported key types, Rekor bundles and the online Rekor fallback, keyless timing/SCT, and
+key references.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from application.cosign import CosignValidator
+from application.deadline import Deadline
+from application.ports import Endpoint, Manifest
+from application.settings import TransparencySettings, ValidatorSettings
+from domain.cosign import BUNDLE_ANNOTATION, signature_tag
+from domain.errors import Category, ConfigError, ConnaisseurError, TrustRootError, VerificationError
+from domain.image import ImageReference
+from domain.policy import RuleOptions
+from domain.trust import KeylessIdentity, TrustRoot
+from tests.support.cosign import (
+    FakeRekor,
+    FixedClock,
+    Layout,
+    Signer,
+    image_manifest,
+    payload,
+    sha256,
+    sign_layout,
+)
+
+DATA = Path(__file__).parents[1] / "conformance" / "data"
+IMAGE = ImageReference.parse("registry.example/team/app:1.0")
+CLOCK = FixedClock()
+
+
+@pytest.fixture(scope="session")
+def signers() -> dict[str, Signer]:
+    """One key of each supported kind, generated once per session."""
+    return {
+        "p256": Signer(ec.generate_private_key(ec.SECP256R1())),
+        "p384": Signer(ec.generate_private_key(ec.SECP384R1())),
+        "rsa": Signer(rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        "rsa-pss": Signer(
+            rsa.generate_private_key(public_exponent=65537, key_size=2048), rsa_pss=True
+        ),
+        "ed25519": Signer(ed25519.Ed25519PrivateKey.generate()),
+        "other": Signer(ec.generate_private_key(ec.SECP256R1())),
+    }
+
+
+class FakeRegistry:
+    """An in-memory :class:`Registry`; ``fail`` makes every call raise that error."""
+
+    def __init__(self) -> None:
+        self.tags: dict[str, str] = {}
+        self.manifests: dict[str, bytes] = {}
+        self.blobs: dict[str, bytes] = {}
+        self.fail: VerificationError | None = None
+        self.calls: list[str] = []
+
+    def push_image(self, tag: str, seed: str = "a") -> str:
+        body, blobs = image_manifest(seed)
+        digest = sha256(body)
+        self.manifests[digest], self.tags[tag] = body, digest
+        self.blobs.update(blobs)
+        return digest
+
+    def push_signatures(self, digest: str, layout: Layout) -> None:
+        self.manifests[sha256(layout.manifest)] = layout.manifest
+        self.tags[signature_tag(digest)] = sha256(layout.manifest)
+        self.blobs.update(layout.blobs)
+
+    async def resolve(self, image: ImageReference, endpoint: Endpoint, deadline: Deadline) -> str:
+        self.calls.append("resolve")
+        if self.fail:
+            raise self.fail
+        if image.tag not in self.tags:
+            raise VerificationError("no such image", category=Category.IMAGE_NOT_FOUND)
+        return self.tags[image.tag]
+
+    async def manifest(
+        self, image: ImageReference, reference: str, endpoint: Endpoint, deadline: Deadline
+    ) -> Manifest:
+        self.calls.append(f"manifest {reference}")
+        digest = self.tags.get(reference, reference)
+        if digest not in self.manifests:
+            raise VerificationError("no signatures", category=Category.NO_TRUST_DATA)
+        return Manifest(digest=digest, media_type="", body=self.manifests[digest])
+
+    async def blob(
+        self, image: ImageReference, digest: str, endpoint: Endpoint, deadline: Deadline
+    ) -> bytes:
+        self.calls.append(f"blob {digest}")
+        return self.blobs[digest]
+
+    async def referrers(self, *args: Any) -> Sequence[Mapping[str, Any]]:
+        return []
+
+
+class FakeRekorLog:
+    """The TransparencyLog port over prepared API entries (keyed by artefact hash)."""
+
+    def __init__(self, entries: Mapping[str, list[dict[str, Any]]] | None = None) -> None:
+        self.entries = dict(entries or {})
+        self.queries: list[tuple[str, str]] = []
+        self.fail: VerificationError | None = None
+
+    async def find_entries(
+        self, host: str, artifact_hash: str, deadline: Deadline
+    ) -> list[dict[str, Any]]:
+        self.queries.append((host, artifact_hash))
+        if self.fail:
+            raise self.fail
+        return self.entries.get(artifact_hash, [])
+
+
+class FakeKubernetes:
+    def __init__(self, objects: Mapping[tuple[str, str], Mapping[str, Any]]) -> None:
+        self.objects = objects
+
+    async def get(
+        self, api_version: str, kind: str, namespace: str, name: str, deadline: Deadline
+    ) -> Mapping[str, Any] | None:
+        assert (api_version, kind) == ("v1", "Secret")
+        return self.objects.get((namespace, name))
+
+
+def validator(
+    roots: Sequence[TrustRoot],
+    registry: FakeRegistry,
+    tlog: FakeRekorLog | None = None,
+    transparency: TransparencySettings | None = None,
+    **kwargs: Any,
+) -> CosignValidator:
+    settings = ValidatorSettings(
+        name="cosign", type="cosign", trust_roots=tuple(roots), transparency=transparency
+    )
+    return CosignValidator(settings, registry, tlog or FakeRekorLog(), CLOCK, **kwargs)
+
+
+def signed(signer: Signer, digest: str, reference: str = IMAGE.context, **extra: str):  # type: ignore[no-untyped-def]
+    body = payload(digest, reference)
+    return body, signer.sign(body), dict(extra)
+
+
+NO_TLOG = RuleOptions(verify_in_transparency_log=False)
+
+
+async def run(v: CosignValidator, options: RuleOptions = NO_TLOG, image: ImageReference = IMAGE):  # type: ignore[no-untyped-def]
+    return await v.validate(image, options, Deadline.after(CLOCK, 5))
+
+
+async def denied(v: CosignValidator, options: RuleOptions = NO_TLOG) -> ConnaisseurError:
+    with pytest.raises(ConnaisseurError) as err:
+        await run(v, options)
+    return err.value
+
+
+# ------------------------------------------------------------------ keys and basic outcomes
+
+
+@pytest.mark.parametrize("kind", ["p256", "p384", "rsa", "rsa-pss", "ed25519"])
+async def test_each_key_type_verifies_and_pins_the_resolved_digest(
+    kind: str, signers: dict[str, Signer]
+) -> None:
+    reg = FakeRegistry()
+    digest = reg.push_image("1.0")
+    reg.push_signatures(digest, sign_layout([signed(signers[kind], digest)]))
+    v = validator([TrustRoot(name="default", key=signers[kind].public_pem)], reg)
+    result = await run(v)
+    assert result.digest == digest
+    assert result.signers == ("default",)
+
+
+async def test_unsigned_image_is_no_trust_data_naming_image_and_roots(
+    signers: dict[str, Signer],
+) -> None:
+    reg = FakeRegistry()
+    reg.push_image("1.0")
+    v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
+    err = await denied(v)
+    assert err.category is Category.NO_TRUST_DATA
+    assert IMAGE.name in err.message
+    assert "trust roots: default" in err.message
+
+
+async def test_signed_by_another_key_is_signature_invalid(signers: dict[str, Signer]) -> None:
+    reg = FakeRegistry()
+    digest = reg.push_image("1.0")
+    reg.push_signatures(digest, sign_layout([signed(signers["other"], digest)]))
+    v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
+    assert (await denied(v)).category is Category.SIGNATURE_INVALID
+
+
+async def test_d2_signature_over_another_digest_is_digest_mismatch(
+    signers: dict[str, Signer],
+) -> None:
+    # D2: upstream would pin the other (signed) digest; we deny.
+    reg = FakeRegistry()
+    digest = reg.push_image("1.0")
+    other = reg.push_image("old", seed="b")
+    reg.push_signatures(digest, sign_layout([signed(signers["p256"], other)]))
+    v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
+    err = await denied(v)
+    assert err.category is Category.DIGEST_MISMATCH
+    assert other in err.message
+
+
+async def test_d2_reference_of_another_repository_denied_unless_ignore_reference(
+    signers: dict[str, Signer],
+) -> None:
+    reg = FakeRegistry()
+    digest = reg.push_image("1.0")
+    layout = sign_layout([signed(signers["p256"], digest, "mirror.example/team/app")])
+    reg.push_signatures(digest, layout)
+    v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
+    assert (await denied(v)).category is Category.REFERENCE_NOT_FOUND
+    result = await run(v, dataclasses.replace(NO_TLOG, ignore_reference=True))
+    assert result.digest == digest
+
+
+async def test_a_bad_signature_does_not_hide_a_good_one(signers: dict[str, Signer]) -> None:
+    reg = FakeRegistry()
+    digest = reg.push_image("1.0")
+    reg.push_signatures(
+        digest, sign_layout([signed(signers["other"], digest), signed(signers["p256"], digest)])
+    )
+    v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
+    assert (await run(v)).digest == digest
+
+
+async def test_tampered_payload_fails_verification(signers: dict[str, Signer]) -> None:
+    reg = FakeRegistry()
+    digest = reg.push_image("1.0")
+    body, sig, _ = signed(signers["p256"], digest)
+    tampered = body.replace(b"cosign container", b"cosign  container")
+    reg.push_signatures(digest, sign_layout([(tampered, sig, {})]))
+    v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
+    assert (await denied(v)).category is Category.SIGNATURE_INVALID
+
+
+# ------------------------------------------------------------------ thresholds (D3)
+
+
+def three_roots(signers: dict[str, Signer]) -> list[TrustRoot]:
+    return [
+        TrustRoot(name="alice", key=signers["p256"].public_pem),
+        TrustRoot(name="bob", key=signers["p384"].public_pem),
+        TrustRoot(name="charlie", key=signers["ed25519"].public_pem),
+    ]
+
+
+async def test_threshold_counts_distinct_signers_not_layers(signers: dict[str, Signer]) -> None:
+    # D3: alice signing three times is one signer; upstream counted 3 layers.
+    reg = FakeRegistry()
+    digest = reg.push_image("1.0")
+    reg.push_signatures(digest, sign_layout([signed(signers["p256"], digest)] * 3))
+    v = validator(three_roots(signers), reg)
+    err = await denied(v, dataclasses.replace(NO_TLOG, trust_root="*", threshold=2))
+    assert err.category is Category.THRESHOLD_NOT_MET
+    assert "(1/2)" in err.message
+
+
+async def test_d3_two_trust_roots_with_the_same_key_count_once(signers: dict[str, Signer]) -> None:
+    reg = FakeRegistry()
+    digest = reg.push_image("1.0")
+    reg.push_signatures(digest, sign_layout([signed(signers["p256"], digest)]))
+    same = signers["p256"].public_pem
+    v = validator([TrustRoot(name="a", key=same), TrustRoot(name="b", key=same)], reg)
+    err = await denied(v, dataclasses.replace(NO_TLOG, trust_root="*", threshold=2))
+    assert err.category is Category.THRESHOLD_NOT_MET
+
+
+async def test_threshold_met_by_two_of_three(signers: dict[str, Signer]) -> None:
+    reg = FakeRegistry()
+    digest = reg.push_image("1.0")
+    reg.push_signatures(
+        digest, sign_layout([signed(signers["p256"], digest), signed(signers["ed25519"], digest)])
+    )
+    v = validator(three_roots(signers), reg)
+    result = await run(v, dataclasses.replace(NO_TLOG, trust_root="*", threshold=2))
+    assert result.signers == ("alice", "charlie")
+    err = await denied(v, dataclasses.replace(NO_TLOG, trust_root="*"))
+    assert err.category is Category.THRESHOLD_NOT_MET  # default threshold: all three
+
+
+async def test_required_signer_missing(signers: dict[str, Signer]) -> None:
+    reg = FakeRegistry()
+    digest = reg.push_image("1.0")
+    reg.push_signatures(digest, sign_layout([signed(signers["p256"], digest)]))
+    v = validator(three_roots(signers), reg)
+    err = await denied(v, dataclasses.replace(NO_TLOG, trust_root="*", required=("bob",)))
+    assert err.category is Category.REQUIRED_SIGNER_MISSING
+    assert "bob" in err.message
+
+
+async def test_unknown_trust_root_fails_before_any_network(signers: dict[str, Signer]) -> None:
+    reg = FakeRegistry()
+    v = validator(three_roots(signers), reg)
+    err = await denied(v, dataclasses.replace(NO_TLOG, trust_root="dave"))
+    assert err.category is Category.TRUST_ROOT_NOT_FOUND
+    assert reg.calls == []
+
+
+# ------------------------------------------------------------------ registry errors (D9)
+
+
+@pytest.mark.parametrize(
+    "category",
+    [Category.UNAUTHORIZED, Category.UNAVAILABLE, Category.TIMEOUT, Category.IMAGE_NOT_FOUND],
+)
+async def test_registry_errors_keep_their_category_and_name_the_image(
+    category: Category, signers: dict[str, Signer]
+) -> None:
+    reg = FakeRegistry()
+    reg.fail = VerificationError("registry says no", category=category)
+    v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
+    err = await denied(v)
+    assert err.category is category
+    assert IMAGE.name in err.message
+    assert "default" in err.message
+
+
+# ------------------------------------------------------------------ transparency log
+
+
+def bundled(signers: dict[str, Signer], rekor: FakeRekor, digest: str, **tweak: Any):  # type: ignore[no-untyped-def]
+    body, sig, _ = signed(signers["p256"], digest)
+    entry = rekor.entry(
+        tweak.get("logged_payload", body), sig, signers["p256"].public_pem, 1_700_000_000
+    )
+    return body, sig, {BUNDLE_ANNOTATION: FakeRekor.bundle(entry)}
+
+
+def tlog_validator(
+    signers: dict[str, Signer], reg: FakeRegistry, rekor: FakeRekor, log: FakeRekorLog | None = None
+) -> CosignValidator:
+    return validator(
+        [TrustRoot(name="default", key=signers["p256"].public_pem)],
+        reg,
+        log,
+        TransparencySettings(rekor="https://rekor.test", rekor_pubkey=rekor.public_pem),
+    )
+
+
+async def test_bundle_verifies_offline(signers: dict[str, Signer]) -> None:
+    reg, rekor, log = FakeRegistry(), FakeRekor(), FakeRekorLog()
+    digest = reg.push_image("1.0")
+    reg.push_signatures(digest, sign_layout([bundled(signers, rekor, digest)]))
+    result = await run(tlog_validator(signers, reg, rekor, log), RuleOptions())
+    assert result.digest == digest
+    assert log.queries == []
+
+
+async def test_bundle_signed_by_an_untrusted_log_is_rejected(signers: dict[str, Signer]) -> None:
+    reg, rekor = FakeRegistry(), FakeRekor()
+    digest = reg.push_image("1.0")
+    reg.push_signatures(digest, sign_layout([bundled(signers, FakeRekor(), digest)]))
+    err = await denied(tlog_validator(signers, reg, rekor), RuleOptions())
+    assert err.category is Category.SIGNATURE_INVALID
+    assert "not trusted" in err.message
+
+
+async def test_bundle_recording_another_payload_is_rejected(signers: dict[str, Signer]) -> None:
+    reg, rekor = FakeRegistry(), FakeRekor()
+    digest = reg.push_image("1.0")
+    layer = bundled(signers, rekor, digest, logged_payload=b"something else")
+    reg.push_signatures(digest, sign_layout([layer]))
+    err = await denied(tlog_validator(signers, reg, rekor), RuleOptions())
+    assert "another payload" in err.message
+
+
+async def test_without_bundle_rekor_is_queried_and_its_entry_verified(
+    signers: dict[str, Signer],
+) -> None:
+    reg, rekor = FakeRegistry(), FakeRekor()
+    digest = reg.push_image("1.0")
+    body, sig, _ = signed(signers["p256"], digest)
+    reg.push_signatures(digest, sign_layout([(body, sig, {})]))
+    entry = rekor.entry(body, sig, signers["p256"].public_pem, 1_700_000_000)
+    log = FakeRekorLog({sha256(body): [FakeRekor.api_entry(entry)]})
+    result = await run(tlog_validator(signers, reg, rekor, log), RuleOptions())
+    assert result.digest == digest
+    assert log.queries == [("https://rekor.test", sha256(body))]
+
+
+async def test_without_bundle_and_without_entry_the_signature_does_not_count(
+    signers: dict[str, Signer],
+) -> None:
+    reg, rekor = FakeRegistry(), FakeRekor()
+    digest = reg.push_image("1.0")
+    reg.push_signatures(digest, sign_layout([signed(signers["p256"], digest)]))
+    err = await denied(tlog_validator(signers, reg, rekor, FakeRekorLog()), RuleOptions())
+    assert err.category is Category.SIGNATURE_INVALID
+    assert "transparency log" in err.message
+
+
+async def test_rekor_down_is_transient_not_a_bad_signature(signers: dict[str, Signer]) -> None:
+    reg, rekor, log = FakeRegistry(), FakeRekor(), FakeRekorLog()
+    log.fail = VerificationError(
+        "Rekor: server unavailable (HTTP 503)", category=Category.UNAVAILABLE
+    )
+    digest = reg.push_image("1.0")
+    reg.push_signatures(digest, sign_layout([signed(signers["p256"], digest)]))
+    err = await denied(tlog_validator(signers, reg, rekor, log), RuleOptions())
+    assert err.category is Category.UNAVAILABLE
+    assert err.transient
+
+
+# ------------------------------------------------------------------ keyless (conformance data)
+
+
+def keyless_registry() -> FakeRegistry:
+    base = DATA / "cosign" / "securesystemsengineering" / "testimage"
+    reg = FakeRegistry()
+    image = (base / "manifests" / "keyless.json").read_bytes()
+    sig = (
+        base
+        / "manifests"
+        / "sha256-31dc72a13a0c34b40eb95419d2b2fd67320c856baf3b72da518023ee8d370aee.sig.json"
+    ).read_bytes()
+    reg.tags["keyless"] = sha256(image)
+    reg.manifests[sha256(image)] = image
+    reg.tags[signature_tag(sha256(image))] = sha256(sig)
+    reg.manifests[sha256(sig)] = sig
+    for blob in (base / "blobs").glob("*.json"):
+        reg.blobs[blob.name.removesuffix(".json")] = blob.read_bytes()
+    return reg
+
+
+def keyless_validator(
+    host_overrides: Mapping[str, str] | None = None, **identity: str
+) -> CosignValidator:
+    doc = yaml.safe_load((DATA / "cosign" / "11_keyless.yaml").read_text())
+    host = {**doc["host"], **(host_overrides or {})}
+    ident = identity or {"issuer_regex": "github", "subject_regex": "philipp"}
+    return validator(
+        [TrustRoot(name="default", keyless=KeylessIdentity(**ident))],
+        keyless_registry(),
+        transparency=TransparencySettings(
+            rekor_pubkey=host["rekorPubkey"],
+            fulcio_cert=host["fulcioCert"],
+            ct_log_pubkey=host["ctLogPubkey"],
+        ),
+    )
+
+
+KEYLESS = ImageReference.parse("registry.example/team/app:keyless")
+KEYLESS_OPTIONS = RuleOptions(ignore_reference=True)
+
+
+async def test_keyless_verifies_at_the_integrated_time() -> None:
+    result = await run(keyless_validator(), KEYLESS_OPTIONS, KEYLESS)
+    assert (
+        result.digest == "sha256:31dc72a13a0c34b40eb95419d2b2fd67320c856baf3b72da518023ee8d370aee"
+    )
+
+
+async def test_keyless_without_tlog_is_judged_now_and_the_certificate_has_expired() -> None:
+    options = dataclasses.replace(KEYLESS_OPTIONS, verify_in_transparency_log=False)
+    with pytest.raises(ConnaisseurError) as err:
+        await run(keyless_validator(), options, KEYLESS)
+    assert "Fulcio roots at signing time" in err.value.message
+
+
+async def test_keyless_sct_from_an_unknown_ct_log_fails_unless_verify_sct_is_off(
+    signers: dict[str, Signer],
+) -> None:
+    v = keyless_validator({"ctLogPubkey": signers["other"].public_pem})
+    with pytest.raises(ConnaisseurError) as err:
+        await run(v, KEYLESS_OPTIONS, KEYLESS)
+    assert "SCT" in err.value.message
+    result = await run(v, dataclasses.replace(KEYLESS_OPTIONS, verify_sct=False), KEYLESS)
+    assert result.digest is not None
+
+
+async def test_keyless_regexes_are_searched_not_anchored() -> None:
+    # issuer is https://github.com/login/oauth; "github" matches anywhere (documented, §5.3.1).
+    v = keyless_validator(issuer_regex="github", subject="philipp.belitz@securesystems.de")
+    assert (await run(v, KEYLESS_OPTIONS, KEYLESS)).digest is not None
+    v = keyless_validator(issuer="github", subject_regex="philipp")
+    with pytest.raises(ConnaisseurError) as err:
+        await run(v, KEYLESS_OPTIONS, KEYLESS)
+    assert err.value.category is Category.IDENTITY_MISMATCH
+
+
+async def test_keyless_with_untrusted_fulcio_root_fails(tmp_path: Path) -> None:
+    from tests.support.tls import make_tls
+
+    other_ca = make_tls(tmp_path).ca_pem
+    with pytest.raises(ConnaisseurError) as err:
+        await run(keyless_validator({"fulcioCert": other_ca}), KEYLESS_OPTIONS, KEYLESS)
+    assert err.value.category is Category.SIGNATURE_INVALID
+
+
+# ------------------------------------------------------------------ key references and config
+
+
+async def test_k8s_key_reference_reads_cosign_pub_through_the_api(
+    signers: dict[str, Signer],
+) -> None:
+    reg = FakeRegistry()
+    digest = reg.push_image("1.0")
+    reg.push_signatures(digest, sign_layout([signed(signers["p256"], digest)]))
+    pem = base64.b64encode(signers["p256"].public_pem.encode()).decode()
+    kube = FakeKubernetes({("keys", "signing"): {"data": {"cosign.pub": pem}}})
+    v = validator([TrustRoot(name="default", key="k8s://keys/signing")], reg, kubernetes=kube)
+    assert (await run(v)).digest == digest
+
+
+async def test_k8s_key_reference_to_a_missing_secret_is_trust_root_not_found(
+    signers: dict[str, Signer],
+) -> None:
+    reg = FakeRegistry()
+    digest = reg.push_image("1.0")
+    reg.push_signatures(digest, sign_layout([signed(signers["p256"], digest)]))
+    v = validator(
+        [TrustRoot(name="default", key="k8s://keys/gone")], reg, kubernetes=FakeKubernetes({})
+    )
+    with pytest.raises(TrustRootError):
+        await run(v)
+
+
+@pytest.mark.parametrize(
+    "ref", ["awskms://alias/x", "gcpkms://projects/p", "hashivault://k", "pkcs11:token=x"]
+)
+def test_kms_key_references_fail_at_load_as_not_supported(ref: str) -> None:
+    with pytest.raises(ConfigError, match="not supported"):
+        validator([TrustRoot(name="default", key=ref)], FakeRegistry())
+
+
+def test_malformed_signature_manifest_layers_are_bounded() -> None:
+    from domain.cosign import MAX_SIGNATURE_LAYERS, signature_layers
+
+    layer = {"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": "sha256:x"}
+    with pytest.raises(VerificationError) as err:
+        signature_layers({"layers": [layer] * (MAX_SIGNATURE_LAYERS + 1)})
+    assert err.value.category is Category.MALFORMED_TRUST_DATA
+    assert json.dumps(layer)
