@@ -57,3 +57,34 @@ def test_registries_are_independent() -> None:
     key = frozenset({("host", "registry.example"), ("status_class", "2xx")})
     assert samples(first)["connaisseur_upstream_requests_total", key] == 1
     assert not any(name.startswith("connaisseur_upstream") for name, _ in samples(second))
+
+
+def without_created(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "_created" not in line]
+
+
+def test_tallied_metrics_expose_exactly_what_prometheus_client_would() -> None:
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from adapters.metrics import TallyCounter, TallyHistogram
+
+    buckets = (0.001, 0.0025, 1, 30)
+    real, tally = CollectorRegistry(), CollectorRegistry()
+    plain = Counter("plain", "Unlabelled.", registry=real)
+    labelled = Counter("labelled", "Labelled.", ["a", "b"], registry=real)
+    latency = Histogram("latency_seconds", "Latency.", ["a"], buckets=buckets, registry=real)
+    Counter("never", "Never used.", ["a"], registry=real)
+    t_plain = TallyCounter("plain", "Unlabelled.", (), tally)
+    t_labelled = TallyCounter("labelled", "Labelled.", ("a", "b"), tally)
+    t_latency = TallyHistogram("latency_seconds", "Latency.", ("a",), buckets, tally)
+    TallyCounter("never", "Never used.", ("a",), tally)
+    for a, b, seconds in [("x", "1", 0.001), ("x", "1", 0.0011), ("y", "2", 45.0), ("x", "1", 1)]:
+        plain.inc()
+        t_plain.inc()
+        labelled.labels(a, b).inc()
+        t_labelled.inc(a, b)
+        latency.labels(a).observe(seconds)
+        t_latency.observe(seconds, a)
+    expected, got = generate_latest(real).decode(), generate_latest(tally).decode()
+    assert without_created(got) == without_created(expected)
+    assert got.count("_created") == expected.count("_created")
