@@ -1,13 +1,15 @@
 """Benchmark: the webhook against the Python limit on this machine (product.md §5).
 
-Starts ``connaisseur serve`` with static validators (``bench/static-config.yaml``) and the bare
-reference server (``bench/bare_server.py``), both over TLS on 127.0.0.1, checks that each answers
-correctly, then drives them with ``wrk`` (POST of an AdmissionReview of a 3-container Deployment)
-at several concurrencies, alternating bare and webhook runs so that drift hits both alike.
-Reports req/s, p50 and p99 per run and the ratio webhook / bare; exits non-zero only on errors
-(a server that fails to start or answers wrongly, a wrk error), never on missed targets.
+Starts ``connaisseur serve`` with static validators (``bench/static-config.yaml``), the bare
+reference server (``bench/bare_server.py``, the Python limit) and, unless ``--no-floor``, a
+minimal aiohttp handler (``bench/aiohttp_floor.py``), all over TLS on 127.0.0.1; checks that each
+answers correctly, then drives them with ``wrk`` (POST of an AdmissionReview of a 3-container
+Deployment, allowed and static-denied) at several concurrencies, alternating the servers run by
+run so that drift hits all alike. Reports req/s, p50, p99 and server CPU per request, and the
+ratio to bare; exits non-zero only on errors (a server that fails to start or answers wrongly,
+a wrk error), never on missed targets. See bench/README.md.
 
-    make bench            # or: .venv/bin/python bench/webhook.py [--duration 6] [--rounds 2]
+    .venv/bin/python bench/webhook.py [--duration 5] [--rounds 2] [--concurrency 1,10,64]
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ DENIED_IMAGES = (
     "untrusted.example.org/shop/metrics-sidecar:0.9.1",
     "untrusted.example.org/library/busybox:1.36",
 )
+
+
+#: Servers that answer every review with a fixed "allowed" (they parse, they do not decide).
+REFERENCES = ("bare", "floor")
 
 
 class BenchError(Exception):
@@ -296,7 +302,7 @@ def check_answer(server: Server, variant: Variant, context: ssl.SSLContext) -> N
     if status != 200:
         raise BenchError(f"{server.name}/{variant.name}: HTTP {status}: {raw[:300]!r}")
     response = json.loads(raw)["response"]
-    expected = variant.allowed or server.name == "bare"
+    expected = variant.allowed or server.name in REFERENCES
     if response.get("uid") != variant.uid or response.get("allowed") is not expected:
         raise BenchError(f"{server.name}/{variant.name}: unexpected answer {response}")
     if "patch" in response:
@@ -402,7 +408,7 @@ def aggregate(runs: list[Run]) -> tuple[float, float, float, str]:
 
 def report(runs: list[Run], concurrencies: list[int]) -> list[str]:
     lines = [
-        "| c | server | variant | req/s | p50 ms | p99 ms | ours/bare | CPU µs/req |",
+        "| c | server | variant | req/s | p50 ms | p99 ms | req/s vs bare | CPU µs/req |",
         "|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     verdicts = []
@@ -410,6 +416,13 @@ def report(runs: list[Run], concurrencies: list[int]) -> list[str]:
         bare = [r for r in runs if r.concurrency == c and r.server == "bare"]
         bare_rps, p50, p99, cpu = aggregate(bare)
         lines.append(f"| {c} | bare | allow | {bare_rps:,.0f} | {p50:.2f} | {p99:.2f} | | {cpu} |")
+        floor = [r for r in runs if r.concurrency == c and r.server == "floor"]
+        if floor:
+            rps, p50, p99, cpu = aggregate(floor)
+            lines.append(
+                f"| {c} | aiohttp floor | allow | {rps:,.0f} | {p50:.2f} | {p99:.2f} "
+                f"| {rps / bare_rps:.0%} | {cpu} |"
+            )
         for variant in (ALLOW, DENY):
             ours = [r for r in runs if r.concurrency == c and r.variant == variant.name]
             ours = [r for r in ours if r.server == "ours"]
@@ -439,6 +452,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", default="1,10,64", help="comma-separated")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (<= connections)")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up per server")
+    parser.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip the minimal aiohttp handler (bench/aiohttp_floor.py) between bare and ours",
+    )
     return parser.parse_args(argv)
 
 
@@ -462,25 +481,32 @@ def bench(args: argparse.Namespace) -> int:
         cert, key = make_certificate(workdir)
         client = ssl.create_default_context(cafile=str(cert))
         tls = ["--tls-cert", str(cert), "--tls-key", str(key)]
-        bare_port, ours_port = free_port(), free_port()
+        bare_port, ours_port, floor_port = free_port(), free_port(), free_port()
         bare_cmd = [python, str(BENCH / "bare_server.py"), "--listen", f"{HOST}:{bare_port}", *tls]
+        floor_cmd = [
+            python, str(BENCH / "aiohttp_floor.py"), "--listen", f"{HOST}:{floor_port}", *tls
+        ]  # fmt: skip
         ours_cmd = [
             python, "-m", "entrypoints.cli", "serve",
             "--config", str(BENCH / "static-config.yaml"),
             "--listen", f"{HOST}:{ours_port}", *tls,
         ]  # fmt: skip
         scripts = {v.name: write_lua(workdir, v) for v in (ALLOW, DENY)}
-        with (
-            running("bare", bare_cmd, bare_port, workdir) as bare,
-            running("ours", ours_cmd, ours_port, workdir) as ours,
-        ):
-            for server in (bare, ours):
+        with contextlib.ExitStack() as stack:
+            bare = stack.enter_context(running("bare", bare_cmd, bare_port, workdir))
+            ours = stack.enter_context(running("ours", ours_cmd, ours_port, workdir))
+            servers = [bare, ours]
+            if args.floor:
+                servers.append(
+                    stack.enter_context(running("floor", floor_cmd, floor_port, workdir))
+                )
+            for server in servers:
                 wait_ready(server, client)
                 for variant in (ALLOW, DENY):
                     check_answer(server, variant, client)
-            print_header(args, bare, ours, scripts, concurrencies)
-            runs = measure(args, bare, ours, scripts, concurrencies)
-            for server in (bare, ours):
+            print_header(args, servers, scripts, concurrencies)
+            runs = measure(args, servers, scripts, concurrencies)
+            for server in servers:
                 check_answer(server, ALLOW, client)
             log_lines = sum(1 for _ in ours.log_file.open("rb"))
     print()
@@ -495,42 +521,47 @@ def bench(args: argparse.Namespace) -> int:
 
 def print_header(
     args: argparse.Namespace,
-    bare: Server,
-    ours: Server,
+    servers: list[Server],
     scripts: dict[str, Path],
     concurrencies: list[int],
 ) -> None:
+    ours = servers[1]
     print(f"bench: {' '.join(shlex.quote(a) for a in [sys.executable, *sys.argv])}")
     print(f"  host: {os.cpu_count()} CPUs, {sys.version.split()[0]}")
-    print(f"  bare: {shlex.join(bare.command)}")
-    print(f"  ours: {shlex.join(ours.command)}")
+    for server in servers:
+        print(f"  {server.name}: {shlex.join(server.command)}")
     example = wrk_command(ours, scripts["allow"], concurrencies[0], args.threads, args.duration)
     print(f"  load: {shlex.join(example)}  (c in {concurrencies}; bodies in the .lua scripts)")
     size = len(ALLOW.body())
     print(f"  body: AdmissionReview v1 of a 3-container Deployment, {size} bytes")
-    print(f"  order per c: {args.rounds} x (bare, ours allow, ours deny), {args.duration:g} s each")
+    order = ", ".join(f"{s.name} {v.name}" for s, v in plan(servers))
+    print(f"  order per c: {args.rounds} x ({order}), {args.duration:g} s each")
     print()
+
+
+def plan(servers: list[Server]) -> list[tuple[Server, Variant]]:
+    """One round: bare, the aiohttp floor, ours allowed and ours denied, back to back."""
+    bare, ours, *floor = servers
+    return [(bare, ALLOW), *((f, ALLOW) for f in floor), (ours, ALLOW), (ours, DENY)]
 
 
 def measure(
     args: argparse.Namespace,
-    bare: Server,
-    ours: Server,
+    servers: list[Server],
     scripts: dict[str, Path],
     concurrencies: list[int],
 ) -> list[Run]:
-    for server in (bare, ours):
+    for server in servers:
         warm = argparse.Namespace(**{**vars(args), "duration": args.warmup})
         run_wrk(server, ALLOW, scripts["allow"], max(concurrencies), warm)
     runs = []
     for c in concurrencies:
         for _ in range(args.rounds):
-            plan = ((bare, ALLOW), (ours, ALLOW), (ours, DENY))
-            for server, variant in plan:
+            for server, variant in plan(servers):
                 run = run_wrk(server, variant, scripts[variant.name], c, args)
                 runs.append(run)
                 print(
-                    f"  c={c:<3} {run.server:<4} {run.variant:<5} {run.rps:>9,.0f} req/s  "
+                    f"  c={c:<3} {run.server:<5} {run.variant:<5} {run.rps:>9,.0f} req/s  "
                     f"p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms  "
                     f"CPU {run.cpu_us or 0:5.0f} µs/req"
                     + (f"  ERRORS {run.errors}" if run.errors else ""),
