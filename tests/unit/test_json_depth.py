@@ -90,3 +90,24 @@ def test_agrees_with_a_walk_of_the_decoded_tree(seed: int) -> None:
 def test_invalid_json_is_refused_before_the_depth_check() -> None:
     with pytest.raises(BadRequestError, match="received invalid json"):
         decode_json(b'{"a": [}', LIMIT)
+
+
+@pytest.mark.parametrize(
+    "strings",
+    [["[", "", "]"], ["", "{", ""], ["[[", "]]", ""], ['\\"[', "", "\\\\"], ["{}" * 60, ""]],
+)
+def test_strings_holding_brackets_next_to_empty_strings(strings: list[str]) -> None:
+    # Enough brackets overall that the cheap count does not settle it, one level too deep.
+    document: Any = strings
+    for _ in range(LIMIT):
+        document = [document, *strings]
+    body = json.dumps(document).encode()
+    assert tree_depth(document) == LIMIT + 1
+    assert not accepts(body)
+    assert accepts(json.dumps(document[0]).encode())
+
+
+def test_a_realistic_object_with_managed_fields_is_accepted() -> None:
+    fields = {f"f:k{i}": {"f:a": {}, "f:b": {".": {}}} for i in range(60)}
+    review = {"request": {"object": {"metadata": {"managedFields": [{"fieldsV1": fields}]}}}}
+    assert accepts(orjson.dumps(review))
