@@ -26,7 +26,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from adapters.http import HttpClient, HttpResponse, retry_after_seconds, status_error
+from adapters.http import (
+    HttpClient,
+    HttpResponse,
+    TlsTrustError,
+    retry_after_seconds,
+    status_error,
+)
 from application.deadline import Deadline
 from application.ports import Clock, Endpoint, Manifest, Registry
 from application.settings import Credentials
@@ -373,22 +379,44 @@ class AiohttpRegistryClient(Registry):
         max_bytes: int | None,
     ) -> HttpResponse:
         scheme = self._schemes.get(registry, "https")
-        url = f"{scheme}://{registry}{path}"
         try:
             resp = await self._http.request(
-                method, url, deadline, headers=headers, ca_pem=endpoint.ca_pem, max_bytes=max_bytes
+                method,
+                f"{scheme}://{registry}{path}",
+                deadline,
+                headers=headers,
+                ca_pem=endpoint.ca_pem,
+                max_bytes=max_bytes,
             )
         except VerificationError as e:
-            if not (
-                scheme == "https" and e.category is Category.FETCH_FAILED and is_loopback(registry)
-            ):
+            if scheme == "http":
+                # Forget the downgrade: a registry that is down may come back with HTTPS.
+                self._schemes.pop(registry, None)
                 raise
-            self._schemes[registry] = "http"
-            return await self._send_with_fallback(
-                method, registry, path, endpoint, deadline, headers, max_bytes
+            if not _may_fall_back_to_http(e, registry):
+                raise
+            scheme = "http"
+            resp = await self._http.request(
+                method,
+                f"http://{registry}{path}",
+                deadline,
+                headers=headers,
+                ca_pem=endpoint.ca_pem,
+                max_bytes=max_bytes,
             )
-        self._schemes.setdefault(registry, scheme)
+        # Remember only a scheme that answered: an HTTPS outage must not pin a registry to HTTP.
+        self._schemes[registry] = scheme
         return resp
+
+
+def _may_fall_back_to_http(error: VerificationError, registry: str) -> bool:
+    """Plain HTTP only for loopback registries that do not speak TLS; a server whose
+    certificate is untrusted does speak TLS, so HTTP would only hide the real problem."""
+    return (
+        error.category is Category.FETCH_FAILED
+        and not isinstance(error, TlsTrustError)
+        and is_loopback(registry)
+    )
 
 
 def _basic(creds: Credentials) -> dict[str, str]:
