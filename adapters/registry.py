@@ -108,6 +108,8 @@ class AiohttpRegistryClient(Registry):
         reference = image.digest or image.tag
         path = f"/v2/{image.repository}/manifests/{reference}"
         resp = await self._fetch("HEAD", image, path, endpoint, deadline, accept=_ACCEPT)
+        if _head_unsupported(resp.status):
+            return (await self.manifest(image, reference, endpoint, deadline)).digest
         self._raise_for_status(resp, image, reference)
         header = resp.headers.get("Docker-Content-Digest", "")
         if image.digest:
@@ -417,6 +419,12 @@ def _may_fall_back_to_http(error: VerificationError, registry: str) -> bool:
         and not isinstance(error, TlsTrustError)
         and is_loopback(registry)
     )
+
+
+def _head_unsupported(status: int) -> bool:
+    """A HEAD answer that says nothing about the manifest (405, 501, other odd 4xx): ask with
+    GET, as the Go clients do. 401/403/404/429 and 5xx would be the same for GET."""
+    return status == 501 or (400 <= status < 500 and status not in (401, 403, 404, 429))
 
 
 def _basic(creds: Credentials) -> dict[str, str]:
