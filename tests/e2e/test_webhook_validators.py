@@ -38,8 +38,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tests.support.cosign import Signer as CosignSigner
 from tests.support.cosign import image_manifest, payload, sign_layout
 from tests.support.notation_oci import JWS, Subject, push_signatures, signature_artifact
+from tests.support.notation_signing import DAY, REAL_NOW, issue, make_ca, sign_jws, target
 from tests.support.notation_signing import Signer as NotationSigner
-from tests.support.notation_signing import issue, make_ca, sign_jws, target
 from tests.support.oci_push import Pusher
 from tests.support.servers import RegistryServer, free_port, registry_server, wait_for_port
 from tests.support.tls import TlsFiles, make_tls
@@ -407,8 +407,10 @@ def test_mixed_deployment_is_denied_naming_only_the_failing_image(
 # ------------------------------------------------------------------ connaisseur verify
 
 
-def verify(world: World, *images: str) -> tuple[int, list[dict[str, Any]]]:
+def verify(world: World, *images: str, now: str | None = None) -> tuple[int, list[dict[str, Any]]]:
     args = ["verify", "--config", str(world.config), "--secrets-dir", str(world.secrets)]
+    if now is not None:
+        args += ["--now", now]
     done = subprocess.run(
         cli(*args, *images), cwd=ROOT, capture_output=True, timeout=60, check=False
     )
@@ -451,3 +453,16 @@ def test_verify_cli_exits_1_and_reports_each_unsigned_image(world: World) -> Non
         assert line["validator"] == validator
         assert line["error"]["category"] == "no_trust_data"
         assert line["image"] in line["error"]["message"]
+
+
+def test_verify_cli_now_after_the_notation_leaf_expired(world: World) -> None:
+    """``--now`` moves the clock of the expiry checks: the Notation signing certificate (valid
+    30 days from the session start) has expired, the cosign key has no validity period."""
+    later = (REAL_NOW + 60 * DAY).isoformat().replace("+00:00", "Z")
+    images = [world.image("cosign/app:signed"), world.image("notation/app:signed")]
+    code, lines = verify(world, *images, now=later)
+    assert code == 1
+    assert lines[0]["allowed"] is True
+    assert lines[1]["allowed"] is False
+    assert lines[1]["error"]["category"] == "expired"
+    assert images[1] in lines[1]["error"]["message"]
