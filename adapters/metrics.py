@@ -43,6 +43,18 @@ class PrometheusMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.skips = Counter(
+            "connaisseur_validations_skipped",
+            "Per-image results decided without running the validator.",
+            ["type", "validator_name", "reason"],
+            registry=r,
+        )
+        self.cache_lookups = Counter(
+            "connaisseur_cache_lookups",
+            "Verification cache lookups by result.",
+            ["result"],
+            registry=r,
+        )
         self.upstream = Counter(
             "connaisseur_upstream_requests",
             "Outbound requests by host and status class.",
@@ -66,6 +78,12 @@ class PrometheusMetrics:
         result = "success" if category == "success" else "error"
         self.validations.labels(validator_type, validator, result, category).inc()
         self.validation_seconds.labels(validator_type, validator).observe(seconds)
+
+    def skipped(self, validator_type: str, validator: str, reason: str) -> None:
+        self.skips.labels(validator_type, validator, reason).inc()
+
+    def cache_lookup(self, hit: bool) -> None:
+        self.cache_lookups.labels("hit" if hit else "miss").inc()
 
     def upstream_response(self, host: str, status_class: str) -> None:
         self.upstream.labels(host, status_class).inc()

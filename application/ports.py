@@ -123,11 +123,18 @@ class CachedResult:
 
 
 class Cache(Protocol):
-    """Shared verification cache (issue 6). Never raises: an outage is a miss."""
+    """Shared verification cache (issue 6, D5). Never raises: an outage is a miss.
 
-    async def get(self, key: str) -> CachedResult | None: ...
+    Implementations bound their own waits (short timeouts), since a lookup only saves work.
+    """
 
-    async def put(self, key: str, value: CachedResult, ttl_seconds: int) -> None: ...
+    async def get(self, key: str) -> CachedResult | None:
+        """The stored result, or ``None`` (missing, expired, unreadable, failed integrity)."""
+        ...
+
+    async def put(self, key: str, value: CachedResult, ttl_seconds: int) -> None:
+        """Store ``value`` for ``ttl_seconds``; failures are logged, never raised."""
+        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,3 +173,7 @@ class Metrics(Protocol):
     def validation(
         self, validator_type: str, validator: str, category: str, seconds: float
     ) -> None: ...
+
+    def skipped(self, validator_type: str, validator: str, reason: str) -> None:
+        """An image admitted or denied without running its validator (approval, cache hit)."""
+        ...

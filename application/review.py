@@ -7,11 +7,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from application.alerting import Notifier, alert_context
+from application.approval import ChildApproval
 from application.deadline import Deadline
 from application.ports import Clock, Metrics
 from application.settings import Features, ResourceValidationMode
 from application.verify import VerifyImage, VerifyImageCommand
-from domain.errors import Category, WorkloadError
+from domain.errors import Category, ConnaisseurError, WorkloadError
 from domain.verdict import (
     ImageVerdict,
     Outcome,
@@ -42,18 +44,34 @@ class ReviewAdmission:
     """Decides an admission request: verify every distinct image concurrently within budget."""
 
     def __init__(
-        self, verify: VerifyImage, features: Features, clock: Clock, metrics: Metrics
+        self,
+        verify: VerifyImage,
+        features: Features,
+        clock: Clock,
+        metrics: Metrics,
+        child_approval: ChildApproval | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self._verify = verify
         self._features = features
         self._clock = clock
         self._metrics = metrics
+        # Child approval only where every kind is enforced: in podsOnly mode the owner was
+        # admitted unverified, so its images prove nothing (§7.1; warned once at start-up).
+        enabled = (
+            features.automatic_child_approval
+            and features.resource_validation_mode is ResourceValidationMode.ALL
+        )
+        self._child_approval = child_approval if enabled else None
+        self._notifier = notifier
 
     async def execute(self, command: ReviewCommand) -> RequestVerdict:
         """The verdict for ``command``; never raises for anything the request contains."""
         started = time.perf_counter()
         deadline = Deadline.after(self._clock, command.budget_seconds)
         verdict = await self._decide(command, deadline)
+        if self._notifier is not None:
+            verdict = await self._notify(self._notifier, command, verdict, deadline)
         verdict = self._apply_modes(command, verdict)
         self._metrics.admission(
             verdict.allowed, verdict.outcome is Outcome.TIMEOUT, time.perf_counter() - started
@@ -78,6 +96,27 @@ class ReviewAdmission:
         verdicts = await self._verify_all(new, approved, deadline)
         return _summarise(command.uid, new, verdicts)
 
+    async def _notify(
+        self,
+        notifier: Notifier,
+        command: ReviewCommand,
+        verdict: RequestVerdict,
+        deadline: Deadline,
+    ) -> RequestVerdict:
+        context = alert_context(command.uid, command.namespace, verdict)
+        try:
+            await notifier.notify(context, deadline)
+        except ConnaisseurError as e:
+            return RequestVerdict(
+                uid=verdict.uid,
+                allowed=False,
+                outcome=Outcome.ERROR,
+                message=f"error sending notifications: {e.message}",
+                category=Category.SEND_FAILED,
+                images=verdict.images,
+            )
+        return verdict
+
     def _old_workload(self, command: ReviewCommand) -> Workload | None:
         if command.operation != "UPDATE":
             return None
@@ -96,32 +135,77 @@ class ReviewAdmission:
     async def _verify_all(
         self, workload: Workload, approved: frozenset[str], deadline: Deadline
     ) -> list[ImageVerdict]:
+        reason = SkipReason.UNCHANGED if approved else None
         commands = [
-            VerifyImageCommand(
-                image=raw,
-                approved_images=approved,
-                approval_reason=SkipReason.UNCHANGED if approved else None,
-            )
+            VerifyImageCommand(image=raw, approved_images=approved, approval_reason=reason)
             for raw in workload.images
         ]
+        if deadline.expired:
+            # No budget at all (the API server's timeout is within the margin): nothing can be
+            # decided in time, not even a static rule, so every image is a timeout (D6).
+            return [_timed_out(c.image, 0, len(commands)) for c in commands]
         verdicts: dict[str, ImageVerdict] = {}
-        pending: dict[asyncio.Task[ImageVerdict], str] = {}
+        waiting: list[VerifyImageCommand] = []
+        if deadline.expired:  # no budget at all (the caller gave up): nothing is decided
+            return [self._timed_out(c.image, 0, len(commands)) for c in commands]
         for cmd in commands:
             now = self._verify.decide_now(cmd)
             if now is not None:
                 verdicts[cmd.image] = now
-            elif not deadline.expired:
-                pending[asyncio.create_task(self._verify.execute(cmd, deadline))] = cmd.image
-        if pending:
-            done, late = await asyncio.wait(pending, timeout=deadline.remaining())
-            for task in done:
-                verdicts[pending[task]] = task.result()
-            for task in late:
-                task.cancel()
+            else:
+                waiting.append(cmd)
+        if waiting and self._child_approval is not None and workload.owners:
+            approval = self._child_approval
+            waiting = await self._approve_children(approval, workload, waiting, verdicts, deadline)
+        if waiting and not deadline.expired:
+            await self._run(waiting, verdicts, deadline)
         return [
-            verdicts.get(c.image) or _timed_out(c.image, len(verdicts), len(commands))
+            verdicts.get(c.image) or self._timed_out(c.image, len(verdicts), len(commands))
             for c in commands
         ]
+
+    async def _approve_children(
+        self,
+        approval: ChildApproval,
+        workload: Workload,
+        waiting: list[VerifyImageCommand],
+        verdicts: dict[str, ImageVerdict],
+        deadline: Deadline,
+    ) -> list[VerifyImageCommand]:
+        """Settle the images an owner earned approval for (D10); the rest still wait."""
+        children = await approval.approved_images(workload, deadline)
+        if not children:
+            return waiting
+        still: list[VerifyImageCommand] = []
+        for cmd in waiting:
+            child = VerifyImageCommand(
+                image=cmd.image, approved_images=children, approval_reason=SkipReason.CHILD
+            )
+            now = self._verify.decide_now(child)
+            if now is not None:
+                verdicts[cmd.image] = now
+            else:
+                still.append(cmd)
+        return still
+
+    async def _run(
+        self,
+        waiting: list[VerifyImageCommand],
+        verdicts: dict[str, ImageVerdict],
+        deadline: Deadline,
+    ) -> None:
+        pending = {
+            asyncio.ensure_future(self._verify.execute(cmd, deadline)): cmd.image for cmd in waiting
+        }
+        done, late = await asyncio.wait(pending, timeout=deadline.remaining())
+        for task in done:
+            verdicts[pending[task]] = task.result()
+        for task in late:
+            task.cancel()
+
+    def _timed_out(self, image: str, finished: int, total: int) -> ImageVerdict:
+        self._metrics.validation("unknown", "", str(Category.TIMEOUT), 0.0)
+        return _timed_out(image, finished, total)
 
     def _apply_modes(self, command: ReviewCommand, verdict: RequestVerdict) -> RequestVerdict:
         features = self._features

@@ -113,6 +113,26 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Infrastructure:
+    """Where the process finds its surroundings (§9.4, §9.5), read from the environment once."""
+
+    redis_host: str | None = None
+    redis_port: int = 6379
+    redis_password: str | None = field(default=None, repr=False)
+    redis_ca_file: str = "/app/redis-certs/tls.crt"
+    redis_tls: bool = True
+    cache_hmac_key: str | None = field(default=None, repr=False)
+    cache_hmac_key_file: str = "/app/cache-key/hmac.key"
+    cache_max_entries: int = 10_000
+    kube_host: str | None = None
+    kube_port: str = "443"
+    kube_token_file: str = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105
+    kube_ca_file: str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    pod_name: str = ""
+    alert_templates_dir: str = "/app/alerts/templates"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """Everything the application is configured with."""
 
@@ -121,6 +141,7 @@ class Settings:
     features: Features = field(default_factory=Features)
     alerting: Any = None
     limits: Limits = field(default_factory=Limits)
+    infra: Infrastructure = field(default_factory=Infrastructure)
     log_level: str = "info"
     log_format: str = "json"
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
+from application.caching import cache_key, cached_category, definitive, rule_fingerprint
 from application.deadline import Deadline
-from application.ports import Metrics
+from application.ports import Cache, CachedResult, Metrics
 from application.validators import StaticValidator, Validator
 from domain.errors import Category, ConnaisseurError
 from domain.image import ImageReference, is_digest
@@ -27,15 +29,37 @@ class VerifyImageCommand:
     approval_reason: SkipReason | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CachePolicy:
+    """How ``VerifyImage`` uses the cache (D5); ``cache=None`` means no caching at all."""
+
+    cache: Cache | None = None
+    ttl_seconds: int = 30
+    cache_errors: bool = True
+    #: validator name → hash of its settings (``ValidatorSettings.fingerprint()``)
+    validator_fingerprints: Mapping[str, str] = field(default_factory=dict)
+
+
 class VerifyImage:
-    """Applies the policy to one image and verifies it with the rule's validator."""
+    """Applies the policy to one image and verifies it with the rule's validator.
+
+    Non-static verifications consult the cache first, and identical verifications running
+    at the same time in this process are coalesced into one.
+    """
 
     def __init__(
-        self, policy: Policy, validators: Mapping[str, Validator], metrics: Metrics
+        self,
+        policy: Policy,
+        validators: Mapping[str, Validator],
+        metrics: Metrics,
+        caching: CachePolicy | None = None,
     ) -> None:
         self._policy = policy
         self._validators = validators
         self._metrics = metrics
+        self._caching = caching or CachePolicy()
+        self._configurations: dict[Rule, str] = {}
+        self._inflight: dict[str, _Shared] = {}
 
     def decide_now(self, command: VerifyImageCommand) -> ImageVerdict | None:
         """The verdict when it needs no I/O (bad reference, no rule, static); else ``None``."""
@@ -45,7 +69,7 @@ class VerifyImage:
             return _failed(command.image, None, None, None, e)
         skip = self._skip(command, image, rule, validator)
         if skip is not None:
-            return skip
+            return self._record(skip, time.perf_counter())
         if isinstance(validator, StaticValidator):
             started = time.perf_counter()
             try:
@@ -66,19 +90,55 @@ class VerifyImage:
         if now is not None:
             return now
         image, rule, validator = self._resolve(command.image)
+        key = cache_key(command.image, self._configuration(rule))
+        cache = self._caching.cache
+        if cache is not None:
+            started = time.perf_counter()
+            hit = await cache.get(key)
+            if hit is not None and (hit.digest or hit.message or hit.category):
+                return self._record(_replayed(command.image, image, rule, validator, hit), started)
+        shared = self._inflight.get(key)
+        if shared is None:
+            task = asyncio.ensure_future(self._verify_and_store(key, command.image, deadline))
+            shared = self._inflight[key] = _Shared(task)
+            task.add_done_callback(lambda _: self._inflight.pop(key, None))
+        return await shared.wait()
+
+    async def _verify_and_store(self, key: str, raw: str, deadline: Deadline) -> ImageVerdict:
+        image, rule, validator = self._resolve(raw)
         started = time.perf_counter()
+        cacheable = True
         try:
             evidence = await validator.validate(image, rule.options, deadline)
-            verdict = _trusted(command.image, image, rule, validator, evidence)
+            verdict = _trusted(raw, image, rule, validator, evidence)
         except ConnaisseurError as e:
-            verdict = _failed(command.image, image, rule, validator, e)
+            verdict = _failed(raw, image, rule, validator, e)
         except Exception:
-            log.exception("validator %s crashed on %s", validator.name, command.image)
+            log.exception("validator %s crashed on %s", validator.name, raw)
             crash = ConnaisseurError(
                 "internal error during validation", category=Category.VALIDATION_FAILED
             )
-            verdict = _failed(command.image, image, rule, validator, crash)
-        return self._record(verdict, started)
+            verdict = _failed(raw, image, rule, validator, crash)
+            cacheable = False
+        self._record(verdict, started)
+        if cacheable:
+            await self._store(key, verdict)
+        return verdict
+
+    async def _store(self, key: str, verdict: ImageVerdict) -> None:
+        caching = self._caching
+        if caching.cache is None:
+            return
+        result = definitive(verdict, caching.cache_errors)
+        if result is not None:
+            await caching.cache.put(key, result, caching.ttl_seconds)
+
+    def _configuration(self, rule: Rule) -> str:
+        known = self._configurations.get(rule)
+        if known is None:
+            fingerprint = self._caching.validator_fingerprints.get(rule.validator or "default", "")
+            known = self._configurations[rule] = rule_fingerprint(rule, fingerprint)
+        return known
 
     def _resolve(self, raw: str) -> tuple[ImageReference, Rule, Validator]:
         image = ImageReference.parse(raw)
@@ -111,6 +171,10 @@ class VerifyImage:
         )
 
     def _record(self, verdict: ImageVerdict, started: float) -> ImageVerdict:
+        if verdict.skipped is not None:
+            self._metrics.skipped(
+                verdict.validator_type or "unknown", verdict.validator or "", str(verdict.skipped)
+            )
         self._metrics.validation(
             verdict.validator_type or "unknown",
             verdict.validator or "",
@@ -118,6 +182,27 @@ class VerifyImage:
             time.perf_counter() - started,
         )
         return verdict
+
+
+class _Shared:
+    """One in-flight verification and how many requests wait for it."""
+
+    __slots__ = ("task", "waiters")
+
+    def __init__(self, task: asyncio.Future[ImageVerdict]) -> None:
+        self.task = task
+        self.waiters = 0
+
+    async def wait(self) -> ImageVerdict:
+        """The shared verdict. A waiter giving up (its request timed out) does not cancel the
+        others' work; the last one to give up cancels it, so no orphaned requests remain."""
+        self.waiters += 1
+        try:
+            return await asyncio.shield(self.task)
+        finally:
+            self.waiters -= 1
+            if self.waiters == 0 and not self.task.done():
+                self.task.cancel()
 
 
 def _trusted(
@@ -144,6 +229,17 @@ def _trusted(
         validator_type=validator.type,
         mode=rule.options.mode,
     )
+
+
+def _replayed(
+    raw: str, image: ImageReference, rule: Rule, validator: Validator, hit: CachedResult
+) -> ImageVerdict:
+    if hit.digest:
+        verdict = _trusted(raw, image, rule, validator, TrustedDigest(digest=hit.digest))
+    else:
+        error = ConnaisseurError(hit.message or "cached denial", category=cached_category(hit))
+        verdict = _failed(raw, image, rule, validator, error)
+    return replace(verdict, skipped=SkipReason.CACHE_HIT)
 
 
 def _failed(

@@ -28,7 +28,7 @@ EMPTY_AUTH = "EMPTYAUTH"
 
 def load_auth(
     raw_auth: Mapping[str, Any] | None,
-    secrets_dir: Path,
+    secrets_dir: Path | None,
     path: str,
     validator_type: str | None = None,
     host: str | None = None,
@@ -37,6 +37,7 @@ def load_auth(
 
     ``path`` prefixes error messages (``validators[0].auth``). For ``notaryv1`` an entry
     without registry (``EMPTYAUTH``) is re-keyed to the Notary ``host`` when one is given.
+    ``secrets_dir=None`` keeps ``secretName`` unresolved (commands that never authenticate).
 
     Raises:
         ConfigError: not a mapping, no usable source, missing/unreadable/malformed secret
@@ -50,6 +51,8 @@ def load_auth(
     if secret_name:
         if not isinstance(secret_name, str):
             raise ConfigError(f"{path}.secretName must be a string")
+        if secrets_dir is None:
+            return AuthSettings(secret_name=secret_name)
         try:
             entries = read_secret(secrets_dir, secret_name)
         except ConfigError as e:

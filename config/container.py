@@ -7,32 +7,49 @@ the running process (webhook start-up or CLI) and provided with ``container.sess
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Mapping
+from pathlib import Path
 
 import aiohttp
 from dependency_injector import containers, providers
 
+from adapters.alerts import AiohttpAlertSink
+from adapters.cache import InMemoryCache, RedisCache, load_hmac_key, redis_client
 from adapters.clock import SystemClock
 from adapters.http import HttpClient
+from adapters.kubernetes import AiohttpKubernetesApi, ServiceAccountToken
 from adapters.metrics import PrometheusMetrics
 from adapters.notary import NotaryV1HttpClient
 from adapters.registry import AiohttpRegistryClient
 from adapters.rekor import AiohttpRekorClient
 from adapters.sigstore_trust import public_good_material
+from application.alerting import AlertingSettings, Notifier
+from application.approval import ChildApproval
+from application.caching import fingerprint_hash
 from application.cosign import CosignValidator
 from application.notaryv1 import NotaryV1Validator
 from application.notation import NotationValidator
-from application.ports import Clock
+from application.ports import Cache, Clock
 from application.review import ReviewAdmission
-from application.settings import Settings, ValidatorSettings
+from application.settings import (
+    Infrastructure,
+    ResourceValidationMode,
+    Settings,
+    ValidatorSettings,
+)
 from application.validators import (
     StaticValidator,
     Validator,
     ValidatorFactory,
     build_validators,
 )
-from application.verify import VerifyImage
+from application.verify import CachePolicy, VerifyImage
+from config.alerting import build_alerting, template_dirs
 from domain.cosign import TransparencyMaterial
+from domain.errors import ConfigError
+
+log = logging.getLogger("connaisseur")
 
 
 def validator_factories(http: HttpClient, clock: Clock) -> dict[str, ValidatorFactory]:
@@ -73,11 +90,94 @@ def make_validators(
     return build_validators(settings.validators, factories)
 
 
+def make_cache(settings: Settings, metrics: PrometheusMetrics) -> Cache | None:
+    """No cache when ``expirySeconds <= 0``; Redis when ``REDIS_HOST`` is set; else in-process.
+
+    Raises:
+        ConfigError: the Redis CA file is unreadable or invalid.
+    """
+    if settings.features.cache_expiry_seconds <= 0:
+        return None
+    infra = settings.infra
+    if not infra.redis_host:
+        return InMemoryCache(infra.cache_max_entries, on_lookup=metrics.cache_lookup)
+    try:
+        client = redis_client(
+            infra.redis_host,
+            infra.redis_port,
+            infra.redis_password,
+            tls=infra.redis_tls,
+            ca_file=infra.redis_ca_file,
+        )
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"redis: cannot use CA file {infra.redis_ca_file}: {e}") from e
+    key = load_hmac_key(infra.cache_hmac_key, Path(infra.cache_hmac_key_file))
+    return RedisCache(client, key, on_lookup=metrics.cache_lookup)
+
+
+def make_cache_policy(settings: Settings, cache: Cache | None) -> CachePolicy:
+    return CachePolicy(
+        cache=cache,
+        ttl_seconds=settings.features.cache_expiry_seconds,
+        cache_errors=settings.features.cache_errors,
+        validator_fingerprints={
+            v.name: fingerprint_hash(v.fingerprint()) for v in settings.validators
+        },
+    )
+
+
+def make_child_approval(settings: Settings, http: HttpClient) -> ChildApproval | None:
+    """The owner lookup through the in-cluster API, or ``None`` when off or out of cluster."""
+    features, infra = settings.features, settings.infra
+    if not features.automatic_child_approval:
+        return None
+    if features.resource_validation_mode is ResourceValidationMode.PODS_ONLY:
+        return None
+    if not infra.kube_host:
+        return None
+    return ChildApproval(kube_api(infra, http))
+
+
+def kube_api(infra: Infrastructure, http: HttpClient) -> AiohttpKubernetesApi:
+    host = infra.kube_host or ""
+    host = f"[{host}]" if ":" in host else host
+    try:
+        ca_pem: str | None = Path(infra.kube_ca_file).read_text()
+    except OSError:
+        ca_pem = None  # then the system roots are used, as a client-go fallback would
+    token = ServiceAccountToken(Path(infra.kube_token_file))
+    return AiohttpKubernetesApi(http, f"https://{host}:{infra.kube_port}", token, ca_pem)
+
+
+def make_notifier(
+    alerting: AlertingSettings | None, http: HttpClient, clock: Clock
+) -> Notifier | None:
+    return None if alerting is None else Notifier(alerting, AiohttpAlertSink(http), clock)
+
+
+def warn_about_features(settings: Settings) -> None:
+    """Start-up warnings for feature combinations (once, not per image)."""
+    features = settings.features
+    if not features.automatic_child_approval:
+        return
+    if features.resource_validation_mode is ResourceValidationMode.PODS_ONLY:
+        log.warning(
+            "insecure configuration detected: automatic child approval enabled, while only pod "
+            "admissions are rejected. Pretending automatic child approval was disabled"
+        )
+    elif not settings.infra.kube_host:
+        log.warning(
+            "automatic child approval is enabled but KUBERNETES_SERVICE_HOST is not set: "
+            "children are verified like any other object"
+        )
+
+
 class Container(containers.DeclarativeContainer):
     """Wires settings, adapters and use cases."""
 
     settings = providers.Dependency(instance_of=Settings)
     session = providers.Dependency(instance_of=aiohttp.ClientSession)
+    alerting: providers.Object[AlertingSettings | None] = providers.Object(None)
 
     clock = providers.Singleton(SystemClock)
     metrics = providers.Singleton(PrometheusMetrics)
@@ -92,11 +192,17 @@ class Container(containers.DeclarativeContainer):
     factories = providers.Singleton(validator_factories, http=http, clock=clock)
     validators = providers.Singleton(make_validators, settings=settings, factories=factories)
 
+    cache = providers.Singleton(make_cache, settings=settings, metrics=metrics)
+    cache_policy = providers.Singleton(make_cache_policy, settings=settings, cache=cache)
+    child_approval = providers.Singleton(make_child_approval, settings=settings, http=http)
+    notifier = providers.Singleton(make_notifier, alerting=alerting, http=http, clock=clock)
+
     verify_image = providers.Singleton(
         VerifyImage,
         policy=settings.provided.policy,
         validators=validators,
         metrics=metrics,
+        caching=cache_policy,
     )
     review_admission = providers.Singleton(
         ReviewAdmission,
@@ -104,12 +210,37 @@ class Container(containers.DeclarativeContainer):
         features=settings.provided.features,
         clock=clock,
         metrics=metrics,
+        child_approval=child_approval,
+        notifier=notifier,
     )
 
 
 def build_container(settings: Settings, clock: Clock | None = None) -> Container:
-    """A container for ``settings``; ``clock`` fixes the wall clock (``--now``)."""
+    """A container for ``settings``; ``clock`` fixes the wall clock (``--now``).
+
+    Alert templates and the cache's TLS material are loaded here, so that a broken template
+    or CA file stops start-up instead of failing requests.
+
+    Raises:
+        ConfigError: an alert template, receiver or the Redis CA file is unusable.
+    """
     container = Container(settings=settings)
+    infra = settings.infra
+    alerting = build_alerting(
+        settings.alerting, template_dirs(infra.alert_templates_dir), infra.pod_name
+    )
+    container.alerting.override(providers.Object(alerting))
     if clock is not None:
         container.clock.override(providers.Object(clock))
+    container.cache()
     return container
+
+
+async def close_resources(container: Container) -> None:
+    """Let background alerts finish and close the Redis connection pool (shutdown)."""
+    notifier = container.notifier()
+    if notifier is not None:
+        await notifier.drain()
+    cache = container.cache()
+    if isinstance(cache, RedisCache):
+        await cache.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from application.settings import Features, ResourceValidationMode
+from application.settings import Features, Infrastructure, ResourceValidationMode
 
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
@@ -62,3 +62,29 @@ def apply_env(features: Features, env: Mapping[str, str]) -> Features:
         ),
         cache_errors=go_bool(env.get("CACHE_ERRORS"), features.cache_errors, False),
     )
+
+
+def infrastructure(env: Mapping[str, str]) -> Infrastructure:
+    """Redis, Kubernetes API, pod name and alert templates location from the environment."""
+    defaults = Infrastructure()
+    return Infrastructure(
+        redis_host=env.get("REDIS_HOST") or None,
+        redis_port=_int(env.get("REDIS_PORT"), defaults.redis_port),
+        redis_password=env.get("REDIS_PASSWORD") or None,
+        redis_ca_file=env.get("REDIS_CA_FILE") or defaults.redis_ca_file,
+        redis_tls=go_bool(env.get("REDIS_TLS"), defaults.redis_tls),
+        cache_hmac_key=env.get("CACHE_HMAC_KEY") or None,
+        cache_hmac_key_file=env.get("CACHE_HMAC_KEY_FILE") or defaults.cache_hmac_key_file,
+        cache_max_entries=_int(env.get("CACHE_MAX_ENTRIES"), defaults.cache_max_entries),
+        kube_host=env.get("KUBERNETES_SERVICE_HOST") or None,
+        kube_port=env.get("KUBERNETES_SERVICE_PORT") or defaults.kube_port,
+        pod_name=env.get("POD_NAME", ""),
+        alert_templates_dir=env.get("ALERT_TEMPLATES_DIR") or defaults.alert_templates_dir,
+    )
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value else default
+    except ValueError:
+        return default

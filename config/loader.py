@@ -26,7 +26,7 @@ from application.settings import (
 )
 from config import schema
 from config.auth import load_auth
-from config.env import apply_env
+from config.env import apply_env, infrastructure
 from domain.errors import ConfigError, ConnaisseurError
 from domain.policy import Mode, Policy, Rule, RuleOptions
 from domain.trust import KeylessIdentity, TrustRoot, load_certificates, load_public_key
@@ -41,10 +41,12 @@ KMS_SCHEMES = ("awskms://", "gcpkms://", "azurekms://", "hashivault://")
 def load_settings(
     path: Path | None = None,
     *,
-    secrets_dir: Path = DEFAULT_SECRETS_DIR,
+    secrets_dir: Path | None = DEFAULT_SECRETS_DIR,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """Read, validate and freeze a configuration; ``None`` means the built-in default.
+
+    ``secrets_dir=None`` leaves ``auth.secretName`` unresolved (for ``explain``: no network).
 
     Raises:
         ConfigError: the file is unreadable or invalid; ``problems`` lists every error.
@@ -67,17 +69,18 @@ def read_document(path: Path) -> Any:
         raise ConfigError(f"configuration {path} is not valid YAML: {e}") from e
 
 
-def build_settings(document: Any, *, secrets_dir: Path, env: Mapping[str, str]) -> Settings:
+def build_settings(document: Any, *, secrets_dir: Path | None, env: Mapping[str, str]) -> Settings:
     """Validate a decoded document and build :class:`Settings`.
 
     Raises:
         ConfigError: listing every problem found, each with its path.
     """
-    app, alerting = _application_section(document)
+    app, alerting, section = _application_section(document)
     problems: list[str] = []
     data = _load(schema.ApplicationSchema(), app, "", problems)
     validators = _validators(data.get("validators", []), secrets_dir, problems)
     policy = _policy(data.get("policy", []), problems)
+    problems = _qualified(problems, section)
     alerting_data = (
         _load(schema.AlertingSchema(), alerting, "alerting", problems) if alerting else None
     )
@@ -89,12 +92,14 @@ def build_settings(document: Any, *, secrets_dir: Path, env: Mapping[str, str]) 
         policy=Policy(tuple(policy)),
         features=features,
         alerting=alerting_data or data.get("alerting"),
+        infra=infrastructure(env),
         log_level=str(env.get("LOG_LEVEL") or data.get("logLevel") or "info"),
         log_format=str(env.get("LOG_FORMAT") or data.get("logFormat") or "json"),
     )
 
 
-def _application_section(document: Any) -> tuple[Any, Any]:
+def _application_section(document: Any) -> tuple[Any, Any, str]:
+    """The application section, the alerting section, and where the former sits in the file."""
     if not isinstance(document, Mapping):
         raise ConfigError("configuration must be a YAML mapping")
     if "application" in document:
@@ -102,8 +107,17 @@ def _application_section(document: Any) -> tuple[Any, Any]:
         values = _load(schema.ValuesSchema(), document, "", problems)
         if problems:
             raise ConfigError("invalid values file", tuple(problems))
-        return values["application"], values.get("alerting")
-    return {k: v for k, v in document.items() if k != "alerting"}, document.get("alerting")
+        return values["application"], values.get("alerting"), "application"
+    app = {k: v for k, v in document.items() if k != "alerting"}
+    return app, document.get("alerting"), ""
+
+
+def _qualified(problems: list[str], section: str) -> list[str]:
+    """Prefix problem paths with ``section`` so they point into the file as written."""
+    if not section:
+        return problems
+    root = "<root>"
+    return [section + p[len(root) :] if p.startswith(root) else f"{section}.{p}" for p in problems]
 
 
 def _load(s: Schema, raw: Any, path: str, problems: list[str]) -> dict[str, Any]:
@@ -134,7 +148,9 @@ def _flatten(messages: Any, path: str) -> list[str]:
     return [f"{path or '<root>'}: {messages}"]
 
 
-def _validators(raw: list[Any], secrets_dir: Path, problems: list[str]) -> list[ValidatorSettings]:
+def _validators(
+    raw: list[Any], secrets_dir: Path | None, problems: list[str]
+) -> list[ValidatorSettings]:
     out = []
     for i, entry in enumerate(raw):
         path = f"validators[{i}]"
@@ -159,7 +175,7 @@ def _validators(raw: list[Any], secrets_dir: Path, problems: list[str]) -> list[
     return out
 
 
-def _validator(data: dict[str, Any], secrets_dir: Path, path: str) -> ValidatorSettings:
+def _validator(data: dict[str, Any], secrets_dir: Path | None, path: str) -> ValidatorSettings:
     vtype = data["type"]
     roots = tuple(
         _trust_root(r, vtype, f"{path}.trustRoots[{j}]")
@@ -252,7 +268,9 @@ def _checked_url(url: str, path: str) -> str:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as e:
         raise ConfigError(f"{path}: invalid URL {url!r}") from e
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    # urlsplit accepts spaces and control characters in the host; a URL never contains them.
+    malformed = any(c.isspace() or not c.isprintable() for c in url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or malformed:
         raise ConfigError(f"{path}: invalid URL {url!r}")
     return url.rstrip("/")
 
@@ -260,6 +278,8 @@ def _checked_url(url: str, path: str) -> str:
 def _policy(raw: list[dict[str, Any]], problems: list[str]) -> list[Rule]:
     rules = []
     for i, entry in enumerate(raw):
+        if not isinstance(entry, Mapping) or "pattern" not in entry:
+            continue  # the schema has already reported this entry's problems
         try:
             rules.append(
                 Rule(

@@ -145,8 +145,14 @@ class ReceiverSchema(_Strict):
     template = fields.String(required=True, validate=_non_empty)
     receiverUrl = fields.String(required=True, validate=_non_empty)
     priority = fields.Integer(strict=True, load_default=3, validate=validate.Range(min=0))
-    customHeaders = fields.List(fields.String())
-    payloadFields = fields.Dict(keys=fields.String())
+    customHeaders = fields.List(
+        fields.String(validate=validate.Regexp(r"^[^:]+:", error="header must be 'Name: value'")),
+        validate=validate.Length(min=1, error="customHeaders must not be empty when set"),
+    )
+    payloadFields = fields.Dict(
+        keys=fields.String(),
+        validate=validate.Length(min=1, error="payloadFields must not be empty when set"),
+    )
     failIfAlertSendingFails = fields.Boolean(load_default=False)
 
 

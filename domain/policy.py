@@ -154,7 +154,10 @@ def normalise_pattern(pattern: str) -> str:
     if not pattern:
         raise PolicyError("pattern must not be empty")
     first, sep, rest = pattern.partition("/")
-    if _GLOB_META.intersection(first) or (not sep and _GLOB_META.intersection(pattern)):
+    # A glob in the registry (or in a bare repository such as ``*:*``) leaves the pattern as
+    # written; a glob only in the tag or digest (``nginx:*``) still names a Docker Hub image.
+    head = first if sep else _split_top_level(_split_top_level(pattern, "@")[0], ":")[0]
+    if _GLOB_META.intersection(head):
         return pattern
     if sep and ("." in first or ":" in first):
         registry, repository = first, rest

@@ -9,7 +9,9 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,13 @@ from adapters.clock import FixedClock
 from application.deadline import Deadline
 from application.settings import Settings
 from application.verify import VerifyImageCommand
-from config.container import Container, build_container
+from config.container import Container, build_container, close_resources, warn_about_features
 from config.loader import DEFAULT_SECRETS_DIR, load_settings
 from domain.errors import ConfigError, ConnaisseurError
 from domain.image import ImageReference
 from domain.verdict import ImageVerdict
 from entrypoints.admission import BadRequestError, decode_json, parse_review, render_review
+from entrypoints.logs import configure_logging, log_admission
 
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 
@@ -43,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"connaisseur: {e}", file=sys.stderr)
         return EXIT_USAGE
+
+
+_TEMPLATES_HELP = "custom alert templates (<name>.json); default /app/alerts/templates"
 
 
 class UsageError(Exception):
@@ -67,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--listen", default="0.0.0.0:5000")
     serve.add_argument("--tls-cert", type=Path)
     serve.add_argument("--tls-key", type=Path)
+    serve.add_argument("--alert-templates-dir", type=Path, help=_TEMPLATES_HELP)
     verify = command("verify", _verify, "verify images against the policy")
     verify.add_argument("--secrets-dir", type=Path, default=DEFAULT_SECRETS_DIR)
     verify.add_argument("--now", type=_rfc3339)
@@ -75,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     review.add_argument("--secrets-dir", type=Path, default=DEFAULT_SECRETS_DIR)
     review.add_argument("--now", type=_rfc3339)
     review.add_argument("--explain", action="store_true", help="also show the decoded patch")
+    review.add_argument("--alert-templates-dir", type=Path, help=_TEMPLATES_HELP)
     review.add_argument("file", metavar="FILE|-")
     explain = command("explain", _explain, "show how the policy applies (no network)")
     explain.add_argument("images", nargs="+", metavar="IMAGE")
@@ -92,7 +100,12 @@ def _rfc3339(value: str) -> datetime:
 
 def _settings(args: argparse.Namespace) -> Settings:
     secrets = getattr(args, "secrets_dir", DEFAULT_SECRETS_DIR)
-    return load_settings(args.config, secrets_dir=secrets, env=os.environ)
+    settings = load_settings(args.config, secrets_dir=secrets, env=os.environ)
+    templates = getattr(args, "alert_templates_dir", None)
+    if templates is not None:
+        infra = replace(settings.infra, alert_templates_dir=str(templates))
+        settings = replace(settings, infra=infra)
+    return settings
 
 
 def _container(args: argparse.Namespace) -> Container:
@@ -104,6 +117,8 @@ def _serve(args: argparse.Namespace) -> int:
     from entrypoints.server import serve
 
     settings = _settings(args)
+    configure_logging(settings.log_level, settings.log_format)
+    warn_about_features(settings)
     return serve(settings, build_container(settings), args.listen, args.tls_cert, args.tls_key)
 
 
@@ -149,7 +164,12 @@ def _verdict_text(v: ImageVerdict) -> str:
 
 
 def _review(args: argparse.Namespace) -> int:
-    container = _container(args)
+    settings = _settings(args)
+    # The same admission log line as the webhook, on stderr so stdout stays the answer.
+    configure_logging(settings.log_level, "json", sys.stderr)
+    warn_about_features(settings)
+    now = getattr(args, "now", None)
+    container = build_container(settings, FixedClock(now) if now else None)
     try:
         body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
         limits = container.settings().limits
@@ -162,7 +182,10 @@ def _review(args: argparse.Namespace) -> int:
     async def run() -> dict[str, Any]:
         async with aiohttp.ClientSession() as session:
             container.session.override(session)
+            started = time.perf_counter()
             verdict = await container.review_admission().execute(command)
+            log_admission(command, verdict, time.perf_counter() - started)
+            await close_resources(container)
             answer = render_review(verdict, api_version)
             if args.explain and verdict.patch:
                 answer["patchDecoded"] = [
@@ -176,7 +199,8 @@ def _review(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config, env=os.environ) if args.config else load_settings()
+    # No network, so no credentials: secretName stays unresolved (there is no --secrets-dir).
+    settings = load_settings(args.config, secrets_dir=None, env=os.environ)
     code = EXIT_OK
     for raw in args.images:
         report = _explain_image(settings, raw)

@@ -18,8 +18,7 @@ from aiohttp import web
 from application.deadline import request_budget
 from application.review import ReviewCommand
 from application.settings import Limits
-from config.container import Container
-from domain.verdict import RequestVerdict
+from config.container import Container, close_resources
 from entrypoints.admission import (
     BadRequestError,
     decode_json,
@@ -28,6 +27,7 @@ from entrypoints.admission import (
     parse_timeout,
     render_review,
 )
+from entrypoints.logs import log_admission
 
 CONTAINER = web.AppKey("container", Container)
 log = logging.getLogger("connaisseur.admission")
@@ -52,7 +52,9 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession(connector=connector, raise_for_status=False) as session:
         container.session.override(session)
         container.validators()  # build every validator before the first request
+        container.review_admission()
         yield
+        await close_resources(container)
         container.session.reset_override()
 
 
@@ -96,27 +98,8 @@ class Mutate:
         except Exception:
             log.exception("unexpected error reviewing admission request %s", command.uid)
             return error_review(command.uid, "internal error; request denied", api_version)
-        _log_verdict(command, verdict, time.perf_counter() - started)
+        log_admission(command, verdict, time.perf_counter() - started)
         return render_review(verdict, api_version)
-
-
-def _log_verdict(command: ReviewCommand, verdict: RequestVerdict, seconds: float) -> None:
-    if not log.isEnabledFor(logging.INFO):
-        return
-    fields = {
-        "uid": command.uid,
-        "kind": command.kind,
-        "namespace": command.namespace,
-        "operation": command.operation,
-        "decision": "admit" if verdict.allowed else "deny",
-        "outcome": str(verdict.outcome),
-        "images": [
-            {"image": v.image, "category": str(v.category or "success"), "rule": v.rule}
-            for v in verdict.images
-        ],
-        "duration_ms": round(seconds * 1000, 3),
-    }
-    log.info("admission %s", fields["decision"], extra={"fields": fields})
 
 
 async def _health(request: web.Request) -> web.Response:

@@ -153,3 +153,62 @@ def _registry_container(
             ca_pem=tls.ca_pem if tls else None,
             backend="testcontainers registry:2",
         )
+
+
+TEST_REDIS_PASSWORD = "test-redis-password"
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    """A running Redis; ``tls`` servers only accept TLS connections."""
+
+    host: str
+    port: int
+    password: str
+    ca_file: Path | None
+    backend: str
+
+
+@contextlib.contextmanager
+def redis_server(
+    workdir: Path,
+    tls: TlsFiles | None = None,
+    password: str = TEST_REDIS_PASSWORD,
+) -> Iterator[RedisServer]:
+    """Debian's ``redis-server`` on a free loopback port, no persistence, with a password."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cmd = [binary, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    cmd += ["--dir", str(workdir), "--requirepass", password]
+    if tls is not None:
+        cmd += ["--port", "0", "--tls-port", str(port), "--tls-auth-clients", "no"]
+        cmd += ["--tls-cert-file", str(tls.cert_file), "--tls-key-file", str(tls.key_file)]
+        cmd += ["--tls-ca-cert-file", str(tls.ca_file)]
+    else:
+        cmd += ["--port", str(port)]
+    with running(cmd, port, workdir / "redis.log"):
+        yield RedisServer(
+            host="127.0.0.1",
+            port=port,
+            password=password,
+            ca_file=tls.ca_file if tls else None,
+            backend="debian redis-server",
+        )
+
+
+@contextlib.contextmanager
+def redis_container(password: str = TEST_REDIS_PASSWORD) -> Iterator[RedisServer]:
+    """The official ``redis`` image via testcontainers (only when a Docker engine answers)."""
+    from testcontainers.redis import RedisContainer
+
+    with RedisContainer("redis:7", password=password) as container:
+        yield RedisServer(
+            host=container.get_container_host_ip(),
+            port=int(container.get_exposed_port(6379)),
+            password=password,
+            ca_file=None,
+            backend="testcontainers redis:7",
+        )

@@ -1,0 +1,111 @@
+"""``KubernetesApi`` for automatic child approval: GET one object with the service account.
+
+In cluster: ``https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT``, the bearer token from
+the projected service-account token file (re-read when it changes, since bound tokens rotate)
+and that account's CA as the only trust root.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from adapters.http import HttpClient
+from application.deadline import Deadline
+from application.ports import KubernetesApi
+from domain.errors import ConnaisseurError
+
+log = logging.getLogger(__name__)
+
+_MAX_OBJECT_BYTES = 1024 * 1024
+_REQUEST_CAP_SECONDS = 3.0
+#: DNS-1123 names and API groups/versions: nothing that could change the request path.
+_SEGMENT = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?$")
+
+
+def object_path(api_version: str, kind: str, namespace: str, name: str) -> str | None:
+    """The API path of a namespaced object (``None`` when a part is not a valid segment)."""
+    group, _, version = api_version.rpartition("/")
+    resource = kind.lower() + "s"
+    if not all(_SEGMENT.match(p) for p in (version, resource, namespace, name)):
+        return None
+    if group and not _SEGMENT.match(group):
+        return None
+    base = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    return f"{base}/namespaces/{quote(namespace)}/{resource}/{quote(name)}"
+
+
+class ServiceAccountToken:
+    """The projected token, re-read when the file's modification time changes."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._mtime = -1.0
+        self._token = ""
+
+    def get(self) -> str:
+        try:
+            mtime = os.stat(self._path).st_mtime
+            if mtime != self._mtime:
+                self._token = self._path.read_text().strip()
+                self._mtime = mtime
+        except OSError as e:
+            log.warning("cannot read service account token %s: %s", self._path, e.strerror)
+            return ""
+        return self._token
+
+
+class AiohttpKubernetesApi(KubernetesApi):
+    """Reads workload objects from the API server; any failure is ``None`` (no approval)."""
+
+    def __init__(
+        self, http: HttpClient, base_url: str, token: ServiceAccountToken, ca_pem: str | None
+    ) -> None:
+        self._http = http
+        self._base = base_url.rstrip("/")
+        self._token = token
+        self._ca_pem = ca_pem
+
+    async def get(
+        self, api_version: str, kind: str, namespace: str, name: str, deadline: Deadline
+    ) -> Mapping[str, Any] | None:
+        """The object, or ``None`` when it does not exist, cannot be read or is not JSON."""
+        path = object_path(api_version, kind, namespace, name)
+        if path is None:
+            return None
+        headers = {"Accept": "application/json"}
+        token = self._token.get()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            response = await self._http.request(
+                "GET",
+                self._base + path,
+                _capped(deadline),
+                headers=headers,
+                ca_pem=self._ca_pem,
+                max_bytes=_MAX_OBJECT_BYTES,
+            )
+        except ConnaisseurError as e:
+            log.info("owner lookup %s %s/%s failed: %s", kind, namespace, name, e.message)
+            return None
+        if response.status != 200:
+            log.info("owner lookup %s %s/%s: HTTP %d", kind, namespace, name, response.status)
+            return None
+        try:
+            document = json.loads(response.body)
+        except ValueError:
+            return None
+        return document if isinstance(document, dict) else None
+
+
+def _capped(deadline: Deadline) -> Deadline:
+    # An owner lookup only saves work: never let it eat more than a few seconds of the budget.
+    remaining = min(deadline.remaining(), _REQUEST_CAP_SECONDS)
+    return Deadline.after(deadline.clock, remaining)

@@ -1,0 +1,177 @@
+"""Imports point inward: entrypoints → config → adapters → application → domain.
+
+Every module of the five layers is parsed with ``ast`` (nothing is imported or executed) and each
+import is checked against the layer's rules; ``domain`` and ``application`` must also not read
+``os.environ`` or the wall clock (time is an argument; configuration is read once at start-up).
+A self-test runs the checker on a synthetic bad module, so this test can fail.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LAYERS = ("domain", "application", "adapters", "config", "entrypoints")
+COMPOSITION_ROOT = "config/container.py"
+STDLIB = frozenset(sys.stdlib_module_names) | {"__future__"}
+#: Third-party packages the application layer must not know (they belong to adapters/config).
+APPLICATION_FORBIDDEN = frozenset(
+    {
+        "aiohttp",
+        "yaml",
+        "marshmallow",
+        "jsonpatch",
+        "dependency_injector",
+        "redis",
+        "prometheus_client",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Violation:
+    module: str
+    line: int
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.module}:{self.line}: {self.what}"
+
+
+def _imports(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.lineno, node.module
+
+
+def _import_problem(layer: str, module: str, target: str) -> str | None:
+    top = target.split(".")[0]
+    if layer == "config" and top == "adapters" and module != COMPOSITION_ROOT:
+        return f"only {COMPOSITION_ROOT} knows concrete adapters"
+    if top == "entrypoints" and layer != "entrypoints":
+        return "nothing imports entrypoints"
+    if layer == "domain" and top not in STDLIB | {"cryptography", "domain"}:
+        return "domain imports only the standard library, cryptography and domain"
+    if layer == "application":
+        if top in {"adapters", "config"}:
+            return f"application must not import {top}"
+        if top in APPLICATION_FORBIDDEN:
+            return f"application must not import {top}"
+    if layer == "adapters" and top == "config":
+        return "adapters must not import config"
+    return None
+
+
+def _impure_calls(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """``os.environ``/``os.getenv``/``datetime.now()``/``time.time()`` style ambient reads."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            chain = _dotted(node)
+            if chain in {"os.environ", "os.getenv", "os.putenv"}:
+                yield node.lineno, f"reads {chain}"
+            if chain.endswith((".now", ".utcnow", ".today")) and chain.split(".")[0] in {
+                "datetime",
+                "dt",
+                "date",
+            }:
+                yield node.lineno, f"calls {chain}() (time is an argument)"
+            if chain in {"time.time", "time.time_ns"}:
+                yield node.lineno, f"calls {chain}() (time is an argument)"
+        elif isinstance(node, ast.ImportFrom) and node.module == "os":
+            for alias in node.names:
+                if alias.name in {"environ", "getenv"}:
+                    yield node.lineno, f"imports os.{alias.name}"
+
+
+def _dotted(node: ast.AST) -> str:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+def check_source(layer: str, module: str, source: str) -> list[Violation]:
+    """Every rule the module breaks."""
+    tree = ast.parse(source)
+    found = [
+        Violation(module, line, f"imports {target}: {problem}")
+        for line, target in _imports(tree)
+        if (problem := _import_problem(layer, module, target)) is not None
+    ]
+    if layer in {"domain", "application"}:
+        found += [Violation(module, line, what) for line, what in _impure_calls(tree)]
+    return found
+
+
+def layer_modules() -> list[tuple[str, Path]]:
+    modules = [(layer, path) for layer in LAYERS for path in sorted((ROOT / layer).rglob("*.py"))]
+    assert len(modules) > 20, "the layers were not found"
+    return modules
+
+
+@pytest.mark.parametrize(
+    ("layer", "path"),
+    [pytest.param(layer, path, id=str(path.relative_to(ROOT))) for layer, path in layer_modules()],
+)
+def test_imports_point_inward(layer: str, path: Path) -> None:
+    module = str(path.relative_to(ROOT))
+    violations = check_source(layer, module, path.read_text())
+    assert not violations, "\n".join(map(str, violations))
+
+
+BAD_MODULES = {
+    "domain": (
+        "import aiohttp\n"
+        "import os\n"
+        "from datetime import datetime\n"
+        "from application.ports import Clock\n"
+        "x = os.environ['A']\n"
+        "t = datetime.now()\n",
+        {1, 4, 5, 6},
+    ),
+    "application": (
+        "import yaml\n"
+        "from adapters.http import HttpClient\n"
+        "from config.loader import load_settings\n"
+        "from dependency_injector import providers\n"
+        "import prometheus_client\n"
+        "from os import environ\n",
+        {1, 2, 3, 4, 5, 6},
+    ),
+    "adapters": ("from config.container import Container\nimport entrypoints.cli\n", {1, 2}),
+    "config": ("from entrypoints.webhook import create_app\nfrom adapters.http import X\n", {1, 2}),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(BAD_MODULES))
+def test_checker_catches_a_synthetic_bad_module(layer: str) -> None:
+    source, bad_lines = BAD_MODULES[layer]
+    found = {v.line for v in check_source(layer, f"{layer}/bad.py", source)}
+    assert found == bad_lines
+
+
+def test_checker_accepts_allowed_imports() -> None:
+    good = (
+        "from __future__ import annotations\n"
+        "import re\n"
+        "from cryptography import x509\n"
+        "from domain.errors import Category\n"
+        "def f(now):\n"
+        "    return now\n"
+    )
+    assert check_source("domain", "domain/good.py", good) == []
+    assert check_source("application", "application/good.py", good) == []
+    assert check_source("entrypoints", "entrypoints/good.py", "import entrypoints.cli\n") == []
+    assert check_source("config", COMPOSITION_ROOT, "from adapters.http import HttpClient\n") == []

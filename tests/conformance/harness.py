@@ -1,0 +1,301 @@
+"""Shared harness for the conformance vectors in ``tests/conformance/cases.yaml``.
+
+Every area's table-driven tests use it: load and filter cases, resolve data paths, the default
+clock, the test-double validators of ``test_doubles.validators`` (``mock_table``, ``mock_allow``,
+``mock_deny``, ``not_called``) and a container whose validators include such doubles.
+
+The vectors describe upstream Connaisseur; where our product deliberately differs (product.md
+D1-D10) the test asserts our behaviour and names the difference.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from dependency_injector import providers
+
+from application.deadline import Deadline
+from application.settings import Settings, ValidatorSettings
+from application.validators import Validator, ValidatorFactory, build_validators
+from config.container import Container, build_container
+from config.loader import load_settings
+from domain.errors import Category, VerificationError
+from domain.image import ImageReference
+from domain.policy import RuleOptions
+from domain.verdict import TrustedDigest
+
+CONFORMANCE_DIR = Path(__file__).resolve().parent
+CASES_FILE = CONFORMANCE_DIR / "cases.yaml"
+DATA = CONFORMANCE_DIR / "data"
+DEFAULT_NOW = datetime(2026, 11, 29, tzinfo=UTC)
+MOCK_DIGEST = "sha256:1234567890123456123456789012345612345678901234561234567890123456"
+SKIP_FEATURES = "covered by tests/conformance/test_admission_features.py (issue 6)"
+
+
+# --- cases ----------------------------------------------------------------------------------
+
+
+@functools.cache
+def manifest() -> dict[str, Any]:
+    """The whole ``cases.yaml`` document (parsed once per session)."""
+    document: dict[str, Any] = yaml.safe_load(CASES_FILE.read_text())
+    return document
+
+
+def cases(area: str, ops: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """The cases of ``area`` (optionally only the operations ``ops``), in file order."""
+    wanted = set(ops) if ops is not None else None
+    return [
+        c
+        for c in manifest()["cases"]
+        if c["area"] == area and (wanted is None or c["op"] in wanted)
+    ]
+
+
+def params(
+    area: str,
+    ops: Iterable[str] | None = None,
+    *,
+    skip: Callable[[dict[str, Any]], str | None] | None = None,
+) -> list[Any]:
+    """One ``pytest.param`` per case, id = case id; ``skip(case)`` may return a skip reason."""
+    out = []
+    for case in cases(area, ops):
+        reason = skip(case) if skip is not None else None
+        marks = [pytest.mark.skip(reason=reason)] if reason else []
+        out.append(pytest.param(case, id=case["id"], marks=marks))
+    return out
+
+
+def case_by_id(case_id: str) -> dict[str, Any]:
+    """One case by its id."""
+    return next(c for c in manifest()["cases"] if c["id"] == case_id)
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+
+def data_path(relative: str) -> Path:
+    """A path of ``cases.yaml`` resolved against ``data/``."""
+    return DATA / relative
+
+
+def read_json(relative: str) -> Any:
+    return json.loads(data_path(relative).read_text())
+
+
+def resolve(value: Any) -> Any:
+    """``file:<path>`` strings become the text of that data file; anything else is returned."""
+    if isinstance(value, str) and value.startswith("file:"):
+        return data_path(value.removeprefix("file:")).read_text()
+    return value
+
+
+def object_from(spec: str) -> Any:
+    """``<file>#request.object`` → that member of the JSON file."""
+    file, _, pointer = spec.partition("#")
+    node = read_json(file)
+    for part in filter(None, pointer.split(".")):
+        node = node[part]
+    return node
+
+
+def case_env(case: Mapping[str, Any]) -> dict[str, str]:
+    """The environment a case sets (unset variables, given as null, are left out)."""
+    env = case.get("inputs", {}).get("env") or {}
+    return {k: str(v) for k, v in env.items() if v is not None}
+
+
+def budget_seconds(case: Mapping[str, Any], default: float = 29.0) -> float:
+    """``deadline: already_expired`` → a zero budget."""
+    return 0.0 if case.get("inputs", {}).get("deadline") == "already_expired" else default
+
+
+def case_settings(case: Mapping[str, Any], *, env: Mapping[str, str] | None = None) -> Settings:
+    """Load ``inputs.config`` with the case's environment and ``data/auth`` as secrets dir."""
+    inputs = case["inputs"]
+    return load_settings(
+        data_path(inputs["config"]),
+        secrets_dir=data_path(inputs.get("secrets_dir", "auth")),
+        env=case_env(case) if env is None else env,
+    )
+
+
+# --- clock ----------------------------------------------------------------------------------
+
+
+class FakeClock:
+    """Implements ``application.ports.Clock``: a fixed wall clock and a manual monotonic one."""
+
+    def __init__(self, now: datetime = DEFAULT_NOW, monotonic: float = 1000.0) -> None:
+        self._now = now
+        self._monotonic = monotonic
+
+    def now(self) -> datetime:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._monotonic
+
+    def advance(self, seconds: float) -> None:
+        self._monotonic += seconds
+
+
+def case_clock(case: Mapping[str, Any]) -> FakeClock:
+    """The case's clock (``clock.use`` when given as an RFC 3339 time), else the default."""
+    use = (case.get("clock") or {}).get("use")
+    if isinstance(use, str):
+        try:
+            return FakeClock(datetime.fromisoformat(use.replace("Z", "+00:00")))
+        except ValueError:
+            pass
+    return FakeClock()
+
+
+# --- test-double validators -----------------------------------------------------------------
+
+
+class DoubleValidator:
+    """Base of the doubles: records every image it was asked about (``calls``)."""
+
+    def __init__(self, name: str, type: str = "mock") -> None:
+        self.name = name
+        self.type = type
+        self.calls: list[str] = []
+
+    async def validate(
+        self, image: ImageReference, options: RuleOptions, deadline: Deadline
+    ) -> TrustedDigest:
+        self.calls.append(image.original)
+        return self.decide(image)
+
+    def decide(self, image: ImageReference) -> TrustedDigest:
+        raise NotImplementedError
+
+
+def _failure(message: str) -> VerificationError:
+    return VerificationError(message, category=Category.VALIDATION_FAILED)
+
+
+class MockTableValidator(DoubleValidator):
+    """``mock_table``: keyed on the image string as written in the workload."""
+
+    def decide(self, image: ImageReference) -> TrustedDigest:
+        double = manifest()["test_doubles"]["validators"]["mock_table"]
+        for entry in double["table"]:
+            if entry["image"] == image.original:
+                if "error" in entry:
+                    raise _failure(entry["error"])
+                return TrustedDigest(digest=entry["digest"])
+        raise _failure(double["otherwise"]["error"].replace("<image>", image.original))
+
+
+class MockAllowValidator(DoubleValidator):
+    """``mock_allow``: always the same digest."""
+
+    def decide(self, image: ImageReference) -> TrustedDigest:
+        return TrustedDigest(digest=MOCK_DIGEST)
+
+
+class MockDenyValidator(DoubleValidator):
+    """``mock_deny``: always fails."""
+
+    def decide(self, image: ImageReference) -> TrustedDigest:
+        raise _failure("mock validation failure")
+
+
+class NotCalledValidator(DoubleValidator):
+    """``not_called``: must never run; a call is recorded and fails the validation."""
+
+    def decide(self, image: ImageReference) -> TrustedDigest:
+        raise AssertionError(f"validator {self.name!r} must not be called (got {image.original})")
+
+
+DOUBLES: dict[str, type[DoubleValidator]] = {
+    "mock_table": MockTableValidator,
+    "mock_allow": MockAllowValidator,
+    "mock_deny": MockDenyValidator,
+    "not_called": NotCalledValidator,
+}
+
+
+def double(spec: Mapping[str, Any]) -> DoubleValidator:
+    """A double from an ``extra_validators`` entry (``name``, ``type``, ``behaviour``)."""
+    return DOUBLES[spec["behaviour"]](spec["name"], spec.get("type", "mock"))
+
+
+def extra_validators(case: Mapping[str, Any]) -> list[DoubleValidator]:
+    return [double(spec) for spec in case.get("inputs", {}).get("extra_validators") or ()]
+
+
+# --- container ------------------------------------------------------------------------------
+
+
+def _validators_with(
+    settings: Settings,
+    factories: Mapping[str, ValidatorFactory],
+    extras: Mapping[str, Validator],
+) -> dict[str, Validator]:
+    configured = tuple(v for v in settings.validators if v.name not in extras)
+    buildable = tuple(v for v in configured if v.type in factories)
+    # Validator types land on their own branches (notaryv1, cosign, notation). Until a type's
+    # factory is registered, a configured validator of that type is a not_called stand-in, so
+    # cases that never reach it still run; a case that does reach it fails loudly.
+    stand_ins = {
+        v.name: NotCalledValidator(v.name, v.type) for v in configured if v not in buildable
+    }
+    return {**stand_ins, **build_validators(buildable, factories), **extras}
+
+
+def add_extra_validators(container: Container, extras: Sequence[Validator] = ()) -> None:
+    """Add ``extras`` to the container's validators by name (they win over configured ones).
+
+    Lazy: the configured validators are still built by the container's own factories when first
+    needed, so this works before the HTTP session exists (the webhook creates it on start-up).
+    """
+    by_name = {v.name: v for v in extras}
+    container.validators.override(
+        providers.Singleton(
+            _validators_with, container.settings, container.factories, providers.Object(by_name)
+        )
+    )
+
+
+def case_container(
+    settings: Settings,
+    extras: Sequence[Validator] = (),
+    clock: FakeClock | None = None,
+) -> Container:
+    """A container for ``settings`` with test doubles and a fake clock (no session yet)."""
+    container = build_container(settings, clock or FakeClock())
+    add_extra_validators(container, extras)
+    return container
+
+
+@asynccontextmanager
+async def running_container(
+    settings: Settings,
+    extras: Sequence[Validator] = (),
+    clock: FakeClock | None = None,
+) -> AsyncIterator[Container]:
+    """:func:`case_container` with an HTTP session provided (closed afterwards)."""
+    container = case_container(settings, extras, clock)
+    async with aiohttp.ClientSession() as session:
+        container.session.override(session)
+        try:
+            yield container
+        finally:
+            container.session.reset_override()
+
+
+def static_settings(name: str, approve: bool) -> ValidatorSettings:
+    return ValidatorSettings(name=name, type="static", approve=approve)

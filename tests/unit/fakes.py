@@ -1,0 +1,103 @@
+"""Fakes for the application's ports and the ``Validator`` protocol (fakes over mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from application.deadline import Deadline
+from domain.errors import Category, VerificationError
+from domain.image import ImageReference
+from domain.policy import RuleOptions
+from domain.verdict import TrustedDigest
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+class FakeClock:
+    """A fixed wall clock; the monotonic clock is real unless ``frozen`` (then moved by hand)."""
+
+    def __init__(self, now: datetime | None = None, *, frozen: bool = False) -> None:
+        self._now = now or datetime(2026, 11, 29, tzinfo=UTC)
+        self._frozen = frozen
+        self._offset = 0.0
+
+    def now(self) -> datetime:
+        return self._now
+
+    def monotonic(self) -> float:
+        base = 1000.0 if self._frozen else time.monotonic()
+        return base + self._offset
+
+    def advance(self, seconds: float) -> None:
+        self._offset += seconds
+
+
+@dataclass
+class FakeMetrics:
+    """Records what the use cases report."""
+
+    admissions: list[tuple[bool, bool]] = field(default_factory=list)
+    validations: list[tuple[str, str, str]] = field(default_factory=list)
+    skips: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def admission(self, allowed: bool, timed_out: bool, seconds: float) -> None:
+        self.admissions.append((allowed, timed_out))
+
+    def validation(
+        self, validator_type: str, validator: str, category: str, seconds: float
+    ) -> None:
+        self.validations.append((validator_type, validator, category))
+
+    def skipped(self, validator_type: str, validator: str, reason: str) -> None:
+        self.skips.append((validator_type, validator, reason))
+
+
+@dataclass
+class Outcome:
+    """What :class:`FakeValidator` does for one raw image string."""
+
+    digest: str | None = DIGEST
+    category: Category | None = None
+    message: str = "not trusted"
+    hang: bool = False
+    crash: bool = False
+    delay: float = 0.0
+
+
+class FakeValidator:
+    """Implements ``Validator``; outcome per raw image, records calls and peak concurrency."""
+
+    type = "fake"
+
+    def __init__(self, name: str = "fake", outcomes: dict[str, Outcome] | None = None) -> None:
+        self.name = name
+        self.outcomes = outcomes or {}
+        self.calls: list[str] = []
+        self.cancelled: list[str] = []
+        self.in_flight = 0
+        self.peak = 0
+
+    async def validate(
+        self, image: ImageReference, options: RuleOptions, deadline: Deadline
+    ) -> TrustedDigest:
+        self.calls.append(image.original)
+        outcome = self.outcomes.get(image.original, Outcome())
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await asyncio.sleep(0.01 + outcome.delay)  # let siblings start: shows concurrency
+            if outcome.hang:
+                await asyncio.Event().wait()
+            if outcome.crash:
+                raise RuntimeError("boom: secret-token-123 in a stack trace")
+            if outcome.category is not None:
+                raise VerificationError(outcome.message, category=outcome.category)
+            return TrustedDigest(digest=outcome.digest)
+        except asyncio.CancelledError:
+            self.cancelled.append(image.original)
+            raise
+        finally:
+            self.in_flight -= 1

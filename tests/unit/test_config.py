@@ -1,0 +1,385 @@
+"""Configuration: strict schemas, path-qualified errors, values vs application config, env (§9)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from application.settings import ResourceValidationMode
+from config.container import build_container
+from config.loader import DEFAULT_CONFIG, build_settings, load_settings
+from domain.errors import Category, ConfigError
+from domain.image import ImageReference
+
+KEY = """-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEsx28WV7BsQfnHF1kZmpdCTTLJaWe
+d0CA+JOi8H4REuBaWSZ5zPDe468WuOJ6f71E7WFg3CVEVYHuoZt2UYbN/Q==
+-----END PUBLIC KEY-----
+"""
+STATIC = {"name": "allow", "type": "static", "approve": True}
+
+
+def app(**overrides: Any) -> dict[str, Any]:
+    return {"validators": [STATIC], "policy": [{"pattern": "*", "validator": "allow"}], **overrides}
+
+
+def notary(**fields: Any) -> dict[str, Any]:
+    return {
+        "name": "nv",
+        "type": "notaryv1",
+        "trustRoots": [{"name": "default", "key": KEY}],
+        **fields,
+    }
+
+
+def problems_of(document: Any, secrets_dir: Path = Path("/nonexistent")) -> tuple[str, ...]:
+    with pytest.raises(ConfigError) as info:
+        build_settings(document, secrets_dir=secrets_dir, env={})
+    assert info.value.category is Category.CONFIG_INVALID
+    return info.value.problems
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        (app(policy=[{"pattern": "*", "with": {"threshold": -1}}]), "policy[0].with.threshold: "),
+        (app(policy=[{"pattern": "*", "with": {"threshold": "2"}}]), "policy[0].with.threshold: "),
+        (app(policy=[{"pattern": "*", "with": {"threshold": True}}]), "policy[0].with.threshold: "),
+        (app(policy=[{"pattern": "*", "with": {"mode": "yolo"}}]), "policy[0].with.mode: "),
+        (
+            app(policy=[{"pattern": "*", "with": {"verifyTimestamp": "x"}}]),
+            "policy[0].with.verifyTimestamp: ",
+        ),
+        (app(policy=[{"pattern": "*", "with": {"required": []}}]), "policy[0].with.required: "),
+        (
+            app(policy=[{"pattern": "*", "with": {"delegations": [""]}}]),
+            "policy[0].with.delegations[0]: ",
+        ),
+        (
+            app(policy=[{"pattern": "*", "with": {"bogus": 1}}]),
+            "policy[0].with.bogus: Unknown field",
+        ),
+        (
+            app(policy=[{"pattern": "*"}, {"pattern": "my.reg/[x"}]),
+            "policy[1].pattern: invalid pattern",
+        ),
+        (app(policy=[{"pattern": "*"}, {"validator": "allow"}]), "policy[1].pattern: Missing data"),
+        (app(policy=[]), "policy: "),
+        (app(validators=[]), "validators: "),
+        (app(bogus=1), "bogus: Unknown field"),
+        (app(features={"detectionMode": "maybe"}), "features.detectionMode: "),
+        (app(features={"cache": {"expirySeconds": "x"}}), "features.cache.expirySeconds: "),
+        (app(features={"resourceValidationMode": "some"}), "features.resourceValidationMode: "),
+        (
+            app(alerting={"admitRequest": {"receivers": [{"template": "x"}]}}),
+            "alerting.admitRequest.receivers[0].receiverUrl: ",
+        ),
+        (
+            app(validators=[STATIC, {"name": "s", "type": "static", "approve": "yes please"}]),
+            "validators[1].approve: ",
+        ),
+        (
+            app(validators=[{"name": "s", "type": "static", "trustRoots": []}]),
+            "validators[0].trustRoots: Unknown field",
+        ),
+        (
+            app(validators=[notary(trustRoots=[{"name": "default", "key": "garbage"}])]),
+            "validators[0].trustRoots[0].key: ",
+        ),
+        (
+            app(validators=[notary(trustRoots=[{"name": "default", "key": KEY + "x"}])]),
+            "validators[0].trustRoots[0].key: ",
+        ),
+        (
+            app(validators=[notary(trustRoots=[{"name": "default", "key": "awskms://k"}])]),
+            "validators[0].trustRoots[0].key: key reference awskms:// is not supported",
+        ),
+        (app(validators=[notary(cert="not a cert")]), "validators[0].cert: invalid certificate"),
+        (app(validators=[notary(host="https://bad host")]), "validators[0].host: invalid URL"),
+        (
+            app(validators=[notary(auth={"secretName": "x", "bogus": 1})]),
+            "validators[0].auth.bogus: Unknown field",
+        ),
+        (app(validators=[notary(auth={})]), "validators[0].auth: neither secretName"),
+        (
+            app(validators=[notary(auth={"secretName": "missing"})]),
+            "validators[0].auth: no authentication file for secret missing",
+        ),
+        (
+            app(validators=[notary(auth={"secretName": "../../etc"})]),
+            "validators[0].auth: invalid secret name '../../etc'",
+        ),
+        (
+            app(
+                validators=[
+                    {
+                        "name": "c",
+                        "type": "cosign",
+                        "host": {"rekor": ":\\\\"},
+                        "trustRoots": [{"name": "default", "key": KEY}],
+                    }
+                ]
+            ),
+            "validators[0].host.rekor: invalid URL",
+        ),
+        (
+            app(
+                validators=[
+                    {
+                        "name": "c",
+                        "type": "cosign",
+                        "trustRoots": [{"name": "k", "keyless": {"issuer": "i"}}],
+                    }
+                ]
+            ),
+            "validators[0].trustRoots[0].keyless: exactly one of subject and subjectRegex",
+        ),
+        ([STATIC], "configuration must be a YAML mapping"),
+    ],
+)
+def test_every_error_names_its_path(document: Any, problem: str) -> None:
+    problems = problems_of(document)
+    assert any(p.startswith(problem) or problem in p for p in problems), problems
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    document = app(
+        validators=[STATIC, {"name": "", "type": "static"}],
+        policy=[{"pattern": "*", "with": {"threshold": -1}}, {"pattern": "["}],
+        bogus=True,
+    )
+    problems = problems_of(document)
+    assert {p.split(":")[0] for p in problems} == {
+        "validators[1].name",
+        "policy[0].with.threshold",
+        "policy[1].pattern",
+        "bogus",
+    }
+
+
+def test_kms_and_k8s_key_references(tmp_path: Path) -> None:
+    cosign = {
+        "name": "c",
+        "type": "cosign",
+        "trustRoots": [{"name": "default", "key": "k8s://ns/secret"}],
+    }
+    settings = build_settings(app(validators=[cosign]), secrets_dir=tmp_path, env={})
+    assert settings.validators[0].trust_roots[0].key == "k8s://ns/secret"
+    # k8s:// is a cosign feature only
+    notary_ref = notary(trustRoots=[{"name": "default", "key": "k8s://ns/secret"}])
+    assert problems_of(app(validators=[notary_ref]))
+
+
+def _write(path: Path, document: Any) -> Path:
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_values_file_and_application_config_give_the_same_settings(tmp_path: Path) -> None:
+    alerting = {
+        "clusterIdentifier": "c1",
+        "admitRequest": {"receivers": [{"template": "slack", "receiverUrl": "https://h"}]},
+    }
+    application = app(features={"detectionMode": True})
+    values = {
+        "kubernetes": {"deployment": {"replicasCount": 3}},
+        "application": application,
+        "alerting": alerting,
+    }
+    from_values = load_settings(_write(tmp_path / "values.yaml", values))
+    from_app = load_settings(
+        _write(tmp_path / "config.yaml", {**application, "alerting": alerting})
+    )
+    assert from_values.validators == from_app.validators
+    assert [r.pattern for r in from_values.policy.rules] == [
+        r.pattern for r in from_app.policy.rules
+    ]
+    assert from_values.features == from_app.features
+    assert from_values.features.detection_mode
+    assert from_values.alerting == from_app.alerting
+    assert from_values.alerting["clusterIdentifier"] == "c1"
+
+
+def test_values_file_problems_point_into_the_application_section(tmp_path: Path) -> None:
+    values = {
+        "kubernetes": {},
+        "application": app(policy=[{"pattern": "*", "with": {"threshold": -1}}]),
+    }
+    with pytest.raises(ConfigError) as info:
+        load_settings(_write(tmp_path / "values.yaml", values))
+    assert info.value.problems == (
+        "application.policy[0].with.threshold: Must be greater than or equal to 0.",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(_write(tmp_path / "values.yaml", {"application": None}))
+    assert info.value.problems[0].startswith("application: ")
+
+
+def test_unreadable_files_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read configuration"):
+        load_settings(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("validators: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(bad)
+
+
+@pytest.mark.parametrize(
+    ("file_features", "env", "field", "value"),
+    [
+        ({"detectionMode": False}, {"DETECTION_MODE": "true"}, "detection_mode", True),
+        ({"detectionMode": True}, {"DETECTION_MODE": "0"}, "detection_mode", False),
+        ({"detectionMode": True}, {"DETECTION_MODE": "nonsense"}, "detection_mode", False),
+        ({"detectionMode": True}, {}, "detection_mode", True),
+        (
+            {"automaticChildApproval": False},
+            {"AUTOMATIC_CHILD_APPROVAL": "nonsense"},
+            "automatic_child_approval",
+            True,
+        ),
+        ({"automaticChildApproval": False}, {}, "automatic_child_approval", False),
+        (
+            {"automaticUnchangedApproval": True},
+            {"AUTOMATIC_UNCHANGED_APPROVAL": "F"},
+            "automatic_unchanged_approval",
+            False,
+        ),
+        (
+            {},
+            {"RESOURCE_VALIDATION_MODE": "PODSONLY"},
+            "resource_validation_mode",
+            ResourceValidationMode.PODS_ONLY,
+        ),
+        (
+            {"resourceValidationMode": "podsOnly"},
+            {"RESOURCE_VALIDATION_MODE": "other"},
+            "resource_validation_mode",
+            ResourceValidationMode.ALL,
+        ),
+        (
+            {"cache": {"expirySeconds": 60}},
+            {"CACHE_EXPIRY_SECONDS": "oops"},
+            "cache_expiry_seconds",
+            30,
+        ),
+        (
+            {"cache": {"expirySeconds": 60}},
+            {"CACHE_EXPIRY_SECONDS": "0"},
+            "cache_expiry_seconds",
+            0,
+        ),
+        ({"cache": {"cacheErrors": True}}, {"CACHE_ERRORS": "not a bool"}, "cache_errors", False),
+        ({"cache": {"cacheErrors": False}}, {}, "cache_errors", False),
+    ],
+)
+def test_environment_overrides_the_file(
+    file_features: dict[str, Any], env: dict[str, str], field: str, value: Any
+) -> None:
+    settings = build_settings(app(features=file_features), secrets_dir=Path("/x"), env=env)
+    assert getattr(settings.features, field) == value
+
+
+def test_log_settings_come_from_env_then_file() -> None:
+    settings = build_settings(
+        app(logLevel="debug"), secrets_dir=Path("/x"), env={"LOG_FORMAT": "pretty"}
+    )
+    assert (settings.log_level, settings.log_format) == ("debug", "pretty")
+
+
+def test_auth_secret_name_is_resolved_in_the_secrets_dir(tmp_path: Path) -> None:
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "secret.yaml").write_text(
+        "username: u\npassword: s3cr3t-plain\nregistry: https://my.reg/team/\n"
+    )
+    (tmp_path / "docker").mkdir()
+    auth = base64.b64encode(b"du:s3cr3t-docker").decode()
+    (tmp_path / "docker" / ".dockerconfigjson").write_text(
+        json.dumps({"auths": {"other.reg": {"auth": auth}}})
+    )
+    document = app(
+        validators=[
+            notary(auth={"secretName": "plain"}),
+            notary(name="nv2", auth={"secretName": "docker"}),
+        ]
+    )
+    settings = build_settings(document, secrets_dir=tmp_path, env={})
+    plain, docker = settings.validators[0].auth, settings.validators[1].auth
+    assert plain.secret_name == "plain"
+    creds = plain.lookup("my.reg", "team/app")
+    assert creds is not None
+    assert (creds.username, creds.password) == ("u", "s3cr3t-plain")
+    assert plain.lookup("my.reg", "other") is None
+    creds = docker.lookup("other.reg", "x")
+    assert creds is not None
+    assert (creds.username, creds.password) == ("du", "s3cr3t-docker")
+    assert "s3cr3t" not in repr(settings)  # secrets stay out of reprs
+
+
+def test_auth_secret_that_is_not_yaml_is_a_path_qualified_error(tmp_path: Path) -> None:
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "secret.yaml").write_text("just a string")
+    problems = problems_of(app(validators=[notary(auth={"secretName": "broken"})]), tmp_path)
+    assert problems[0].startswith("validators[0].auth")
+
+
+# --- the shipped default configuration ------------------------------------------------------
+
+
+def test_default_configuration_loads_with_the_charts_defaults() -> None:
+    settings = load_settings()
+    assert [(v.name, v.type) for v in settings.validators] == [
+        ("allow", "static"),
+        ("deny", "static"),
+        ("dockerhub", "notaryv1"),
+    ]
+    dockerhub = settings.validator("dockerhub")
+    assert dockerhub is not None
+    assert dockerhub.host == "https://notary.docker.io"
+    assert [r.name for r in dockerhub.trust_roots] == ["sse"]
+    assert [(r.pattern, r.validator) for r in settings.policy.rules] == [
+        ("*:*", "deny"),
+        (
+            "docker.io/library/redis@sha256:83edc2b8e9ffb1781a67bdab260a94674f802881838e20bba0f9a69d8cb40d70",
+            "allow",
+        ),
+        ("docker.io/securesystemsengineering/*:*", "dockerhub"),
+        ("registry.k8s.io/*:*", "allow"),
+    ]
+    features = settings.features
+    assert features.automatic_child_approval
+    assert not features.automatic_unchanged_approval
+    assert not features.detection_mode
+    assert features.resource_validation_mode is ResourceValidationMode.ALL
+    assert (features.cache_expiry_seconds, features.cache_errors) == (30, True)
+    explicit = load_settings(DEFAULT_CONFIG)
+    assert explicit.validators == settings.validators
+
+
+@pytest.mark.parametrize(
+    ("image", "validator"),
+    [
+        ("nginx", "deny"),
+        ("registry.k8s.io/pause:3.9", "allow"),
+        ("attacker.example/registry.k8s.io/evil:1", "deny"),  # D1
+        ("securesystemsengineering/testimage:signed", "dockerhub"),
+        ("redis@sha256:83edc2b8e9ffb1781a67bdab260a94674f802881838e20bba0f9a69d8cb40d70", "allow"),
+        ("redis:7", "deny"),
+    ],
+)
+def test_default_policy_routes_images(image: str, validator: str) -> None:
+    policy = load_settings().policy
+    assert policy.match(ImageReference.parse(image).name).validator == validator
+
+
+async def test_default_configuration_builds_a_container() -> None:
+    container = build_container(load_settings())
+    async with aiohttp.ClientSession() as session:
+        container.session.override(session)
+        validators = container.validators()
+    assert set(validators) == {"allow", "deny", "dockerhub"}
