@@ -15,12 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import ssl
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,17 +30,17 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.e2e.conftest import ROOT, Webhook, cli
 from tests.support.cosign import Signer as CosignSigner
 from tests.support.cosign import image_manifest, payload, sign_layout
 from tests.support.notation_oci import JWS, Subject, push_signatures, signature_artifact
 from tests.support.notation_signing import DAY, REAL_NOW, issue, make_ca, sign_jws, target
 from tests.support.notation_signing import Signer as NotationSigner
 from tests.support.oci_push import Pusher
-from tests.support.servers import RegistryServer, free_port, registry_server, wait_for_port
-from tests.support.tls import TlsFiles, make_tls
+from tests.support.servers import RegistryServer, free_port, registry_server, running
+from tests.support.tls import make_tls
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 USER, PASSWORD = "e2e", "e2e-s3cret"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 T = TypeVar("T")
@@ -177,36 +172,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 # ------------------------------------------------------------------ the webhook subprocess
 
 
-@dataclass(frozen=True)
-class Webhook:
-    url: str
-    tls: TlsFiles
-
-    def context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cadata=self.tls.ca_pem)
-
-
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "entrypoints.cli", *args]
-
-
-def wait_healthy(url: str, context: ssl.SSLContext, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"webhook exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", context=context, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise TimeoutError("webhook not healthy after 20 s")
-
-
 @pytest.fixture(scope="module")
 def webhook(world: World) -> Iterator[Webhook]:
+    """``connaisseur serve`` with the generated configuration (overrides the static one)."""
     tls = make_tls(world.workdir / "webhook-tls")
     port = free_port()
     command = cli(
@@ -223,22 +191,9 @@ def webhook(world: World) -> Iterator[Webhook]:
         str(tls.key_file),
     )
     log = world.workdir / "webhook.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        hook = Webhook(url=f"https://127.0.0.1:{port}", tls=tls)
-        try:
-            wait_for_port(port, proc)
-            wait_healthy(hook.url, hook.context(), proc)
-            yield hook
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    if proc.returncode not in (0, -15):
-        print(log.read_text())
+    # Listening means started: the validators are built before the site opens.
+    with running(command, port, log, env={"PYTHONPATH": str(ROOT)}):
+        yield Webhook(port, tls, log)
 
 
 # ------------------------------------------------------------------ admission helpers
@@ -290,15 +245,7 @@ def review(hook: Webhook, obj: dict[str, Any]) -> dict[str, Any]:
             "object": obj,
         },
     }
-    request = urllib.request.Request(
-        f"{hook.url}/mutate?timeout=10s",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, context=hook.context(), timeout=15) as resp:
-        assert resp.status == 200
-        answer = json.loads(resp.read())
+    answer = hook.review(body, path="/mutate?timeout=10s")
     assert answer["kind"] == "AdmissionReview"
     assert answer["response"]["uid"] == uid
     response: dict[str, Any] = answer["response"]
