@@ -50,6 +50,7 @@ _ACCEPT = ", ".join(MANIFEST_TYPES)
 _ARTEFACT_TAG = re.compile(r"sha256-[0-9a-f]{64}(\.[a-z]+)?")
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _TOKEN_MARGIN_SECONDS = 5.0
+_MAX_CACHED_TOKENS = 4096
 _DEFAULT_TOKEN_SECONDS = 60.0
 
 
@@ -261,12 +262,13 @@ class AiohttpRegistryClient(Registry):
         )
 
     def _cached_auth(self, registry: str, scope: str, creds: Credentials | None) -> dict[str, str]:
-        now = self._clock.monotonic()
-        for (reg, _service, cached_scope), (token, expires) in list(self._tokens.items()):
-            if reg == registry and cached_scope == scope:
-                if expires > now:
-                    return {"Authorization": f"Bearer {token}"}
-                del self._tokens[(reg, _service, cached_scope)]
+        key = (registry, scope, _identity(creds))
+        cached = self._tokens.get(key)
+        if cached is not None:
+            token, expires = cached
+            if expires > self._clock.monotonic():
+                return {"Authorization": f"Bearer {token}"}
+            del self._tokens[key]
         if creds is not None and registry in self._basic_registries:
             return _basic(creds)
         return {}
@@ -342,7 +344,11 @@ class AiohttpRegistryClient(Registry):
             else _DEFAULT_TOKEN_SECONDS
         )
         expires = self._clock.monotonic() + max(0.0, seconds - _TOKEN_MARGIN_SECONDS)
-        self._tokens[(registry, service, scope)] = (token, expires)
+        if len(self._tokens) >= _MAX_CACHED_TOKENS:
+            self._tokens.clear()
+        # Keyed by who asked too: a validator without credentials must never reuse a token
+        # that another validator's credentials earned.
+        self._tokens[(registry, scope, _identity(creds))] = (token, expires)
         return token
 
     async def _send(
@@ -425,6 +431,14 @@ def _head_unsupported(status: int) -> bool:
     """A HEAD answer that says nothing about the manifest (405, 501, other odd 4xx): ask with
     GET, as the Go clients do. 401/403/404/429 and 5xx would be the same for GET."""
     return status == 501 or (400 <= status < 500 and status not in (401, 403, 404, 429))
+
+
+def _identity(creds: Credentials | None) -> str:
+    """A short, non-reversible name for a set of credentials ("" for anonymous)."""
+    if creds is None:
+        return ""
+    secret = f"{creds.username}\0{creds.password}".encode()
+    return hashlib.sha256(secret).hexdigest()[:32]
 
 
 def _basic(creds: Credentials) -> dict[str, str]:
