@@ -10,6 +10,7 @@ does not render fails, as the pod would not start.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -109,3 +110,20 @@ def in_root(root: Path, path: str) -> Path:
 def arg_value(args: list[str], flag: str) -> str:
     """The value following ``flag`` on a command line."""
     return args[args.index(flag) + 1]
+
+
+def command_line(manifests: list[Manifest], deployment: str, root: Path) -> list[str]:
+    """The container's ``args`` as the kubelet runs them, with mounted paths under ``root``.
+
+    ``$(VAR)`` is expanded from the container's environment, as Kubernetes does.
+    """
+    env = resolve_env(manifests, deployment)
+    mounted = materialize(manifests, deployment, root)
+    out = []
+    for arg in container(manifests, deployment).get("args", []):
+        arg = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m[1], m[0]), arg)
+        for mount_path, directory in mounted.items():
+            if arg == mount_path or arg.startswith(mount_path.rstrip("/") + "/"):
+                arg = str(directory) + arg[len(mount_path.rstrip("/")) :]
+        out.append(arg)
+    return out
