@@ -49,7 +49,7 @@ def test_verify_prints_one_json_object_per_image_and_exits_0(static_config: Path
             "image": f"my.reg/allowed@{DIGEST}",
             "reference": f"my.reg/allowed@{DIGEST}",
             "allowed": True,
-            "digest": DIGEST,
+            "digest": None,
             "rule": "my.reg/allowed",
             "validator": "allow",
             "error": None,
