@@ -164,7 +164,7 @@ def test_review_explain_without_patch(static_config: Path) -> None:
     assert proc.returncode == 0
     answer = json.loads(proc.stdout)
     assert "patch" not in answer["response"]
-    assert answer.get("patchDecoded") in (None, [])
+    assert answer["patchDecoded"] == []
 
 
 @pytest.mark.parametrize("body", [b"{", b"{}", b"[]"])
