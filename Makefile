@@ -13,6 +13,7 @@ bench: setup
 	.venv/bin/python bench/webhook.py
 	.venv/bin/python bench/notary_roundtrips.py
 	.venv/bin/python -m bench.cosign_roundtrips
+	.venv/bin/python -m bench.notation_roundtrips
 
 demo: setup
 	bash scripts/system-packages.sh

@@ -35,6 +35,13 @@ class HttpResponse:
     body: bytes = field(repr=False)
 
 
+class TlsTrustError(VerificationError):
+    """The server speaks TLS but its certificate is not trusted by the roots in use
+    (``fetch_failed``): a configuration problem, so callers must not retry over plain HTTP."""
+
+    category = Category.FETCH_FAILED
+
+
 @lru_cache(maxsize=64)
 def ssl_context(ca_pem: str | None) -> ssl.SSLContext:
     """System roots, or ``ca_pem`` as the *only* roots (a validator's ``cert``); TLS ≥ 1.2."""
@@ -135,6 +142,12 @@ class HttpClient:
             self._report(host, "error")
             raise VerificationError(
                 f"{host} did not answer within {timeout:.1f}s", category=Category.TIMEOUT
+            ) from e
+        except aiohttp.ClientConnectorCertificateError as e:
+            self._report(host, "error")
+            raise TlsTrustError(
+                f"the TLS certificate of {host} is not trusted by the configured roots "
+                "(system roots, or the validator's cert)"
             ) from e
         except aiohttp.ClientError as e:
             self._report(host, "error")

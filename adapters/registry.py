@@ -8,6 +8,11 @@ Implements :class:`application.ports.Registry` over the shared :class:`HttpClien
 * TLS: HTTPS first (system roots, or the validator's ``cert`` as the only roots); plain HTTP
   only as a fallback for loopback and ``localhost`` registries, as the Go client does;
 * integrity: every manifest and blob is checked against its digest; sizes are capped (D8);
+* referrers: whether a registry has the OCI 1.1 referrers API is remembered (bounded, with
+  expiry), so later look-ups go straight to the API or to the ``sha256-<hex>`` tag schema; while
+  unknown, both are asked concurrently. The memory only saves round trips, never changes an
+  answer: a remembered route that finds nothing asks the other one before saying "none";
+* concurrency: simultaneous requests that need the same Bearer token share one token request;
 * errors (D9): 401/403 ``unauthorized``, 404 ``image_not_found`` (``no_trust_data`` for
   signature artefacts), 429 ``rate_limited``, 5xx ``unavailable``, transport ``fetch_failed``,
   budget ``timeout``; ``Retry-After`` is honoured once when it fits in the budget.
@@ -26,7 +31,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from adapters.http import HttpClient, HttpResponse, retry_after_seconds, status_error
+from adapters.http import (
+    HttpClient,
+    HttpResponse,
+    TlsTrustError,
+    retry_after_seconds,
+    status_error,
+)
 from application.deadline import Deadline
 from application.ports import Clock, Endpoint, Manifest, Registry
 from application.settings import Credentials
@@ -44,7 +55,16 @@ _ACCEPT = ", ".join(MANIFEST_TYPES)
 _ARTEFACT_TAG = re.compile(r"sha256-[0-9a-f]{64}(\.[a-z]+)?")
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _TOKEN_MARGIN_SECONDS = 5.0
+_MAX_CACHED_TOKENS = 4096
 _DEFAULT_TOKEN_SECONDS = 60.0
+#: How long a registry's answer to "do you have the referrers API?" is trusted, and for how
+#: many registries it is kept (upgrades happen, and the memory must stay bounded).
+REFERRERS_API_MEMORY_SECONDS = 600.0
+_MAX_REMEMBERED_REGISTRIES = 1024
+
+
+#: Descriptors found through one referrers route, or ``None`` when that route does not exist.
+_Found = list[Mapping[str, Any]] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +110,8 @@ class AiohttpRegistryClient(Registry):
         self._schemes: dict[str, str] = {}
         self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._basic_registries: set[str] = set()
+        self._token_flights: dict[tuple[str, str, str], asyncio.Future[str]] = {}
+        self._referrers_api: dict[str, tuple[bool, float]] = {}
 
     # ---------------------------------------------------------------- Registry port
 
@@ -102,6 +124,8 @@ class AiohttpRegistryClient(Registry):
         reference = image.digest or image.tag
         path = f"/v2/{image.repository}/manifests/{reference}"
         resp = await self._fetch("HEAD", image, path, endpoint, deadline, accept=_ACCEPT)
+        if _head_unsupported(resp.status):
+            return (await self.manifest(image, reference, endpoint, deadline)).digest
         self._raise_for_status(resp, image, reference)
         header = resp.headers.get("Docker-Content-Digest", "")
         if image.digest:
@@ -167,32 +191,110 @@ class AiohttpRegistryClient(Registry):
         endpoint: Endpoint,
         deadline: Deadline,
     ) -> Sequence[Mapping[str, Any]]:
-        """OCI 1.1 referrers of ``digest``; on 404 the ``sha256-<hex>`` tag schema.
+        """OCI 1.1 referrers of ``digest``; where the API is absent (404/405), the
+        ``sha256-<hex>`` tag schema. One round trip when the registry is known (remembered per
+        registry), one round trip with both asked concurrently when it is not.
 
         Raises:
             VerificationError: see the port (a missing fallback tag is an empty answer).
         """
+        has_api = self._known_referrers_api(image.registry)
+        if has_api is None:
+            return await self._referrers_probing(image, digest, artifact_type, endpoint, deadline)
+        first, second = (
+            (self._referrers_by_api, self._referrers_by_tag)
+            if has_api
+            else (self._referrers_by_tag, self._referrers_by_api)
+        )
+        found = await first(image, digest, artifact_type, endpoint, deadline)
+        if found is None:
+            # The remembered route is gone (or the tag was never written): ask the other one, so
+            # that the memory can cost a round trip but never hide a signature.
+            found = await second(image, digest, artifact_type, endpoint, deadline)
+        return found or []
+
+    async def _referrers_probing(
+        self,
+        image: ImageReference,
+        digest: str,
+        artifact_type: str,
+        endpoint: Endpoint,
+        deadline: Deadline,
+    ) -> Sequence[Mapping[str, Any]]:
+        """Ask the API and the tag schema at once; the API's answer wins when it has one."""
+        answers: tuple[_Found | BaseException, _Found | BaseException] = await asyncio.gather(
+            self._referrers_by_api(image, digest, artifact_type, endpoint, deadline),
+            self._referrers_by_tag(image, digest, artifact_type, endpoint, deadline),
+            return_exceptions=True,
+        )
+        by_api, by_tag = answers
+        if isinstance(by_api, BaseException):
+            raise by_api
+        if by_api is not None:
+            return by_api  # the tag's answer (or failure) is irrelevant then
+        if isinstance(by_tag, BaseException):
+            raise by_tag
+        return by_tag or []
+
+    async def _referrers_by_api(
+        self,
+        image: ImageReference,
+        digest: str,
+        artifact_type: str,
+        endpoint: Endpoint,
+        deadline: Deadline,
+    ) -> _Found:
+        """The referrers API's descriptors, or ``None`` when the registry has no such API."""
         query = urlencode({"artifactType": artifact_type}) if artifact_type else ""
         path = f"/v2/{image.repository}/referrers/{digest}" + (f"?{query}" if query else "")
         resp = await self._fetch(
             "GET", image, path, endpoint, deadline, accept=OCI_INDEX, max_bytes=self._max_manifest
         )
-        if resp.status == 200:
-            index = _json_object(resp.body, f"referrers of {image.context}@{digest}")
-        elif resp.status in (404, 405):
-            try:
-                fallback = await self.manifest(
-                    image, digest.replace(":", "-", 1), endpoint, deadline
-                )
-            except VerificationError as e:
-                if e.category is Category.NO_TRUST_DATA:
-                    return []
-                raise
-            index = _json_object(fallback.body, f"referrers tag of {image.context}@{digest}")
-        else:
-            self._raise_for_status(resp, image, digest)
+        if resp.status in (404, 405):
+            self._remember_referrers_api(image.registry, present=False)
+            return None
+        self._raise_for_status(resp, image, digest)
+        self._remember_referrers_api(image.registry, present=True)
+        if resp.status != 200:
             return []
+        index = _json_object(resp.body, f"referrers of {image.context}@{digest}")
         return _filter_descriptors(index, artifact_type)
+
+    async def _referrers_by_tag(
+        self,
+        image: ImageReference,
+        digest: str,
+        artifact_type: str,
+        endpoint: Endpoint,
+        deadline: Deadline,
+    ) -> _Found:
+        """The referrers tag schema's descriptors, or ``None`` when there is no such tag."""
+        try:
+            fallback = await self.manifest(image, digest.replace(":", "-", 1), endpoint, deadline)
+        except VerificationError as e:
+            if e.category is Category.NO_TRUST_DATA:
+                return None
+            raise
+        index = _json_object(fallback.body, f"referrers tag of {image.context}@{digest}")
+        return _filter_descriptors(index, artifact_type)
+
+    def _known_referrers_api(self, registry: str) -> bool | None:
+        known = self._referrers_api.get(registry)
+        if known is None:
+            return None
+        present, expires = known
+        if expires <= self._clock.monotonic():
+            del self._referrers_api[registry]
+            return None
+        return present
+
+    def _remember_referrers_api(self, registry: str, *, present: bool) -> None:
+        if registry not in self._referrers_api and (
+            len(self._referrers_api) >= _MAX_REMEMBERED_REGISTRIES
+        ):
+            self._referrers_api.clear()  # crude but bounded; forgetting only costs round trips
+        expires = self._clock.monotonic() + REFERRERS_API_MEMORY_SECONDS
+        self._referrers_api[registry] = (present, expires)
 
     # ---------------------------------------------------------------- status handling
 
@@ -253,12 +355,13 @@ class AiohttpRegistryClient(Registry):
         )
 
     def _cached_auth(self, registry: str, scope: str, creds: Credentials | None) -> dict[str, str]:
-        now = self._clock.monotonic()
-        for (reg, _service, cached_scope), (token, expires) in list(self._tokens.items()):
-            if reg == registry and cached_scope == scope:
-                if expires > now:
-                    return {"Authorization": f"Bearer {token}"}
-                del self._tokens[(reg, _service, cached_scope)]
+        key = (registry, scope, _identity(creds))
+        cached = self._tokens.get(key)
+        if cached is not None:
+            token, expires = cached
+            if expires > self._clock.monotonic():
+                return {"Authorization": f"Bearer {token}"}
+            del self._tokens[key]
         if creds is not None and registry in self._basic_registries:
             return _basic(creds)
         return {}
@@ -285,6 +388,34 @@ class AiohttpRegistryClient(Registry):
         return {"Authorization": f"Bearer {token}"}
 
     async def _token(
+        self,
+        params: Mapping[str, str],
+        registry: str,
+        scope: str,
+        creds: Credentials | None,
+        endpoint: Endpoint,
+        deadline: Deadline,
+    ) -> str:
+        """A Bearer token for (registry, scope, identity); concurrent callers share one request
+        (concurrent fetches that all met the same challenge would otherwise each ask)."""
+        key = (registry, scope, _identity(creds))
+        flight = self._token_flights.get(key)
+        if flight is None:
+            flight = asyncio.ensure_future(
+                self._fetch_token(params, registry, scope, creds, endpoint, deadline)
+            )
+            self._token_flights[key] = flight
+            flight.add_done_callback(lambda done: self._land(key, done))
+        # Shielded: one caller giving up must not fail the others sharing the request.
+        return await asyncio.shield(flight)
+
+    def _land(self, key: tuple[str, str, str], flight: asyncio.Future[str]) -> None:
+        if self._token_flights.get(key) is flight:
+            del self._token_flights[key]
+        if not flight.cancelled():
+            flight.exception()  # retrieved here, so an unawaited failure is not reported twice
+
+    async def _fetch_token(
         self,
         params: Mapping[str, str],
         registry: str,
@@ -334,7 +465,11 @@ class AiohttpRegistryClient(Registry):
             else _DEFAULT_TOKEN_SECONDS
         )
         expires = self._clock.monotonic() + max(0.0, seconds - _TOKEN_MARGIN_SECONDS)
-        self._tokens[(registry, service, scope)] = (token, expires)
+        if len(self._tokens) >= _MAX_CACHED_TOKENS:
+            self._tokens.clear()
+        # Keyed by who asked too: a validator without credentials must never reuse a token
+        # that another validator's credentials earned.
+        self._tokens[(registry, scope, _identity(creds))] = (token, expires)
         return token
 
     async def _send(
@@ -373,22 +508,58 @@ class AiohttpRegistryClient(Registry):
         max_bytes: int | None,
     ) -> HttpResponse:
         scheme = self._schemes.get(registry, "https")
-        url = f"{scheme}://{registry}{path}"
         try:
             resp = await self._http.request(
-                method, url, deadline, headers=headers, ca_pem=endpoint.ca_pem, max_bytes=max_bytes
+                method,
+                f"{scheme}://{registry}{path}",
+                deadline,
+                headers=headers,
+                ca_pem=endpoint.ca_pem,
+                max_bytes=max_bytes,
             )
         except VerificationError as e:
-            if not (
-                scheme == "https" and e.category is Category.FETCH_FAILED and is_loopback(registry)
-            ):
+            if scheme == "http":
+                # Forget the downgrade: a registry that is down may come back with HTTPS.
+                self._schemes.pop(registry, None)
                 raise
-            self._schemes[registry] = "http"
-            return await self._send_with_fallback(
-                method, registry, path, endpoint, deadline, headers, max_bytes
+            if not _may_fall_back_to_http(e, registry):
+                raise
+            scheme = "http"
+            resp = await self._http.request(
+                method,
+                f"http://{registry}{path}",
+                deadline,
+                headers=headers,
+                ca_pem=endpoint.ca_pem,
+                max_bytes=max_bytes,
             )
-        self._schemes.setdefault(registry, scheme)
+        # Remember only a scheme that answered: an HTTPS outage must not pin a registry to HTTP.
+        self._schemes[registry] = scheme
         return resp
+
+
+def _may_fall_back_to_http(error: VerificationError, registry: str) -> bool:
+    """Plain HTTP only for loopback registries that do not speak TLS; a server whose
+    certificate is untrusted does speak TLS, so HTTP would only hide the real problem."""
+    return (
+        error.category is Category.FETCH_FAILED
+        and not isinstance(error, TlsTrustError)
+        and is_loopback(registry)
+    )
+
+
+def _head_unsupported(status: int) -> bool:
+    """A HEAD answer that says nothing about the manifest (405, 501, other odd 4xx): ask with
+    GET, as the Go clients do. 401/403/404/429 and 5xx would be the same for GET."""
+    return status == 501 or (400 <= status < 500 and status not in (401, 403, 404, 429))
+
+
+def _identity(creds: Credentials | None) -> str:
+    """A short, non-reversible name for a set of credentials ("" for anonymous)."""
+    if creds is None:
+        return ""
+    secret = f"{creds.username}\0{creds.password}".encode()
+    return hashlib.sha256(secret).hexdigest()[:32]
 
 
 def _basic(creds: Credentials) -> dict[str, str]:

@@ -1,8 +1,21 @@
 """The ``notation`` validator: fetch Notary Project signatures through the Registry port, judge
-them with :mod:`domain.notation`, and return the trusted digest (connaisseur-v3.md §5.4)."""
+them with :mod:`domain.notation`, and return the trusted digest (connaisseur-v3.md §5.4).
+
+Sequential round trips (after auth), the fewest the protocol allows (product.md §5):
+
+1. the image manifest by tag — one GET resolves the tag and gives the size and media type the
+   signed target descriptor is checked against (for ``repo@digest`` this GET goes out together
+   with step 2);
+2. the referrers (OCI 1.1 API, or the ``sha256-<hex>`` tag schema: the Registry adapter knows
+   which, or asks both at once);
+3. the signature manifests, 4. their envelope blobs — for all signatures naming a trusted
+   certificate concurrently (at most ``_CONCURRENT_SIGNATURES`` at a time), then judged in
+   order; the other signatures are fetched only if none of those verified.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -10,7 +23,7 @@ from typing import Any
 
 from application.deadline import Deadline
 from application.notation_envelopes import parse_envelope
-from application.ports import Clock, Endpoint, Registry
+from application.ports import Clock, Endpoint, Manifest, Registry
 from application.settings import ValidatorSettings
 from domain.errors import Category, ConfigError, ConnaisseurError, TrustRootError, VerificationError
 from domain.image import ImageReference, is_digest
@@ -44,6 +57,12 @@ _PER_SIGNATURE = frozenset(
         Category.DIGEST_MISMATCH,
     }
 )
+
+#: Signature fetches in flight at once for one image: enough for a key rotation or a few
+#: co-signers in one round trip, bounded so that one image cannot take the connection pool.
+_CONCURRENT_SIGNATURES = 4
+
+Descriptor = Mapping[str, Any]
 
 
 class NotationValidator:
@@ -90,44 +109,103 @@ class NotationValidator:
                 port's errors (``image_not_found``, transient categories).
         """
         policy = NotationPolicy.build(image.context, options, self._roots)
-        digest = image.digest or await self._registry.resolve(image, self._endpoint, deadline)
-        pinned = image.with_digest(digest)
-        manifest = await self._registry.manifest(image, digest, self._endpoint, deadline)
-        target = Target(digest=digest, size=len(manifest.body), media_type=manifest.media_type)
-        referrers = await self._registry.referrers(
-            image, digest, ARTIFACT_TYPE, self._endpoint, deadline
+        manifest, referrers = await self._subject_and_referrers(image, deadline)
+        pinned = image.with_digest(manifest.digest)
+        target = Target(
+            digest=manifest.digest, size=len(manifest.body), media_type=manifest.media_type
         )
-        candidates = self._candidates(referrers, policy)
-        if not candidates:
+        batches = self._candidates(referrers, policy)
+        if not batches:
             raise no_signature_error(pinned.name, policy)
         errors: list[VerificationError] = []
-        for descriptor in candidates:
-            try:
-                return await self._verify_one(pinned, descriptor, target, policy, deadline)
-            except ConnaisseurError as e:
-                if e.category not in _PER_SIGNATURE:
-                    raise  # transient or environmental: the other signatures would fail alike
-                errors.append(_as_verification_error(e))
+        for batch in batches:
+            evidence = await self._first_verified(pinned, batch, target, policy, deadline, errors)
+            if evidence is not None:
+                return evidence
         raise most_relevant_failure(errors)
 
+    async def _subject_and_referrers(
+        self, image: ImageReference, deadline: Deadline
+    ) -> tuple[Manifest, Sequence[Descriptor]]:
+        """The image manifest (its digest verified by the adapter) and its referrers.
+
+        By tag, the referrers wait for the digest; by digest, both go out at once.
+        """
+        if not image.digest:
+            manifest = await self._registry.manifest(image, image.tag, self._endpoint, deadline)
+            referrers = await self._registry.referrers(
+                image, manifest.digest, ARTIFACT_TYPE, self._endpoint, deadline
+            )
+            return manifest, referrers
+        answers: tuple[
+            Manifest | BaseException, Sequence[Descriptor] | BaseException
+        ] = await asyncio.gather(
+            self._registry.manifest(image, image.digest, self._endpoint, deadline),
+            self._registry.referrers(image, image.digest, ARTIFACT_TYPE, self._endpoint, deadline),
+            return_exceptions=True,
+        )
+        got_manifest, got_referrers = answers
+        # The image's own failure (e.g. image_not_found) is the one a user must see.
+        if isinstance(got_manifest, BaseException):
+            raise got_manifest
+        if isinstance(got_referrers, BaseException):
+            raise got_referrers
+        return got_manifest, got_referrers
+
     def _candidates(
-        self, referrers: Sequence[Mapping[str, Any]], policy: NotationPolicy
-    ) -> list[Mapping[str, Any]]:
-        """Notation signatures, those naming a trusted certificate first, at most 10."""
+        self, referrers: Sequence[Descriptor], policy: NotationPolicy
+    ) -> list[list[Descriptor]]:
+        """Notation signatures (at most 10) in batches: those naming a trusted certificate
+        first, then the others (an annotation is unsigned, so they still get their chance)."""
         signatures = [d for d in referrers if d.get("artifactType", ARTIFACT_TYPE) == ARTIFACT_TYPE]
         trusted = chain_thumbprints(self._store, policy)
         signatures.sort(key=lambda d: not (_thumbprints(d) & trusted))
-        return signatures[:MAX_SIGNATURE_ATTEMPTS]
+        signatures = signatures[:MAX_SIGNATURE_ATTEMPTS]
+        named = [d for d in signatures if _thumbprints(d) & trusted]
+        others = signatures[len(named) :]
+        return [batch for batch in (named, others) if batch]
 
-    async def _verify_one(
+    async def _first_verified(
         self,
         image: ImageReference,
-        descriptor: Mapping[str, Any],
+        batch: Sequence[Descriptor],
         target: Target,
         policy: NotationPolicy,
         deadline: Deadline,
+        errors: list[VerificationError],
+    ) -> TrustedDigest | None:
+        """Fetch the batch's envelopes concurrently (bounded), judge them in order: the first
+        that verifies wins; per-signature failures are appended to ``errors``."""
+        limit = asyncio.Semaphore(_CONCURRENT_SIGNATURES)
+
+        async def fetch(descriptor: Descriptor) -> tuple[str, bytes]:
+            async with limit:
+                return await self._envelope(image, descriptor, deadline)
+
+        fetches = [asyncio.ensure_future(fetch(d)) for d in batch]
+        try:
+            for fetched in fetches:
+                try:
+                    media_type, blob = await fetched
+                    return self._judge(image, media_type, blob, target, policy)
+                except ConnaisseurError as e:
+                    if e.category not in _PER_SIGNATURE:
+                        raise  # transient or environmental: the other signatures would fail alike
+                    errors.append(_as_verification_error(e))
+            return None
+        finally:
+            for fetched in fetches:
+                fetched.cancel()  # a verdict is reached: fetches not yet sent are not needed
+            await asyncio.gather(*fetches, return_exceptions=True)
+
+    def _judge(
+        self,
+        image: ImageReference,
+        media_type: str,
+        blob: bytes,
+        target: Target,
+        policy: NotationPolicy,
     ) -> TrustedDigest:
-        media_type, blob = await self._envelope(image, descriptor, deadline)
         result = verify_signature(
             parse_envelope(media_type, blob),
             image=image.name,
@@ -143,7 +221,7 @@ class NotationValidator:
         return result.evidence
 
     async def _envelope(
-        self, image: ImageReference, descriptor: Mapping[str, Any], deadline: Deadline
+        self, image: ImageReference, descriptor: Descriptor, deadline: Deadline
     ) -> tuple[str, bytes]:
         """The signature manifest's single envelope layer: (media type, bytes)."""
         digest = descriptor.get("digest")
@@ -169,7 +247,7 @@ class NotationValidator:
         return str(media_type), blob
 
 
-def _thumbprints(descriptor: Mapping[str, Any]) -> frozenset[str]:
+def _thumbprints(descriptor: Descriptor) -> frozenset[str]:
     annotations = descriptor.get("annotations")
     raw = annotations.get(THUMBPRINT_ANNOTATION) if isinstance(annotations, Mapping) else None
     try:

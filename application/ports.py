@@ -55,6 +55,9 @@ class Manifest:
 class Registry(Protocol):
     """OCI distribution API client (issue 3).
 
+    Methods may be called concurrently (one verification overlaps independent fetches); a
+    shared authentication step is then done once.
+
     Errors: ``VerificationError`` with ``image_not_found`` (404 on the image), ``no_trust_data``
     (404 on a signature artefact), ``unauthorized``, ``rate_limited``, ``unavailable`` /
     ``fetch_failed`` (transport, 5xx), ``timeout``, ``malformed_trust_data`` (digest mismatch,
@@ -62,13 +65,24 @@ class Registry(Protocol):
     """
 
     async def resolve(self, image: ImageReference, endpoint: Endpoint, deadline: Deadline) -> str:
-        """The digest the image's tag (or digest) points to now."""
+        """The digest the image's tag (or digest) points to now, without its body (HEAD).
+
+        A caller that needs the manifest anyway calls :meth:`manifest` with the tag instead:
+        one round trip instead of two, with the same guarantee.
+        """
         ...
 
     async def manifest(
         self, image: ImageReference, reference: str, endpoint: Endpoint, deadline: Deadline
     ) -> Manifest:
-        """The manifest ``reference`` (tag or digest) in the image's repository."""
+        """The manifest ``reference`` (tag or digest) in the image's repository.
+
+        ``Manifest.digest`` is the SHA-256 of the served body: equal to ``reference`` when that
+        is a digest, else checked against the registry's ``Docker-Content-Digest`` when sent —
+        so by tag, one call both resolves the tag and fetches what the digest covers. A 404 is
+        ``image_not_found`` for an image tag, ``no_trust_data`` for a ``sha256-<hex>[.sig]``
+        artefact tag.
+        """
         ...
 
     async def blob(
@@ -85,7 +99,12 @@ class Registry(Protocol):
         endpoint: Endpoint,
         deadline: Deadline,
     ) -> Sequence[Mapping[str, Any]]:
-        """Descriptors of artefacts referring to ``digest`` (OCI 1.1 referrers, tag fallback)."""
+        """Descriptors of artefacts referring to ``digest`` with ``artifact_type`` (all when
+        empty): the OCI 1.1 referrers API, or the ``sha256-<hex>`` tag schema where the registry
+        has no such API; ``[]`` when neither lists any. Implementations may remember which of
+        the two a registry supports, or ask both at once, to save round trips — never to change
+        the answer. Safe to call concurrently with the other methods.
+        """
         ...
 
 

@@ -46,7 +46,7 @@ class StaticValidator:
     async def validate(
         self, image: ImageReference, options: RuleOptions, deadline: Deadline
     ) -> TrustedDigest:
-        """Approve with the image's own digest, or deny with ``static_deny``.
+        """Approve without pinning anything, or deny with ``static_deny``.
 
         Raises:
             VerificationError: ``static_deny`` when configured with ``approve: false``.
@@ -61,7 +61,7 @@ class StaticValidator:
         """
         if not self.approve:
             raise VerificationError("static deny", category=Category.STATIC_DENY)
-        return TrustedDigest(digest=image.digest or None)
+        return TrustedDigest(digest=None)  # nothing was verified, so nothing is pinned
 
 
 def build_validators(

@@ -225,13 +225,20 @@ def _static(
 def _trusted(
     raw: str, image: ImageReference, rule: Rule, validator: Validator, evidence: TrustedDigest
 ) -> ImageVerdict:
-    digest = evidence.digest or image.digest or None
+    digest = evidence.digest
     if digest is not None and not digest.startswith("sha256:"):
         digest = "sha256:" + digest
     if digest is not None and not is_digest(digest):
         e = ConnaisseurError(
             f"validated image reference {image.context}@{digest} has invalid format",
             category=Category.INVALID_REFERENCE,
+        )
+        return _failed(raw, image, rule, validator, e)
+    if digest is not None and image.digest and digest != image.digest:
+        # Safety net: a validator must never swap the digest the workload asked for.
+        e = ConnaisseurError(
+            f"image {raw} asks for {image.digest} but its trusted digest is {digest}",
+            category=Category.DIGEST_MISMATCH,
         )
         return _failed(raw, image, rule, validator, e)
     pinned = image.with_digest(digest) if digest else image

@@ -30,7 +30,7 @@ from application.caching import fingerprint_hash
 from application.cosign import CosignValidator
 from application.notaryv1 import NotaryV1Validator
 from application.notation import NotationValidator
-from application.ports import Cache, Clock
+from application.ports import Cache, Clock, KubernetesApi
 from application.review import ReviewAdmission
 from application.settings import (
     Infrastructure,
@@ -52,8 +52,13 @@ from domain.errors import ConfigError
 log = logging.getLogger("connaisseur")
 
 
-def validator_factories(http: HttpClient, clock: Clock) -> dict[str, ValidatorFactory]:
-    """Validator type → factory; each new validator type is registered here."""
+def validator_factories(
+    http: HttpClient, clock: Clock, kubernetes: KubernetesApi | None = None
+) -> dict[str, ValidatorFactory]:
+    """Validator type → factory; each new validator type is registered here.
+
+    ``kubernetes`` reads cosign keys given as ``k8s://<namespace>/<secret>`` (in cluster only).
+    """
     # One client per protocol: challenges, tokens and plain-HTTP fallbacks are shared.
     notary = NotaryV1HttpClient(http)
     registry = AiohttpRegistryClient(http, clock)
@@ -64,7 +69,14 @@ def validator_factories(http: HttpClient, clock: Clock) -> dict[str, ValidatorFa
 
     def cosign(settings: ValidatorSettings) -> Validator:
         # The public-good trust material is read from the sigstore package only when needed.
-        return CosignValidator(settings, registry, rekor, clock, public_good=_public_good(settings))
+        return CosignValidator(
+            settings,
+            registry,
+            rekor,
+            clock,
+            kubernetes=kubernetes,
+            public_good=_public_good(settings),
+        )
 
     def notation(settings: ValidatorSettings) -> Validator:
         return NotationValidator(settings, registry, clock)
@@ -138,6 +150,11 @@ def make_child_approval(settings: Settings, http: HttpClient) -> ChildApproval |
     return ChildApproval(kube_api(infra, http))
 
 
+def make_kubernetes_api(settings: Settings, http: HttpClient) -> KubernetesApi | None:
+    """The in-cluster API with the pod's service account, or ``None`` out of cluster."""
+    return kube_api(settings.infra, http) if settings.infra.kube_host else None
+
+
 def kube_api(infra: Infrastructure, http: HttpClient) -> AiohttpKubernetesApi:
     host = infra.kube_host or ""
     host = f"[{host}]" if ":" in host else host
@@ -189,7 +206,10 @@ class Container(containers.DeclarativeContainer):
         on_response=metrics.provided.upstream_response,
     )
 
-    factories = providers.Singleton(validator_factories, http=http, clock=clock)
+    kubernetes = providers.Singleton(make_kubernetes_api, settings=settings, http=http)
+    factories = providers.Singleton(
+        validator_factories, http=http, clock=clock, kubernetes=kubernetes
+    )
     validators = providers.Singleton(make_validators, settings=settings, factories=factories)
 
     cache = providers.Singleton(make_cache, settings=settings, metrics=metrics)

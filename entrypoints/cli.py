@@ -187,7 +187,7 @@ def _review(args: argparse.Namespace) -> int:
             log_admission(command, verdict, time.perf_counter() - started)
             await close_resources(container)
             answer = render_review(verdict, api_version)
-            if args.explain and verdict.patch:
+            if args.explain:  # always present with --explain: [] says "nothing to patch"
                 answer["patchDecoded"] = [
                     {"op": "replace", "path": p.path, "value": p.value} for p in verdict.patch
                 ]

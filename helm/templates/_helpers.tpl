@@ -28,6 +28,12 @@ objects in place (Deployment selectors are immutable).
 {{- define "connaisseur.redisService" -}}{{ include "connaisseur.name" . }}-redis-service{{- end -}}
 {{- define "connaisseur.redisSecret" -}}{{ include "connaisseur.name" . }}-redis-secret{{- end -}}
 {{- define "connaisseur.redisTLS" -}}{{ include "connaisseur.name" . }}-redis-tls{{- end -}}
+{{- define "connaisseur.redisPort" -}}6379{{- end -}}
+{{/* The Secret holding the cache HMAC key (D5): an existing one if named, else the chart's. */}}
+{{- define "connaisseur.cacheKeySecret" -}}
+{{- (.Values.kubernetes.redis | default dict).hmacKeySecret | default (printf "%s-cache-key" (include "connaisseur.name" .)) -}}
+{{- end -}}
+{{- define "connaisseur.cacheKeySecretKey" -}}hmac.key{{- end -}}
 {{- define "connaisseur.namespaceSelectorKey" -}}securesystemsengineering.connaisseur/webhook{{- end -}}
 {{- define "connaisseur.notAfterAnnotation" -}}connaisseur-py/tls-not-after{{- end -}}
 
@@ -113,8 +119,14 @@ would become the default), hence hasKey.
 {{- if gt (int (include "connaisseur.cacheExpirySeconds" .)) 0 -}}true{{- end -}}
 {{- end -}}
 
+{{/*
+"true" when the application looks up owners: child approval on and not `podsOnly` (the
+application then ignores child approval, config/container.py make_child_approval).
+*/}}
 {{- define "connaisseur.childApproval" -}}
-{{- if eq (include "connaisseur.feature" (dict "root" . "key" "automaticChildApproval" "default" true)) "true" -}}true{{- end -}}
+{{- $on := eq (include "connaisseur.feature" (dict "root" . "key" "automaticChildApproval" "default" true)) "true" -}}
+{{- $mode := include "connaisseur.feature" (dict "root" . "key" "resourceValidationMode" "default" "all") | lower -}}
+{{- if and $on (ne $mode "podsonly") -}}true{{- end -}}
 {{- end -}}
 
 {{/*
@@ -296,6 +308,35 @@ every certificate this chart serves is bounded. `helm template` cannot look up: 
 {{- end -}}
 
 {{/*
+The per-install cache HMAC key (D5), shared by every replica: `kubernetes.redis.hmacKey` if set,
+else the one of a previous install, else 64 random alphanumerics (crypto/rand, ~380 bits).
+*/}}
+{{- define "connaisseur.cacheHmacKey" -}}
+{{- if not (hasKey .Values "__cacheHmacKey") -}}
+  {{- $supplied := (.Values.kubernetes.redis | default dict).hmacKey | default "" | toString -}}
+  {{- $key := "" -}}
+  {{- if $supplied -}}
+    {{- if lt (len $supplied) 32 -}}{{ fail "kubernetes.redis.hmacKey: use at least 32 characters" }}{{- end -}}
+    {{- $key = $supplied -}}
+  {{- else -}}
+    {{- $existing := lookup "v1" "Secret" .Release.Namespace (include "connaisseur.cacheKeySecret" .) -}}
+    {{- if and $existing $existing.data (index $existing.data (include "connaisseur.cacheKeySecretKey" .)) -}}
+      {{- $key = b64dec (index $existing.data (include "connaisseur.cacheKeySecretKey" .)) -}}
+    {{- else -}}
+      {{- $key = randAlphaNum 64 -}}
+    {{- end -}}
+  {{- end -}}
+  {{- $_ := set .Values "__cacheHmacKey" $key -}}
+{{- end -}}
+{{- .Values.__cacheHmacKey -}}
+{{- end -}}
+
+{{/* "true" when the chart creates the HMAC key Secret (no existing Secret named). */}}
+{{- define "connaisseur.createsCacheKey" -}}
+{{- if and (include "connaisseur.cacheEnabled" .) (not (.Values.kubernetes.redis | default dict).hmacKeySecret) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
 Checksum over everything the pods read at start-up (config is read once: ADR-6), so any change
 rolls them: config maps, secrets, the serving certificate and the Redis CA.
 */}}
@@ -307,6 +348,9 @@ rolls them: config maps, secrets, the serving certificate and the Redis CA.
 {{- if include "connaisseur.cacheEnabled" . -}}
 {{- $parts = append $parts ((fromYaml (include "connaisseur.redisTLSMaterial" .)).ca | sha256sum) -}}
 {{- $parts = append $parts (include "connaisseur.redisPassword" . | sha256sum) -}}
+{{- end -}}
+{{- if include "connaisseur.createsCacheKey" . -}}
+{{- $parts = append $parts (include "connaisseur.cacheHmacKey" . | sha256sum) -}}
 {{- end -}}
 {{- join "\n" $parts | sha256sum -}}
 {{- end -}}

@@ -41,6 +41,7 @@ from tests.conformance.harness import (
     case_settings,
     cases,
     data_path,
+    expected_of,
     extra_validators,
     object_from,
     params,
@@ -140,7 +141,7 @@ def _metric(container: Any, spec: str) -> float:
 
 @pytest.mark.parametrize("case", admission_params("http_mutate"))
 async def test_http_mutate(case: dict[str, Any], aiohttp_client: Any) -> None:
-    inputs, expected = case["inputs"], case["expected"]
+    inputs, expected = case["inputs"], expected_of(case)
     container = case_container(case_settings(case), extra_validators(case), FakeClock())
     client: TestClient[Any, Any] = await aiohttp_client(create_app(container))
     request = inputs["request"]
@@ -184,7 +185,7 @@ async def _review(case: dict[str, Any]) -> tuple[RequestVerdict, dict[str, Any]]
 
 @pytest.mark.parametrize("case", admission_params("review"))
 async def test_review(case: dict[str, Any]) -> None:
-    expected = case["expected"]
+    expected = expected_of(case)
     # cache_after is asserted by the cache tests (issue 6); we have no cache in this build.
     verdict, answer = await _review(case)
     assert (
@@ -227,7 +228,7 @@ async def _verify(case: dict[str, Any]) -> ImageVerdict:
 
 @pytest.mark.parametrize("case", admission_params("validate_image_pipeline"))
 async def test_validate_image_pipeline(case: dict[str, Any]) -> None:
-    expected = case["expected"]
+    expected = expected_of(case)
     # cache_after_has_key / cache_after_lacks_key: asserted by the cache tests (issue 6).
     verdict = await _verify(case)
     if not expected["ok"]:
@@ -252,7 +253,7 @@ def _pod(images: dict[str, list[str]], name: str = "pod") -> dict[str, Any]:
 
 @pytest.mark.parametrize("case", admission_params("validate_workload"))
 async def test_validate_workload(case: dict[str, Any]) -> None:
-    inputs, expected = case["inputs"], case["expected"]
+    inputs, expected = case["inputs"], expected_of(case)
     assert not inputs["old_workload_images"]  # all cases are CREATEs
     command = ReviewCommand(
         uid="u",
@@ -276,7 +277,7 @@ async def test_validate_workload(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case", admission_params("static_validate"))
 async def test_static_validate(case: dict[str, Any]) -> None:
-    inputs, expected = case["inputs"], case["expected"]
+    inputs, expected = case["inputs"], expected_of(case)
     if "validator" in inputs:
         settings = _load_validator(data_path(inputs["validator"])).validators[0]
     else:
@@ -302,7 +303,7 @@ async def test_static_validate(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case", admission_params("unchanged_approval"))
 async def test_unchanged_approval(case: dict[str, Any]) -> None:
-    inputs, expected = case["inputs"], case["expected"]
+    inputs, expected = case["inputs"], expected_of(case)
     settings = build_settings(
         {
             "validators": [{"name": "allow", "type": "static", "approve": True}],
@@ -365,7 +366,7 @@ def _expected_view(want: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("case", admission_params("parse_workload"))
 def test_parse_workload(case: dict[str, Any]) -> None:
-    inputs, expected = case["inputs"], case["expected"]
+    inputs, expected = case["inputs"], expected_of(case)
     obj = object_from(inputs["object_from"])
     if not expected["ok"]:
         with pytest.raises(ConnaisseurError) as info:
@@ -378,7 +379,7 @@ def test_parse_workload(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case", admission_params("parse_request"))
 async def test_parse_request(case: dict[str, Any]) -> None:
-    expected = case["expected"]
+    expected = expected_of(case)
     document = read_json(case["inputs"]["admission_review"])
     if "uid" not in document["request"]:
         # Our envelope check: no uid is a 400 over HTTP. The component step runs with one.
@@ -413,7 +414,7 @@ async def test_parse_request(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case", admission_params("consolidate_containers", "image_set"))
 def test_consolidate_containers(case: dict[str, Any]) -> None:
-    expected = case["expected"]
+    expected = expected_of(case)
     workload = Workload.parse("Pod", _pod(case["inputs"]["workload_images"]))
     images = workload.images
     if case["op"] == "image_set":

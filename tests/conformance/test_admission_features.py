@@ -47,6 +47,7 @@ from domain.image import ImageReference
 from domain.verdict import SkipReason
 from domain.workload import OwnerReference, Workload
 from entrypoints.webhook import create_app
+from tests.conformance.harness import expected_of
 from tests.support.feature_doubles import (
     FakeMetrics,
     MockValidator,
@@ -113,7 +114,7 @@ async def test_child_approval(case: dict[str, Any]) -> None:
         child_approval=ChildApproval(api),
     )
     verdict = await review.execute(_command(child))
-    expected = case["expected"]["approved"]
+    expected = expected_of(case)["approved"]
     if case["id"] == "admission-074":
         expected = False  # D10: the owner's images {abc, image, def} differ from the child's
     assert verdict.allowed is expected
@@ -133,8 +134,8 @@ async def test_unchanged_approval(case: dict[str, Any]) -> None:
         uid="u", kind="Pod", operation="UPDATE", namespace="ns", object=new, old_object=old
     )
     verdict = await review.execute(command)
-    assert verdict.allowed is case["expected"]["approved"]
-    assert (validator.calls == []) is case["expected"]["approved"]
+    assert verdict.allowed is expected_of(case)["approved"]
+    assert (validator.calls == []) is expected_of(case)["approved"]
 
 
 # --- parent images through the real Kubernetes API adapter ---------------------------------
@@ -185,7 +186,7 @@ async def test_parent_images(case: dict[str, Any], kube_tls: Any, tmp_path: Path
     ):
         api = await _kube_adapter(url, kube_tls, tmp_path, session)
         images = await ChildApproval(api).parent_images(child, deadline)
-    assert images == case["expected"]["images"]
+    assert images == expected_of(case)["images"]
     assert all(auth == "Bearer test-token" for _, auth in requests)
 
 
@@ -195,7 +196,7 @@ async def test_parent_images(case: dict[str, Any], kube_tls: Any, tmp_path: Path
 @pytest.mark.parametrize("case", select("skip_decision"))
 async def test_skip_decision(case: dict[str, Any]) -> None:
     """Order unchanged → child → cache; cached digests pin, cached errors deny, junk misses."""
-    inputs, expected = case["inputs"], case["expected"]
+    inputs, expected = case["inputs"], expected_of(case)
     features = apply_env(Features(), inputs.get("env", {}))
     validator = MockValidator("default", "mock", "mock_allow")
     verify, cache = _verify_with_cache(validator)
@@ -241,7 +242,7 @@ async def test_review_features(case: dict[str, Any], kube_tls: Any, tmp_path: Pa
     """Cache contents after the request, the notification sent, approvals via the API."""
     import aiohttp
 
-    inputs, expected = case["inputs"], case["expected"]
+    inputs, expected = case["inputs"], expected_of(case)
     env = inputs.get("env") or {}
     settings = load_settings(DATA / inputs["config"], env=env)
     doubles = _extra_validators(inputs)
@@ -336,7 +337,7 @@ _HTTP_FEATURE_CASES = {
 
 @pytest.mark.parametrize("case", select("http_mutate", lambda c: c["id"] in _HTTP_FEATURE_CASES))
 async def test_http_mutate_features(case: dict[str, Any]) -> None:
-    inputs, expected = case["inputs"], case["expected"]
+    inputs, expected = case["inputs"], expected_of(case)
     received: list[Received] = []
     async with serving(receiver_app(received)) as receiver_url:
         settings = _webhook_settings(inputs, receiver_url)
@@ -411,7 +412,7 @@ async def test_validation_metrics(case: dict[str, Any]) -> None:
             uid="u", kind="Pod", operation="UPDATE", namespace="n", object=new, old_object=old
         )
     )
-    for label, count in case["expected"]["counts"].items():
+    for label, count in expected_of(case)["counts"].items():
         kind, _, rest = label.partition("{")
         parts = dict(p.split("=", 1) for p in rest.rstrip("}").split(","))
         if kind == "skipped":

@@ -81,7 +81,7 @@ async def start(tls: TlsFiles, tmp_path: Path) -> AsyncIterator[Any]:
 
     async def run(
         env: Mapping[str, str] | None = None,
-        behaviour: str = "mock_allow",
+        behaviour: str = "signed",
         alerting: dict[str, Any] | None = None,
         **infra: str,
     ) -> tuple[Webhook, MockValidator]:
@@ -169,7 +169,7 @@ async def test_unchanged_approval(start: Any) -> None:
     webhook_off, signed_off = await start(env={"AUTOMATIC_UNCHANGED_APPROVAL": "false"})
     answer = await webhook_off.review("10_update.json")
     assert answer["allowed"] is True
-    assert "patch" in answer  # verified and pinned
+    assert "patch" not in answer  # verified; the reference already carries its digest
     assert len(signed_off.calls) == 1
 
 

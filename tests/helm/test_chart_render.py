@@ -82,6 +82,7 @@ def test_default_values_render_the_resources_of_connaisseur_chart_2x(
             ("Secret", "connaisseur-tls"),
             ("Secret", "connaisseur-redis-secret"),
             ("Secret", "connaisseur-redis-tls"),
+            ("Secret", "connaisseur-cache-key"),  # new: the cache HMAC key (D5)
             ("ConfigMap", "connaisseur-app-config"),
             ("ConfigMap", "connaisseur-env"),
             ("ClusterRole", "connaisseur-cluster-role"),
@@ -406,6 +407,7 @@ def test_default_env_is_connaisseurs(default_manifests: list[Manifest]) -> None:
         "LOG_LEVEL": "info",
         "LOG_FORMAT": "json-pretty",
         "REDIS_HOST": "connaisseur-redis-service",
+        "REDIS_PORT": "6379",
     }
     c = connaisseur_container(default_manifests)
     assert {"configMapRef": {"name": "connaisseur-env"}} in c["envFrom"]

@@ -173,16 +173,24 @@ def pem(secret: Manifest, key: str) -> str:
     return base64.b64decode(secret["data"][key]).decode()
 
 
-def test_upgrade_reuses_the_certificates_and_password(
+KEPT_SECRETS = (
+    "connaisseur-tls",
+    "connaisseur-redis-tls",
+    "connaisseur-redis-secret",
+    "connaisseur-cache-key",  # a new key would orphan every cache entry (D5)
+)
+
+
+def test_upgrade_reuses_the_certificates_password_and_cache_key(
     helm_bin: Path, cluster: tuple[Path, dict[str, Manifest]]
 ) -> None:
     kubeconfig, secrets = cluster
     first = previous_install(helm_bin, kubeconfig)
-    for name in ("connaisseur-tls", "connaisseur-redis-tls", "connaisseur-redis-secret"):
+    for name in KEPT_SECRETS:
         secrets[name] = in_cluster(find(first, "Secret", name))
 
     second = upgrade_render(helm_bin, kubeconfig)
-    for name in ("connaisseur-tls", "connaisseur-redis-tls", "connaisseur-redis-secret"):
+    for name in KEPT_SECRETS:
         assert find(second, "Secret", name)["data"] == secrets[name]["data"], name
     (hook,) = armed_webhook(second)["webhooks"]
     assert base64.b64decode(hook["clientConfig"]["caBundle"]).decode() == pem(

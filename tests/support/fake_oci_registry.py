@@ -3,6 +3,8 @@
 Paths are ``<repository>/manifests/<tag|digest|sha256-hex>`` and ``<repository>/blobs/<digest>``
 like the conformance ``notation_registry`` mock. The OCI 1.1 referrers API is absent, so
 ``referrers`` reads the ``sha256-<hex>`` referrers tag index, as real clients fall back to.
+Everything answers at once (no latency): request *order* under concurrency is not modelled;
+the adapter's round trips are tested against the real registry.
 """
 
 from __future__ import annotations
@@ -70,7 +72,10 @@ class FakeRegistry(Registry):
     async def manifest(
         self, image: ImageReference, reference: str, endpoint: Endpoint, deadline: Deadline
     ) -> Manifest:
-        body = self._get(f"{image.repository}/manifests/{reference}", Category.NO_TRUST_DATA)
+        # Like the adapter: a missing image tag is image_not_found, anything else (artefact
+        # tags, digests of signature manifests) no_trust_data.
+        missing = Category.IMAGE_NOT_FOUND if reference == image.tag else Category.NO_TRUST_DATA
+        body = self._get(f"{image.repository}/manifests/{reference}", missing)
         digest = sha256(body)
         if reference.startswith("sha256:") and digest != reference:
             raise VerificationError(

@@ -53,6 +53,8 @@ class MockValidator:
             raise AssertionError(f"validator {self.name} must not be called ({image.original})")
         if self.behaviour == "mock_allow":
             return TrustedDigest(digest=MOCK_DIGEST)
+        if self.behaviour == "signed":  # like a real validator: a pinned digest stays pinned
+            return TrustedDigest(digest=image.digest or MOCK_DIGEST)
         if self.behaviour == "mock_deny":
             raise VerificationError("mock validation failure", category=Category.VALIDATION_FAILED)
         if self.behaviour == "transient":

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
 from application.deadline import Deadline
 from application.notation import NotationValidator
+from application.ports import Manifest
 from application.settings import ValidatorSettings
 from domain.errors import Category, ConfigError, TrustRootError, VerificationError
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.trust import TrustRoot
 from tests.support.fake_oci_registry import FakeRegistry
-from tests.support.notation_signing import REAL_NOW, Signer, issue, make_ca, sign_jws, target
+from tests.support.notation_signing import (
+    DAY,
+    REAL_NOW,
+    Signer,
+    issue,
+    make_ca,
+    sign_jws,
+    target,
+)
 
 REPO = "team/app"
 IMAGE = f"registry.test/{REPO}:v1"
@@ -193,3 +204,83 @@ def test_bad_certificate_stops_construction() -> None:
     )
     with pytest.raises(ConfigError, match=r"validators\[n\]: trustRoots\[0\]\.cert"):
         NotationValidator(bad, FakeRegistry(), Clock())
+
+
+async def test_missing_tag_is_image_not_found(pki: tuple[Signer, Signer, Signer]) -> None:
+    registry = FakeRegistry()
+    with pytest.raises(VerificationError) as info:
+        await validate(NotationValidator(settings(pki[0], pki[1]), registry, Clock()))
+    assert info.value.category is Category.IMAGE_NOT_FOUND
+
+
+async def test_tag_is_resolved_by_the_manifest_fetch_itself(
+    pki: tuple[Signer, Signer, Signer],
+) -> None:
+    root, other, leaf = pki
+    registry = FakeRegistry()
+    digest, size = push_image(registry)
+    push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
+    await validate(NotationValidator(settings(root, other), registry, Clock()))
+    image_fetches = [r for r in registry.requests if r.startswith(f"{REPO}/manifests/")]
+    # the tag once (no separate resolve), never the same manifest again by digest
+    assert image_fetches[0] == f"{REPO}/manifests/v1"
+    assert f"{REPO}/manifests/{digest}" not in registry.requests
+
+
+async def test_a_later_signature_failing_to_fetch_does_not_spoil_a_verified_one(
+    pki: tuple[Signer, Signer, Signer],
+) -> None:
+    root, other, leaf = pki
+    registry = FakeRegistry()
+    digest, size = push_image(registry)
+    push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
+    later = push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
+    registry.fail[f"{REPO}/manifests/{later}"] = VerificationError(
+        "down", category=Category.UNAVAILABLE
+    )
+    assert await validate(NotationValidator(settings(root, other), registry, Clock())) == digest
+
+
+async def test_rotated_key_the_expired_signature_first_the_current_one_verifies(
+    pki: tuple[Signer, Signer, Signer],
+) -> None:
+    root, other, _ = pki
+    old = issue(root, "old", start=REAL_NOW - 20 * DAY, end=REAL_NOW - 2 * DAY)
+    current = issue(root, "current")
+    registry = FakeRegistry()
+    digest, size = push_image(registry)
+    signed = target(digest, size)
+    push_signature(registry, digest, sign_jws(old, signed, signing_time=REAL_NOW - 9 * DAY), old)
+    push_signature(registry, digest, sign_jws(current, signed), current)
+    assert await validate(NotationValidator(settings(root, other), registry, Clock())) == digest
+
+
+class CountingRegistry(FakeRegistry):
+    """Yields to the event loop on every fetch and records how many overlap."""
+
+    in_flight: int = 0
+    most_in_flight: int = 0
+
+    async def manifest(self, *args: Any, **kwargs: Any) -> Manifest:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0)
+            return await super().manifest(*args, **kwargs)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_signatures_are_fetched_concurrently_but_bounded(
+    pki: tuple[Signer, Signer, Signer],
+) -> None:
+    root, other, leaf = pki
+    registry = CountingRegistry()
+    digest, size = push_image(registry)
+    wrong = target("sha256:" + "1" * 64, size)
+    for i in range(6):
+        push_signature(registry, digest, sign_jws(leaf, wrong, extra={"n": i}), leaf)
+    with pytest.raises(VerificationError) as info:
+        await validate(NotationValidator(settings(root, other), registry, Clock()))
+    assert info.value.message.startswith("none of 6 Notation signatures verified")
+    assert registry.most_in_flight == 4  # _CONCURRENT_SIGNATURES

@@ -1,0 +1,288 @@
+"""The Notation validator with the real registry adapter against a REAL registry over HTTPS.
+
+Backend: Debian's ``docker-registry`` (CNCF distribution 2.8) on 127.0.0.1 with a free port,
+TLS from a per-module test CA (given to the validator as its ``cert``, the only roots) and
+htpasswd Basic auth — or ``registry:2`` through testcontainers when a Docker engine answers
+(the fixture prints which backend ran). Distribution 2.8 has no referrers API: the tests check
+that it answers 404 there and that signatures are found through the referrers tag schema
+(``sha256-<hex>`` holding an OCI index), which the tests push themselves together with the
+image and the signature manifests (JWS and COSE envelopes signed with per-session PKI).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import aiohttp
+import bcrypt
+import pytest
+
+from adapters.http import HttpClient
+from adapters.registry import AiohttpRegistryClient
+from application.deadline import Deadline
+from application.notation import NotationValidator
+from application.settings import AuthSettings, Credentials, ValidatorSettings
+from domain.errors import Category, ConnaisseurError
+from domain.image import ImageReference
+from domain.policy import RuleOptions
+from domain.trust import TrustRoot
+from tests.support.cosign import FixedClock, image_manifest
+from tests.support.notation_oci import (
+    COSE,
+    JWS,
+    Subject,
+    push_signatures,
+    signature_artifact,
+)
+from tests.support.notation_signing import (
+    DAY,
+    REAL_NOW,
+    Signer,
+    issue,
+    make_ca,
+    sign_cose,
+    sign_jws,
+    target,
+)
+from tests.support.oci_push import Pusher
+from tests.support.servers import RegistryServer, registry_server
+from tests.support.tls import make_tls
+
+pytestmark = pytest.mark.integration
+CLOCK = FixedClock(REAL_NOW)
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+USER, PASSWORD = "notation", "n0tary-pw"
+
+
+@dataclass(frozen=True)
+class Pki:
+    root: Signer  # the trust root "default"
+    leaf: Signer  # code signing certificate issued by root
+    expired: Signer  # issued by root, expired before REAL_NOW
+    stranger: Signer  # issued by a CA that is no trust root
+
+
+@pytest.fixture(scope="module")
+def pki() -> Pki:
+    root, other = make_ca("integ-root"), make_ca("integ-stranger-ca")
+    return Pki(
+        root=root,
+        leaf=issue(root, "integ-signer"),
+        expired=issue(root, "integ-expired", start=REAL_NOW - 20 * DAY, end=REAL_NOW - 2 * DAY),
+        stranger=issue(other, "integ-stranger"),
+    )
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    work = tmp_path_factory.mktemp("notation-registry")
+    htpasswd = work / "htpasswd"
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=5)).decode()
+    htpasswd.write_text(f"{USER}:{hashed}\n")
+    with registry_server(
+        work / "registry", tls=make_tls(work / "tls"), htpasswd=htpasswd
+    ) as server:
+        print(f"registry backend: {server.backend} (HTTPS + htpasswd)")
+        yield server
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def pusher(registry: RegistryServer, session: aiohttp.ClientSession) -> Pusher:
+    return Pusher(session, registry.url, ca_pem=registry.ca_pem, basic=(USER, PASSWORD))
+
+
+def validator(
+    registry: RegistryServer, session: aiohttp.ClientSession, pki: Pki
+) -> NotationValidator:
+    settings = ValidatorSettings(
+        name="notation",
+        type="notation",
+        cert=registry.ca_pem,
+        auth=AuthSettings(
+            credentials=((registry.host, Credentials(username=USER, password=PASSWORD)),)
+        ),
+        trust_roots=(TrustRoot(name="default", cert=pki.root.pem()),),
+    )
+    return NotationValidator(settings, AiohttpRegistryClient(HttpClient(session), CLOCK), CLOCK)
+
+
+async def push_image(push: Pusher, repo: str, tag: str) -> Subject:
+    manifest, blobs = image_manifest(f"notation {repo}:{tag}")
+    digest = await push.image(repo, tag, manifest, blobs)
+    return Subject(digest=digest, size=len(manifest), media_type=DOCKER_MANIFEST)
+
+
+def jws_for(subject: Subject, signer: Signer, **kwargs: dt.datetime) -> bytes:
+    return sign_jws(signer, target(subject.digest, subject.size, subject.media_type), **kwargs)
+
+
+async def validate(v: NotationValidator, image: str, **options: str) -> str | None:
+    evidence = await v.validate(
+        ImageReference.parse(image),
+        RuleOptions(**options),  # type: ignore[arg-type]
+        Deadline.after(CLOCK, 10),
+    )
+    return evidence.digest
+
+
+async def denial(v: NotationValidator, image: str) -> ConnaisseurError:
+    with pytest.raises(ConnaisseurError) as info:
+        await validate(v, image)
+    return info.value
+
+
+def assert_one_sentence_naming(message: str, image: str) -> None:
+    assert image in message, message
+    assert "[default]" in message, message  # the trust roots
+    assert "\n" not in message
+    assert ". " not in message.rstrip("."), f"more than one sentence: {message}"
+
+
+# ------------------------------------------------------------------ discovery
+
+
+async def test_distribution_has_no_referrers_api_so_the_tag_schema_is_used(
+    registry: RegistryServer, session: aiohttp.ClientSession, pki: Pki
+) -> None:
+    push = pusher(registry, session)
+    subject = await push_image(push, "team/probe", "1.0")
+    await push_signatures(
+        push,
+        "team/probe",
+        subject,
+        [signature_artifact(subject, jws_for(subject, pki.leaf), JWS, pki.leaf.chain)],
+    )
+    context = ssl.create_default_context(cadata=registry.ca_pem)
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
+    api = f"{registry.url}/v2/team/probe/referrers/{subject.digest}"
+    async with session.get(api, ssl=context, headers=auth) as resp:
+        assert resp.status == 404  # the adapter must fall back
+    tag = f"{registry.url}/v2/team/probe/manifests/{subject.digest.replace(':', '-')}"
+    headers = {**auth, "Accept": "application/vnd.oci.image.index.v1+json"}
+    async with session.get(tag, ssl=context, headers=headers) as resp:
+        assert resp.status == 200
+        index = json.loads(await resp.read())
+    assert [m["artifactType"] for m in index["manifests"]] == [
+        "application/vnd.cncf.notary.signature"
+    ]
+
+
+# ------------------------------------------------------------------ admitted
+
+
+async def test_jws_signed_image_is_admitted_and_pinned_to_its_digest(
+    registry: RegistryServer, session: aiohttp.ClientSession, pki: Pki
+) -> None:
+    push = pusher(registry, session)
+    subject = await push_image(push, "team/jws", "1.0")
+    envelope = jws_for(subject, pki.leaf)
+    await push_signatures(
+        push, "team/jws", subject, [signature_artifact(subject, envelope, JWS, pki.leaf.chain)]
+    )
+    v = validator(registry, session, pki)
+    by_tag = f"{registry.host}/team/jws:1.0"
+    assert await validate(v, by_tag) == subject.digest
+    pinned = ImageReference.parse(by_tag).with_digest(subject.digest).name
+    assert pinned == f"{registry.host}/team/jws:1.0@{subject.digest}"
+    assert await validate(v, f"{registry.host}/team/jws@{subject.digest}") == subject.digest
+
+
+async def test_cose_signed_image_in_notation_1_0_manifest_style_is_admitted(
+    registry: RegistryServer, session: aiohttp.ClientSession, pki: Pki
+) -> None:
+    push = pusher(registry, session)
+    subject = await push_image(push, "team/cose", "1.0")
+    envelope = sign_cose(pki.leaf, target(subject.digest, subject.size, subject.media_type))
+    artifact = signature_artifact(subject, envelope, COSE, pki.leaf.chain, oci11=False)
+    await push_signatures(push, "team/cose", subject, [artifact])
+    v = validator(registry, session, pki)
+    assert await validate(v, f"{registry.host}/team/cose:1.0") == subject.digest
+
+
+async def test_a_good_signature_wins_over_a_stranger_signature(
+    registry: RegistryServer, session: aiohttp.ClientSession, pki: Pki
+) -> None:
+    push = pusher(registry, session)
+    subject = await push_image(push, "team/both", "1.0")
+    stranger = signature_artifact(subject, jws_for(subject, pki.stranger), JWS, pki.stranger.chain)
+    good = signature_artifact(
+        subject,
+        sign_cose(pki.leaf, target(subject.digest, subject.size, subject.media_type)),
+        COSE,
+        pki.leaf.chain,
+    )
+    await push_signatures(push, "team/both", subject, [stranger, good])
+    v = validator(registry, session, pki)
+    assert await validate(v, f"{registry.host}/team/both:1.0") == subject.digest
+
+
+# ------------------------------------------------------------------ denied
+
+
+async def test_unsigned_image_has_no_trust_data(
+    registry: RegistryServer, session: aiohttp.ClientSession, pki: Pki
+) -> None:
+    push = pusher(registry, session)
+    await push_image(push, "team/unsigned", "1.0")
+    error = await denial(validator(registry, session, pki), f"{registry.host}/team/unsigned:1.0")
+    assert error.category is Category.NO_TRUST_DATA
+    assert_one_sentence_naming(error.message, f"{registry.host}/team/unsigned:1.0")
+
+
+async def test_signature_by_an_untrusted_certificate_is_invalid(
+    registry: RegistryServer, session: aiohttp.ClientSession, pki: Pki
+) -> None:
+    push = pusher(registry, session)
+    subject = await push_image(push, "team/stranger", "1.0")
+    artifact = signature_artifact(subject, jws_for(subject, pki.stranger), JWS, pki.stranger.chain)
+    await push_signatures(push, "team/stranger", subject, [artifact])
+    error = await denial(validator(registry, session, pki), f"{registry.host}/team/stranger:1.0")
+    assert error.category is Category.SIGNATURE_INVALID
+    assert_one_sentence_naming(error.message, f"{registry.host}/team/stranger:1.0")
+
+
+async def test_signature_by_an_expired_leaf_is_expired(
+    registry: RegistryServer, session: aiohttp.ClientSession, pki: Pki
+) -> None:
+    push = pusher(registry, session)
+    subject = await push_image(push, "team/expired", "1.0")
+    # Signed while the certificate was valid; without a timestamp it must be valid *now*.
+    envelope = jws_for(subject, pki.expired, signing_time=REAL_NOW - 10 * DAY)
+    artifact = signature_artifact(subject, envelope, JWS, pki.expired.chain)
+    await push_signatures(push, "team/expired", subject, [artifact])
+    error = await denial(validator(registry, session, pki), f"{registry.host}/team/expired:1.0")
+    assert error.category is Category.EXPIRED
+    assert_one_sentence_naming(error.message, f"{registry.host}/team/expired:1.0")
+
+
+async def test_envelope_for_another_digest_is_a_digest_mismatch(
+    registry: RegistryServer, session: aiohttp.ClientSession, pki: Pki
+) -> None:
+    push = pusher(registry, session)
+    subject = await push_image(push, "team/swapped", "1.0")
+    other = await push_image(push, "team/swapped", "2.0")
+    # A valid signature of image 2.0, attached to (listed as a referrer of) image 1.0.
+    artifact = signature_artifact(subject, jws_for(other, pki.leaf), JWS, pki.leaf.chain)
+    await push_signatures(push, "team/swapped", subject, [artifact])
+    error = await denial(validator(registry, session, pki), f"{registry.host}/team/swapped:1.0")
+    assert error.category is Category.DIGEST_MISMATCH
+    assert_one_sentence_naming(error.message, f"{registry.host}/team/swapped:1.0")
+    assert other.digest in error.message
+    assert subject.digest in error.message
+
+
+async def test_missing_tag_is_image_not_found(
+    registry: RegistryServer, session: aiohttp.ClientSession, pki: Pki
+) -> None:
+    error = await denial(validator(registry, session, pki), f"{registry.host}/team/jws:nope")
+    assert error.category is Category.IMAGE_NOT_FOUND

@@ -1,0 +1,93 @@
+"""Resolving a tag when the registry (or a proxy in front of it) refuses HEAD.
+
+Regression, named after the bug: a registry answering HEAD with 405 Method Not Allowed made
+``resolve`` fail with ``fetch_failed`` although the issue (and the Go clients) fall back to GET.
+The real registry (Debian ``docker-registry`` or ``registry:2``) sits behind a proxy that
+refuses HEAD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from adapters.http import HttpClient
+from adapters.registry import AiohttpRegistryClient
+from application.deadline import Deadline
+from application.ports import Endpoint
+from application.settings import AuthSettings
+from domain.errors import Category, ConnaisseurError
+from domain.image import ImageReference
+from tests.support.cosign import FixedClock, image_manifest
+from tests.support.oci_push import Pusher
+from tests.support.registry_proxy import RegistryProxy
+from tests.support.servers import RegistryServer, registry_server
+
+pytestmark = pytest.mark.integration
+CLOCK = FixedClock()
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    with registry_server(tmp_path_factory.mktemp("head-registry")) as server:
+        print(f"registry backend: {server.backend} (plain HTTP)")
+        yield server
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def refusing_head(status: int) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method == "HEAD":
+            return web.Response(status=status)
+        return await handler(request)
+
+    return middleware
+
+
+async def resolve_through_proxy(
+    registry: RegistryServer, session: aiohttp.ClientSession, tag: str, head_status: int
+) -> tuple[str, RegistryProxy]:
+    proxy = RegistryProxy(registry.url)
+    app = proxy.app()
+    app.middlewares.append(refusing_head(head_status))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        client = AiohttpRegistryClient(HttpClient(session), CLOCK)
+        image = ImageReference.parse(f"127.0.0.1:{server.port}/team/nohead:{tag}")
+        digest = await client.resolve(
+            image, Endpoint(auth=AuthSettings()), Deadline.after(CLOCK, 10)
+        )
+        return digest, proxy
+    finally:
+        await server.close()
+
+
+@pytest.mark.parametrize("head_status", [405, 501])
+async def test_regression_head_refused_falls_back_to_get(
+    registry: RegistryServer, session: aiohttp.ClientSession, head_status: int
+) -> None:
+    manifest, blobs = image_manifest("no head")
+    digest = await Pusher(session, registry.url).image("team/nohead", "1.0", manifest, blobs)
+    resolved, proxy = await resolve_through_proxy(registry, session, "1.0", head_status)
+    assert resolved == digest
+    assert [m for m, _ in proxy.requests] == ["GET"]  # the refused HEAD never reached it
+
+
+async def test_missing_tag_is_still_not_found_when_head_is_refused(
+    registry: RegistryServer, session: aiohttp.ClientSession
+) -> None:
+    with pytest.raises(ConnaisseurError) as info:
+        await resolve_through_proxy(registry, session, "absent", 405)
+    assert info.value.category is Category.IMAGE_NOT_FOUND
