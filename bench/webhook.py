@@ -9,7 +9,12 @@ run so that drift hits all alike. Reports req/s, p50, p99 and server CPU per req
 ratio to bare; exits non-zero only on errors (a server that fails to start or answers wrongly,
 a wrk error), never on missed targets. See bench/README.md.
 
+After the table, ``--soak`` seconds of sustained load on the webhook sample its resident set
+size (RSS) at six marks; RSS is also read before and after every run (memory stays flat,
+product.md §5).
+
     .venv/bin/python bench/webhook.py [--duration 5] [--rounds 2] [--concurrency 1,10,64]
+                                      [--soak 60]
 """
 
 from __future__ import annotations
@@ -249,6 +254,15 @@ class Server:
             return None
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def rss_kib(self) -> int | None:
+        """Resident set size of the server process now, in KiB (Linux ``/proc``)."""
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:
+            return None
+        line = next((ln for ln in status.splitlines() if ln.startswith("VmRSS:")), None)
+        return int(line.split()[1]) if line is not None else None
+
     def check_alive(self) -> None:
         if self.process.poll() is not None:
             tail = self.log_file.read_text(errors="replace")[-2000:]
@@ -339,6 +353,9 @@ class Run:
     p99_ms: float
     errors: int
     cpu_us: float | None  # server CPU time per request: steadier than req/s on a busy host
+    rss_before_kib: int | None = None
+    rss_after_kib: int | None = None
+    requests: int = 0
 
 
 def write_lua(folder: Path, variant: Variant) -> Path:
@@ -368,9 +385,9 @@ def run_wrk(
     server: Server, variant: Variant, script: Path, concurrency: int, args: argparse.Namespace
 ) -> Run:
     command = wrk_command(server, script, concurrency, args.threads, args.duration)
-    cpu_before = server.cpu_seconds()
+    rss_before, cpu_before = server.rss_kib(), server.cpu_seconds()
     done = subprocess.run(command, capture_output=True, text=True, timeout=args.duration + 30)
-    cpu_after = server.cpu_seconds()
+    cpu_after, rss_after = server.cpu_seconds(), server.rss_kib()
     server.check_alive()
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH-RESULT ")), None)
     if done.returncode != 0 or line is None:
@@ -389,6 +406,9 @@ def run_wrk(
         p99_ms=r["p99_us"] / 1000,
         errors=errors,
         cpu_us=cpu_us,
+        rss_before_kib=rss_before,
+        rss_after_kib=rss_after,
+        requests=r["requests"],
     )
 
 
@@ -442,6 +462,50 @@ def report(runs: list[Run], concurrencies: list[int]) -> list[str]:
     return [*lines, "", *verdicts]
 
 
+def _mib(kib: int | None) -> str:
+    return f"{kib / 1024:.1f}" if kib is not None else "n/a"
+
+
+def memory_report(runs: list[Run], concurrencies: list[int]) -> list[str]:
+    """Server RSS after warm-up and after each concurrency's runs (product.md §5)."""
+    lines = [
+        "| server | after warm-up MiB | "
+        + " | ".join(f"after c={c} MiB" for c in concurrencies)
+        + " | growth MiB |",
+        "|---|" + "---:|" * (len(concurrencies) + 2),
+    ]
+    for name in dict.fromkeys(r.server for r in runs):
+        own = [r for r in runs if r.server == name]
+        start = own[0].rss_before_kib
+        after = [[r for r in own if r.concurrency == c][-1].rss_after_kib for c in concurrencies]
+        end = after[-1]
+        growth = f"{(end - start) / 1024:+.1f}" if start is not None and end is not None else "n/a"
+        cells = " | ".join(_mib(a) for a in after)
+        lines.append(f"| {name} | {_mib(start)} | {cells} | {growth} |")
+    return lines
+
+
+def soak_report(soak: list[Run]) -> list[str]:
+    """RSS of ``ours`` at every mark of the soak run, and its growth over the whole and the
+    second half: a leak shows as steady growth, a warm-up as growth that stops."""
+    if not soak:
+        return []
+    marks = [soak[0].rss_before_kib, *(r.rss_after_kib for r in soak)]
+    if any(m is None for m in marks):
+        return ["soak: RSS not available (no /proc)"]
+    kib = [m for m in marks if m is not None]
+    half = kib[len(kib) // 2]
+    requests = sum(r.requests for r in soak)
+    cpu = [r.cpu_us for r in soak if r.cpu_us is not None]
+    return [
+        f"soak: ours at c={soak[0].concurrency}, allow/deny alternating, {len(soak)} runs, "
+        f"{requests:,} requests" + (f", CPU {statistics.median(cpu):.0f} µs/req" if cpu else ""),
+        "  RSS MiB at each mark: " + ", ".join(_mib(k) for k in kib),
+        f"  growth: {(kib[-1] - kib[0]) / 1024:+.1f} MiB over the soak, "
+        f"{(kib[-1] - half) / 1024:+.1f} MiB over its second half",
+    ]
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -452,6 +516,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", default="1,10,64", help="comma-separated")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (<= connections)")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up per server")
+    parser.add_argument(
+        "--soak",
+        type=int,
+        default=60,
+        help="seconds of sustained load on ours after the table, RSS sampled (0: none)",
+    )
     parser.add_argument(
         "--no-floor",
         dest="floor",
@@ -506,13 +576,17 @@ def bench(args: argparse.Namespace) -> int:
                     check_answer(server, variant, client)
             print_header(args, servers, scripts, concurrencies)
             runs = measure(args, servers, scripts, concurrencies)
+            soaked = soak(args, ours, scripts)
             for server in servers:
                 check_answer(server, ALLOW, client)
             log_lines = sum(1 for _ in ours.log_file.open("rb"))
     print()
     print("\n".join(report(runs, concurrencies)))
+    print("\nServer memory (resident set size, from /proc):\n")
+    print("\n".join(memory_report(runs, concurrencies)))
+    print("\n".join(["", *soak_report(soaked)]))
     print(f"\nwebhook log lines written during the run: {log_lines}")
-    errors = sum(r.errors for r in runs)
+    errors = sum(r.errors for r in [*runs, *soaked])
     if errors:
         print(f"bench: error: {errors} wrk errors (non-2xx, socket, timeout)", file=sys.stderr)
         return 1
@@ -567,6 +641,29 @@ def measure(
                     + (f"  ERRORS {run.errors}" if run.errors else ""),
                     flush=True,
                 )
+    return runs
+
+
+SOAK_MARKS = 6
+
+
+def soak(args: argparse.Namespace, ours: Server, scripts: dict[str, Path]) -> list[Run]:
+    """Sustained load on ``ours`` for ``--soak`` seconds in ``SOAK_MARKS`` runs (allow and deny
+    alternating), so the RSS is sampled at every mark."""
+    if args.soak <= 0:
+        return []
+    seconds = max(1, round(args.soak / SOAK_MARKS))
+    chunk = argparse.Namespace(**{**vars(args), "duration": seconds})
+    runs = []
+    for i in range(SOAK_MARKS):
+        variant = (ALLOW, DENY)[i % 2]
+        run = run_wrk(ours, variant, scripts[variant.name], TARGET_CONCURRENCY, chunk)
+        runs.append(run)
+        print(
+            f"  soak {(i + 1) * seconds:>4} s  {run.rps:>9,.0f} req/s  "
+            f"RSS {_mib(run.rss_after_kib)} MiB" + (f"  ERRORS {run.errors}" if run.errors else ""),
+            flush=True,
+        )
     return runs
 
 
