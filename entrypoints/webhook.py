@@ -30,6 +30,7 @@ from entrypoints.admission import (
 from entrypoints.logs import log_admission
 
 CONTAINER = web.AppKey("container", Container)
+_BUDGET_MEMO_SIZE = 64
 log = logging.getLogger("connaisseur.admission")
 
 
@@ -65,12 +66,15 @@ class Mutate:
         self._review = container.review_admission
         self._metrics = container.metrics()
         self._limits: Limits = container.settings().limits
+        # raw ``timeout`` query value → budget: a pure function of the fixed limits, and the
+        # API server sends the same few values, so each is parsed once
+        self._budgets: dict[str | None, float] = {}
 
     async def handle(self, request: web.Request) -> web.Response:
         self._metrics.request_received()
         if request.method != "POST":
             return _text(405, f"Method not allowed.: {request.method}")
-        if request.content_type != "application/json":
+        if not _is_json(request):
             got = request.headers.get("Content-Type", "")
             return _text(400, f"wrong content type: expected json, got {got}")
         try:
@@ -85,11 +89,17 @@ class Mutate:
         return _json(await self._answer(command, api_version))
 
     def _budget(self, request: web.Request) -> float:
-        limits = self._limits
-        requested = parse_timeout(request.query.get("timeout"))
-        return request_budget(
-            requested, limits.deadline_margin_seconds, limits.deadline_cap_seconds
-        )
+        raw = request.query.get("timeout")
+        budget = self._budgets.get(raw)
+        if budget is None:
+            limits = self._limits
+            budget = request_budget(
+                parse_timeout(raw), limits.deadline_margin_seconds, limits.deadline_cap_seconds
+            )
+            if len(self._budgets) >= _BUDGET_MEMO_SIZE:
+                self._budgets.clear()  # bounded: the query string is the client's to choose
+            self._budgets[raw] = budget
+        return budget
 
     async def _answer(self, command: ReviewCommand, api_version: str) -> dict[str, object]:
         started = time.perf_counter()
@@ -111,6 +121,17 @@ async def _health(request: web.Request) -> web.Response:
 async def _metrics(request: web.Request) -> web.Response:
     metrics = request.app[CONTAINER].metrics()
     return web.Response(body=metrics.exposition(), headers={"Content-Type": metrics.content_type})
+
+
+def _is_json(request: web.Request) -> bool:
+    """Whether the body is declared JSON (media type ``application/json``, any parameters).
+
+    The exact header the API server sends is recognised without aiohttp's full media-type
+    parse (about 2.5 µs per request); any other value is parsed as before.
+    """
+    if request.headers.get("Content-Type") == "application/json":
+        return True
+    return request.content_type == "application/json"
 
 
 def _text(status: int, message: str) -> web.Response:
