@@ -21,7 +21,7 @@ from domain.verdict import (
     RequestVerdict,
     SkipReason,
 )
-from domain.workload import Workload
+from domain.workload import ContainerSlot, Workload
 
 DETECTION_WARNING = "detection mode active"
 PODS_ONLY_WARNING = "pod-only validation active"
@@ -93,8 +93,9 @@ class ReviewAdmission:
         if old is not None and old.deleted:
             return RequestVerdict(uid=command.uid, allowed=True, outcome=Outcome.SUCCESS)
         approved = self._approved_images(old)
-        verdicts = await self._verify_all(new, approved, deadline)
-        return _summarise(command.uid, new, verdicts)
+        images = new.images  # grouped once, used by both steps
+        verdicts = await self._verify_all(new, images, approved, deadline)
+        return _summarise(command.uid, new, images, verdicts)
 
     async def _notify(
         self,
@@ -133,12 +134,16 @@ class ReviewAdmission:
         return frozenset(old.images)
 
     async def _verify_all(
-        self, workload: Workload, approved: frozenset[str], deadline: Deadline
+        self,
+        workload: Workload,
+        images: dict[str, list[ContainerSlot]],
+        approved: frozenset[str],
+        deadline: Deadline,
     ) -> list[ImageVerdict]:
         reason = SkipReason.UNCHANGED if approved else None
         commands = [
             VerifyImageCommand(image=raw, approved_images=approved, approval_reason=reason)
-            for raw in workload.images
+            for raw in images
         ]
         if deadline.expired:
             # No budget at all (the API server's timeout is within the margin): nothing can be
@@ -228,7 +233,12 @@ def _timed_out(image: str, finished: int, total: int) -> ImageVerdict:
     )
 
 
-def _summarise(uid: str, workload: Workload, verdicts: list[ImageVerdict]) -> RequestVerdict:
+def _summarise(
+    uid: str,
+    workload: Workload,
+    slots: dict[str, list[ContainerSlot]],
+    verdicts: list[ImageVerdict],
+) -> RequestVerdict:
     denied = [v for v in verdicts if not v.allowed]
     if denied:
         timed_out = any(v.category is Category.TIMEOUT for v in denied)
@@ -240,7 +250,6 @@ def _summarise(uid: str, workload: Workload, verdicts: list[ImageVerdict]) -> Re
             category=Category.TIMEOUT if timed_out else denied[0].category,
             images=tuple(verdicts),
         )
-    slots = workload.images
     patch = tuple(
         PatchOperation(path=workload.patch_path(slot), value=v.new_image or "")
         for v in verdicts
