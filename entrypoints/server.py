@@ -1,19 +1,26 @@
-"""``connaisseur serve``: logging, uvloop, TLS and the aiohttp runner."""
+"""``connaisseur serve``: logging, uvloop, TLS and the aiohttp runner.
+
+Runs the low-level server as ``web.run_app`` runs an application: SIGINT/SIGTERM end it, open
+connections get ``shutdown_timeout`` seconds to finish, then the outbound session closes.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import ssl
 import sys
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.web_runner import GracefulExit
 
 from application.settings import Settings
 from config.container import Container
 from entrypoints.logs import configure_logging
 from entrypoints.tls import server_context, throwaway_certificate
-from entrypoints.webhook import create_app
+from entrypoints.webhook import webhook_server
 
 log = logging.getLogger("connaisseur")
 
@@ -34,16 +41,25 @@ def serve(
         )
     host, _, port = listen.rpartition(":")
     _install_uvloop()
-    web.run_app(
-        create_app(container),
-        host=host or "0.0.0.0",  # noqa: S104 - the webhook must be reachable by the API server
-        port=int(port),
-        ssl_context=server_context(cert_file, key_file),
-        access_log=None,
-        print=lambda msg: log.info(msg),
-        shutdown_timeout=5,
-    )
+    context = server_context(cert_file, key_file)
+    # the webhook must be reachable by the API server
+    bind = host or "0.0.0.0"  # noqa: S104
+    with contextlib.suppress(GracefulExit, KeyboardInterrupt):
+        asyncio.run(_run(container, bind, int(port), context))
     return 0
+
+
+async def _run(container: Container, host: str, port: int, context: ssl.SSLContext) -> None:
+    async with webhook_server(container) as server:
+        runner = web.ServerRunner(server, handle_signals=True, shutdown_timeout=5)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port, ssl_context=context)
+            await site.start()
+            log.info("serving on %s", site.name)
+            await asyncio.Event().wait()  # until a signal raises GracefulExit
+        finally:
+            await runner.cleanup()
 
 
 def _install_uvloop() -> None:

@@ -3,17 +3,27 @@
 The handler parses the AdmissionReview, builds a command, calls ``ReviewAdmission`` and renders
 the verdict. Bad input gets a 4xx with a one-line reason; an unexpected failure becomes a
 generic denial (fail closed) and a logged traceback.
+
+Served by aiohttp's low-level ``web.Server`` with an exact-path dispatch instead of a
+``web.Application``: four fixed paths need no router, match info or middleware chain, and
+skipping them saves 4-7 % of a static admission's CPU time (bench/README.md).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http import HttpVersion11, RawRequestMessage
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
 
 from application.deadline import request_budget
 from application.review import ReviewCommand
@@ -29,34 +39,85 @@ from entrypoints.admission import (
 )
 from entrypoints.logs import log_admission
 
-CONTAINER = web.AppKey("container", Container)
 _BUDGET_MEMO_SIZE = 64
 log = logging.getLogger("connaisseur.admission")
 
 
-def create_app(container: Container) -> web.Application:
-    """The webhook application; the HTTP session lives and dies with it."""
-    limits: Limits = container.settings().limits
-    app = web.Application(client_max_size=limits.max_body_bytes)
-    app[CONTAINER] = container
-    app.cleanup_ctx.append(_client_session)
-    app.router.add_route("*", "/mutate", Mutate(container).handle)
-    app.router.add_route("*", "/health", _health)
-    app.router.add_route("*", "/ready", _health)
-    app.router.add_route("*", "/metrics", _metrics)
-    return app
+@contextlib.asynccontextmanager
+async def webhook_server(container: Container) -> AsyncIterator[web.Server]:
+    """The webhook's HTTP server; the outbound HTTP session lives and dies with it.
 
-
-async def _client_session(app: web.Application) -> AsyncIterator[None]:
-    container = app[CONTAINER]
+    Serve it with ``web.ServerRunner``; leave this context only after the runner's cleanup.
+    """
     connector = aiohttp.TCPConnector(limit=100, ttl_dns_cache=300)
     async with aiohttp.ClientSession(connector=connector, raise_for_status=False) as session:
         container.session.override(session)
         container.validators()  # build every validator before the first request
         container.review_admission()
-        yield
-        await close_resources(container)
-        container.session.reset_override()
+        try:
+            webhook = Webhook(container)
+            yield web.Server(
+                webhook.dispatch, request_factory=webhook.make_request, access_log=None
+            )
+        finally:
+            await close_resources(container)
+            container.session.reset_override()
+
+
+class Webhook:
+    """Routes the four paths by exact match; anything else is 404 as a router would answer."""
+
+    def __init__(self, container: Container) -> None:
+        self._mutate = Mutate(container).handle
+        self._metrics = container.metrics()
+        self._max_body_bytes = container.settings().limits.max_body_bytes
+
+    async def dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.headers.get(hdrs.EXPECT):
+            await _expect(request)
+        path = request.path
+        if path == "/mutate":
+            return await self._mutate(request)
+        if path in ("/health", "/ready"):
+            return _health(request)
+        if path == "/metrics":
+            metrics = self._metrics
+            return web.Response(
+                body=metrics.exposition(), headers={"Content-Type": metrics.content_type}
+            )
+        raise web.HTTPNotFound()
+
+    def make_request(
+        self,
+        message: RawRequestMessage,
+        payload: StreamReader,
+        protocol: RequestHandler,
+        writer: AbstractStreamWriter,
+        task: asyncio.Task[None],
+    ) -> web.BaseRequest:
+        """A request whose body may be as large as the limits allow (aiohttp's default is 1 MiB;
+        ``read()`` refuses more with 413)."""
+        return web.BaseRequest(
+            message,
+            payload,
+            protocol,
+            writer,
+            task,
+            asyncio.get_running_loop(),
+            client_max_size=self._max_body_bytes,
+        )
+
+
+async def _expect(request: web.BaseRequest) -> None:
+    """``Expect: 100-continue`` answered as aiohttp's router does; other expectations 417."""
+    expect = request.headers.get(hdrs.EXPECT, "")
+    if request.version == HttpVersion11:
+        if expect.lower() == "100-continue":
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # the answer's body has not started yet
+        else:
+            raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")
+        await request.writer.drain()
 
 
 class Mutate:
@@ -70,7 +131,7 @@ class Mutate:
         # API server sends the same few values, so each is parsed once
         self._budgets: dict[str | None, float] = {}
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.BaseRequest) -> web.Response:
         self._metrics.request_received()
         if request.method != "POST":
             return _text(405, f"Method not allowed.: {request.method}")
@@ -88,7 +149,7 @@ class Mutate:
             return _text(400, str(e))
         return _json(await self._answer(command, api_version))
 
-    def _budget(self, request: web.Request) -> float:
+    def _budget(self, request: web.BaseRequest) -> float:
         raw = request.query.get("timeout")
         budget = self._budgets.get(raw)
         if budget is None:
@@ -112,18 +173,13 @@ class Mutate:
         return render_review(verdict, api_version)
 
 
-async def _health(request: web.Request) -> web.Response:
+def _health(request: web.BaseRequest) -> web.Response:
     if request.method != "GET":
         return _text(405, "Method not allowed.")
     return web.Response(status=200)
 
 
-async def _metrics(request: web.Request) -> web.Response:
-    metrics = request.app[CONTAINER].metrics()
-    return web.Response(body=metrics.exposition(), headers={"Content-Type": metrics.content_type})
-
-
-def _is_json(request: web.Request) -> bool:
+def _is_json(request: web.BaseRequest) -> bool:
     """Whether the body is declared JSON (media type ``application/json``, any parameters).
 
     The exact header the API server sends is recognised without aiohttp's full media-type

@@ -16,7 +16,6 @@ import json
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from application.deadline import Deadline
 from application.review import ReviewCommand
@@ -29,7 +28,6 @@ from domain.policy import RuleOptions
 from domain.verdict import ImageVerdict, RequestVerdict, SkipReason
 from domain.workload import ContainerSlot, Workload
 from entrypoints.admission import BadRequestError, parse_review, render_review
-from entrypoints.webhook import create_app
 from tests.conformance.harness import (
     SKIP_FEATURES,
     FakeClock,
@@ -49,6 +47,7 @@ from tests.conformance.harness import (
     running_container,
 )
 from tests.conformance.test_config import _load_validator
+from tests.support.webhook import webhook_client
 
 FEATURE_OPS = {"child_approval", "parent_images", "skip_decision", "validation_metrics"}
 
@@ -140,10 +139,9 @@ def _metric(container: Any, spec: str) -> float:
 
 
 @pytest.mark.parametrize("case", admission_params("http_mutate"))
-async def test_http_mutate(case: dict[str, Any], aiohttp_client: Any) -> None:
+async def test_http_mutate(case: dict[str, Any]) -> None:
     inputs, expected = case["inputs"], expected_of(case)
     container = case_container(case_settings(case), extra_validators(case), FakeClock())
-    client: TestClient[Any, Any] = await aiohttp_client(create_app(container))
     request = inputs["request"]
     body = request.get("body")
     if "body_file" in request:
@@ -151,9 +149,11 @@ async def test_http_mutate(case: dict[str, Any], aiohttp_client: Any) -> None:
     headers = {"Content-Type": request["content_type"]} if request.get("content_type") else {}
     # D6: a zero budget is what the API server's minimum timeout (1 s) leaves after the margin.
     query = {"timeout": "1s"} if budget_seconds(case) == 0 else {}
-    resp = await client.request(
-        request["method"], "/mutate", data=body, headers=headers, params=query
-    )
+    async with webhook_client(container) as client:
+        resp = await client.request(
+            request["method"], "/mutate", data=body, headers=headers, params=query
+        )
+        text = await resp.text()
     if case["id"] == "admission-002":
         # Not a D-number: aiohttp's HTTP parser (llhttp) refuses a method it does not know
         # ('YOLO') on the request line with 400, before any handler runs. Still a 4xx.
@@ -161,13 +161,12 @@ async def test_http_mutate(case: dict[str, Any], aiohttp_client: Any) -> None:
         return
     assert resp.status == expected["http_status"]
     if not expected["ok"]:
-        text = await resp.text()
         assert text.endswith("\n")
         assert text.count("\n") == 1  # one line
         if "body" in expected:
             assert text == expected["body"]
     else:
-        assert_response(expected, (await resp.json())["response"])
+        assert_response(expected, json.loads(text)["response"])
     for spec, value in (case.get("metrics_optional") or {}).items():
         assert _metric(container, spec) == value, spec
 

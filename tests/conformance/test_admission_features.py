@@ -23,8 +23,6 @@ from typing import Any
 
 import pytest
 import yaml
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from dependency_injector import providers
 
 from adapters.http import HttpClient
@@ -46,7 +44,6 @@ from domain.alert_template import AlertTemplate
 from domain.image import ImageReference
 from domain.verdict import SkipReason
 from domain.workload import OwnerReference, Workload
-from entrypoints.webhook import create_app
 from tests.conformance.harness import expected_of
 from tests.support.feature_doubles import (
     FakeMetrics,
@@ -58,6 +55,7 @@ from tests.support.feature_doubles import (
     serving,
 )
 from tests.support.tls import make_tls
+from tests.support.webhook import webhook_client
 
 DATA = Path(__file__).parent / "data"
 MANIFEST = yaml.safe_load((DATA / "cases.yaml").read_text())
@@ -343,8 +341,7 @@ async def test_http_mutate_features(case: dict[str, Any]) -> None:
         settings = _webhook_settings(inputs, receiver_url)
         container = build_container(settings)
         container.validators.override(providers.Object(_all_validators(settings, inputs)))
-        app: web.Application = create_app(container)
-        async with TestClient(TestServer(app)) as client:
+        async with webhook_client(container) as client:
             request = inputs["request"]
             body = (DATA / request["body_file"]).read_bytes()
             resp = await client.post(

@@ -1,6 +1,6 @@
 """End to end through the HTTPS webhook: each operational feature, one AdmissionReview at a time.
 
-The real aiohttp application is served with TLS in-process (``create_app`` + ``TCPSite``) and
+The real aiohttp server is served with TLS in-process (``webhook_server`` + ``TCPSite``) and
 composed by ``build_container`` from a configuration file and environment variables, as
 ``connaisseur serve`` does; only the non-static validators are test doubles. The Kubernetes API
 and the alert receiver are local HTTP(S) servers.
@@ -8,6 +8,7 @@ and the alert receiver are local HTTP(S) servers.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -25,7 +26,7 @@ from dependency_injector import providers
 from application.validators import StaticValidator, build_validators
 from config.container import build_container
 from config.loader import load_settings
-from entrypoints.webhook import create_app
+from entrypoints.webhook import webhook_server
 from tests.support.feature_doubles import (
     MockValidator,
     Received,
@@ -76,8 +77,9 @@ class Webhook:
 @pytest.fixture
 async def start(tls: TlsFiles, tmp_path: Path) -> AsyncIterator[Any]:
     """``await start(env=..., alerting=...)`` → a running :class:`Webhook` and its double."""
-    runners: list[web.AppRunner] = []
+    runners: list[web.ServerRunner] = []
     sessions: list[aiohttp.ClientSession] = []
+    stack = contextlib.AsyncExitStack()
 
     async def run(
         env: Mapping[str, str] | None = None,
@@ -94,7 +96,8 @@ async def start(tls: TlsFiles, tmp_path: Path) -> AsyncIterator[Any]:
         validators = build_validators(settings.validators, {"static": StaticValidator})
         validators["signed"] = signed
         container.validators.override(providers.Object(validators))
-        runner = web.AppRunner(create_app(container))
+        server = await stack.enter_async_context(webhook_server(container))
+        runner = web.ServerRunner(server)
         await runner.setup()
         runners.append(runner)
         port = free_port()
@@ -111,6 +114,7 @@ async def start(tls: TlsFiles, tmp_path: Path) -> AsyncIterator[Any]:
         await session.close()
     for runner in runners:
         await runner.cleanup()
+    await stack.aclose()  # the webhooks' outbound sessions, after their servers
 
 
 async def test_child_approval_through_the_kubernetes_api(

@@ -1,0 +1,34 @@
+"""The webhook's low-level server under aiohttp's test client."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import BaseTestServer, TestClient
+
+from config.container import Container
+from entrypoints.webhook import webhook_server
+
+
+class WebhookTestServer(BaseTestServer):
+    """Serves a ``web.Server`` on a free port (aiohttp's ``TestServer`` takes applications)."""
+
+    def __init__(self, server: web.Server, **kwargs: Any) -> None:
+        self._server = server
+        super().__init__(**kwargs)
+
+    async def _make_runner(self, **kwargs: Any) -> web.ServerRunner:
+        return web.ServerRunner(self._server, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def webhook_client(container: Container) -> AsyncIterator[TestClient[Any, Any]]:
+    """A test client of the webhook over plain HTTP, with the outbound session open."""
+    async with (
+        webhook_server(container) as server,
+        TestClient(WebhookTestServer(server)) as client,
+    ):
+        yield client
