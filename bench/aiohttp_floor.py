@@ -1,7 +1,8 @@
 """The aiohttp floor for the benchmark (``bench/webhook.py --floor``): the least an aiohttp
 handler can do for ``/mutate`` — read the body, orjson-decode it, answer a fixed allowed
-AdmissionReview with the uid — on uvloop over TLS, access log off, as ``connaisseur serve``
-runs aiohttp. What lies between this and ``connaisseur serve`` is our own per-request work.
+AdmissionReview with the uid — on uvloop over TLS, access log off, served by aiohttp's
+low-level ``web.Server`` as ``connaisseur serve`` serves the webhook. What lies between this
+and ``connaisseur serve`` is our own per-request work.
 
     python bench/aiohttp_floor.py --listen 127.0.0.1:8443 --tls-cert tls.crt --tls-key tls.key
 """
@@ -9,6 +10,8 @@ runs aiohttp. What lies between this and ``connaisseur serve`` is our own per-re
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import ssl
 
 import orjson
@@ -16,7 +19,7 @@ import uvloop
 from aiohttp import web
 
 
-async def mutate(request: web.Request) -> web.Response:
+async def mutate(request: web.BaseRequest) -> web.Response:
     review = orjson.loads(await request.read())
     answer = {
         "apiVersion": review.get("apiVersion", "admission.k8s.io/v1"),
@@ -24,6 +27,16 @@ async def mutate(request: web.Request) -> web.Response:
         "response": {"uid": review["request"]["uid"], "allowed": True},
     }
     return web.Response(body=orjson.dumps(answer), content_type="application/json")
+
+
+async def serve(host: str, port: int, context: ssl.SSLContext) -> None:
+    runner = web.ServerRunner(web.Server(mutate, access_log=None), handle_signals=True)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, ssl_context=context).start()
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
 
 
 def main() -> None:
@@ -36,17 +49,8 @@ def main() -> None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(args.tls_cert, args.tls_key)
-    app = web.Application(client_max_size=3 * 1024 * 1024)
-    app.router.add_post("/mutate", mutate)
-    web.run_app(
-        app,
-        host=host,
-        port=int(port),
-        ssl_context=context,
-        access_log=None,
-        print=None,
-        loop=uvloop.new_event_loop(),
-    )
+    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
+        uvloop.run(serve(host, int(port), context))
 
 
 if __name__ == "__main__":
