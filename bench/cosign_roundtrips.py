@@ -35,7 +35,8 @@ from application.settings import ValidatorSettings
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.trust import TrustRoot
-from tests.support.cosign import FixedClock, Signer, image_manifest, payload, sign_layout
+from tests.support.cosign import Signer, image_manifest, payload, sign_layout
+from tests.support.fakes import FakeClock
 from tests.support.oci_push import Pusher
 from tests.support.registry_proxy import RegistryProxy
 from tests.support.servers import free_port, registry_server
@@ -104,7 +105,7 @@ async def bench(
                     TrustRoot(name=f"k{i}", key=s.public_pem) for i, s in enumerate(signers)
                 ),
             )
-            clock = FixedClock()
+            clock = FakeClock()
             options = RuleOptions(trust_root="*", verify_in_transparency_log=False)
             image = ImageReference.parse(f"{host}/bench/app:1.0")
             cold, warm = [], []

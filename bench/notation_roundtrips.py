@@ -45,7 +45,8 @@ from bench.cosign_roundtrips import TimedProxy, round_trips
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.trust import TrustRoot
-from tests.support.cosign import FixedClock, image_manifest
+from tests.support.cosign import image_manifest
+from tests.support.fakes import FakeClock
 from tests.support.notation_oci import JWS, Subject, push_signatures, signature_artifact
 from tests.support.notation_signing import DAY, REAL_NOW, Signer, issue, make_ca, sign_jws, target
 from tests.support.oci_push import Pusher
@@ -133,7 +134,7 @@ async def measure(
     latency: float,
     runs: int,
 ) -> tuple[list[Sample], list[Sample]]:
-    clock = FixedClock(REAL_NOW)
+    clock = FakeClock(REAL_NOW)
     reference = ImageReference.parse(image)
     cold: list[Sample] = []
     warm: list[Sample] = []

@@ -14,7 +14,7 @@ import functools
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,11 @@ from domain.errors import Category, VerificationError
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.verdict import TrustedDigest
+from tests.support.fakes import FakeClock
 
 CONFORMANCE_DIR = Path(__file__).resolve().parent
 CASES_FILE = CONFORMANCE_DIR / "cases.yaml"
 DATA = CONFORMANCE_DIR / "data"
-DEFAULT_NOW = datetime(2026, 11, 29, tzinfo=UTC)
 MOCK_DIGEST = "sha256:1234567890123456123456789012345612345678901234561234567890123456"
 SKIP_FEATURES = "covered by tests/conformance/test_admission_features.py (issue 6)"
 
@@ -166,32 +166,15 @@ def case_settings(case: Mapping[str, Any], *, env: Mapping[str, str] | None = No
 # --- clock ----------------------------------------------------------------------------------
 
 
-class FakeClock:
-    """Implements ``application.ports.Clock``: a fixed wall clock and a manual monotonic one."""
-
-    def __init__(self, now: datetime = DEFAULT_NOW, monotonic: float = 1000.0) -> None:
-        self._now = now
-        self._monotonic = monotonic
-
-    def now(self) -> datetime:
-        return self._now
-
-    def monotonic(self) -> float:
-        return self._monotonic
-
-    def advance(self, seconds: float) -> None:
-        self._monotonic += seconds
-
-
 def case_clock(case: Mapping[str, Any]) -> FakeClock:
     """The case's clock (``clock.use`` when given as an RFC 3339 time), else the default."""
     use = (case.get("clock") or {}).get("use")
     if isinstance(use, str):
         try:
-            return FakeClock(datetime.fromisoformat(use.replace("Z", "+00:00")))
+            return FakeClock(datetime.fromisoformat(use.replace("Z", "+00:00")), frozen=True)
         except ValueError:
             pass
-    return FakeClock()
+    return FakeClock(frozen=True)
 
 
 # --- test-double validators -----------------------------------------------------------------
@@ -309,7 +292,7 @@ def case_container(
     clock: FakeClock | None = None,
 ) -> Container:
     """A container for ``settings`` with test doubles and a fake clock (no session yet)."""
-    container = build_container(settings, clock or FakeClock())
+    container = build_container(settings, clock or FakeClock(frozen=True))
     add_extra_validators(container, extras)
     return container
 

@@ -32,7 +32,6 @@ from entrypoints.admission import BadRequestError, parse_review, render_review
 from entrypoints.webhook import create_app
 from tests.conformance.harness import (
     SKIP_FEATURES,
-    FakeClock,
     MockAllowValidator,
     budget_seconds,
     case_by_id,
@@ -49,6 +48,7 @@ from tests.conformance.harness import (
     running_container,
 )
 from tests.conformance.test_config import _load_validator
+from tests.support.fakes import FakeClock
 
 FEATURE_OPS = {"child_approval", "parent_images", "skip_decision", "validation_metrics"}
 
@@ -142,7 +142,7 @@ def _metric(container: Any, spec: str) -> float:
 @pytest.mark.parametrize("case", admission_params("http_mutate"))
 async def test_http_mutate(case: dict[str, Any], aiohttp_client: Any) -> None:
     inputs, expected = case["inputs"], expected_of(case)
-    container = case_container(case_settings(case), extra_validators(case), FakeClock())
+    container = case_container(case_settings(case), extra_validators(case), FakeClock(frozen=True))
     client: TestClient[Any, Any] = await aiohttp_client(create_app(container))
     request = inputs["request"]
     body = request.get("body")
@@ -290,7 +290,7 @@ async def test_static_validate(case: dict[str, Any]) -> None:
             env={},
         ).validators[0]
     validator = StaticValidator(settings)
-    deadline = Deadline.after(FakeClock(), 1.0)
+    deadline = Deadline.after(FakeClock(frozen=True), 1.0)
     image = ImageReference.parse(inputs["image"])
     if not expected["ok"]:
         with pytest.raises(ConnaisseurError) as info:

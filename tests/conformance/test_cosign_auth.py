@@ -36,7 +36,8 @@ from domain.errors import ConnaisseurError
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.trust import KeylessIdentity, TrustRoot
-from tests.support.cosign import FixedClock, TreeRegistry, validator_settings
+from tests.support.cosign import TreeRegistry, validator_settings
+from tests.support.fakes import FakeClock
 
 T = TypeVar("T")
 HERE = Path(__file__).parent
@@ -90,7 +91,7 @@ def make_validator(
         settings,
         registry,  # type: ignore[arg-type]
         NoRekor(),
-        FixedClock(),
+        FakeClock(),
         public_good=public_good_material(),
     )
 
@@ -173,7 +174,7 @@ async def test_check_options(case: Any, session: aiohttp.ClientSession) -> None:
         auth = dataclasses.replace(
             settings.auth, credentials=tuple((host, c) for _, c in settings.auth.credentials)
         )
-        registry = AiohttpRegistryClient(HttpClient(session), FixedClock())
+        registry = AiohttpRegistryClient(HttpClient(session), FakeClock())
         validator = make_validator(doc, registry, auth)
         options = rule(inputs)
         assert transparency_switches(options) == (
@@ -184,7 +185,7 @@ async def test_check_options(case: Any, session: aiohttp.ClientSession) -> None:
         # Some validators have no ``default`` trust root; any root reaches the registry.
         options = dataclasses.replace(options, trust_root=options.trust_root or "*")
         with pytest.raises(ConnaisseurError) as err:
-            await validator.validate(image, options, Deadline.after(FixedClock(), 5))
+            await validator.validate(image, options, Deadline.after(FakeClock(), 5))
         assert err.value.category == "unauthorized"
         want = expected["registry_basic_auth"]
         user = f"{want['username']}:{want['password']}" if want["username"] else ""
@@ -217,11 +218,11 @@ async def test_validate_image(
     server = await serve(mock)
     try:
         host = f"127.0.0.1:{server.port}"
-        registry = AiohttpRegistryClient(HttpClient(session), FixedClock())
+        registry = AiohttpRegistryClient(HttpClient(session), FakeClock())
         validator = make_validator(load_validator_doc(inputs["validator"]), registry)
         image = ImageReference.parse(inputs["image"].replace("<REGISTRY>", host))
         options = rule(inputs, ignoreReference=ignore_reference)
-        deadline = Deadline.after(FixedClock(), 10)
+        deadline = Deadline.after(FakeClock(), 10)
         if expected["ok"] and not ignore_reference:
             # D2: the payload names index.docker.io/..., not the mock registry's repository.
             with pytest.raises(ConnaisseurError) as err:

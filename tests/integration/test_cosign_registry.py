@@ -29,14 +29,15 @@ from domain.errors import Category, ConnaisseurError
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.trust import TrustRoot
-from tests.support.cosign import FixedClock, Signer, image_manifest, payload, sign_layout
+from tests.support.cosign import Signer, image_manifest, payload, sign_layout
+from tests.support.fakes import FakeClock
 from tests.support.oci_push import Pusher
 from tests.support.registry_proxy import RegistryProxy
 from tests.support.servers import RegistryServer, registry_server
 from tests.support.tls import make_tls
 
 pytestmark = pytest.mark.integration
-CLOCK = FixedClock()
+CLOCK = FakeClock()
 NO_TLOG = RuleOptions(verify_in_transparency_log=False)
 
 

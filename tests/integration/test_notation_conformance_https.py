@@ -25,7 +25,7 @@ from application.notation import NotationValidator
 from domain.errors import Category, ConnaisseurError
 from domain.image import ImageReference
 from tests.conformance.test_notation import CASES, CLOCK, DATA, load_settings, rule_options
-from tests.support.cosign import FixedClock
+from tests.support.fakes import FakeClock
 from tests.support.notation_tree_registry import NotationTreeRegistry
 from tests.support.threaded_server import serve_in_thread
 
@@ -47,7 +47,7 @@ def mock() -> Iterator[tuple[NotationTreeRegistry, str]]:
 @pytest.fixture
 async def client() -> AsyncIterator[AiohttpRegistryClient]:
     async with aiohttp.ClientSession() as session:
-        yield AiohttpRegistryClient(HttpClient(session), FixedClock(CLOCK))
+        yield AiohttpRegistryClient(HttpClient(session), FakeClock(CLOCK))
 
 
 async def run_case(
@@ -57,7 +57,7 @@ async def run_case(
     settings = load_settings(inputs["validator"])
     if cert is None:
         settings = replace(settings, cert=None)
-    clock = FixedClock(CLOCK)
+    clock = FakeClock(CLOCK)
     validator = NotationValidator(settings, client, clock)
     image = ImageReference.parse(inputs["image"].replace("<REGISTRY>", host))
     evidence = await validator.validate(

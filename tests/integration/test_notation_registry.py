@@ -31,7 +31,8 @@ from domain.errors import Category, ConnaisseurError
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.trust import TrustRoot
-from tests.support.cosign import FixedClock, image_manifest
+from tests.support.cosign import image_manifest
+from tests.support.fakes import FakeClock
 from tests.support.notation_oci import (
     COSE,
     JWS,
@@ -54,7 +55,7 @@ from tests.support.servers import RegistryServer, registry_server
 from tests.support.tls import make_tls
 
 pytestmark = pytest.mark.integration
-CLOCK = FixedClock(REAL_NOW)
+CLOCK = FakeClock(REAL_NOW)
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 USER, PASSWORD = "notation", "n0tary-pw"
 

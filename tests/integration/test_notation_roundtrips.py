@@ -31,7 +31,8 @@ from application.settings import ValidatorSettings
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.trust import TrustRoot
-from tests.support.cosign import FixedClock, image_manifest, sha256
+from tests.support.cosign import image_manifest, sha256
+from tests.support.fakes import FakeClock
 from tests.support.notation_oci import (
     JWS,
     SignatureArtifact,
@@ -47,7 +48,7 @@ from tests.support.servers import RegistryServer, free_port, registry_server
 from tests.support.tls import TlsFiles, make_tls
 
 pytestmark = pytest.mark.integration
-CLOCK = FixedClock(REAL_NOW)
+CLOCK = FakeClock(REAL_NOW)
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 REPO = "rt/app"
 

@@ -22,13 +22,14 @@ from application.ports import Endpoint
 from application.settings import AuthSettings
 from domain.errors import Category, ConnaisseurError
 from domain.image import ImageReference
-from tests.support.cosign import FixedClock, image_manifest
+from tests.support.cosign import image_manifest
+from tests.support.fakes import FakeClock
 from tests.support.oci_push import Pusher
 from tests.support.registry_proxy import RegistryProxy
 from tests.support.servers import RegistryServer, registry_server
 
 pytestmark = pytest.mark.integration
-CLOCK = FixedClock()
+CLOCK = FakeClock()
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

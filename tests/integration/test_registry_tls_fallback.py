@@ -24,7 +24,7 @@ from application.settings import AuthSettings
 from domain.errors import Category, ConnaisseurError
 from domain.image import ImageReference
 from tests.conformance.test_notation import CLOCK, DATA
-from tests.support.cosign import FixedClock
+from tests.support.fakes import FakeClock
 from tests.support.notation_tree_registry import NotationTreeRegistry
 from tests.support.servers import free_port
 from tests.support.threaded_server import serve_in_thread
@@ -45,13 +45,13 @@ def tls_context() -> ssl.SSLContext:
 @pytest.fixture
 async def client() -> AsyncIterator[AiohttpRegistryClient]:
     async with aiohttp.ClientSession() as session:
-        yield AiohttpRegistryClient(HttpClient(session), FixedClock(CLOCK))
+        yield AiohttpRegistryClient(HttpClient(session), FakeClock(CLOCK))
 
 
 async def resolve(client: AiohttpRegistryClient, port: int, ca_pem: str | None) -> str:
     image = ImageReference.parse(f"127.0.0.1:{port}/{SIGNED}")
     endpoint = Endpoint(auth=AuthSettings(), ca_pem=ca_pem)
-    return await client.resolve(image, endpoint, Deadline.after(FixedClock(CLOCK), 5))
+    return await client.resolve(image, endpoint, Deadline.after(FakeClock(CLOCK), 5))
 
 
 async def test_regression_https_outage_pinned_loopback_registry_to_http(

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from application.deadline import Deadline
 from domain.errors import Category, VerificationError
@@ -14,25 +12,6 @@ from domain.policy import RuleOptions
 from domain.verdict import TrustedDigest
 
 DIGEST = "sha256:" + "ab" * 32
-
-
-class FakeClock:
-    """A fixed wall clock; the monotonic clock is real unless ``frozen`` (then moved by hand)."""
-
-    def __init__(self, now: datetime | None = None, *, frozen: bool = False) -> None:
-        self._now = now or datetime(2026, 11, 29, tzinfo=UTC)
-        self._frozen = frozen
-        self._offset = 0.0
-
-    def now(self) -> datetime:
-        return self._now
-
-    def monotonic(self) -> float:
-        base = 1000.0 if self._frozen else time.monotonic()
-        return base + self._offset
-
-    def advance(self, seconds: float) -> None:
-        self._offset += seconds
 
 
 @dataclass

@@ -30,7 +30,6 @@ from domain.policy import RuleOptions
 from domain.trust import KeylessIdentity, TrustRoot
 from tests.support.cosign import (
     FakeRekor,
-    FixedClock,
     Layout,
     Signer,
     image_manifest,
@@ -38,10 +37,11 @@ from tests.support.cosign import (
     sha256,
     sign_layout,
 )
+from tests.support.fakes import FakeClock
 
 DATA = Path(__file__).parents[1] / "conformance" / "data"
 IMAGE = ImageReference.parse("registry.example/team/app:1.0")
-CLOCK = FixedClock()
+CLOCK = FakeClock()
 
 
 @pytest.fixture(scope="session")
