@@ -48,9 +48,8 @@ from domain.verdict import SkipReason
 from domain.workload import OwnerReference, Workload
 from entrypoints.webhook import create_app
 from tests.conformance.harness import expected_of
-from tests.support.fakes import FakeClock
+from tests.support.fakes import FakeClock, FakeMetrics
 from tests.support.feature_doubles import (
-    FakeMetrics,
     MockValidator,
     Received,
     UpstreamFormatCache,
@@ -402,9 +401,9 @@ async def test_validation_metrics(case: dict[str, Any]) -> None:
         kind, _, rest = label.partition("{")
         parts = dict(p.split("=", 1) for p in rest.rstrip("}").split(","))
         if kind == "skipped":
-            got = metrics.skips[(parts["type"], parts["validator"], parts["reason"])]
+            got = metrics.skips.count((parts["type"], parts["validator"], parts["reason"]))
         else:
-            got = metrics.validations[(parts["type"], parts["validator"], parts["result"])]
+            got = metrics.validation_results()[(parts["type"], parts["validator"], parts["result"])]
         assert got == count, label
 
 

@@ -21,8 +21,8 @@ from application.deadline import Deadline
 from application.ports import CachedResult
 from application.verify import CachePolicy, VerifyImage, VerifyImageCommand
 from domain.policy import Policy, Rule
-from tests.support.fakes import FakeClock
-from tests.support.feature_doubles import MOCK_DIGEST, FakeMetrics, MockValidator
+from tests.support.fakes import FakeClock, FakeMetrics
+from tests.support.feature_doubles import MOCK_DIGEST, MockValidator
 from tests.support.servers import RedisServer, docker_available, redis_container, redis_server
 from tests.support.tls import make_tls
 

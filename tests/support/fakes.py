@@ -6,9 +6,11 @@ Each names the Protocol it implements so mypy checks it where it is defined.
 from __future__ import annotations
 
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from application.ports import Clock
+from application.ports import Clock, Metrics
 
 DEFAULT_NOW = datetime(2026, 11, 29, tzinfo=UTC)
 
@@ -32,3 +34,30 @@ class FakeClock(Clock):
 
     def advance(self, seconds: float) -> None:
         self._offset += seconds
+
+
+@dataclass
+class FakeMetrics(Metrics):
+    """Implements ``Metrics`` by recording every report in order."""
+
+    admissions: list[tuple[bool, bool]] = field(default_factory=list)  # (allowed, timed_out)
+    validations: list[tuple[str, str, str]] = field(default_factory=list)  # (type, name, category)
+    skips: list[tuple[str, str, str]] = field(default_factory=list)  # (type, name, reason)
+
+    def admission(self, allowed: bool, timed_out: bool, seconds: float) -> None:
+        self.admissions.append((allowed, timed_out))
+
+    def validation(
+        self, validator_type: str, validator: str, category: str, seconds: float
+    ) -> None:
+        self.validations.append((validator_type, validator, category))
+
+    def skipped(self, validator_type: str, validator: str, reason: str) -> None:
+        self.skips.append((validator_type, validator, reason))
+
+    def validation_results(self) -> Counter[tuple[str, str, str]]:
+        """Validations counted as the Prometheus counter labels them: ``success`` or ``error``."""
+        return Counter(
+            (type_, name, "success" if category == "success" else "error")
+            for type_, name, category in self.validations
+        )

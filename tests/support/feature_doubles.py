@@ -7,9 +7,8 @@ import asyncio
 import contextlib
 import json
 import ssl
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -67,27 +66,6 @@ class MockValidator:
         if "error" in row:
             raise VerificationError(row["error"], category=Category.VALIDATION_FAILED)
         return TrustedDigest(digest=row["digest"])
-
-
-@dataclass
-class FakeMetrics:
-    """Implements ``application.ports.Metrics`` by counting."""
-
-    validations: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    skips: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    admissions: Counter[tuple[bool, bool]] = field(default_factory=Counter)
-
-    def admission(self, allowed: bool, timed_out: bool, seconds: float) -> None:
-        self.admissions[(allowed, timed_out)] += 1
-
-    def validation(
-        self, validator_type: str, validator: str, category: str, seconds: float
-    ) -> None:
-        result = "success" if category == "success" else "error"
-        self.validations[(validator_type, validator, result)] += 1
-
-    def skipped(self, validator_type: str, validator: str, reason: str) -> None:
-        self.skips[(validator_type, validator, reason)] += 1
 
 
 class UpstreamFormatCache:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from application.deadline import Deadline
 from domain.errors import Category, VerificationError
@@ -12,26 +12,6 @@ from domain.policy import RuleOptions
 from domain.verdict import TrustedDigest
 
 DIGEST = "sha256:" + "ab" * 32
-
-
-@dataclass
-class FakeMetrics:
-    """Records what the use cases report."""
-
-    admissions: list[tuple[bool, bool]] = field(default_factory=list)
-    validations: list[tuple[str, str, str]] = field(default_factory=list)
-    skips: list[tuple[str, str, str]] = field(default_factory=list)
-
-    def admission(self, allowed: bool, timed_out: bool, seconds: float) -> None:
-        self.admissions.append((allowed, timed_out))
-
-    def validation(
-        self, validator_type: str, validator: str, category: str, seconds: float
-    ) -> None:
-        self.validations.append((validator_type, validator, category))
-
-    def skipped(self, validator_type: str, validator: str, reason: str) -> None:
-        self.skips.append((validator_type, validator, reason))
 
 
 @dataclass
