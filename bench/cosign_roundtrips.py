@@ -36,7 +36,7 @@ from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.trust import TrustRoot
 from tests.support.cosign import Signer, image_manifest, payload, sign_layout
-from tests.support.fakes import FakeClock
+from tests.support.fakes import FakeClock, unreachable_transparency_log
 from tests.support.oci_push import Pusher
 from tests.support.registry_proxy import RegistryProxy
 from tests.support.servers import free_port, registry_server
@@ -111,7 +111,14 @@ async def bench(
             cold, warm = [], []
             for _ in range(runs):
                 client = AiohttpRegistryClient(HttpClient(session), clock)
-                validator = CosignValidator(settings, client, _NoRekor(), clock)
+                validator = CosignValidator(
+                    settings,
+                    client,
+                    unreachable_transparency_log(
+                        "no Rekor in this benchmark (verifyInTransparencyLog: false)"
+                    ),
+                    clock,
+                )
                 for bucket in (cold, warm):
                     proxy.reset()
                     proxy.starts.clear()
@@ -150,11 +157,6 @@ def report(
             f"{name:20s} median {median * 1000:7.1f} ms over {len(rows)} runs; "
             f"registry requests {reqs}, token requests {tokens}, sequential round trips {trips}"
         )
-
-
-class _NoRekor:
-    async def find_entries(self, host: str, artifact_hash: str, deadline: Deadline) -> list[object]:
-        raise AssertionError("no Rekor in this benchmark (verifyInTransparencyLog: false)")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.trust import KeylessIdentity, TrustRoot
 from tests.support.cosign import TreeRegistry, validator_settings
-from tests.support.fakes import FakeClock
+from tests.support.fakes import FakeClock, unreachable_transparency_log
 
 T = TypeVar("T")
 HERE = Path(__file__).parent
@@ -49,13 +49,6 @@ def cases(area: str, op: str) -> list[Any]:
     found = [c for c in CASES if c["area"] == area and c["op"] == op]
     assert found, f"no {area}/{op} cases"
     return [pytest.param(c, id=c["id"]) for c in found]
-
-
-class NoRekor:
-    """A transparency log that must not be asked (every vector signature has a bundle)."""
-
-    async def find_entries(self, host: str, artifact_hash: str, deadline: Deadline) -> list[Any]:
-        raise AssertionError("Rekor must not be contacted")
 
 
 def key_x_int64(key: Any) -> int:
@@ -90,7 +83,7 @@ def make_validator(
     return CosignValidator(
         settings,
         registry,  # type: ignore[arg-type]
-        NoRekor(),
+        unreachable_transparency_log(),
         FakeClock(),
         public_good=public_good_material(),
     )

@@ -30,7 +30,7 @@ from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.trust import TrustRoot
 from tests.support.cosign import Signer, image_manifest, payload, sign_layout
-from tests.support.fakes import FakeClock
+from tests.support.fakes import FakeClock, unreachable_transparency_log
 from tests.support.oci_push import Pusher
 from tests.support.registry_proxy import RegistryProxy
 from tests.support.servers import RegistryServer, registry_server
@@ -39,11 +39,6 @@ from tests.support.tls import make_tls
 pytestmark = pytest.mark.integration
 CLOCK = FakeClock()
 NO_TLOG = RuleOptions(verify_in_transparency_log=False)
-
-
-class NoRekor:
-    async def find_entries(self, host: str, artifact_hash: str, deadline: Deadline) -> list[object]:
-        raise AssertionError("Rekor must not be contacted")
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +86,7 @@ def validator(
         auth=auth or AuthSettings(),
         trust_roots=(TrustRoot(name="default", key=signer.public_pem),),
     )
-    return CosignValidator(settings, registry, NoRekor(), CLOCK)
+    return CosignValidator(settings, registry, unreachable_transparency_log(), CLOCK)
 
 
 async def push_signed(pusher: Pusher, host: str, repo: str, tag: str, signer: Signer | None) -> str:

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from application.ports import Clock, Metrics
+from application.deadline import Deadline
+from application.ports import Clock, Metrics, TransparencyLog
 
 DEFAULT_NOW = datetime(2026, 11, 29, tzinfo=UTC)
 
@@ -61,3 +64,35 @@ class FakeMetrics(Metrics):
             (type_, name, "success" if category == "success" else "error")
             for type_, name, category in self.validations
         )
+
+
+class FakeTransparencyLog(TransparencyLog):
+    """Implements ``TransparencyLog`` over prepared API entries keyed by artefact hash;
+    records every query; ``fail`` is raised by every query (an ``AssertionError`` there
+    proves the log is never asked).
+    """
+
+    def __init__(
+        self,
+        entries: Mapping[str, list[dict[str, Any]]] | None = None,
+        *,
+        fail: Exception | None = None,
+    ) -> None:
+        self.entries = dict(entries or {})
+        self.queries: list[tuple[str, str]] = []
+        self.fail = fail
+
+    async def find_entries(
+        self, host: str, artifact_hash: str, deadline: Deadline
+    ) -> list[dict[str, Any]]:
+        self.queries.append((host, artifact_hash))
+        if self.fail:
+            raise self.fail
+        return self.entries.get(artifact_hash, [])
+
+
+def unreachable_transparency_log(
+    reason: str = "Rekor must not be contacted",
+) -> FakeTransparencyLog:
+    """A log that fails the test if asked (every signature carries its bundle, or no tlog)."""
+    return FakeTransparencyLog(fail=AssertionError(reason))

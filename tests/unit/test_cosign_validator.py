@@ -37,7 +37,7 @@ from tests.support.cosign import (
     sha256,
     sign_layout,
 )
-from tests.support.fakes import FakeClock
+from tests.support.fakes import FakeClock, FakeTransparencyLog
 
 DATA = Path(__file__).parents[1] / "conformance" / "data"
 IMAGE = ImageReference.parse("registry.example/team/app:1.0")
@@ -108,23 +108,6 @@ class FakeRegistry:
         return []
 
 
-class FakeRekorLog:
-    """The TransparencyLog port over prepared API entries (keyed by artefact hash)."""
-
-    def __init__(self, entries: Mapping[str, list[dict[str, Any]]] | None = None) -> None:
-        self.entries = dict(entries or {})
-        self.queries: list[tuple[str, str]] = []
-        self.fail: VerificationError | None = None
-
-    async def find_entries(
-        self, host: str, artifact_hash: str, deadline: Deadline
-    ) -> list[dict[str, Any]]:
-        self.queries.append((host, artifact_hash))
-        if self.fail:
-            raise self.fail
-        return self.entries.get(artifact_hash, [])
-
-
 class FakeKubernetes:
     def __init__(self, objects: Mapping[tuple[str, str], Mapping[str, Any]]) -> None:
         self.objects = objects
@@ -139,14 +122,14 @@ class FakeKubernetes:
 def validator(
     roots: Sequence[TrustRoot],
     registry: FakeRegistry,
-    tlog: FakeRekorLog | None = None,
+    tlog: FakeTransparencyLog | None = None,
     transparency: TransparencySettings | None = None,
     **kwargs: Any,
 ) -> CosignValidator:
     settings = ValidatorSettings(
         name="cosign", type="cosign", trust_roots=tuple(roots), transparency=transparency
     )
-    return CosignValidator(settings, registry, tlog or FakeRekorLog(), CLOCK, **kwargs)
+    return CosignValidator(settings, registry, tlog or FakeTransparencyLog(), CLOCK, **kwargs)
 
 
 def signed(signer: Signer, digest: str, reference: str = IMAGE.context, **extra: str):  # type: ignore[no-untyped-def]
@@ -344,7 +327,10 @@ def bundled(signers: dict[str, Signer], rekor: FakeRekor, digest: str, **tweak: 
 
 
 def tlog_validator(
-    signers: dict[str, Signer], reg: FakeRegistry, rekor: FakeRekor, log: FakeRekorLog | None = None
+    signers: dict[str, Signer],
+    reg: FakeRegistry,
+    rekor: FakeRekor,
+    log: FakeTransparencyLog | None = None,
 ) -> CosignValidator:
     return validator(
         [TrustRoot(name="default", key=signers["p256"].public_pem)],
@@ -355,7 +341,7 @@ def tlog_validator(
 
 
 async def test_bundle_verifies_offline(signers: dict[str, Signer]) -> None:
-    reg, rekor, log = FakeRegistry(), FakeRekor(), FakeRekorLog()
+    reg, rekor, log = FakeRegistry(), FakeRekor(), FakeTransparencyLog()
     digest = reg.push_image("1.0")
     reg.push_signatures(digest, sign_layout([bundled(signers, rekor, digest)]))
     result = await run(tlog_validator(signers, reg, rekor, log), RuleOptions())
@@ -389,7 +375,7 @@ async def test_without_bundle_rekor_is_queried_and_its_entry_verified(
     body, sig, _ = signed(signers["p256"], digest)
     reg.push_signatures(digest, sign_layout([(body, sig, {})]))
     entry = rekor.entry(body, sig, signers["p256"].public_pem, 1_700_000_000)
-    log = FakeRekorLog({sha256(body): [FakeRekor.api_entry(entry)]})
+    log = FakeTransparencyLog({sha256(body): [FakeRekor.api_entry(entry)]})
     result = await run(tlog_validator(signers, reg, rekor, log), RuleOptions())
     assert result.digest == digest
     assert log.queries == [("https://rekor.test", sha256(body))]
@@ -401,13 +387,13 @@ async def test_without_bundle_and_without_entry_the_signature_does_not_count(
     reg, rekor = FakeRegistry(), FakeRekor()
     digest = reg.push_image("1.0")
     reg.push_signatures(digest, sign_layout([signed(signers["p256"], digest)]))
-    err = await denied(tlog_validator(signers, reg, rekor, FakeRekorLog()), RuleOptions())
+    err = await denied(tlog_validator(signers, reg, rekor, FakeTransparencyLog()), RuleOptions())
     assert err.category is Category.SIGNATURE_INVALID
     assert "transparency log" in err.message
 
 
 async def test_rekor_down_is_transient_not_a_bad_signature(signers: dict[str, Signer]) -> None:
-    reg, rekor, log = FakeRegistry(), FakeRekor(), FakeRekorLog()
+    reg, rekor, log = FakeRegistry(), FakeRekor(), FakeTransparencyLog()
     log.fail = VerificationError(
         "Rekor: server unavailable (HTTP 503)", category=Category.UNAVAILABLE
     )
