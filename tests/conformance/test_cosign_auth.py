@@ -31,11 +31,12 @@ from application.cosign import CosignValidator, transparency_switches
 from application.deadline import Deadline
 from application.settings import AuthSettings
 from config.auth import load_auth
+from config.loader import keyless_identity
 from domain.cosign import Verifier, load_verifier, resolve_trust_roots
 from domain.errors import ConnaisseurError
 from domain.image import ImageReference
 from domain.policy import RuleOptions
-from domain.trust import KeylessIdentity, TrustRoot
+from domain.trust import TrustRoot
 from tests.support.cosign import TreeRegistry, validator_settings
 from tests.support.fakes import FakeClock, unreachable_transparency_log
 
@@ -241,18 +242,10 @@ async def test_validate_image(
 @pytest.mark.parametrize("case", cases("cosign", "load_verifier"))
 def test_load_verifier(case: Any) -> None:
     raw, expected = case["inputs"]["trust_root"], case["expected"]
-    keyless = raw.get("keyless")
     root = TrustRoot(
         name=raw.get("name", ""),
         key=(DATA / raw["key_file"]).read_text() if "key_file" in raw else raw.get("key"),
-        keyless=KeylessIdentity(
-            issuer=keyless.get("issuer"),
-            subject=keyless.get("subject"),
-            issuer_regex=keyless.get("issuerRegex"),
-            subject_regex=keyless.get("subjectRegex"),
-        )
-        if keyless
-        else None,
+        keyless=keyless_identity(raw.get("keyless")),
     )
     verifier, error = attempt(lambda: load_verifier(root))
     if error is not None:

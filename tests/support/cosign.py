@@ -285,28 +285,21 @@ def validator_settings(doc: Any, secrets_dir: Path) -> Any:
     """
     from application.settings import TransparencySettings, ValidatorSettings
     from config.auth import load_auth
+    from config.loader import keyless_identity
     from domain.errors import ConfigError
-    from domain.trust import KeylessIdentity, TrustRoot
+    from domain.trust import TrustRoot
 
     if not isinstance(doc, dict):
         raise ConfigError("validator: unmarshal error: not a mapping")
     host = doc.get("host") or {}
     roots = []
     for raw in doc.get("trustRoots") or []:
-        keyless = raw.get("keyless")
         roots.append(
             TrustRoot(
                 name=raw.get("name", ""),
                 key=raw.get("key"),
                 cert=raw.get("cert"),
-                keyless=KeylessIdentity(
-                    issuer=keyless.get("issuer"),
-                    subject=keyless.get("subject"),
-                    issuer_regex=keyless.get("issuerRegex"),
-                    subject_regex=keyless.get("subjectRegex"),
-                )
-                if keyless
-                else None,
+                keyless=keyless_identity(raw.get("keyless")),
             )
         )
     return ValidatorSettings(
