@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ssl
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ from tests.support.fakes import FakeClock, unreachable_transparency_log
 from tests.support.oci_push import Pusher
 from tests.support.registry_proxy import RegistryProxy
 from tests.support.servers import free_port, registry_server
-from tests.support.tls import make_tls
+from tests.support.tls import make_tls, server_context
 
 
 @dataclass
@@ -83,8 +82,7 @@ async def bench(
     runner = web.AppRunner(proxy.app())
     await runner.setup()
     port = free_port()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tls.cert_file, tls.key_file)
+    context = server_context(tls.cert_file, tls.key_file)
     await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
     host = f"127.0.0.1:{port}"
     try:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ssl
 import statistics
 import sys
 import tempfile
@@ -51,7 +50,7 @@ from tests.support.notation_oci import JWS, Subject, push_signatures, signature_
 from tests.support.notation_signing import DAY, REAL_NOW, Signer, issue, make_ca, sign_jws, target
 from tests.support.oci_push import Pusher
 from tests.support.servers import free_port, registry_server
-from tests.support.tls import make_tls
+from tests.support.tls import make_tls, server_context
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 SCENARIOS = ("tag", "digest", "rotated")
@@ -74,8 +73,7 @@ async def main(latency: float, runs: int, bearer: bool, show: bool) -> None:
             await runner.setup()
             port = free_port()
             tls = make_tls(work / "tls")
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(tls.cert_file, tls.key_file)
+            context = server_context(tls.cert_file, tls.key_file)
             await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
             try:
                 async with aiohttp.ClientSession() as session:

@@ -15,7 +15,6 @@ Deliberate differences asserted here instead of the upstream behaviour:
 from __future__ import annotations
 
 import json
-import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -57,7 +56,7 @@ from tests.support.feature_doubles import (
     receiver_app,
     serving,
 )
-from tests.support.tls import make_tls
+from tests.support.tls import make_tls, server_context
 
 DATA = Path(__file__).parent / "data"
 MANIFEST = yaml.safe_load((DATA / "cases.yaml").read_text())
@@ -163,8 +162,7 @@ async def test_parent_images(case: dict[str, Any], kube_tls: Any, tmp_path: Path
         assert make_child_approval(settings, http=None) is None  # type: ignore[arg-type]
         return
     requests: list[tuple[str, str]] = []
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(kube_tls.cert_file, kube_tls.key_file)
+    context = server_context(kube_tls.cert_file, kube_tls.key_file)
     async with (
         serving(kube_api_app(inputs["kube_objects"], requests), context) as url,
         aiohttp.ClientSession() as session,
@@ -241,8 +239,7 @@ async def test_review_features(case: dict[str, Any], kube_tls: Any, tmp_path: Pa
     async with aiohttp.ClientSession() as session:
         approval = None
         if "kube_objects" in inputs:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(kube_tls.cert_file, kube_tls.key_file)
+            context = server_context(kube_tls.cert_file, kube_tls.key_file)
             async with serving(kube_api_app(inputs["kube_objects"], []), context) as url:
                 api = await _kube_adapter(url, kube_tls, tmp_path, session)
                 approval = ChildApproval(api)

@@ -10,7 +10,6 @@ conformance default 2026-11-29T00:00:00Z (inside the signing certificate's valid
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
@@ -28,6 +27,7 @@ from tests.conformance.test_notation import CASES, CLOCK, DATA, load_settings, r
 from tests.support.fakes import FakeClock
 from tests.support.notation_tree_registry import NotationTreeRegistry
 from tests.support.threaded_server import serve_in_thread
+from tests.support.tls import server_context
 
 pytestmark = pytest.mark.integration
 VALIDATE = [c for c in CASES if c["op"] == "validate_image"]
@@ -37,8 +37,7 @@ NOTATION = DATA / "notation"
 @pytest.fixture(scope="module")
 def mock() -> Iterator[tuple[NotationTreeRegistry, str]]:
     """The HTTPS ``notation_registry`` mock; yields it and its ``127.0.0.1:PORT``."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(NOTATION / "server-cert.pem", NOTATION / "server-key.pem")
+    context = server_context(NOTATION / "server-cert.pem", NOTATION / "server-key.pem")
     registry = NotationTreeRegistry(NOTATION)
     with serve_in_thread(registry.app, ssl_context=context) as port:
         yield registry, f"127.0.0.1:{port}"

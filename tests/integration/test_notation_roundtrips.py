@@ -14,7 +14,6 @@ a pair until the other has arrived too, so a client sending them one after the o
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +44,7 @@ from tests.support.notation_signing import REAL_NOW, issue, make_ca, sign_jws, t
 from tests.support.oci_push import Pusher
 from tests.support.registry_proxy import RegistryProxy
 from tests.support.servers import RegistryServer, free_port, registry_server
-from tests.support.tls import TlsFiles, make_tls
+from tests.support.tls import TlsFiles, make_tls, server_context
 
 pytestmark = pytest.mark.integration
 CLOCK = FakeClock(REAL_NOW)
@@ -118,8 +117,7 @@ async def proxied(registry: RegistryServer, tls: TlsFiles) -> AsyncIterator[Prox
     runner = web.AppRunner(proxy.app())
     await runner.setup()
     port = free_port()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tls.cert_file, tls.key_file)
+    context = server_context(tls.cert_file, tls.key_file)
     await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
     try:
         yield Proxied(proxy=proxy, host=f"127.0.0.1:{port}", ca_pem=tls.ca_pem)

@@ -28,6 +28,7 @@ from tests.support.fakes import FakeClock
 from tests.support.notation_tree_registry import NotationTreeRegistry
 from tests.support.servers import free_port
 from tests.support.threaded_server import serve_in_thread
+from tests.support.tls import server_context
 
 pytestmark = pytest.mark.integration
 NOTATION = DATA / "notation"
@@ -37,9 +38,7 @@ SIGNED_DIGEST = "sha256:a136cc4e785798e5e8483047cf621cf0a0300a93d47703a3f066c340
 
 
 def tls_context() -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(NOTATION / "server-cert.pem", NOTATION / "server-key.pem")
-    return context
+    return server_context(NOTATION / "server-cert.pem", NOTATION / "server-key.pem")
 
 
 @pytest.fixture
