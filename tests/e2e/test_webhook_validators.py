@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-import bcrypt
 import jsonpatch
 import pytest
 import yaml
@@ -37,7 +36,12 @@ from tests.support.notation_oci import JWS, Subject, push_signatures, signature_
 from tests.support.notation_signing import DAY, REAL_NOW, issue, make_ca, sign_jws, target
 from tests.support.notation_signing import Signer as NotationSigner
 from tests.support.oci_push import Pusher
-from tests.support.servers import RegistryServer, free_port, registry_server, running
+from tests.support.servers import (
+    RegistryServer,
+    free_port,
+    running,
+    secure_registry_server,
+)
 from tests.support.tls import make_tls
 
 pytestmark = pytest.mark.integration
@@ -153,16 +157,10 @@ def write_config(
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     work = tmp_path_factory.mktemp("e2e-validators")
-    htpasswd = work / "htpasswd"
-    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=5)).decode()
-    htpasswd.write_text(f"{USER}:{hashed}\n")
     cosign = CosignSigner(ec.generate_private_key(ec.SECP256R1()))
     root = make_ca("e2e-notation-root")
     leaf = issue(root, "e2e-notation-signer")
-    with registry_server(
-        work / "registry", tls=make_tls(work / "registry-tls"), htpasswd=htpasswd
-    ) as registry:
-        print(f"registry backend: {registry.backend} (HTTPS + htpasswd)")
+    with secure_registry_server(work / "secure-registry", USER, PASSWORD) as registry:
         digests = run_async(lambda: populate(registry, cosign, leaf))
         write_secrets(work / "secrets", registry.host)
         write_config(work / "config.yaml", registry, cosign, root.pem())

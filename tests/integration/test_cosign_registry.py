@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
-import bcrypt
 import pytest
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -33,8 +32,7 @@ from tests.support.cosign import Signer, image_manifest, payload, sign_layout
 from tests.support.fakes import FakeClock, unreachable_transparency_log
 from tests.support.oci_push import Pusher
 from tests.support.registry_proxy import RegistryProxy
-from tests.support.servers import RegistryServer, registry_server
-from tests.support.tls import make_tls
+from tests.support.servers import RegistryServer, registry_server, secure_registry_server
 
 pytestmark = pytest.mark.integration
 CLOCK = FakeClock()
@@ -50,14 +48,7 @@ def plain_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
 
 @pytest.fixture(scope="module")
 def secure_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    work = tmp_path_factory.mktemp("secure")
-    htpasswd = work / "htpasswd"
-    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=5)).decode()
-    htpasswd.write_text(f"alice:{hashed}\n")
-    with registry_server(
-        work / "registry", tls=make_tls(work / "tls"), htpasswd=htpasswd
-    ) as server:
-        print(f"registry backend: {server.backend} (HTTPS + htpasswd)")
+    with secure_registry_server(tmp_path_factory.mktemp("secure"), "alice", "s3cret") as server:
         yield server
 
 

@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import aiohttp
-import bcrypt
 import pytest
 
 from adapters.http import HttpClient
@@ -51,8 +50,7 @@ from tests.support.notation_signing import (
     target,
 )
 from tests.support.oci_push import Pusher
-from tests.support.servers import RegistryServer, registry_server
-from tests.support.tls import make_tls
+from tests.support.servers import RegistryServer, secure_registry_server
 
 pytestmark = pytest.mark.integration
 CLOCK = FakeClock(REAL_NOW)
@@ -82,13 +80,7 @@ def pki() -> Pki:
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     work = tmp_path_factory.mktemp("notation-registry")
-    htpasswd = work / "htpasswd"
-    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=5)).decode()
-    htpasswd.write_text(f"{USER}:{hashed}\n")
-    with registry_server(
-        work / "registry", tls=make_tls(work / "tls"), htpasswd=htpasswd
-    ) as server:
-        print(f"registry backend: {server.backend} (HTTPS + htpasswd)")
+    with secure_registry_server(work, USER, PASSWORD) as server:
         yield server
 
 

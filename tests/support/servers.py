@@ -16,7 +16,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.tls import TlsFiles
+import bcrypt
+
+from tests.support.tls import TlsFiles, make_tls
 
 
 def free_port() -> int:
@@ -120,6 +122,20 @@ def registry_server(
             ca_pem=tls.ca_pem if tls else None,
             backend="debian docker-registry",
         )
+
+
+@contextlib.contextmanager
+def secure_registry_server(workdir: Path, user: str, password: str) -> Iterator[RegistryServer]:
+    """:func:`registry_server` over HTTPS (a throw-away CA) with one htpasswd user."""
+    htpasswd = workdir / "htpasswd"
+    workdir.mkdir(parents=True, exist_ok=True)
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
+    htpasswd.write_text(f"{user}:{hashed}\n")
+    with registry_server(
+        workdir / "registry", tls=make_tls(workdir / "tls"), htpasswd=htpasswd
+    ) as server:
+        print(f"registry backend: {server.backend} (HTTPS + htpasswd)")
+        yield server
 
 
 @contextlib.contextmanager
