@@ -13,7 +13,7 @@ Deliberate differences named where they apply:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -88,12 +88,6 @@ def make_validator(
         FakeClock(),
         public_good=public_good_material(),
     )
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 async def serve(registry: TreeRegistry) -> TestServer:

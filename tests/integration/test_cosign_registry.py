@@ -11,7 +11,7 @@ token-guarding proxy in front of the real registry.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import aiohttp
 import pytest
@@ -55,12 +55,6 @@ def secure_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regist
 @pytest.fixture(scope="module")
 def signer() -> Signer:
     return Signer(ec.generate_private_key(ec.SECP256R1()))
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def validator(

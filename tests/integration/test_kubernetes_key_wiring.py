@@ -9,7 +9,6 @@ token; the image and its signature come from the conformance registry mock over 
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -68,12 +67,6 @@ def api_server(seen: list[tuple[str, str]]) -> web.Application:
     app = web.Application()
     app.router.add_get("/{tail:.*}", handle)
     return app
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def composed(tmp_path: Path, env: dict[str, str], session: aiohttp.ClientSession) -> Container:

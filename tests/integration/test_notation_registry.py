@@ -15,7 +15,7 @@ import base64
 import datetime as dt
 import json
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -82,12 +82,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
     work = tmp_path_factory.mktemp("notation-registry")
     with secure_registry_server(work, USER, PASSWORD) as server:
         yield server
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def pusher(registry: RegistryServer, session: aiohttp.ClientSession) -> Pusher:

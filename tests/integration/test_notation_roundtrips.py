@@ -106,12 +106,6 @@ def tls(work: Path) -> TlsFiles:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
 async def proxied(registry: RegistryServer, tls: TlsFiles) -> AsyncIterator[Proxied]:
     proxy = PairingProxy(registry.url, bearer=True)
     runner = web.AppRunner(proxy.app())

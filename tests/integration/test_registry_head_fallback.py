@@ -8,7 +8,7 @@ refuses HEAD.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import aiohttp
 import pytest
@@ -38,12 +38,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
     with registry_server(tmp_path_factory.mktemp("head-registry")) as server:
         print(f"registry backend: {server.backend} (plain HTTP)")
         yield server
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def refusing_head(status: int) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
