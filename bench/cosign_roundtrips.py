@@ -38,7 +38,7 @@ from tests.support.cosign import Signer, image_manifest, payload, sign_layout
 from tests.support.fakes import FakeClock, unreachable_transparency_log
 from tests.support.oci_push import Pusher
 from tests.support.registry_proxy import RegistryProxy
-from tests.support.servers import free_port, registry_server
+from tests.support.servers import registry_server, serving
 from tests.support.tls import make_tls, server_context
 
 
@@ -79,13 +79,8 @@ async def bench(
     signers = [Signer(ec.generate_private_key(ec.SECP256R1())) for _ in range(3)]
     tls = make_tls(work / "tls")
     proxy = TimedProxy(upstream, latency_seconds=latency, bearer=True)
-    runner = web.AppRunner(proxy.app())
-    await runner.setup()
-    port = free_port()
-    context = server_context(tls.cert_file, tls.key_file)
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
-    host = f"127.0.0.1:{port}"
-    try:
+    async with serving(proxy.app(), server_context(tls.cert_file, tls.key_file)) as url:
+        host = url.removeprefix("https://")
         async with aiohttp.ClientSession() as session:
             pusher = Pusher(session, upstream)
             manifest, blobs = image_manifest("bench")
@@ -132,8 +127,6 @@ async def bench(
                             round_trips(proxy.starts, latency),
                         )
                     )
-    finally:
-        await runner.cleanup()
     report(cold, warm, latency, backend)
 
 

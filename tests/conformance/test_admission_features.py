@@ -54,8 +54,8 @@ from tests.support.feature_doubles import (
     UpstreamFormatCache,
     kube_api_app,
     receiver_app,
-    serving,
 )
+from tests.support.servers import serving
 from tests.support.tls import make_tls, server_context
 
 DATA = Path(__file__).parent / "data"

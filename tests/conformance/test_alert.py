@@ -29,7 +29,8 @@ from domain.alert_template import AlertTemplate, payload_body
 from domain.errors import ConnaisseurError
 from domain.verdict import Outcome
 from tests.support.fakes import FakeClock
-from tests.support.feature_doubles import Received, receiver_app, serving
+from tests.support.feature_doubles import Received, receiver_app
+from tests.support.servers import serving
 
 DATA = Path(__file__).parent / "data"
 CASES = [

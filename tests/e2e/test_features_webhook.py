@@ -31,9 +31,8 @@ from tests.support.feature_doubles import (
     Received,
     kube_api_app,
     receiver_app,
-    serving,
 )
-from tests.support.servers import free_port
+from tests.support.servers import free_port, serving
 from tests.support.tls import TlsFiles, make_tls, server_context
 
 DATA = Path(__file__).parents[1] / "conformance" / "data"

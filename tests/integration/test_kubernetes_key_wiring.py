@@ -25,7 +25,7 @@ from domain.errors import TrustRootError
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from tests.support.cosign import TreeRegistry
-from tests.support.feature_doubles import serving
+from tests.support.servers import serving
 from tests.support.tls import make_tls, server_context
 
 pytestmark = pytest.mark.integration

@@ -43,7 +43,7 @@ from tests.support.notation_oci import (
 from tests.support.notation_signing import REAL_NOW, issue, make_ca, sign_jws, target
 from tests.support.oci_push import Pusher
 from tests.support.registry_proxy import RegistryProxy
-from tests.support.servers import RegistryServer, free_port, registry_server
+from tests.support.servers import RegistryServer, registry_server, serving
 from tests.support.tls import TlsFiles, make_tls, server_context
 
 pytestmark = pytest.mark.integration
@@ -108,15 +108,8 @@ def tls(work: Path) -> TlsFiles:
 @pytest.fixture
 async def proxied(registry: RegistryServer, tls: TlsFiles) -> AsyncIterator[Proxied]:
     proxy = PairingProxy(registry.url, bearer=True)
-    runner = web.AppRunner(proxy.app())
-    await runner.setup()
-    port = free_port()
-    context = server_context(tls.cert_file, tls.key_file)
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
-    try:
-        yield Proxied(proxy=proxy, host=f"127.0.0.1:{port}", ca_pem=tls.ca_pem)
-    finally:
-        await runner.cleanup()
+    async with serving(proxy.app(), server_context(tls.cert_file, tls.key_file)) as url:
+        yield Proxied(proxy=proxy, host=url.removeprefix("https://"), ca_pem=tls.ca_pem)
 
 
 @pytest.fixture

@@ -4,10 +4,8 @@ and local HTTP(S) servers standing in for the Kubernetes API and an alert receiv
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import ssl
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +17,6 @@ from domain.errors import Category, VerificationError
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.verdict import TrustedDigest
-from tests.support.servers import free_port
 
 MOCK_DIGEST = "sha256:1234567890123456123456789012345612345678901234561234567890123456"
 
@@ -162,22 +159,6 @@ def kube_api_app(
     app = web.Application()
     app.router.add_get("/{tail:.*}", handle)
     return app
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    app: web.Application, ssl_context: ssl.SSLContext | None = None
-) -> AsyncIterator[str]:
-    """Run ``app`` on 127.0.0.1 at a free port; yields its base URL."""
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context)
-    await site.start()
-    try:
-        yield f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 # --- alert receiver ------------------------------------------------------------------------

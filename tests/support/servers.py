@@ -10,13 +10,15 @@ import contextlib
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import bcrypt
+from aiohttp import web
 
 from tests.support.tls import TlsFiles, make_tls
 
@@ -228,3 +230,19 @@ def redis_container(password: str = TEST_REDIS_PASSWORD) -> Iterator[RedisServer
             ca_file=None,
             backend="testcontainers redis:7",
         )
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    app: web.Application, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[str]:
+    """Run ``app`` on 127.0.0.1 at a free port; yields its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context)
+    await site.start()
+    try:
+        yield f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
