@@ -41,6 +41,9 @@ from tests.support.registry_proxy import RegistryProxy
 from tests.support.servers import registry_server, serving
 from tests.support.tls import make_tls, server_context
 
+# (seconds, registry requests, token requests, sequential round trips) of one verification
+Sample = tuple[float, int, int, int]
+
 
 @dataclass
 class TimedProxy(RegistryProxy):
@@ -85,7 +88,7 @@ async def bench(
             pusher = Pusher(session, upstream)
             manifest, blobs = image_manifest("bench")
             digest = await pusher.image("bench/app", "1.0", manifest, blobs)
-            layers = []
+            layers: list[tuple[bytes, bytes, dict[str, str]]] = []
             for i, s in enumerate(signers):
                 body = payload(digest, f"{host}/bench/app") + b" " * i  # distinct blobs
                 layers.append((body, s.sign(body), {}))
@@ -101,7 +104,8 @@ async def bench(
             clock = FakeClock()
             options = RuleOptions(trust_root="*", verify_in_transparency_log=False)
             image = ImageReference.parse(f"{host}/bench/app:1.0")
-            cold, warm = [], []
+            cold: list[Sample] = []
+            warm: list[Sample] = []
             for _ in range(runs):
                 client = AiohttpRegistryClient(HttpClient(session), clock)
                 validator = CosignValidator(
@@ -131,8 +135,8 @@ async def bench(
 
 
 def report(
-    cold: list[tuple[float, int, int, int]],
-    warm: list[tuple[float, int, int, int]],
+    cold: list[Sample],
+    warm: list[Sample],
     latency: float,
     backend: str,
 ) -> None:

@@ -45,7 +45,7 @@ class TimedHttpClient(HttpClient):
         super().__init__(session)
         self.spans: list[tuple[float, float]] = []
 
-    async def request(  # type: ignore[override]
+    async def request(
         self, method: str, url: str, deadline: Deadline, **kw: object
     ) -> HttpResponse:
         start = time.perf_counter()
