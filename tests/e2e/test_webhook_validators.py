@@ -29,7 +29,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.e2e.conftest import ROOT, Webhook, cli
+from tests.e2e.conftest import ROOT, Webhook, cli, serve_webhook
 from tests.support.cosign import Signer as CosignSigner
 from tests.support.cosign import image_manifest, payload, sign_layout
 from tests.support.notation_oci import JWS, Subject, push_signatures, signature_artifact
@@ -38,11 +38,8 @@ from tests.support.notation_signing import Signer as NotationSigner
 from tests.support.oci_push import Pusher
 from tests.support.servers import (
     RegistryServer,
-    free_port,
-    running,
     secure_registry_server,
 )
-from tests.support.tls import make_tls
 
 pytestmark = pytest.mark.integration
 USER, PASSWORD = "e2e", "e2e-s3cret"
@@ -173,25 +170,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 @pytest.fixture(scope="module")
 def webhook(world: World) -> Iterator[Webhook]:
     """``connaisseur serve`` with the generated configuration (overrides the static one)."""
-    tls = make_tls(world.workdir / "webhook-tls")
-    port = free_port()
-    command = cli(
-        "serve",
-        "--config",
-        str(world.config),
-        "--secrets-dir",
-        str(world.secrets),
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--tls-cert",
-        str(tls.cert_file),
-        "--tls-key",
-        str(tls.key_file),
-    )
-    log = world.workdir / "webhook.log"
-    # Listening means started: the validators are built before the site opens.
-    with running(command, port, log, env={"PYTHONPATH": str(ROOT)}):
-        yield Webhook(port, tls, log)
+    workdir = world.workdir / "webhook"
+    with serve_webhook(workdir, world.config, "--secrets-dir", str(world.secrets)) as webhook:
+        yield webhook
 
 
 # ------------------------------------------------------------------ admission helpers
