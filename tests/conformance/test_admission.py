@@ -32,7 +32,6 @@ from entrypoints.admission import BadRequestError, parse_review, render_review
 from entrypoints.webhook import create_app
 from tests.conformance.harness import (
     SKIP_FEATURES,
-    MockAllowValidator,
     budget_seconds,
     case_by_id,
     case_container,
@@ -49,6 +48,7 @@ from tests.conformance.harness import (
 )
 from tests.conformance.test_config import _load_validator
 from tests.support.fakes import FakeClock
+from tests.support.feature_doubles import MockValidator
 
 FEATURE_OPS = {"child_approval", "parent_images", "skip_decision", "validation_metrics"}
 
@@ -312,7 +312,7 @@ async def test_unchanged_approval(case: dict[str, Any]) -> None:
         secrets_dir=data_path("auth"),
         env=case_env(case),
     )
-    mock = MockAllowValidator("mock")
+    mock = MockValidator("mock", "mock", "mock_allow")
     command = ReviewCommand(
         uid="u",
         kind="Pod",

@@ -22,7 +22,12 @@ MOCK_DIGEST = "sha256:1234567890123456123456789012345612345678901234561234567890
 
 
 class MockValidator:
-    """The validator doubles of cases.yaml ``test_doubles.validators``."""
+    """The validator doubles of cases.yaml ``test_doubles.validators`` (``mock_table``,
+    ``mock_allow``, ``mock_deny``, ``not_called``), plus ``signed`` (pins the asked digest) and
+    ``transient`` (registry unavailable); records every image it was asked about (``calls``).
+    ``otherwise`` is the ``mock_table`` error for an image not in ``table``."""
+
+    BEHAVIOURS = ("mock_table", "mock_allow", "mock_deny", "not_called", "signed", "transient")
 
     def __init__(
         self,
@@ -31,12 +36,16 @@ class MockValidator:
         behaviour: str,
         table: list[dict[str, str]] | None = None,
         delay: float = 0.0,
+        otherwise: str = "unknown image <image>",
     ) -> None:
+        if behaviour not in self.BEHAVIOURS:
+            raise ValueError(f"unknown validator double behaviour {behaviour!r}")
         self.name = name
         self.type = type_
         self.behaviour = behaviour
         self.table = {row["image"]: row for row in table or []}
         self.delay = delay
+        self.otherwise = otherwise
         self.calls: list[str] = []
 
     async def validate(
@@ -58,7 +67,8 @@ class MockValidator:
         row = self.table.get(image.original)
         if row is None:
             raise VerificationError(
-                f"unknown image {image.original}", category=Category.VALIDATION_FAILED
+                self.otherwise.replace("<image>", image.original),
+                category=Category.VALIDATION_FAILED,
             )
         if "error" in row:
             raise VerificationError(row["error"], category=Category.VALIDATION_FAILED)
