@@ -1,4 +1,4 @@
-"""Fakes for the application's ports and the ``Validator`` protocol (fakes over mocks)."""
+"""A scripted ``Validator`` for the use-case unit tests (port fakes: tests/support/fakes.py)."""
 
 from __future__ import annotations
 
