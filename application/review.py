@@ -143,11 +143,9 @@ class ReviewAdmission:
         if deadline.expired:
             # No budget at all (the API server's timeout is within the margin): nothing can be
             # decided in time, not even a static rule, so every image is a timeout (D6).
-            return [_timed_out(c.image, 0, len(commands)) for c in commands]
+            return [self._timed_out(c.image, 0, len(commands)) for c in commands]
         verdicts: dict[str, ImageVerdict] = {}
         waiting: list[VerifyImageCommand] = []
-        if deadline.expired:  # no budget at all (the caller gave up): nothing is decided
-            return [self._timed_out(c.image, 0, len(commands)) for c in commands]
         for cmd in commands:
             now = self._verify.decide_now(cmd)
             if now is not None:

@@ -29,6 +29,9 @@ class VerifyImageCommand:
     approval_reason: SkipReason | None = None
 
 
+_STATIC_MEMO_SIZE = 4096
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CachePolicy:
     """How ``VerifyImage`` uses the cache (D5); ``cache=None`` means no caching at all."""
@@ -60,9 +63,15 @@ class VerifyImage:
         self._caching = caching or CachePolicy()
         self._configurations: dict[Rule, str] = {}
         self._inflight: dict[str, _Shared] = {}
+        # raw image → verdict of its static rule: a pure function of the fixed configuration
+        # (static rules are never skipped), so hot images skip parse, match and verdict build.
+        self._static_verdicts: dict[str, ImageVerdict] = {}
 
     def decide_now(self, command: VerifyImageCommand) -> ImageVerdict | None:
         """The verdict when it needs no I/O (bad reference, no rule, static); else ``None``."""
+        known = self._static_verdicts.get(command.image)
+        if known is not None:
+            return self._record(known, time.perf_counter())
         try:
             image, rule, validator = self._resolve(command.image)
         except ConnaisseurError as e:
@@ -72,16 +81,11 @@ class VerifyImage:
             return self._record(skip, time.perf_counter())
         if isinstance(validator, StaticValidator):
             started = time.perf_counter()
-            try:
-                evidence = validator.decide(image)
-            except ConnaisseurError as e:
-                denial = ConnaisseurError(
-                    f"static deny for image {command.image} using rule {rule.pattern}",
-                    category=e.category,
-                )
-                verdict = _failed(command.image, image, rule, validator, denial)
-                return self._record(verdict, started)
-            return self._record(_trusted(command.image, image, rule, validator, evidence), started)
+            verdict = _static(command.image, image, rule, validator)
+            if len(self._static_verdicts) >= _STATIC_MEMO_SIZE:
+                self._static_verdicts.clear()
+            self._static_verdicts[command.image] = verdict
+            return self._record(verdict, started)
         return None
 
     async def execute(self, command: VerifyImageCommand, deadline: Deadline) -> ImageVerdict:
@@ -203,6 +207,19 @@ class _Shared:
             self.waiters -= 1
             if self.waiters == 0 and not self.task.done():
                 self.task.cancel()
+
+
+def _static(
+    raw: str, image: ImageReference, rule: Rule, validator: StaticValidator
+) -> ImageVerdict:
+    try:
+        evidence = validator.decide(image)
+    except ConnaisseurError as e:
+        denial = ConnaisseurError(
+            f"static deny for image {raw} using rule {rule.pattern}", category=e.category
+        )
+        return _failed(raw, image, rule, validator, denial)
+    return _trusted(raw, image, rule, validator, evidence)
 
 
 def _trusted(
