@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import ipaddress
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -484,18 +485,17 @@ class AiohttpRegistryClient(Registry):
     ) -> HttpResponse:
         """Send over the registry's scheme (HTTPS, or HTTP after a failed HTTPS to loopback),
         waiting once for ``Retry-After`` on 429/503 when it fits in the budget."""
-        resp = await self._send_with_fallback(
-            method, registry, path, endpoint, deadline, headers, max_bytes
+        send = functools.partial(
+            self._send_with_fallback, method, registry, path, endpoint, deadline, headers, max_bytes
         )
+        resp = await send()
         if resp.status not in (429, 503):
             return resp
         wait = retry_after_seconds(resp.headers, self._clock.now())
         if wait is None or wait >= deadline.remaining() - 0.1:
             return resp
         await asyncio.sleep(wait)
-        return await self._send_with_fallback(
-            method, registry, path, endpoint, deadline, headers, max_bytes
-        )
+        return await send()
 
     async def _send_with_fallback(
         self,
@@ -507,16 +507,15 @@ class AiohttpRegistryClient(Registry):
         headers: Mapping[str, str],
         max_bytes: int | None,
     ) -> HttpResponse:
+        def over(scheme: str) -> Awaitable[HttpResponse]:
+            url = f"{scheme}://{registry}{path}"
+            return self._http.request(
+                method, url, deadline, headers=headers, ca_pem=endpoint.ca_pem, max_bytes=max_bytes
+            )
+
         scheme = self._schemes.get(registry, "https")
         try:
-            resp = await self._http.request(
-                method,
-                f"{scheme}://{registry}{path}",
-                deadline,
-                headers=headers,
-                ca_pem=endpoint.ca_pem,
-                max_bytes=max_bytes,
-            )
+            resp = await over(scheme)
         except VerificationError as e:
             if scheme == "http":
                 # Forget the downgrade: a registry that is down may come back with HTTPS.
@@ -525,14 +524,7 @@ class AiohttpRegistryClient(Registry):
             if not _may_fall_back_to_http(e, registry):
                 raise
             scheme = "http"
-            resp = await self._http.request(
-                method,
-                f"http://{registry}{path}",
-                deadline,
-                headers=headers,
-                ca_pem=endpoint.ca_pem,
-                max_bytes=max_bytes,
-            )
+            resp = await over(scheme)
         # Remember only a scheme that answered: an HTTPS outage must not pin a registry to HTTP.
         self._schemes[registry] = scheme
         return resp

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ssl
 import sys
 import tempfile
 import time
@@ -35,11 +34,15 @@ from application.settings import ValidatorSettings
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.trust import TrustRoot
-from tests.support.cosign import FixedClock, Signer, image_manifest, payload, sign_layout
+from tests.support.cosign import Signer, image_manifest, payload, sign_layout
+from tests.support.fakes import FakeClock, unreachable_transparency_log
 from tests.support.oci_push import Pusher
 from tests.support.registry_proxy import RegistryProxy
-from tests.support.servers import free_port, registry_server
-from tests.support.tls import make_tls
+from tests.support.servers import registry_server, serving
+from tests.support.tls import make_tls, server_context
+
+# (seconds, registry requests, token requests, sequential round trips) of one verification
+Sample = tuple[float, int, int, int]
 
 
 @dataclass
@@ -79,19 +82,13 @@ async def bench(
     signers = [Signer(ec.generate_private_key(ec.SECP256R1())) for _ in range(3)]
     tls = make_tls(work / "tls")
     proxy = TimedProxy(upstream, latency_seconds=latency, bearer=True)
-    runner = web.AppRunner(proxy.app())
-    await runner.setup()
-    port = free_port()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tls.cert_file, tls.key_file)
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
-    host = f"127.0.0.1:{port}"
-    try:
+    async with serving(proxy.app(), server_context(tls.cert_file, tls.key_file)) as url:
+        host = url.removeprefix("https://")
         async with aiohttp.ClientSession() as session:
             pusher = Pusher(session, upstream)
             manifest, blobs = image_manifest("bench")
             digest = await pusher.image("bench/app", "1.0", manifest, blobs)
-            layers = []
+            layers: list[tuple[bytes, bytes, dict[str, str]]] = []
             for i, s in enumerate(signers):
                 body = payload(digest, f"{host}/bench/app") + b" " * i  # distinct blobs
                 layers.append((body, s.sign(body), {}))
@@ -104,13 +101,21 @@ async def bench(
                     TrustRoot(name=f"k{i}", key=s.public_pem) for i, s in enumerate(signers)
                 ),
             )
-            clock = FixedClock()
+            clock = FakeClock()
             options = RuleOptions(trust_root="*", verify_in_transparency_log=False)
             image = ImageReference.parse(f"{host}/bench/app:1.0")
-            cold, warm = [], []
+            cold: list[Sample] = []
+            warm: list[Sample] = []
             for _ in range(runs):
                 client = AiohttpRegistryClient(HttpClient(session), clock)
-                validator = CosignValidator(settings, client, _NoRekor(), clock)
+                validator = CosignValidator(
+                    settings,
+                    client,
+                    unreachable_transparency_log(
+                        "no Rekor in this benchmark (verifyInTransparencyLog: false)"
+                    ),
+                    clock,
+                )
                 for bucket in (cold, warm):
                     proxy.reset()
                     proxy.starts.clear()
@@ -126,14 +131,12 @@ async def bench(
                             round_trips(proxy.starts, latency),
                         )
                     )
-    finally:
-        await runner.cleanup()
     report(cold, warm, latency, backend)
 
 
 def report(
-    cold: list[tuple[float, int, int, int]],
-    warm: list[tuple[float, int, int, int]],
+    cold: list[Sample],
+    warm: list[Sample],
     latency: float,
     backend: str,
 ) -> None:
@@ -149,11 +152,6 @@ def report(
             f"{name:20s} median {median * 1000:7.1f} ms over {len(rows)} runs; "
             f"registry requests {reqs}, token requests {tokens}, sequential round trips {trips}"
         )
-
-
-class _NoRekor:
-    async def find_entries(self, host: str, artifact_hash: str, deadline: Deadline) -> list[object]:
-        raise AssertionError("no Rekor in this benchmark (verifyInTransparencyLog: false)")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import statistics
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from adapters.clock import SystemClock
 from adapters.http import HttpClient, HttpResponse
 from adapters.notary import NotaryV1HttpClient
 from application.deadline import Deadline
@@ -38,14 +38,6 @@ from tests.support.notary_stack import NotaryCli, NotaryStack, notary_stack
 from tests.support.servers import free_port
 
 
-class Clock:
-    def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.UTC)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-
 class TimedHttpClient(HttpClient):
     """Records (start, end) of every request."""
 
@@ -53,7 +45,7 @@ class TimedHttpClient(HttpClient):
         super().__init__(session)
         self.spans: list[tuple[float, float]] = []
 
-    async def request(  # type: ignore[override]
+    async def request(
         self, method: str, url: str, deadline: Deadline, **kw: object
     ) -> HttpResponse:
         start = time.perf_counter()
@@ -102,7 +94,7 @@ async def verify(
     validator: NotaryV1Validator, image: str, delegations: tuple[str, ...] = ()
 ) -> None:
     options = RuleOptions(trust_root="default", delegations=delegations)
-    deadline = Deadline.after(Clock(), 30.0)
+    deadline = Deadline.after(SystemClock(), 30.0)
     await validator.validate(ImageReference.parse(image), options, deadline)
 
 
@@ -125,7 +117,7 @@ async def measure(
     for _ in range(runs):
         async with aiohttp.ClientSession() as session:
             http = TimedHttpClient(session)
-            validator = NotaryV1Validator(settings, NotaryV1HttpClient(http), Clock())
+            validator = NotaryV1Validator(settings, NotaryV1HttpClient(http), SystemClock())
             for kind in ("cold", "warm"):
                 http.spans.clear()
                 start = time.perf_counter()

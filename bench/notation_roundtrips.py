@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ssl
 import statistics
 import sys
 import tempfile
@@ -34,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
 from adapters.http import HttpClient
 from adapters.registry import AiohttpRegistryClient
@@ -45,12 +43,13 @@ from bench.cosign_roundtrips import TimedProxy, round_trips
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.trust import TrustRoot
-from tests.support.cosign import FixedClock, image_manifest
+from tests.support.cosign import image_manifest
+from tests.support.fakes import FakeClock
 from tests.support.notation_oci import JWS, Subject, push_signatures, signature_artifact
 from tests.support.notation_signing import DAY, REAL_NOW, Signer, issue, make_ca, sign_jws, target
 from tests.support.oci_push import Pusher
-from tests.support.servers import free_port, registry_server
-from tests.support.tls import make_tls
+from tests.support.servers import registry_server, serving
+from tests.support.tls import make_tls, server_context
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 SCENARIOS = ("tag", "digest", "rotated")
@@ -69,32 +68,26 @@ async def main(latency: float, runs: int, bearer: bool, show: bool) -> None:
         work = Path(tmp)
         with registry_server(work / "registry") as registry:
             proxy = TimedProxy(registry.url, latency_seconds=latency, bearer=bearer)
-            runner = web.AppRunner(proxy.app())
-            await runner.setup()
-            port = free_port()
             tls = make_tls(work / "tls")
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(tls.cert_file, tls.key_file)
-            await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
-            try:
-                async with aiohttp.ClientSession() as session:
-                    root = make_ca("bench-root")
-                    images = await push_scenarios(Pusher(session, registry.url), root)
-                    settings = ValidatorSettings(
-                        name="bench",
-                        type="notation",
-                        cert=tls.ca_pem,
-                        trust_roots=(TrustRoot(name="default", cert=root.pem()),),
+            async with (
+                serving(proxy.app(), server_context(tls.cert_file, tls.key_file)) as url,
+                aiohttp.ClientSession() as session,
+            ):
+                root = make_ca("bench-root")
+                images = await push_scenarios(Pusher(session, registry.url), root)
+                settings = ValidatorSettings(
+                    name="bench",
+                    type="notation",
+                    cert=tls.ca_pem,
+                    trust_roots=(TrustRoot(name="default", cert=root.pem()),),
+                )
+                host = url.removeprefix("https://")
+                results = {
+                    name: await measure(
+                        session, proxy, settings, f"{host}/{ref}", digest, latency, runs
                     )
-                    host = f"127.0.0.1:{port}"
-                    results = {
-                        name: await measure(
-                            session, proxy, settings, f"{host}/{ref}", digest, latency, runs
-                        )
-                        for name, (ref, digest) in images.items()
-                    }
-            finally:
-                await runner.cleanup()
+                    for name, (ref, digest) in images.items()
+                }
     report(results, latency, registry.backend, bearer, show)
 
 
@@ -133,7 +126,7 @@ async def measure(
     latency: float,
     runs: int,
 ) -> tuple[list[Sample], list[Sample]]:
-    clock = FixedClock(REAL_NOW)
+    clock = FakeClock(REAL_NOW)
     reference = ImageReference.parse(image)
     cold: list[Sample] = []
     warm: list[Sample] = []

@@ -201,20 +201,24 @@ def _trust_root(raw: dict[str, Any], vtype: str, path: str) -> TrustRoot:
         _check_key(key, vtype, f"{path}.key")
     for field in ("cert", "tsCert"):
         _certificate(raw.get(field), f"{path}.{field}")
-    keyless = raw.get("keyless")
     return TrustRoot(
         name=raw["name"],
         key=key,
         cert=raw.get("cert"),
         ts_cert=raw.get("tsCert"),
-        keyless=KeylessIdentity(
-            issuer=keyless.get("issuer"),
-            subject=keyless.get("subject"),
-            issuer_regex=keyless.get("issuerRegex"),
-            subject_regex=keyless.get("subjectRegex"),
-        )
-        if keyless
-        else None,
+        keyless=keyless_identity(raw.get("keyless")),
+    )
+
+
+def keyless_identity(raw: Mapping[str, Any] | None) -> KeylessIdentity | None:
+    """A trust root's ``keyless`` block (issuer/subject, exact or regex); ``None`` when absent."""
+    if not raw:
+        return None
+    return KeylessIdentity(
+        issuer=raw.get("issuer"),
+        subject=raw.get("subject"),
+        issuer_regex=raw.get("issuerRegex"),
+        subject_regex=raw.get("subjectRegex"),
     )
 
 

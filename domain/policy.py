@@ -71,7 +71,11 @@ class Rule:
     def __post_init__(self) -> None:
         normalised = normalise_pattern(self.pattern)
         object.__setattr__(self, "normalised", normalised)
-        object.__setattr__(self, "regex", compile_pattern(normalised))
+        try:
+            object.__setattr__(self, "regex", compile_pattern(normalised))
+        except PolicyError as e:  # name the pattern as the user wrote it
+            reason = e.message.rpartition(": ")[2]
+            raise PolicyError(f"invalid pattern {self.pattern!r}: {reason}") from e
 
     def matches(self, name: str) -> bool:
         return self.regex.fullmatch(name) is not None

@@ -14,7 +14,7 @@ import functools
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +23,16 @@ import pytest
 import yaml
 from dependency_injector import providers
 
-from application.deadline import Deadline
 from application.settings import Settings, ValidatorSettings
 from application.validators import Validator, ValidatorFactory, build_validators
 from config.container import Container, build_container
 from config.loader import load_settings
-from domain.errors import Category, VerificationError
-from domain.image import ImageReference
-from domain.policy import RuleOptions
-from domain.verdict import TrustedDigest
+from tests.support.fakes import FakeClock
+from tests.support.feature_doubles import MockValidator
 
 CONFORMANCE_DIR = Path(__file__).resolve().parent
 CASES_FILE = CONFORMANCE_DIR / "cases.yaml"
 DATA = CONFORMANCE_DIR / "data"
-DEFAULT_NOW = datetime(2026, 11, 29, tzinfo=UTC)
-MOCK_DIGEST = "sha256:1234567890123456123456789012345612345678901234561234567890123456"
 SKIP_FEATURES = "covered by tests/conformance/test_admission_features.py (issue 6)"
 
 
@@ -166,107 +161,33 @@ def case_settings(case: Mapping[str, Any], *, env: Mapping[str, str] | None = No
 # --- clock ----------------------------------------------------------------------------------
 
 
-class FakeClock:
-    """Implements ``application.ports.Clock``: a fixed wall clock and a manual monotonic one."""
-
-    def __init__(self, now: datetime = DEFAULT_NOW, monotonic: float = 1000.0) -> None:
-        self._now = now
-        self._monotonic = monotonic
-
-    def now(self) -> datetime:
-        return self._now
-
-    def monotonic(self) -> float:
-        return self._monotonic
-
-    def advance(self, seconds: float) -> None:
-        self._monotonic += seconds
-
-
 def case_clock(case: Mapping[str, Any]) -> FakeClock:
     """The case's clock (``clock.use`` when given as an RFC 3339 time), else the default."""
     use = (case.get("clock") or {}).get("use")
     if isinstance(use, str):
         try:
-            return FakeClock(datetime.fromisoformat(use.replace("Z", "+00:00")))
+            return FakeClock(datetime.fromisoformat(use.replace("Z", "+00:00")), frozen=True)
         except ValueError:
             pass
-    return FakeClock()
+    return FakeClock(frozen=True)
 
 
 # --- test-double validators -----------------------------------------------------------------
 
 
-class DoubleValidator:
-    """Base of the doubles: records every image it was asked about (``calls``)."""
-
-    def __init__(self, name: str, type: str = "mock") -> None:
-        self.name = name
-        self.type = type
-        self.calls: list[str] = []
-
-    async def validate(
-        self, image: ImageReference, options: RuleOptions, deadline: Deadline
-    ) -> TrustedDigest:
-        self.calls.append(image.original)
-        return self.decide(image)
-
-    def decide(self, image: ImageReference) -> TrustedDigest:
-        raise NotImplementedError
-
-
-def _failure(message: str) -> VerificationError:
-    return VerificationError(message, category=Category.VALIDATION_FAILED)
-
-
-class MockTableValidator(DoubleValidator):
-    """``mock_table``: keyed on the image string as written in the workload."""
-
-    def decide(self, image: ImageReference) -> TrustedDigest:
-        double = manifest()["test_doubles"]["validators"]["mock_table"]
-        for entry in double["table"]:
-            if entry["image"] == image.original:
-                if "error" in entry:
-                    raise _failure(entry["error"])
-                return TrustedDigest(digest=entry["digest"])
-        raise _failure(double["otherwise"]["error"].replace("<image>", image.original))
-
-
-class MockAllowValidator(DoubleValidator):
-    """``mock_allow``: always the same digest."""
-
-    def decide(self, image: ImageReference) -> TrustedDigest:
-        return TrustedDigest(digest=MOCK_DIGEST)
-
-
-class MockDenyValidator(DoubleValidator):
-    """``mock_deny``: always fails."""
-
-    def decide(self, image: ImageReference) -> TrustedDigest:
-        raise _failure("mock validation failure")
-
-
-class NotCalledValidator(DoubleValidator):
-    """``not_called``: must never run; a call is recorded and fails the validation."""
-
-    def decide(self, image: ImageReference) -> TrustedDigest:
-        raise AssertionError(f"validator {self.name!r} must not be called (got {image.original})")
-
-
-DOUBLES: dict[str, type[DoubleValidator]] = {
-    "mock_table": MockTableValidator,
-    "mock_allow": MockAllowValidator,
-    "mock_deny": MockDenyValidator,
-    "not_called": NotCalledValidator,
-}
-
-
-def double(spec: Mapping[str, Any]) -> DoubleValidator:
+def double(spec: Mapping[str, Any]) -> MockValidator:
     """A double from an ``extra_validators`` entry (``name``, ``type``, ``behaviour``)."""
-    return DOUBLES[spec["behaviour"]](spec["name"], spec.get("type", "mock"))
+    mock_table = manifest()["test_doubles"]["validators"]["mock_table"]
+    return MockValidator(
+        spec["name"],
+        spec.get("type", "mock"),
+        spec["behaviour"],
+        mock_table["table"],
+        otherwise=mock_table["otherwise"]["error"],
+    )
 
 
-def extra_validators(case: Mapping[str, Any]) -> list[DoubleValidator]:
+def extra_validators(case: Mapping[str, Any]) -> list[MockValidator]:
     return [double(spec) for spec in case.get("inputs", {}).get("extra_validators") or ()]
 
 
@@ -284,7 +205,9 @@ def _validators_with(
     # factory is registered, a configured validator of that type is a not_called stand-in, so
     # cases that never reach it still run; a case that does reach it fails loudly.
     stand_ins = {
-        v.name: NotCalledValidator(v.name, v.type) for v in configured if v not in buildable
+        v.name: MockValidator(v.name, v.type, "not_called")
+        for v in configured
+        if v not in buildable
     }
     return {**stand_ins, **build_validators(buildable, factories), **extras}
 
@@ -309,7 +232,7 @@ def case_container(
     clock: FakeClock | None = None,
 ) -> Container:
     """A container for ``settings`` with test doubles and a fake clock (no session yet)."""
-    container = build_container(settings, clock or FakeClock())
+    container = build_container(settings, clock or FakeClock(frozen=True))
     add_extra_validators(container, extras)
     return container
 

@@ -30,8 +30,6 @@ from domain.workload import ContainerSlot, Workload
 from entrypoints.admission import BadRequestError, parse_review, render_review
 from tests.conformance.harness import (
     SKIP_FEATURES,
-    FakeClock,
-    MockAllowValidator,
     budget_seconds,
     case_by_id,
     case_container,
@@ -47,6 +45,8 @@ from tests.conformance.harness import (
     running_container,
 )
 from tests.conformance.test_config import _load_validator
+from tests.support.fakes import FakeClock
+from tests.support.feature_doubles import MockValidator
 from tests.support.webhook import webhook_client
 
 FEATURE_OPS = {"child_approval", "parent_images", "skip_decision", "validation_metrics"}
@@ -141,7 +141,7 @@ def _metric(container: Any, spec: str) -> float:
 @pytest.mark.parametrize("case", admission_params("http_mutate"))
 async def test_http_mutate(case: dict[str, Any]) -> None:
     inputs, expected = case["inputs"], expected_of(case)
-    container = case_container(case_settings(case), extra_validators(case), FakeClock())
+    container = case_container(case_settings(case), extra_validators(case), FakeClock(frozen=True))
     request = inputs["request"]
     body = request.get("body")
     if "body_file" in request:
@@ -289,7 +289,7 @@ async def test_static_validate(case: dict[str, Any]) -> None:
             env={},
         ).validators[0]
     validator = StaticValidator(settings)
-    deadline = Deadline.after(FakeClock(), 1.0)
+    deadline = Deadline.after(FakeClock(frozen=True), 1.0)
     image = ImageReference.parse(inputs["image"])
     if not expected["ok"]:
         with pytest.raises(ConnaisseurError) as info:
@@ -311,7 +311,7 @@ async def test_unchanged_approval(case: dict[str, Any]) -> None:
         secrets_dir=data_path("auth"),
         env=case_env(case),
     )
-    mock = MockAllowValidator("mock")
+    mock = MockValidator("mock", "mock", "mock_allow")
     command = ReviewCommand(
         uid="u",
         kind="Pod",

@@ -15,7 +15,6 @@ Deliberate differences asserted here instead of the upstream behaviour:
 from __future__ import annotations
 
 import json
-import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -45,37 +44,22 @@ from domain.image import ImageReference
 from domain.verdict import SkipReason
 from domain.workload import OwnerReference, Workload
 from tests.conformance.harness import expected_of
+from tests.support.fakes import FakeClock, FakeMetrics
 from tests.support.feature_doubles import (
-    FakeMetrics,
     MockValidator,
     Received,
     UpstreamFormatCache,
     kube_api_app,
     receiver_app,
-    serving,
 )
-from tests.support.tls import make_tls
+from tests.support.servers import serving
+from tests.support.tls import make_tls, server_context
 from tests.support.webhook import webhook_client
 
 DATA = Path(__file__).parent / "data"
 MANIFEST = yaml.safe_load((DATA / "cases.yaml").read_text())
 CASES = MANIFEST["cases"]
 MOCK_TABLE = MANIFEST["test_doubles"]["validators"]["mock_table"]["table"]
-
-
-class FixedClock:
-    def __init__(self) -> None:
-        from datetime import UTC, datetime
-
-        self._now = datetime(2026, 11, 29, tzinfo=UTC)
-
-    def now(self) -> Any:
-        return self._now
-
-    def monotonic(self) -> float:
-        import time
-
-        return time.monotonic()
 
 
 def select(op: str, predicate: Callable[[dict[str, Any]], bool] = lambda c: True) -> list[Any]:
@@ -107,7 +91,7 @@ async def test_child_approval(case: dict[str, Any]) -> None:
     review = ReviewAdmission(
         _verify_with(MockValidator("default", "mock", "mock_deny")),
         features,
-        FixedClock(),
+        FakeClock(),
         FakeMetrics(),
         child_approval=ChildApproval(api),
     )
@@ -125,7 +109,7 @@ async def test_unchanged_approval(case: dict[str, Any]) -> None:
     inputs = case["inputs"]
     features = apply_env(Features(), inputs["env"])
     validator = MockValidator("default", "mock", "mock_deny")
-    review = ReviewAdmission(_verify_with(validator), features, FixedClock(), FakeMetrics())
+    review = ReviewAdmission(_verify_with(validator), features, FakeClock(), FakeMetrics())
     new = _pod([inputs["image"]])
     old = _pod(inputs["previous_images"] or ["unrelated:image"])
     command = ReviewCommand(
@@ -168,7 +152,7 @@ async def test_parent_images(case: dict[str, Any], kube_tls: Any, tmp_path: Path
             for o in inputs["child"]["owners"]
         ),
     )
-    deadline = Deadline.after(FixedClock(), 5)
+    deadline = Deadline.after(FakeClock(), 5)
     if "kube_objects" not in inputs:
         # No Kubernetes API: the composition root builds no ChildApproval at all.
         settings = replace(load_settings(), features=Features(automatic_child_approval=True))
@@ -176,8 +160,7 @@ async def test_parent_images(case: dict[str, Any], kube_tls: Any, tmp_path: Path
         assert make_child_approval(settings, http=None) is None  # type: ignore[arg-type]
         return
     requests: list[tuple[str, str]] = []
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(kube_tls.cert_file, kube_tls.key_file)
+    context = server_context(kube_tls.cert_file, kube_tls.key_file)
     async with (
         serving(kube_api_app(inputs["kube_objects"], requests), context) as url,
         aiohttp.ClientSession() as session,
@@ -213,7 +196,7 @@ async def test_skip_decision(case: dict[str, Any]) -> None:
         approved_images=unchanged,
         approval_reason=SkipReason.UNCHANGED if unchanged else None,
     )
-    verdict = await verify.execute(command, Deadline.after(FixedClock(), 5))
+    verdict = await verify.execute(command, Deadline.after(FakeClock(), 5))
     skipped = verdict.skipped is not None
     assert skipped is expected["skip"]
     assert (validator.calls == []) is expected["skip"]
@@ -248,24 +231,23 @@ async def test_review_features(case: dict[str, Any], kube_tls: Any, tmp_path: Pa
     for raw, value in inputs["cache_before"].items():
         cache.seed(raw, value)
     sink = _RecordingSink()
-    notifier = Notifier(_alerting_to_record(), sink, FixedClock())
+    notifier = Notifier(_alerting_to_record(), sink, FakeClock())
     review_doc = json.loads((DATA / inputs["admission_review"]).read_text())
     command = _command_from(review_doc["request"], inputs.get("deadline"))
     async with aiohttp.ClientSession() as session:
         approval = None
         if "kube_objects" in inputs:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(kube_tls.cert_file, kube_tls.key_file)
+            context = server_context(kube_tls.cert_file, kube_tls.key_file)
             async with serving(kube_api_app(inputs["kube_objects"], []), context) as url:
                 api = await _kube_adapter(url, kube_tls, tmp_path, session)
                 approval = ChildApproval(api)
                 review = ReviewAdmission(
-                    verify, settings.features, FixedClock(), FakeMetrics(), approval, notifier
+                    verify, settings.features, FakeClock(), FakeMetrics(), approval, notifier
                 )
                 verdict = await review.execute(command)
         else:
             review = ReviewAdmission(
-                verify, settings.features, FixedClock(), FakeMetrics(), None, notifier
+                verify, settings.features, FakeClock(), FakeMetrics(), None, notifier
             )
             verdict = await review.execute(command)
 
@@ -401,7 +383,7 @@ async def test_validation_metrics(case: dict[str, Any]) -> None:
     verify, cache = _verify_with_cache(*doubles, settings=settings, metrics=metrics)
     for raw, value in inputs["cache_before"].items():
         cache.seed(raw, value)
-    review = ReviewAdmission(verify, settings.features, FixedClock(), metrics)
+    review = ReviewAdmission(verify, settings.features, FakeClock(), metrics)
     new = _pod_from_types(inputs["workload_images"])
     old = _pod_from_types(inputs["old_workload_images"])
     await review.execute(
@@ -413,9 +395,9 @@ async def test_validation_metrics(case: dict[str, Any]) -> None:
         kind, _, rest = label.partition("{")
         parts = dict(p.split("=", 1) for p in rest.rstrip("}").split(","))
         if kind == "skipped":
-            got = metrics.skips[(parts["type"], parts["validator"], parts["reason"])]
+            got = metrics.skips.count((parts["type"], parts["validator"], parts["reason"]))
         else:
-            got = metrics.validations[(parts["type"], parts["validator"], parts["result"])]
+            got = metrics.validation_results()[(parts["type"], parts["validator"], parts["result"])]
         assert got == count, label
 
 

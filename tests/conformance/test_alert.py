@@ -28,7 +28,9 @@ from config.schema import AlertingSchema
 from domain.alert_template import AlertTemplate, payload_body
 from domain.errors import ConnaisseurError
 from domain.verdict import Outcome
-from tests.support.feature_doubles import Received, receiver_app, serving
+from tests.support.fakes import FakeClock
+from tests.support.feature_doubles import Received, receiver_app
+from tests.support.servers import serving
 
 DATA = Path(__file__).parent / "data"
 CASES = [
@@ -38,18 +40,6 @@ CASES = [
 
 def cases(*ops: str) -> list[Any]:
     return [pytest.param(c, id=c["id"]) for c in CASES if c["op"] in ops]
-
-
-class Clock:
-    def now(self) -> Any:
-        from datetime import UTC, datetime
-
-        return datetime(2026, 11, 29, tzinfo=UTC)
-
-    def monotonic(self) -> float:
-        import time
-
-        return time.monotonic()
 
 
 def _dirs(inputs: dict[str, Any]) -> tuple[Path, ...]:
@@ -168,11 +158,11 @@ async def test_send_notification(case: dict[str, Any]) -> None:
         settings = AlertingSettings(
             admit=(receiver,), pod_name=inputs["values"].get("connaisseur_pod_id", "")
         )
-        notifier = Notifier(settings, AiohttpAlertSink(HttpClient(session)), Clock())
+        notifier = Notifier(settings, AiohttpAlertSink(HttpClient(session)), FakeClock())
         context = AlertContext(
             uid="u", namespace="n", outcome=Outcome.SUCCESS, message="m", images=""
         )
-        deadline = Deadline.after(Clock(), 5)
+        deadline = Deadline.after(FakeClock(), 5)
         if expected["ok"]:
             await notifier.notify(context, deadline)
         else:
@@ -209,7 +199,7 @@ async def test_eval_and_send(case: dict[str, Any]) -> None:
             admit=tuple(_retarget(r, url) for r in loaded.admit),
             reject=tuple(_retarget(r, url) for r in loaded.reject),
         )
-        notifier = Notifier(settings, AiohttpAlertSink(HttpClient(session)), Clock())
+        notifier = Notifier(settings, AiohttpAlertSink(HttpClient(session)), FakeClock())
         values = inputs["values"]
         outcome = Outcome(values["result"])
         message = (
@@ -219,7 +209,7 @@ async def test_eval_and_send(case: dict[str, Any]) -> None:
         )
         context = AlertContext(uid="u", namespace="n", outcome=outcome, message=message, images="")
         budget = 0.0 if inputs.get("deadline") == "already_expired" else 5.0
-        deadline = Deadline.after(Clock(), budget)
+        deadline = Deadline.after(FakeClock(), budget)
         if not expected["ok"]:
             with pytest.raises(ConnaisseurError) as info:
                 await notifier.notify(context, deadline)

@@ -13,7 +13,7 @@ Deliberate differences named where they apply:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,12 +31,14 @@ from application.cosign import CosignValidator, transparency_switches
 from application.deadline import Deadline
 from application.settings import AuthSettings
 from config.auth import load_auth
+from config.loader import keyless_identity
 from domain.cosign import Verifier, load_verifier, resolve_trust_roots
 from domain.errors import ConnaisseurError
 from domain.image import ImageReference
 from domain.policy import RuleOptions
-from domain.trust import KeylessIdentity, TrustRoot
-from tests.support.cosign import FixedClock, TreeRegistry, validator_settings
+from domain.trust import TrustRoot
+from tests.support.cosign import TreeRegistry, validator_settings
+from tests.support.fakes import FakeClock, unreachable_transparency_log
 
 T = TypeVar("T")
 HERE = Path(__file__).parent
@@ -48,13 +50,6 @@ def cases(area: str, op: str) -> list[Any]:
     found = [c for c in CASES if c["area"] == area and c["op"] == op]
     assert found, f"no {area}/{op} cases"
     return [pytest.param(c, id=c["id"]) for c in found]
-
-
-class NoRekor:
-    """A transparency log that must not be asked (every vector signature has a bundle)."""
-
-    async def find_entries(self, host: str, artifact_hash: str, deadline: Deadline) -> list[Any]:
-        raise AssertionError("Rekor must not be contacted")
 
 
 def key_x_int64(key: Any) -> int:
@@ -89,16 +84,10 @@ def make_validator(
     return CosignValidator(
         settings,
         registry,  # type: ignore[arg-type]
-        NoRekor(),
-        FixedClock(),
+        unreachable_transparency_log(),
+        FakeClock(),
         public_good=public_good_material(),
     )
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 async def serve(registry: TreeRegistry) -> TestServer:
@@ -173,7 +162,7 @@ async def test_check_options(case: Any, session: aiohttp.ClientSession) -> None:
         auth = dataclasses.replace(
             settings.auth, credentials=tuple((host, c) for _, c in settings.auth.credentials)
         )
-        registry = AiohttpRegistryClient(HttpClient(session), FixedClock())
+        registry = AiohttpRegistryClient(HttpClient(session), FakeClock())
         validator = make_validator(doc, registry, auth)
         options = rule(inputs)
         assert transparency_switches(options) == (
@@ -184,7 +173,7 @@ async def test_check_options(case: Any, session: aiohttp.ClientSession) -> None:
         # Some validators have no ``default`` trust root; any root reaches the registry.
         options = dataclasses.replace(options, trust_root=options.trust_root or "*")
         with pytest.raises(ConnaisseurError) as err:
-            await validator.validate(image, options, Deadline.after(FixedClock(), 5))
+            await validator.validate(image, options, Deadline.after(FakeClock(), 5))
         assert err.value.category == "unauthorized"
         want = expected["registry_basic_auth"]
         user = f"{want['username']}:{want['password']}" if want["username"] else ""
@@ -217,11 +206,11 @@ async def test_validate_image(
     server = await serve(mock)
     try:
         host = f"127.0.0.1:{server.port}"
-        registry = AiohttpRegistryClient(HttpClient(session), FixedClock())
+        registry = AiohttpRegistryClient(HttpClient(session), FakeClock())
         validator = make_validator(load_validator_doc(inputs["validator"]), registry)
         image = ImageReference.parse(inputs["image"].replace("<REGISTRY>", host))
         options = rule(inputs, ignoreReference=ignore_reference)
-        deadline = Deadline.after(FixedClock(), 10)
+        deadline = Deadline.after(FakeClock(), 10)
         if expected["ok"] and not ignore_reference:
             # D2: the payload names index.docker.io/..., not the mock registry's repository.
             with pytest.raises(ConnaisseurError) as err:
@@ -247,18 +236,10 @@ async def test_validate_image(
 @pytest.mark.parametrize("case", cases("cosign", "load_verifier"))
 def test_load_verifier(case: Any) -> None:
     raw, expected = case["inputs"]["trust_root"], case["expected"]
-    keyless = raw.get("keyless")
     root = TrustRoot(
         name=raw.get("name", ""),
         key=(DATA / raw["key_file"]).read_text() if "key_file" in raw else raw.get("key"),
-        keyless=KeylessIdentity(
-            issuer=keyless.get("issuer"),
-            subject=keyless.get("subject"),
-            issuer_regex=keyless.get("issuerRegex"),
-            subject_regex=keyless.get("subjectRegex"),
-        )
-        if keyless
-        else None,
+        keyless=keyless_identity(raw.get("keyless")),
     )
     verifier, error = attempt(lambda: load_verifier(root))
     if error is not None:

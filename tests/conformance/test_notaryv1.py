@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from domain.notaryv1 import (
 from domain.policy import RuleOptions
 from domain.trust import TrustRoot, select_trust_roots
 from domain.tuf import Envelope, RoleKeys, check_expiry, check_hashes, parse_keys
+from tests.support.fakes import FakeClock
 from tests.support.notary_mock import NotaryMock, notary_mock
 
 HERE = Path(__file__).parent
@@ -63,24 +63,13 @@ SKIPPED = {
 }
 
 
-class FixedClock:
-    def __init__(self, now: dt.datetime) -> None:
-        self._now = now
-
-    def now(self) -> dt.datetime:
-        return self._now
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-
-def clock_of(case: dict[str, Any]) -> FixedClock:
+def clock_of(case: dict[str, Any]) -> FakeClock:
     use = (case.get("clock") or {}).get("use", "2026-11-29T00:00:00Z")
-    return FixedClock(dt.datetime.fromisoformat(use.replace("Z", "+00:00")))
+    return FakeClock(dt.datetime.fromisoformat(use.replace("Z", "+00:00")))
 
 
 def deadline() -> Deadline:
-    return Deadline.after(FixedClock(dt.datetime.now(dt.UTC)), 10.0)
+    return Deadline.after(FakeClock(dt.datetime.now(dt.UTC)), 10.0)
 
 
 def load_yaml(rel: str) -> Any:

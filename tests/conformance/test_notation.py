@@ -24,6 +24,7 @@ from domain.image import ImageReference
 from domain.notation import NotationPolicy, NotationTrustStore, StoreType
 from domain.policy import RuleOptions
 from tests.support.fake_oci_registry import FakeRegistry
+from tests.support.fakes import FakeClock
 
 HERE = Path(__file__).parent
 DATA = HERE / "data"
@@ -35,14 +36,6 @@ CLOCK = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
 
 #: Cases whose input our design hands to another unit; each says which and why.
 SKIPPED: dict[str, str] = {}
-
-
-class FixedClock:
-    def now(self) -> dt.datetime:
-        return CLOCK
-
-    def monotonic(self) -> float:
-        return 0.0
 
 
 def load_settings(path: str) -> ValidatorSettings:
@@ -65,7 +58,7 @@ def rule_options(rule: dict[str, str] | None) -> RuleOptions:
 
 def run_load_validator(case: dict[str, Any]) -> dict[str, Any]:
     validator = NotationValidator(
-        load_settings(case["inputs"]["validator"]), FakeRegistry(), FixedClock()
+        load_settings(case["inputs"]["validator"]), FakeRegistry(), FakeClock(CLOCK, frozen=True)
     )
     store = validator.trust_store
     return {
@@ -79,9 +72,11 @@ def run_load_validator(case: dict[str, Any]) -> dict[str, Any]:
 async def run_validate_image(case: dict[str, Any]) -> dict[str, Any]:
     inputs = case["inputs"]
     registry = FakeRegistry.from_tree(DATA / "notation")
-    validator = NotationValidator(load_settings(inputs["validator"]), registry, FixedClock())
+    validator = NotationValidator(
+        load_settings(inputs["validator"]), registry, FakeClock(CLOCK, frozen=True)
+    )
     image = ImageReference.parse(inputs["image"].replace("<REGISTRY>", REGISTRY_HOST))
-    deadline = Deadline.after(FixedClock(), 30)
+    deadline = Deadline.after(FakeClock(CLOCK, frozen=True), 30)
     evidence = await validator.validate(image, rule_options(inputs.get("rule")), deadline)
     return {"digest": evidence.digest}
 

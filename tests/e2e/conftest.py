@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import ssl
@@ -80,13 +81,22 @@ class Webhook:
 
 @pytest.fixture(scope="module")
 def webhook(tmp_path_factory: pytest.TempPathFactory, static_config: Path) -> Iterator[Webhook]:
-    workdir = tmp_path_factory.mktemp("webhook")
+    with serve_webhook(tmp_path_factory.mktemp("webhook"), static_config) as webhook:
+        yield webhook
+
+
+@contextlib.contextmanager
+def serve_webhook(workdir: Path, config: Path, *options: str) -> Iterator[Webhook]:
+    """``connaisseur serve --config config *options`` on a free port with a throw-away
+    certificate; its log is ``workdir/webhook.log``. Listening means started: the validators
+    are built before the site opens."""
     tls = make_tls(workdir / "tls")
     port = free_port()
     command = cli(
         "serve",
         "--config",
-        str(static_config),
+        str(config),
+        *options,
         "--listen",
         f"127.0.0.1:{port}",
         "--tls-cert",

@@ -32,10 +32,9 @@ from tests.support.feature_doubles import (
     Received,
     kube_api_app,
     receiver_app,
-    serving,
 )
-from tests.support.servers import free_port
-from tests.support.tls import TlsFiles, make_tls
+from tests.support.servers import free_port, serving
+from tests.support.tls import TlsFiles, make_tls, server_context
 
 DATA = Path(__file__).parents[1] / "conformance" / "data"
 CONFIG = """
@@ -101,8 +100,7 @@ async def start(tls: TlsFiles, tmp_path: Path) -> AsyncIterator[Any]:
         await runner.setup()
         runners.append(runner)
         port = free_port()
-        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        server_ctx.load_cert_chain(tls.cert_file, tls.key_file)
+        server_ctx = server_context(tls.cert_file, tls.key_file)
         await web.TCPSite(runner, "127.0.0.1", port, ssl_context=server_ctx).start()
         client_ctx = ssl.create_default_context(cadata=tls.ca_pem)
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_ctx))
@@ -135,8 +133,7 @@ async def test_child_approval_through_the_kubernetes_api(
         ],
     }
     requests: list[tuple[str, str]] = []
-    kube_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    kube_ctx.load_cert_chain(tls.cert_file, tls.key_file)
+    kube_ctx = server_context(tls.cert_file, tls.key_file)
     async with serving(kube_api_app([owner], requests), kube_ctx) as kube_url:
         port = kube_url.rsplit(":", 1)[1]
         env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": port}

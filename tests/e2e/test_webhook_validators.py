@@ -24,21 +24,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-import bcrypt
 import jsonpatch
 import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.e2e.conftest import ROOT, Webhook, cli
+from tests.e2e.conftest import ROOT, Webhook, cli, serve_webhook
 from tests.support.cosign import Signer as CosignSigner
 from tests.support.cosign import image_manifest, payload, sign_layout
 from tests.support.notation_oci import JWS, Subject, push_signatures, signature_artifact
 from tests.support.notation_signing import DAY, REAL_NOW, issue, make_ca, sign_jws, target
 from tests.support.notation_signing import Signer as NotationSigner
 from tests.support.oci_push import Pusher
-from tests.support.servers import RegistryServer, free_port, registry_server, running
-from tests.support.tls import make_tls
+from tests.support.servers import (
+    RegistryServer,
+    secure_registry_server,
+)
 
 pytestmark = pytest.mark.integration
 USER, PASSWORD = "e2e", "e2e-s3cret"
@@ -153,16 +154,10 @@ def write_config(
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     work = tmp_path_factory.mktemp("e2e-validators")
-    htpasswd = work / "htpasswd"
-    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=5)).decode()
-    htpasswd.write_text(f"{USER}:{hashed}\n")
     cosign = CosignSigner(ec.generate_private_key(ec.SECP256R1()))
     root = make_ca("e2e-notation-root")
     leaf = issue(root, "e2e-notation-signer")
-    with registry_server(
-        work / "registry", tls=make_tls(work / "registry-tls"), htpasswd=htpasswd
-    ) as registry:
-        print(f"registry backend: {registry.backend} (HTTPS + htpasswd)")
+    with secure_registry_server(work / "secure-registry", USER, PASSWORD) as registry:
         digests = run_async(lambda: populate(registry, cosign, leaf))
         write_secrets(work / "secrets", registry.host)
         write_config(work / "config.yaml", registry, cosign, root.pem())
@@ -175,25 +170,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 @pytest.fixture(scope="module")
 def webhook(world: World) -> Iterator[Webhook]:
     """``connaisseur serve`` with the generated configuration (overrides the static one)."""
-    tls = make_tls(world.workdir / "webhook-tls")
-    port = free_port()
-    command = cli(
-        "serve",
-        "--config",
-        str(world.config),
-        "--secrets-dir",
-        str(world.secrets),
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--tls-cert",
-        str(tls.cert_file),
-        "--tls-key",
-        str(tls.key_file),
-    )
-    log = world.workdir / "webhook.log"
-    # Listening means started: the validators are built before the site opens.
-    with running(command, port, log, env={"PYTHONPATH": str(ROOT)}):
-        yield Webhook(port, tls, log)
+    workdir = world.workdir / "webhook"
+    with serve_webhook(workdir, world.config, "--secrets-dir", str(world.secrets)) as webhook:
+        yield webhook
 
 
 # ------------------------------------------------------------------ admission helpers

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
@@ -22,6 +22,7 @@ from tests.helm.conftest import (
     armed_webhook,
     find,
 )
+from tests.support.tls import certificate, certificate_pem, private_key_pem
 
 pytestmark = pytest.mark.helm
 
@@ -31,25 +32,10 @@ DAY = dt.timedelta(days=1)
 def self_signed(cn: str) -> tuple[str, str]:
     """A throw-away self-signed certificate and key (PEM)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + 30 * DAY)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+    san = (x509.SubjectAlternativeName([x509.DNSName(cn)]), False)
+    cert = certificate(cn, key, not_before=now, not_after=now + 30 * DAY, extensions=[san])
+    return certificate_pem(cert).decode(), private_key_pem(key).decode()
 
 
 def secret_pem(secret: Manifest, key: str) -> bytes:

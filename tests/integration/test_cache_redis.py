@@ -21,7 +21,8 @@ from application.deadline import Deadline
 from application.ports import CachedResult
 from application.verify import CachePolicy, VerifyImage, VerifyImageCommand
 from domain.policy import Policy, Rule
-from tests.support.feature_doubles import MOCK_DIGEST, FakeMetrics, MockValidator
+from tests.support.fakes import FakeClock, FakeMetrics
+from tests.support.feature_doubles import MOCK_DIGEST, MockValidator
 from tests.support.servers import RedisServer, docker_available, redis_container, redis_server
 from tests.support.tls import make_tls
 
@@ -50,14 +51,6 @@ def _client(server: RedisServer, password: str | None = None) -> aioredis.Redis:
         tls=server.ca_file is not None,
         ca_file=str(server.ca_file) if server.ca_file else None,
     )
-
-
-class Clock:
-    def now(self) -> object:
-        raise NotImplementedError
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 async def test_round_trip_over_tls_with_password(redis: RedisServer) -> None:
@@ -108,7 +101,7 @@ async def test_verifications_share_results_through_redis(redis: RedisServer) -> 
         policy = Policy((Rule(pattern="*", validator="v"),))
         return VerifyImage(policy, {"v": validator}, metrics, caching)
 
-    deadline = Deadline.after(Clock(), 5)  # type: ignore[arg-type]
+    deadline = Deadline.after(FakeClock(), 5)
     command = VerifyImageCommand(image="registry.test/shared:1")
     first = await verify_image().execute(command, deadline)
     second = await verify_image().execute(command, deadline)  # a second replica
@@ -128,7 +121,7 @@ async def test_redis_going_away_never_fails_an_admission(tmp_path: Path) -> None
         verify = VerifyImage(
             policy, {"v": validator}, FakeMetrics(), CachePolicy(cache=cache, ttl_seconds=30)
         )
-        deadline = Deadline.after(Clock(), 10)  # type: ignore[arg-type]
+        deadline = Deadline.after(FakeClock(), 10)
         await verify.execute(VerifyImageCommand(image="registry.test/a:1"), deadline)
         hit = await verify.execute(VerifyImageCommand(image="registry.test/a:1"), deadline)
         assert str(hit.skipped) == "cache hit"
@@ -178,7 +171,7 @@ async def test_concurrent_identical_verifications_are_coalesced() -> None:
     validator = MockValidator("v", "cosign", "mock_allow", delay=0.05)
     policy = Policy((Rule(pattern="*", validator="v"),))
     verify = VerifyImage(policy, {"v": validator}, FakeMetrics())
-    deadline = Deadline.after(Clock(), 5)  # type: ignore[arg-type]
+    deadline = Deadline.after(FakeClock(), 5)
     command = VerifyImageCommand(image="registry.test/busy:1")
     verdicts = await asyncio.gather(*(verify.execute(command, deadline) for _ in range(10)))
     assert all(v.allowed for v in verdicts)

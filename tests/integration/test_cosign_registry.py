@@ -11,10 +11,9 @@ token-guarding proxy in front of the real registry.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import aiohttp
-import bcrypt
 import pytest
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -29,20 +28,15 @@ from domain.errors import Category, ConnaisseurError
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.trust import TrustRoot
-from tests.support.cosign import FixedClock, Signer, image_manifest, payload, sign_layout
+from tests.support.cosign import Signer, image_manifest, payload, sign_layout
+from tests.support.fakes import FakeClock, unreachable_transparency_log
 from tests.support.oci_push import Pusher
 from tests.support.registry_proxy import RegistryProxy
-from tests.support.servers import RegistryServer, registry_server
-from tests.support.tls import make_tls
+from tests.support.servers import RegistryServer, registry_server, secure_registry_server
 
 pytestmark = pytest.mark.integration
-CLOCK = FixedClock()
+CLOCK = FakeClock()
 NO_TLOG = RuleOptions(verify_in_transparency_log=False)
-
-
-class NoRekor:
-    async def find_entries(self, host: str, artifact_hash: str, deadline: Deadline) -> list[object]:
-        raise AssertionError("Rekor must not be contacted")
 
 
 @pytest.fixture(scope="module")
@@ -54,26 +48,13 @@ def plain_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
 
 @pytest.fixture(scope="module")
 def secure_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    work = tmp_path_factory.mktemp("secure")
-    htpasswd = work / "htpasswd"
-    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=5)).decode()
-    htpasswd.write_text(f"alice:{hashed}\n")
-    with registry_server(
-        work / "registry", tls=make_tls(work / "tls"), htpasswd=htpasswd
-    ) as server:
-        print(f"registry backend: {server.backend} (HTTPS + htpasswd)")
+    with secure_registry_server(tmp_path_factory.mktemp("secure"), "alice", "s3cret") as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def signer() -> Signer:
     return Signer(ec.generate_private_key(ec.SECP256R1()))
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def validator(
@@ -90,7 +71,7 @@ def validator(
         auth=auth or AuthSettings(),
         trust_roots=(TrustRoot(name="default", key=signer.public_pem),),
     )
-    return CosignValidator(settings, registry, NoRekor(), CLOCK)
+    return CosignValidator(settings, registry, unreachable_transparency_log(), CLOCK)
 
 
 async def push_signed(pusher: Pusher, host: str, repo: str, tag: str, signer: Signer | None) -> str:

@@ -9,8 +9,6 @@ token; the image and its signature come from the conformance registry mock over 
 from __future__ import annotations
 
 import base64
-import ssl
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,8 +25,8 @@ from domain.errors import TrustRootError
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from tests.support.cosign import TreeRegistry
-from tests.support.feature_doubles import serving
-from tests.support.tls import make_tls
+from tests.support.servers import serving
+from tests.support.tls import make_tls, server_context
 
 pytestmark = pytest.mark.integration
 
@@ -71,12 +69,6 @@ def api_server(seen: list[tuple[str, str]]) -> web.Application:
     return app
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
 def composed(tmp_path: Path, env: dict[str, str], session: aiohttp.ClientSession) -> Container:
     """The container ``connaisseur serve`` builds, with the pod's service-account files."""
     config = tmp_path / "config.yaml"
@@ -110,8 +102,7 @@ async def test_k8s_key_is_read_through_the_in_cluster_api(
 ) -> None:
     tls = make_tls(tmp_path / "tls")
     seen: list[tuple[str, str]] = []
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(tls.cert_file, tls.key_file)
+    ctx = server_context(tls.cert_file, tls.key_file)
     async with (
         serving(api_server(seen), ctx) as api_url,
         serving(TreeRegistry(DATA / "cosign").app()) as registry_url,

@@ -8,7 +8,6 @@ printed and recorded as a test property.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from domain.errors import Category, ConnaisseurError
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.trust import TrustRoot
+from tests.support.fakes import FakeClock
 from tests.support.notary_sim import digest_of
 from tests.support.notary_stack import NotaryCli, NotaryStack, notary_stack
 from tests.support.servers import free_port
@@ -31,17 +31,6 @@ from tests.support.servers import free_port
 pytestmark = pytest.mark.integration
 
 A, B, C = digest_of("real-a"), digest_of("real-b"), digest_of("real-c")
-
-
-class Clock:
-    def __init__(self, now: dt.datetime | None = None) -> None:
-        self._now = now
-
-    def now(self) -> dt.datetime:
-        return self._now or dt.datetime.now(dt.UTC)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 @pytest.fixture(scope="module")
@@ -78,14 +67,14 @@ def validator(
         cert=stack.ca_pem if cert == "" else cert,
         trust_roots=roots,
     )
-    return NotaryV1Validator(settings, notary, Clock(now))
+    return NotaryV1Validator(settings, notary, FakeClock(now or dt.datetime.now(dt.UTC)))
 
 
 async def check(
     v: NotaryV1Validator, image: str, trust_root: str = "*", delegations: tuple[str, ...] = ()
 ) -> str | None:
     options = RuleOptions(trust_root=trust_root, delegations=delegations)
-    deadline = Deadline.after(Clock(), 20.0)
+    deadline = Deadline.after(FakeClock(), 20.0)
     return (await v.validate(ImageReference.parse(image), options, deadline)).digest
 
 

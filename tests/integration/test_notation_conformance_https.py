@@ -10,7 +10,6 @@ conformance default 2026-11-29T00:00:00Z (inside the signing certificate's valid
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
@@ -25,9 +24,10 @@ from application.notation import NotationValidator
 from domain.errors import Category, ConnaisseurError
 from domain.image import ImageReference
 from tests.conformance.test_notation import CASES, CLOCK, DATA, load_settings, rule_options
-from tests.support.cosign import FixedClock
+from tests.support.fakes import FakeClock
 from tests.support.notation_tree_registry import NotationTreeRegistry
 from tests.support.threaded_server import serve_in_thread
+from tests.support.tls import server_context
 
 pytestmark = pytest.mark.integration
 VALIDATE = [c for c in CASES if c["op"] == "validate_image"]
@@ -37,8 +37,7 @@ NOTATION = DATA / "notation"
 @pytest.fixture(scope="module")
 def mock() -> Iterator[tuple[NotationTreeRegistry, str]]:
     """The HTTPS ``notation_registry`` mock; yields it and its ``127.0.0.1:PORT``."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(NOTATION / "server-cert.pem", NOTATION / "server-key.pem")
+    context = server_context(NOTATION / "server-cert.pem", NOTATION / "server-key.pem")
     registry = NotationTreeRegistry(NOTATION)
     with serve_in_thread(registry.app, ssl_context=context) as port:
         yield registry, f"127.0.0.1:{port}"
@@ -47,7 +46,7 @@ def mock() -> Iterator[tuple[NotationTreeRegistry, str]]:
 @pytest.fixture
 async def client() -> AsyncIterator[AiohttpRegistryClient]:
     async with aiohttp.ClientSession() as session:
-        yield AiohttpRegistryClient(HttpClient(session), FixedClock(CLOCK))
+        yield AiohttpRegistryClient(HttpClient(session), FakeClock(CLOCK))
 
 
 async def run_case(
@@ -57,7 +56,7 @@ async def run_case(
     settings = load_settings(inputs["validator"])
     if cert is None:
         settings = replace(settings, cert=None)
-    clock = FixedClock(CLOCK)
+    clock = FakeClock(CLOCK)
     validator = NotationValidator(settings, client, clock)
     image = ImageReference.parse(inputs["image"].replace("<REGISTRY>", host))
     evidence = await validator.validate(

@@ -15,11 +15,10 @@ import base64
 import datetime as dt
 import json
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import aiohttp
-import bcrypt
 import pytest
 
 from adapters.http import HttpClient
@@ -31,7 +30,8 @@ from domain.errors import Category, ConnaisseurError
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.trust import TrustRoot
-from tests.support.cosign import FixedClock, image_manifest
+from tests.support.cosign import image_manifest
+from tests.support.fakes import FakeClock
 from tests.support.notation_oci import (
     COSE,
     JWS,
@@ -50,11 +50,10 @@ from tests.support.notation_signing import (
     target,
 )
 from tests.support.oci_push import Pusher
-from tests.support.servers import RegistryServer, registry_server
-from tests.support.tls import make_tls
+from tests.support.servers import RegistryServer, secure_registry_server
 
 pytestmark = pytest.mark.integration
-CLOCK = FixedClock(REAL_NOW)
+CLOCK = FakeClock(REAL_NOW)
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 USER, PASSWORD = "notation", "n0tary-pw"
 
@@ -81,20 +80,8 @@ def pki() -> Pki:
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     work = tmp_path_factory.mktemp("notation-registry")
-    htpasswd = work / "htpasswd"
-    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=5)).decode()
-    htpasswd.write_text(f"{USER}:{hashed}\n")
-    with registry_server(
-        work / "registry", tls=make_tls(work / "tls"), htpasswd=htpasswd
-    ) as server:
-        print(f"registry backend: {server.backend} (HTTPS + htpasswd)")
+    with secure_registry_server(work, USER, PASSWORD) as server:
         yield server
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def pusher(registry: RegistryServer, session: aiohttp.ClientSession) -> Pusher:

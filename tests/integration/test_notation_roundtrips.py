@@ -14,7 +14,6 @@ a pair until the other has arrived too, so a client sending them one after the o
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,8 @@ from application.settings import ValidatorSettings
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.trust import TrustRoot
-from tests.support.cosign import FixedClock, image_manifest, sha256
+from tests.support.cosign import image_manifest, sha256
+from tests.support.fakes import FakeClock
 from tests.support.notation_oci import (
     JWS,
     SignatureArtifact,
@@ -43,11 +43,11 @@ from tests.support.notation_oci import (
 from tests.support.notation_signing import REAL_NOW, issue, make_ca, sign_jws, target
 from tests.support.oci_push import Pusher
 from tests.support.registry_proxy import RegistryProxy
-from tests.support.servers import RegistryServer, free_port, registry_server
-from tests.support.tls import TlsFiles, make_tls
+from tests.support.servers import RegistryServer, registry_server, serving
+from tests.support.tls import TlsFiles, make_tls, server_context
 
 pytestmark = pytest.mark.integration
-CLOCK = FixedClock(REAL_NOW)
+CLOCK = FakeClock(REAL_NOW)
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 REPO = "rt/app"
 
@@ -106,24 +106,10 @@ def tls(work: Path) -> TlsFiles:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
 async def proxied(registry: RegistryServer, tls: TlsFiles) -> AsyncIterator[Proxied]:
     proxy = PairingProxy(registry.url, bearer=True)
-    runner = web.AppRunner(proxy.app())
-    await runner.setup()
-    port = free_port()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tls.cert_file, tls.key_file)
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
-    try:
-        yield Proxied(proxy=proxy, host=f"127.0.0.1:{port}", ca_pem=tls.ca_pem)
-    finally:
-        await runner.cleanup()
+    async with serving(proxy.app(), server_context(tls.cert_file, tls.key_file)) as url:
+        yield Proxied(proxy=proxy, host=url.removeprefix("https://"), ca_pem=tls.ca_pem)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ refuses HEAD.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import aiohttp
 import pytest
@@ -22,13 +22,14 @@ from application.ports import Endpoint
 from application.settings import AuthSettings
 from domain.errors import Category, ConnaisseurError
 from domain.image import ImageReference
-from tests.support.cosign import FixedClock, image_manifest
+from tests.support.cosign import image_manifest
+from tests.support.fakes import FakeClock
 from tests.support.oci_push import Pusher
 from tests.support.registry_proxy import RegistryProxy
 from tests.support.servers import RegistryServer, registry_server
 
 pytestmark = pytest.mark.integration
-CLOCK = FixedClock()
+CLOCK = FakeClock()
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -37,12 +38,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
     with registry_server(tmp_path_factory.mktemp("head-registry")) as server:
         print(f"registry backend: {server.backend} (plain HTTP)")
         yield server
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def refusing_head(status: int) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:

@@ -24,10 +24,11 @@ from application.settings import AuthSettings
 from domain.errors import Category, ConnaisseurError
 from domain.image import ImageReference
 from tests.conformance.test_notation import CLOCK, DATA
-from tests.support.cosign import FixedClock
+from tests.support.fakes import FakeClock
 from tests.support.notation_tree_registry import NotationTreeRegistry
 from tests.support.servers import free_port
 from tests.support.threaded_server import serve_in_thread
+from tests.support.tls import server_context
 
 pytestmark = pytest.mark.integration
 NOTATION = DATA / "notation"
@@ -37,21 +38,19 @@ SIGNED_DIGEST = "sha256:a136cc4e785798e5e8483047cf621cf0a0300a93d47703a3f066c340
 
 
 def tls_context() -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(NOTATION / "server-cert.pem", NOTATION / "server-key.pem")
-    return context
+    return server_context(NOTATION / "server-cert.pem", NOTATION / "server-key.pem")
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[AiohttpRegistryClient]:
     async with aiohttp.ClientSession() as session:
-        yield AiohttpRegistryClient(HttpClient(session), FixedClock(CLOCK))
+        yield AiohttpRegistryClient(HttpClient(session), FakeClock(CLOCK))
 
 
 async def resolve(client: AiohttpRegistryClient, port: int, ca_pem: str | None) -> str:
     image = ImageReference.parse(f"127.0.0.1:{port}/{SIGNED}")
     endpoint = Endpoint(auth=AuthSettings(), ca_pem=ca_pem)
-    return await client.resolve(image, endpoint, Deadline.after(FixedClock(CLOCK), 5))
+    return await client.resolve(image, endpoint, Deadline.after(FakeClock(CLOCK), 5))
 
 
 async def test_regression_https_outage_pinned_loopback_registry_to_http(

@@ -1,6 +1,5 @@
-"""Test support for the cosign validator: a clock, signers, cosign layouts and registry mocks.
+"""Test support for the cosign validator: signers, cosign layouts and registry mocks.
 
-* :class:`FixedClock` — wall time fixed, monotonic time real (budgets still work).
 * :class:`Signer` / :func:`sign_layout` — keys generated per session, simple-signing payloads
   and the ``sha256-<hex>.sig`` manifest exactly as cosign writes them.
 * :class:`TreeRegistry` — the conformance ``cosign_registry`` mock: serves a directory tree
@@ -14,10 +13,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +25,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from domain.cosign import SIMPLE_SIGNING_MEDIA_TYPE, RekorEntry, log_id
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-
-
-class FixedClock:
-    """``now()`` is fixed; ``monotonic()`` is the real monotonic clock."""
-
-    def __init__(self, now: datetime | None = None) -> None:
-        self._now = now or datetime(2026, 11, 29, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self._now
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 def public_pem(key: PrivateKey) -> str:
@@ -301,28 +285,21 @@ def validator_settings(doc: Any, secrets_dir: Path) -> Any:
     """
     from application.settings import TransparencySettings, ValidatorSettings
     from config.auth import load_auth
+    from config.loader import keyless_identity
     from domain.errors import ConfigError
-    from domain.trust import KeylessIdentity, TrustRoot
+    from domain.trust import TrustRoot
 
     if not isinstance(doc, dict):
         raise ConfigError("validator: unmarshal error: not a mapping")
     host = doc.get("host") or {}
     roots = []
     for raw in doc.get("trustRoots") or []:
-        keyless = raw.get("keyless")
         roots.append(
             TrustRoot(
                 name=raw.get("name", ""),
                 key=raw.get("key"),
                 cert=raw.get("cert"),
-                keyless=KeylessIdentity(
-                    issuer=keyless.get("issuer"),
-                    subject=keyless.get("subject"),
-                    issuer_regex=keyless.get("issuerRegex"),
-                    subject_regex=keyless.get("subjectRegex"),
-                )
-                if keyless
-                else None,
+                keyless=keyless_identity(raw.get("keyless")),
             )
         )
     return ValidatorSettings(

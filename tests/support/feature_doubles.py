@@ -4,12 +4,9 @@ and local HTTP(S) servers standing in for the Kubernetes API and an alert receiv
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import ssl
-from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -20,13 +17,17 @@ from domain.errors import Category, VerificationError
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.verdict import TrustedDigest
-from tests.support.servers import free_port
 
 MOCK_DIGEST = "sha256:1234567890123456123456789012345612345678901234561234567890123456"
 
 
 class MockValidator:
-    """The validator doubles of cases.yaml ``test_doubles.validators``."""
+    """The validator doubles of cases.yaml ``test_doubles.validators`` (``mock_table``,
+    ``mock_allow``, ``mock_deny``, ``not_called``), plus ``signed`` (pins the asked digest) and
+    ``transient`` (registry unavailable); records every image it was asked about (``calls``).
+    ``otherwise`` is the ``mock_table`` error for an image not in ``table``."""
+
+    BEHAVIOURS = ("mock_table", "mock_allow", "mock_deny", "not_called", "signed", "transient")
 
     def __init__(
         self,
@@ -35,12 +36,16 @@ class MockValidator:
         behaviour: str,
         table: list[dict[str, str]] | None = None,
         delay: float = 0.0,
+        otherwise: str = "unknown image <image>",
     ) -> None:
+        if behaviour not in self.BEHAVIOURS:
+            raise ValueError(f"unknown validator double behaviour {behaviour!r}")
         self.name = name
         self.type = type_
         self.behaviour = behaviour
         self.table = {row["image"]: row for row in table or []}
         self.delay = delay
+        self.otherwise = otherwise
         self.calls: list[str] = []
 
     async def validate(
@@ -62,32 +67,12 @@ class MockValidator:
         row = self.table.get(image.original)
         if row is None:
             raise VerificationError(
-                f"unknown image {image.original}", category=Category.VALIDATION_FAILED
+                self.otherwise.replace("<image>", image.original),
+                category=Category.VALIDATION_FAILED,
             )
         if "error" in row:
             raise VerificationError(row["error"], category=Category.VALIDATION_FAILED)
         return TrustedDigest(digest=row["digest"])
-
-
-@dataclass
-class FakeMetrics:
-    """Implements ``application.ports.Metrics`` by counting."""
-
-    validations: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    skips: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    admissions: Counter[tuple[bool, bool]] = field(default_factory=Counter)
-
-    def admission(self, allowed: bool, timed_out: bool, seconds: float) -> None:
-        self.admissions[(allowed, timed_out)] += 1
-
-    def validation(
-        self, validator_type: str, validator: str, category: str, seconds: float
-    ) -> None:
-        result = "success" if category == "success" else "error"
-        self.validations[(validator_type, validator, result)] += 1
-
-    def skipped(self, validator_type: str, validator: str, reason: str) -> None:
-        self.skips[(validator_type, validator, reason)] += 1
 
 
 class UpstreamFormatCache:
@@ -184,22 +169,6 @@ def kube_api_app(
     app = web.Application()
     app.router.add_get("/{tail:.*}", handle)
     return app
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    app: web.Application, ssl_context: ssl.SSLContext | None = None
-) -> AsyncIterator[str]:
-    """Run ``app`` on 127.0.0.1 at a free port; yields its base URL."""
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context)
-    await site.start()
-    try:
-        yield f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 # --- alert receiver ------------------------------------------------------------------------

@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.x509.oid import NameOID
 
 from domain.tuf import canonical_json, key_id
+from tests.support.tls import certificate, certificate_pem
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 FAR_FUTURE = dt.datetime(2999, 1, 1, tzinfo=dt.UTC)
@@ -81,19 +80,15 @@ def sim_key(name: str, kind: str = "ecdsa", *, x509_cert: bool = False) -> SimKe
     private = session_key(name, kind)
     public = private.public_key()
     if x509_cert:
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(public)
-            .serial_number(1)
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=3650))
-            .sign(private, hashes.SHA256() if kind != "ed25519" else None)  # type: ignore[arg-type]
+        cert = certificate(
+            name,
+            private,
+            not_before=now - dt.timedelta(days=1),
+            not_after=now + dt.timedelta(days=3650),
+            serial=1,
         )
-        pem = cert.public_bytes(serialization.Encoding.PEM)
+        pem = certificate_pem(cert)
         return SimKey(private, f"{kind}-x509", base64.b64encode(pem).decode())
     if kind == "ed25519":
         raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

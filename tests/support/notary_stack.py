@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.support.servers import docker_available, free_port, running
-from tests.support.tls import TlsFiles, make_tls
+from tests.support.tls import TlsFiles, certificate, certificate_pem, make_tls, private_key_pem
 
 PASSPHRASES = {
     "NOTARY_ROOT_PASSPHRASE": "root-pass",
@@ -187,28 +186,14 @@ def _containers(workdir: Path, tls: TlsFiles) -> Iterator[NotaryStack]:
 def make_delegation_key(directory: Path, name: str) -> tuple[Path, Path]:
     """An ECDSA key and self-signed certificate for ``notary delegation add``/``key import``."""
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
+    cert = certificate(
+        name, key, not_before=now - dt.timedelta(days=1), not_after=now + dt.timedelta(days=30)
     )
     directory.mkdir(parents=True, exist_ok=True)
     cert_file, key_file = directory / f"{name}.crt", directory / f"{name}.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_file.write_bytes(certificate_pem(cert))
+    key_file.write_bytes(private_key_pem(key))
     return cert_file, key_file
 
 

@@ -23,17 +23,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from tests.support.tls import certificate
 
 REAL_NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 DAY = dt.timedelta(days=1)
 PAYLOAD_TYPE = "application/vnd.cncf.notary.payload.v1+json"
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-
-
-def name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
 def new_key(kind: str = "ec") -> PrivateKey:
@@ -58,17 +56,13 @@ class Signer:
 def make_ca(cn: str, *, start: dt.datetime = REAL_NOW - 30 * DAY, days: int = 3650) -> Signer:
     key = new_key()
     usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name(cn))
-        .issuer_name(name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + days * DAY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(usage, critical=True)
-        .sign(key, hashes.SHA256())
+    constraints = x509.BasicConstraints(ca=True, path_length=None)
+    cert = certificate(
+        cn,
+        key,
+        not_before=start,
+        not_after=start + days * DAY,
+        extensions=[(constraints, True), (usage, True)],
     )
     return Signer(key, [cert])
 
@@ -84,17 +78,13 @@ def issue(
 ) -> Signer:
     key = new_key(kind)
     usage = x509.KeyUsage(True, False, False, False, False, False, False, False, False)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name(cn))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(usage, critical=True)
-        .add_extension(x509.ExtendedKeyUsage([eku]), critical=True)
-        .sign(ca.key, hashes.SHA256())
+    cert = certificate(
+        cn,
+        key,
+        not_before=start,
+        not_after=end,
+        ca=(ca.cert, ca.key),
+        extensions=[(usage, True), (x509.ExtendedKeyUsage([eku]), True)],
     )
     return Signer(key, [cert, *ca.chain])
 

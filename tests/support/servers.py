@@ -10,13 +10,17 @@ import contextlib
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.tls import TlsFiles
+import bcrypt
+from aiohttp import web
+
+from tests.support.tls import TlsFiles, make_tls
 
 
 def free_port() -> int:
@@ -123,6 +127,20 @@ def registry_server(
 
 
 @contextlib.contextmanager
+def secure_registry_server(workdir: Path, user: str, password: str) -> Iterator[RegistryServer]:
+    """:func:`registry_server` over HTTPS (a throw-away CA) with one htpasswd user."""
+    htpasswd = workdir / "htpasswd"
+    workdir.mkdir(parents=True, exist_ok=True)
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
+    htpasswd.write_text(f"{user}:{hashed}\n")
+    with registry_server(
+        workdir / "registry", tls=make_tls(workdir / "tls"), htpasswd=htpasswd
+    ) as server:
+        print(f"registry backend: {server.backend} (HTTPS + htpasswd)")
+        yield server
+
+
+@contextlib.contextmanager
 def _registry_container(
     workdir: Path, tls: TlsFiles | None, htpasswd: Path | None
 ) -> Iterator[RegistryServer]:
@@ -212,3 +230,19 @@ def redis_container(password: str = TEST_REDIS_PASSWORD) -> Iterator[RedisServer
             ca_file=None,
             backend="testcontainers redis:7",
         )
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    app: web.Application, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[str]:
+    """Run ``app`` on 127.0.0.1 at a free port; yields its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context)
+    await site.start()
+    try:
+        yield f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

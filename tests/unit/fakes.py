@@ -1,11 +1,9 @@
-"""Fakes for the application's ports and the ``Validator`` protocol (fakes over mocks)."""
+"""A scripted ``Validator`` for the use-case unit tests (port fakes: tests/support/fakes.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
 from application.deadline import Deadline
 from domain.errors import Category, VerificationError
@@ -14,45 +12,6 @@ from domain.policy import RuleOptions
 from domain.verdict import TrustedDigest
 
 DIGEST = "sha256:" + "ab" * 32
-
-
-class FakeClock:
-    """A fixed wall clock; the monotonic clock is real unless ``frozen`` (then moved by hand)."""
-
-    def __init__(self, now: datetime | None = None, *, frozen: bool = False) -> None:
-        self._now = now or datetime(2026, 11, 29, tzinfo=UTC)
-        self._frozen = frozen
-        self._offset = 0.0
-
-    def now(self) -> datetime:
-        return self._now
-
-    def monotonic(self) -> float:
-        base = 1000.0 if self._frozen else time.monotonic()
-        return base + self._offset
-
-    def advance(self, seconds: float) -> None:
-        self._offset += seconds
-
-
-@dataclass
-class FakeMetrics:
-    """Records what the use cases report."""
-
-    admissions: list[tuple[bool, bool]] = field(default_factory=list)
-    validations: list[tuple[str, str, str]] = field(default_factory=list)
-    skips: list[tuple[str, str, str]] = field(default_factory=list)
-
-    def admission(self, allowed: bool, timed_out: bool, seconds: float) -> None:
-        self.admissions.append((allowed, timed_out))
-
-    def validation(
-        self, validator_type: str, validator: str, category: str, seconds: float
-    ) -> None:
-        self.validations.append((validator_type, validator, category))
-
-    def skipped(self, validator_type: str, validator: str, reason: str) -> None:
-        self.skips.append((validator_type, validator, reason))
 
 
 @dataclass

@@ -14,14 +14,15 @@ import yaml
 from application.settings import Settings
 from config.container import Container, build_container
 from entrypoints import cli
-from tests.conformance.harness import MOCK_DIGEST, MockAllowValidator, add_extra_validators
+from tests.conformance.harness import add_extra_validators
+from tests.support.feature_doubles import MOCK_DIGEST, MockValidator
 
 
 @pytest.fixture
 def mutating_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     def build(settings: Settings, clock: Any = None) -> Container:
         container = build_container(settings, clock)
-        add_extra_validators(container, [MockAllowValidator("mock")])
+        add_extra_validators(container, [MockValidator("mock", "mock", "mock_allow")])
         return container
 
     monkeypatch.setattr(cli, "build_container", build)

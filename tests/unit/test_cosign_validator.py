@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from application.cosign import CosignValidator
 from application.deadline import Deadline
-from application.ports import Endpoint, Manifest
 from application.settings import TransparencySettings, ValidatorSettings
 from domain.cosign import BUNDLE_ANNOTATION, signature_tag
 from domain.errors import Category, ConfigError, ConnaisseurError, TrustRootError, VerificationError
@@ -30,7 +29,6 @@ from domain.policy import RuleOptions
 from domain.trust import KeylessIdentity, TrustRoot
 from tests.support.cosign import (
     FakeRekor,
-    FixedClock,
     Layout,
     Signer,
     image_manifest,
@@ -38,10 +36,12 @@ from tests.support.cosign import (
     sha256,
     sign_layout,
 )
+from tests.support.fake_oci_registry import FakeRegistry
+from tests.support.fakes import FakeClock, FakeTransparencyLog
 
 DATA = Path(__file__).parents[1] / "conformance" / "data"
 IMAGE = ImageReference.parse("registry.example/team/app:1.0")
-CLOCK = FixedClock()
+CLOCK = FakeClock()
 
 
 @pytest.fixture(scope="session")
@@ -59,70 +59,20 @@ def signers() -> dict[str, Signer]:
     }
 
 
-class FakeRegistry:
-    """An in-memory :class:`Registry`; ``fail`` makes every call raise that error."""
-
-    def __init__(self) -> None:
-        self.tags: dict[str, str] = {}
-        self.manifests: dict[str, bytes] = {}
-        self.blobs: dict[str, bytes] = {}
-        self.fail: VerificationError | None = None
-        self.calls: list[str] = []
-
-    def push_image(self, tag: str, seed: str = "a") -> str:
-        body, blobs = image_manifest(seed)
-        digest = sha256(body)
-        self.manifests[digest], self.tags[tag] = body, digest
-        self.blobs.update(blobs)
-        return digest
-
-    def push_signatures(self, digest: str, layout: Layout) -> None:
-        self.manifests[sha256(layout.manifest)] = layout.manifest
-        self.tags[signature_tag(digest)] = sha256(layout.manifest)
-        self.blobs.update(layout.blobs)
-
-    async def resolve(self, image: ImageReference, endpoint: Endpoint, deadline: Deadline) -> str:
-        self.calls.append("resolve")
-        if self.fail:
-            raise self.fail
-        if image.tag not in self.tags:
-            raise VerificationError("no such image", category=Category.IMAGE_NOT_FOUND)
-        return self.tags[image.tag]
-
-    async def manifest(
-        self, image: ImageReference, reference: str, endpoint: Endpoint, deadline: Deadline
-    ) -> Manifest:
-        self.calls.append(f"manifest {reference}")
-        digest = self.tags.get(reference, reference)
-        if digest not in self.manifests:
-            raise VerificationError("no signatures", category=Category.NO_TRUST_DATA)
-        return Manifest(digest=digest, media_type="", body=self.manifests[digest])
-
-    async def blob(
-        self, image: ImageReference, digest: str, endpoint: Endpoint, deadline: Deadline
-    ) -> bytes:
-        self.calls.append(f"blob {digest}")
-        return self.blobs[digest]
-
-    async def referrers(self, *args: Any) -> Sequence[Mapping[str, Any]]:
-        return []
+REPOSITORY = IMAGE.repository
 
 
-class FakeRekorLog:
-    """The TransparencyLog port over prepared API entries (keyed by artefact hash)."""
+def push_image(reg: FakeRegistry, tag: str, seed: str = "a") -> str:
+    body, blobs = image_manifest(seed)
+    for blob in blobs.values():
+        reg.put_blob(REPOSITORY, blob)
+    return reg.put_manifest(REPOSITORY, body, tag)
 
-    def __init__(self, entries: Mapping[str, list[dict[str, Any]]] | None = None) -> None:
-        self.entries = dict(entries or {})
-        self.queries: list[tuple[str, str]] = []
-        self.fail: VerificationError | None = None
 
-    async def find_entries(
-        self, host: str, artifact_hash: str, deadline: Deadline
-    ) -> list[dict[str, Any]]:
-        self.queries.append((host, artifact_hash))
-        if self.fail:
-            raise self.fail
-        return self.entries.get(artifact_hash, [])
+def push_signatures(reg: FakeRegistry, digest: str, layout: Layout) -> None:
+    for blob in layout.blobs.values():
+        reg.put_blob(REPOSITORY, blob)
+    reg.put_manifest(REPOSITORY, layout.manifest, signature_tag(digest))
 
 
 class FakeKubernetes:
@@ -139,14 +89,14 @@ class FakeKubernetes:
 def validator(
     roots: Sequence[TrustRoot],
     registry: FakeRegistry,
-    tlog: FakeRekorLog | None = None,
+    tlog: FakeTransparencyLog | None = None,
     transparency: TransparencySettings | None = None,
     **kwargs: Any,
 ) -> CosignValidator:
     settings = ValidatorSettings(
         name="cosign", type="cosign", trust_roots=tuple(roots), transparency=transparency
     )
-    return CosignValidator(settings, registry, tlog or FakeRekorLog(), CLOCK, **kwargs)
+    return CosignValidator(settings, registry, tlog or FakeTransparencyLog(), CLOCK, **kwargs)
 
 
 def signed(signer: Signer, digest: str, reference: str = IMAGE.context, **extra: str):  # type: ignore[no-untyped-def]
@@ -175,8 +125,8 @@ async def test_each_key_type_verifies_and_pins_the_resolved_digest(
     kind: str, signers: dict[str, Signer]
 ) -> None:
     reg = FakeRegistry()
-    digest = reg.push_image("1.0")
-    reg.push_signatures(digest, sign_layout([signed(signers[kind], digest)]))
+    digest = push_image(reg, "1.0")
+    push_signatures(reg, digest, sign_layout([signed(signers[kind], digest)]))
     v = validator([TrustRoot(name="default", key=signers[kind].public_pem)], reg)
     result = await run(v)
     assert result.digest == digest
@@ -187,7 +137,7 @@ async def test_unsigned_image_is_no_trust_data_naming_image_and_roots(
     signers: dict[str, Signer],
 ) -> None:
     reg = FakeRegistry()
-    reg.push_image("1.0")
+    push_image(reg, "1.0")
     v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
     err = await denied(v)
     assert err.category is Category.NO_TRUST_DATA
@@ -197,8 +147,8 @@ async def test_unsigned_image_is_no_trust_data_naming_image_and_roots(
 
 async def test_signed_by_another_key_is_signature_invalid(signers: dict[str, Signer]) -> None:
     reg = FakeRegistry()
-    digest = reg.push_image("1.0")
-    reg.push_signatures(digest, sign_layout([signed(signers["other"], digest)]))
+    digest = push_image(reg, "1.0")
+    push_signatures(reg, digest, sign_layout([signed(signers["other"], digest)]))
     v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
     assert (await denied(v)).category is Category.SIGNATURE_INVALID
 
@@ -208,9 +158,9 @@ async def test_d2_signature_over_another_digest_is_digest_mismatch(
 ) -> None:
     # D2: upstream would pin the other (signed) digest; we deny.
     reg = FakeRegistry()
-    digest = reg.push_image("1.0")
-    other = reg.push_image("old", seed="b")
-    reg.push_signatures(digest, sign_layout([signed(signers["p256"], other)]))
+    digest = push_image(reg, "1.0")
+    other = push_image(reg, "old", seed="b")
+    push_signatures(reg, digest, sign_layout([signed(signers["p256"], other)]))
     v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
     err = await denied(v)
     assert err.category is Category.DIGEST_MISMATCH
@@ -221,9 +171,9 @@ async def test_d2_reference_of_another_repository_denied_unless_ignore_reference
     signers: dict[str, Signer],
 ) -> None:
     reg = FakeRegistry()
-    digest = reg.push_image("1.0")
+    digest = push_image(reg, "1.0")
     layout = sign_layout([signed(signers["p256"], digest, "mirror.example/team/app")])
-    reg.push_signatures(digest, layout)
+    push_signatures(reg, digest, layout)
     v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
     assert (await denied(v)).category is Category.REFERENCE_NOT_FOUND
     result = await run(v, dataclasses.replace(NO_TLOG, ignore_reference=True))
@@ -232,9 +182,11 @@ async def test_d2_reference_of_another_repository_denied_unless_ignore_reference
 
 async def test_a_bad_signature_does_not_hide_a_good_one(signers: dict[str, Signer]) -> None:
     reg = FakeRegistry()
-    digest = reg.push_image("1.0")
-    reg.push_signatures(
-        digest, sign_layout([signed(signers["other"], digest), signed(signers["p256"], digest)])
+    digest = push_image(reg, "1.0")
+    push_signatures(
+        reg,
+        digest,
+        sign_layout([signed(signers["other"], digest), signed(signers["p256"], digest)]),
     )
     v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
     assert (await run(v)).digest == digest
@@ -242,10 +194,10 @@ async def test_a_bad_signature_does_not_hide_a_good_one(signers: dict[str, Signe
 
 async def test_tampered_payload_fails_verification(signers: dict[str, Signer]) -> None:
     reg = FakeRegistry()
-    digest = reg.push_image("1.0")
+    digest = push_image(reg, "1.0")
     body, sig, _ = signed(signers["p256"], digest)
     tampered = body.replace(b"cosign container", b"cosign  container")
-    reg.push_signatures(digest, sign_layout([(tampered, sig, {})]))
+    push_signatures(reg, digest, sign_layout([(tampered, sig, {})]))
     v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
     assert (await denied(v)).category is Category.SIGNATURE_INVALID
 
@@ -264,8 +216,8 @@ def three_roots(signers: dict[str, Signer]) -> list[TrustRoot]:
 async def test_threshold_counts_distinct_signers_not_layers(signers: dict[str, Signer]) -> None:
     # D3: alice signing three times is one signer; upstream counted 3 layers.
     reg = FakeRegistry()
-    digest = reg.push_image("1.0")
-    reg.push_signatures(digest, sign_layout([signed(signers["p256"], digest)] * 3))
+    digest = push_image(reg, "1.0")
+    push_signatures(reg, digest, sign_layout([signed(signers["p256"], digest)] * 3))
     v = validator(three_roots(signers), reg)
     err = await denied(v, dataclasses.replace(NO_TLOG, trust_root="*", threshold=2))
     assert err.category is Category.THRESHOLD_NOT_MET
@@ -274,8 +226,8 @@ async def test_threshold_counts_distinct_signers_not_layers(signers: dict[str, S
 
 async def test_d3_two_trust_roots_with_the_same_key_count_once(signers: dict[str, Signer]) -> None:
     reg = FakeRegistry()
-    digest = reg.push_image("1.0")
-    reg.push_signatures(digest, sign_layout([signed(signers["p256"], digest)]))
+    digest = push_image(reg, "1.0")
+    push_signatures(reg, digest, sign_layout([signed(signers["p256"], digest)]))
     same = signers["p256"].public_pem
     v = validator([TrustRoot(name="a", key=same), TrustRoot(name="b", key=same)], reg)
     err = await denied(v, dataclasses.replace(NO_TLOG, trust_root="*", threshold=2))
@@ -284,9 +236,11 @@ async def test_d3_two_trust_roots_with_the_same_key_count_once(signers: dict[str
 
 async def test_threshold_met_by_two_of_three(signers: dict[str, Signer]) -> None:
     reg = FakeRegistry()
-    digest = reg.push_image("1.0")
-    reg.push_signatures(
-        digest, sign_layout([signed(signers["p256"], digest), signed(signers["ed25519"], digest)])
+    digest = push_image(reg, "1.0")
+    push_signatures(
+        reg,
+        digest,
+        sign_layout([signed(signers["p256"], digest), signed(signers["ed25519"], digest)]),
     )
     v = validator(three_roots(signers), reg)
     result = await run(v, dataclasses.replace(NO_TLOG, trust_root="*", threshold=2))
@@ -297,8 +251,8 @@ async def test_threshold_met_by_two_of_three(signers: dict[str, Signer]) -> None
 
 async def test_required_signer_missing(signers: dict[str, Signer]) -> None:
     reg = FakeRegistry()
-    digest = reg.push_image("1.0")
-    reg.push_signatures(digest, sign_layout([signed(signers["p256"], digest)]))
+    digest = push_image(reg, "1.0")
+    push_signatures(reg, digest, sign_layout([signed(signers["p256"], digest)]))
     v = validator(three_roots(signers), reg)
     err = await denied(v, dataclasses.replace(NO_TLOG, trust_root="*", required=("bob",)))
     assert err.category is Category.REQUIRED_SIGNER_MISSING
@@ -310,7 +264,7 @@ async def test_unknown_trust_root_fails_before_any_network(signers: dict[str, Si
     v = validator(three_roots(signers), reg)
     err = await denied(v, dataclasses.replace(NO_TLOG, trust_root="dave"))
     assert err.category is Category.TRUST_ROOT_NOT_FOUND
-    assert reg.calls == []
+    assert reg.requests == []
 
 
 # ------------------------------------------------------------------ registry errors (D9)
@@ -324,7 +278,10 @@ async def test_registry_errors_keep_their_category_and_name_the_image(
     category: Category, signers: dict[str, Signer]
 ) -> None:
     reg = FakeRegistry()
-    reg.fail = VerificationError("registry says no", category=category)
+    # the first request, resolving the tag, fails
+    reg.fail[f"{REPOSITORY}/manifests/{IMAGE.tag}"] = VerificationError(
+        "registry says no", category=category
+    )
     v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
     err = await denied(v)
     assert err.category is category
@@ -344,7 +301,10 @@ def bundled(signers: dict[str, Signer], rekor: FakeRekor, digest: str, **tweak: 
 
 
 def tlog_validator(
-    signers: dict[str, Signer], reg: FakeRegistry, rekor: FakeRekor, log: FakeRekorLog | None = None
+    signers: dict[str, Signer],
+    reg: FakeRegistry,
+    rekor: FakeRekor,
+    log: FakeTransparencyLog | None = None,
 ) -> CosignValidator:
     return validator(
         [TrustRoot(name="default", key=signers["p256"].public_pem)],
@@ -355,9 +315,9 @@ def tlog_validator(
 
 
 async def test_bundle_verifies_offline(signers: dict[str, Signer]) -> None:
-    reg, rekor, log = FakeRegistry(), FakeRekor(), FakeRekorLog()
-    digest = reg.push_image("1.0")
-    reg.push_signatures(digest, sign_layout([bundled(signers, rekor, digest)]))
+    reg, rekor, log = FakeRegistry(), FakeRekor(), FakeTransparencyLog()
+    digest = push_image(reg, "1.0")
+    push_signatures(reg, digest, sign_layout([bundled(signers, rekor, digest)]))
     result = await run(tlog_validator(signers, reg, rekor, log), RuleOptions())
     assert result.digest == digest
     assert log.queries == []
@@ -365,8 +325,8 @@ async def test_bundle_verifies_offline(signers: dict[str, Signer]) -> None:
 
 async def test_bundle_signed_by_an_untrusted_log_is_rejected(signers: dict[str, Signer]) -> None:
     reg, rekor = FakeRegistry(), FakeRekor()
-    digest = reg.push_image("1.0")
-    reg.push_signatures(digest, sign_layout([bundled(signers, FakeRekor(), digest)]))
+    digest = push_image(reg, "1.0")
+    push_signatures(reg, digest, sign_layout([bundled(signers, FakeRekor(), digest)]))
     err = await denied(tlog_validator(signers, reg, rekor), RuleOptions())
     assert err.category is Category.SIGNATURE_INVALID
     assert "not trusted" in err.message
@@ -374,9 +334,9 @@ async def test_bundle_signed_by_an_untrusted_log_is_rejected(signers: dict[str, 
 
 async def test_bundle_recording_another_payload_is_rejected(signers: dict[str, Signer]) -> None:
     reg, rekor = FakeRegistry(), FakeRekor()
-    digest = reg.push_image("1.0")
+    digest = push_image(reg, "1.0")
     layer = bundled(signers, rekor, digest, logged_payload=b"something else")
-    reg.push_signatures(digest, sign_layout([layer]))
+    push_signatures(reg, digest, sign_layout([layer]))
     err = await denied(tlog_validator(signers, reg, rekor), RuleOptions())
     assert "another payload" in err.message
 
@@ -385,11 +345,11 @@ async def test_without_bundle_rekor_is_queried_and_its_entry_verified(
     signers: dict[str, Signer],
 ) -> None:
     reg, rekor = FakeRegistry(), FakeRekor()
-    digest = reg.push_image("1.0")
+    digest = push_image(reg, "1.0")
     body, sig, _ = signed(signers["p256"], digest)
-    reg.push_signatures(digest, sign_layout([(body, sig, {})]))
+    push_signatures(reg, digest, sign_layout([(body, sig, {})]))
     entry = rekor.entry(body, sig, signers["p256"].public_pem, 1_700_000_000)
-    log = FakeRekorLog({sha256(body): [FakeRekor.api_entry(entry)]})
+    log = FakeTransparencyLog({sha256(body): [FakeRekor.api_entry(entry)]})
     result = await run(tlog_validator(signers, reg, rekor, log), RuleOptions())
     assert result.digest == digest
     assert log.queries == [("https://rekor.test", sha256(body))]
@@ -399,20 +359,20 @@ async def test_without_bundle_and_without_entry_the_signature_does_not_count(
     signers: dict[str, Signer],
 ) -> None:
     reg, rekor = FakeRegistry(), FakeRekor()
-    digest = reg.push_image("1.0")
-    reg.push_signatures(digest, sign_layout([signed(signers["p256"], digest)]))
-    err = await denied(tlog_validator(signers, reg, rekor, FakeRekorLog()), RuleOptions())
+    digest = push_image(reg, "1.0")
+    push_signatures(reg, digest, sign_layout([signed(signers["p256"], digest)]))
+    err = await denied(tlog_validator(signers, reg, rekor, FakeTransparencyLog()), RuleOptions())
     assert err.category is Category.SIGNATURE_INVALID
     assert "transparency log" in err.message
 
 
 async def test_rekor_down_is_transient_not_a_bad_signature(signers: dict[str, Signer]) -> None:
-    reg, rekor, log = FakeRegistry(), FakeRekor(), FakeRekorLog()
+    reg, rekor, log = FakeRegistry(), FakeRekor(), FakeTransparencyLog()
     log.fail = VerificationError(
         "Rekor: server unavailable (HTTP 503)", category=Category.UNAVAILABLE
     )
-    digest = reg.push_image("1.0")
-    reg.push_signatures(digest, sign_layout([signed(signers["p256"], digest)]))
+    digest = push_image(reg, "1.0")
+    push_signatures(reg, digest, sign_layout([signed(signers["p256"], digest)]))
     err = await denied(tlog_validator(signers, reg, rekor, log), RuleOptions())
     assert err.category is Category.UNAVAILABLE
     assert err.transient
@@ -430,12 +390,10 @@ def keyless_registry() -> FakeRegistry:
         / "manifests"
         / "sha256-31dc72a13a0c34b40eb95419d2b2fd67320c856baf3b72da518023ee8d370aee.sig.json"
     ).read_bytes()
-    reg.tags["keyless"] = sha256(image)
-    reg.manifests[sha256(image)] = image
-    reg.tags[signature_tag(sha256(image))] = sha256(sig)
-    reg.manifests[sha256(sig)] = sig
+    digest = reg.put_manifest(REPOSITORY, image, "keyless")
+    reg.put_manifest(REPOSITORY, sig, signature_tag(digest))
     for blob in (base / "blobs").glob("*.json"):
-        reg.blobs[blob.name.removesuffix(".json")] = blob.read_bytes()
+        reg.put_blob(REPOSITORY, blob.read_bytes())
     return reg
 
 
@@ -511,8 +469,8 @@ async def test_k8s_key_reference_reads_cosign_pub_through_the_api(
     signers: dict[str, Signer],
 ) -> None:
     reg = FakeRegistry()
-    digest = reg.push_image("1.0")
-    reg.push_signatures(digest, sign_layout([signed(signers["p256"], digest)]))
+    digest = push_image(reg, "1.0")
+    push_signatures(reg, digest, sign_layout([signed(signers["p256"], digest)]))
     pem = base64.b64encode(signers["p256"].public_pem.encode()).decode()
     kube = FakeKubernetes({("keys", "signing"): {"data": {"cosign.pub": pem}}})
     v = validator([TrustRoot(name="default", key="k8s://keys/signing")], reg, kubernetes=kube)
@@ -523,8 +481,8 @@ async def test_k8s_key_reference_to_a_missing_secret_is_trust_root_not_found(
     signers: dict[str, Signer],
 ) -> None:
     reg = FakeRegistry()
-    digest = reg.push_image("1.0")
-    reg.push_signatures(digest, sign_layout([signed(signers["p256"], digest)]))
+    digest = push_image(reg, "1.0")
+    push_signatures(reg, digest, sign_layout([signed(signers["p256"], digest)]))
     v = validator(
         [TrustRoot(name="default", key="k8s://keys/gone")], reg, kubernetes=FakeKubernetes({})
     )

@@ -24,6 +24,7 @@ from application.ports import Endpoint
 from application.settings import AuthSettings
 from domain.errors import Category, VerificationError
 from domain.image import ImageReference
+from tests.support.fakes import FakeClock
 
 SUBJECT = "sha256:" + "ab" * 32
 TAG = SUBJECT.replace(":", "-")
@@ -34,17 +35,6 @@ ENDPOINT = Endpoint(auth=AuthSettings())
 def index(*digests: str) -> bytes:
     manifests = [{"digest": d, "artifactType": NOTARY} for d in digests]
     return json.dumps({"schemaVersion": 2, "manifests": manifests}).encode()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.seconds = 1000.0
-
-    def now(self) -> dt.datetime:
-        return dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-
-    def monotonic(self) -> float:
-        return self.seconds
 
 
 @dataclass
@@ -103,7 +93,7 @@ class Stub:
         return web.Response(body=body, headers={"Docker-Content-Digest": digest})
 
 
-Client = tuple[AiohttpRegistryClient, Clock, str]
+Client = tuple[AiohttpRegistryClient, FakeClock, str]
 
 
 @pytest.fixture
@@ -113,7 +103,7 @@ def stub() -> Stub:
 
 @pytest.fixture
 async def client(stub: Stub) -> AsyncIterator[Client]:
-    clock = Clock()
+    clock = FakeClock(dt.datetime(2026, 1, 1, tzinfo=dt.UTC), frozen=True)
     async with (
         TestServer(stub.app(), host="127.0.0.1") as server,
         aiohttp.ClientSession() as session,
@@ -181,7 +171,7 @@ async def test_remembered_absence_never_hides_signatures_after_an_upgrade(
 
 async def test_the_memory_expires(stub: Stub, client: Client) -> None:
     await referrers(client)
-    client[1].seconds += REFERRERS_API_MEMORY_SECONDS + 1
+    client[1].advance(REFERRERS_API_MEMORY_SECONDS + 1)
     stub.requests.clear()
     await referrers(client)
     assert sorted(stub.requests) == ["referrers", "tag"]

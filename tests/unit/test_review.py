@@ -16,7 +16,8 @@ from domain.errors import Category
 from domain.policy import Mode, Policy, Rule, RuleOptions
 from domain.verdict import Outcome as RequestOutcome
 from domain.verdict import SkipReason
-from tests.unit.fakes import DIGEST, FakeClock, FakeMetrics, FakeValidator, Outcome
+from tests.support.fakes import FakeClock, FakeMetrics
+from tests.unit.fakes import DIGEST, FakeValidator, Outcome
 
 POLICY = Policy(
     (

@@ -5,10 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import NameOID
 
 from domain.errors import Category, TrustRootError
 from domain.trust import (
@@ -18,6 +16,7 @@ from domain.trust import (
     pem_blocks,
     select_trust_roots,
 )
+from tests.support.tls import certificate, certificate_pem
 
 
 def _spki(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> str:
@@ -36,19 +35,11 @@ def ec_pem() -> str:
 @pytest.fixture(scope="module")
 def cert_pem() -> str:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test")])
-    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    cert = certificate(
+        "test", key, not_before=start, not_after=start + dt.timedelta(days=1), serial=1
     )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return certificate_pem(cert).decode()
 
 
 def test_supported_key_types_load(ec_pem: str) -> None:

@@ -21,18 +21,11 @@ from domain.errors import Category, ConfigError, ConnaisseurError, TrustRootErro
 from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.trust import TrustRoot
+from tests.support.fakes import FakeClock
 from tests.support.notary_sim import NotaryV1Simulator, digest_of
 
 NOW = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
 A, B = digest_of("a"), digest_of("b")
-
-
-class FixedClock:
-    def now(self) -> dt.datetime:
-        return NOW
-
-    def monotonic(self) -> float:
-        return 0.0
 
 
 class FakeNotary(Notary):
@@ -55,7 +48,7 @@ def settings(sim: NotaryV1Simulator, host: str | None = "notary.test") -> Valida
 
 
 async def validate(v: NotaryV1Validator, image: str, **options: object) -> str | None:
-    deadline = Deadline.after(FixedClock(), 10)
+    deadline = Deadline.after(FakeClock(frozen=True), 10)
     opts = RuleOptions(**options)  # type: ignore[arg-type]
     return (await v.validate(ImageReference.parse(image), opts, deadline)).digest
 
@@ -64,7 +57,7 @@ async def test_one_fetch_round_for_base_roles_and_releases() -> None:
     sim = NotaryV1Simulator()
     sim.sign_tag("v1", A)
     notary = FakeNotary(sim.publish())
-    v = NotaryV1Validator(settings(sim), notary, FixedClock())
+    v = NotaryV1Validator(settings(sim), notary, FakeClock(frozen=True))
     assert await validate(v, "myorg/app:v1") == A
     assert notary.calls == [
         (
@@ -82,7 +75,7 @@ async def test_rollback_after_a_newer_version_was_verified() -> None:
     sim.sign_tag("v1", B)
     sim.bump("targets", "snapshot", "timestamp")
     notary = FakeNotary(sim.publish())
-    v = NotaryV1Validator(settings(sim), notary, FixedClock())
+    v = NotaryV1Validator(settings(sim), notary, FakeClock(frozen=True))
     assert await validate(v, "myorg/app:v1") == B
     notary.files = dict(old)
     with pytest.raises(ConnaisseurError) as info:
@@ -95,7 +88,7 @@ async def test_rollback_after_a_newer_version_was_verified() -> None:
 async def test_unusable_host_fails_without_contacting_anything() -> None:
     sim = NotaryV1Simulator()
     notary = FakeNotary({})
-    v = NotaryV1Validator(settings(sim, host="def:// invalid url"), notary, FixedClock())
+    v = NotaryV1Validator(settings(sim, host="def:// invalid url"), notary, FakeClock(frozen=True))
     with pytest.raises(ConnaisseurError) as info:
         await validate(v, "myorg/app:v1")
     assert info.value.category is Category.FETCH_FAILED
@@ -104,7 +97,7 @@ async def test_unusable_host_fails_without_contacting_anything() -> None:
 
 async def test_unknown_trust_root_is_trust_root_not_found() -> None:
     sim = NotaryV1Simulator()
-    v = NotaryV1Validator(settings(sim), FakeNotary(sim.publish()), FixedClock())
+    v = NotaryV1Validator(settings(sim), FakeNotary(sim.publish()), FakeClock(frozen=True))
     with pytest.raises(TrustRootError) as info:
         await validate(v, "myorg/app:v1", trust_root="nope")
     assert info.value.category is Category.TRUST_ROOT_NOT_FOUND

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hashlib
 import json
 from typing import Any
@@ -20,6 +19,7 @@ from domain.image import ImageReference
 from domain.policy import RuleOptions
 from domain.trust import TrustRoot
 from tests.support.fake_oci_registry import FakeRegistry
+from tests.support.fakes import FakeClock
 from tests.support.notation_signing import (
     DAY,
     REAL_NOW,
@@ -32,14 +32,7 @@ from tests.support.notation_signing import (
 
 REPO = "team/app"
 IMAGE = f"registry.test/{REPO}:v1"
-
-
-class Clock:
-    def now(self) -> dt.datetime:
-        return REAL_NOW
-
-    def monotonic(self) -> float:
-        return 0.0
+CLOCK = FakeClock(REAL_NOW, frozen=True)
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +50,11 @@ def settings(root: Signer, other: Signer) -> ValidatorSettings:
             TrustRoot(name="other", cert=other.pem()),
         ),
     )
+
+
+def validator(root: Signer, other: Signer, registry: FakeRegistry) -> NotationValidator:
+    """Trusting ``root`` (as "default") and ``other``, over ``registry``."""
+    return NotationValidator(settings(root, other), registry, CLOCK)
 
 
 def push_image(registry: FakeRegistry) -> tuple[str, int]:
@@ -98,7 +96,7 @@ def push_signature(
 
 
 async def validate(validator: NotationValidator, image: str = IMAGE, **options: str) -> str | None:
-    deadline = Deadline.after(Clock(), 10)
+    deadline = Deadline.after(CLOCK, 10)
     evidence = await validator.validate(
         ImageReference.parse(image), RuleOptions(**options), deadline
     )  # type: ignore[arg-type]
@@ -112,7 +110,7 @@ async def test_tag_is_resolved_and_the_signed_digest_returned(
     registry = FakeRegistry()
     digest, size = push_image(registry)
     push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
-    assert await validate(NotationValidator(settings(root, other), registry, Clock())) == digest
+    assert await validate(validator(root, other, registry)) == digest
 
 
 async def test_pinned_image_is_not_resolved_again(pki: tuple[Signer, Signer, Signer]) -> None:
@@ -120,8 +118,8 @@ async def test_pinned_image_is_not_resolved_again(pki: tuple[Signer, Signer, Sig
     registry = FakeRegistry()
     digest, size = push_image(registry)
     push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
-    validator = NotationValidator(settings(root, other), registry, Clock())
-    assert await validate(validator, f"registry.test/{REPO}@{digest}") == digest
+    pinned = validator(root, other, registry)
+    assert await validate(pinned, f"registry.test/{REPO}@{digest}") == digest
     assert f"{REPO}/manifests/v1" not in registry.requests
 
 
@@ -132,7 +130,7 @@ async def test_trusted_signature_is_tried_first(pki: tuple[Signer, Signer, Signe
     digest, size = push_image(registry)
     untrusted = push_signature(registry, digest, sign_jws(stranger, target(digest, size)), stranger)
     push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
-    assert await validate(NotationValidator(settings(root, other), registry, Clock())) == digest
+    assert await validate(validator(root, other, registry)) == digest
     assert f"{REPO}/manifests/{untrusted}" not in registry.requests
 
 
@@ -140,7 +138,7 @@ async def test_unsigned_image_has_no_trust_data(pki: tuple[Signer, Signer, Signe
     registry = FakeRegistry()
     push_image(registry)
     with pytest.raises(VerificationError) as info:
-        await validate(NotationValidator(settings(pki[0], pki[1]), registry, Clock()))
+        await validate(validator(pki[0], pki[1], registry))
     assert info.value.category is Category.NO_TRUST_DATA
     assert f"registry.test/{REPO}:v1@sha256:" in info.value.message
     assert "[default]" in info.value.message
@@ -155,7 +153,7 @@ async def test_all_signatures_failing_reports_the_most_relevant(
     push_signature(registry, digest, b"{garbage", leaf)
     push_signature(registry, digest, sign_jws(leaf, target("sha256:" + "1" * 64, size)), leaf)
     with pytest.raises(VerificationError) as info:
-        await validate(NotationValidator(settings(root, other), registry, Clock()))
+        await validate(validator(root, other, registry))
     assert info.value.category is Category.DIGEST_MISMATCH
     assert info.value.message.startswith("none of 2 Notation signatures verified")
 
@@ -171,7 +169,7 @@ async def test_transient_registry_failure_is_not_swallowed(
         "down", category=Category.UNAVAILABLE
     )
     with pytest.raises(VerificationError) as info:
-        await validate(NotationValidator(settings(root, other), registry, Clock()))
+        await validate(validator(root, other, registry))
     assert info.value.category is Category.UNAVAILABLE
 
 
@@ -183,7 +181,7 @@ async def test_signature_manifest_with_two_layers_is_malformed(
     digest, size = push_image(registry)
     push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf, layers=2)
     with pytest.raises(VerificationError) as info:
-        await validate(NotationValidator(settings(root, other), registry, Clock()))
+        await validate(validator(root, other, registry))
     assert info.value.category is Category.MALFORMED_TRUST_DATA
 
 
@@ -193,7 +191,8 @@ async def test_unknown_trust_root_fails_before_any_request(
     registry = FakeRegistry()
     with pytest.raises(TrustRootError):
         await validate(
-            NotationValidator(settings(pki[0], pki[1]), registry, Clock()), trust_root="nope"
+            validator(pki[0], pki[1], registry),
+            trust_root="nope",
         )
     assert registry.requests == []
 
@@ -203,13 +202,13 @@ def test_bad_certificate_stops_construction() -> None:
         name="n", type="notation", trust_roots=(TrustRoot(name="default", cert="x"),)
     )
     with pytest.raises(ConfigError, match=r"validators\[n\]: trustRoots\[0\]\.cert"):
-        NotationValidator(bad, FakeRegistry(), Clock())
+        NotationValidator(bad, FakeRegistry(), CLOCK)
 
 
 async def test_missing_tag_is_image_not_found(pki: tuple[Signer, Signer, Signer]) -> None:
     registry = FakeRegistry()
     with pytest.raises(VerificationError) as info:
-        await validate(NotationValidator(settings(pki[0], pki[1]), registry, Clock()))
+        await validate(validator(pki[0], pki[1], registry))
     assert info.value.category is Category.IMAGE_NOT_FOUND
 
 
@@ -220,7 +219,7 @@ async def test_tag_is_resolved_by_the_manifest_fetch_itself(
     registry = FakeRegistry()
     digest, size = push_image(registry)
     push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
-    await validate(NotationValidator(settings(root, other), registry, Clock()))
+    await validate(validator(root, other, registry))
     image_fetches = [r for r in registry.requests if r.startswith(f"{REPO}/manifests/")]
     # the tag once (no separate resolve), never the same manifest again by digest
     assert image_fetches[0] == f"{REPO}/manifests/v1"
@@ -238,7 +237,7 @@ async def test_a_later_signature_failing_to_fetch_does_not_spoil_a_verified_one(
     registry.fail[f"{REPO}/manifests/{later}"] = VerificationError(
         "down", category=Category.UNAVAILABLE
     )
-    assert await validate(NotationValidator(settings(root, other), registry, Clock())) == digest
+    assert await validate(validator(root, other, registry)) == digest
 
 
 async def test_rotated_key_the_expired_signature_first_the_current_one_verifies(
@@ -252,7 +251,7 @@ async def test_rotated_key_the_expired_signature_first_the_current_one_verifies(
     signed = target(digest, size)
     push_signature(registry, digest, sign_jws(old, signed, signing_time=REAL_NOW - 9 * DAY), old)
     push_signature(registry, digest, sign_jws(current, signed), current)
-    assert await validate(NotationValidator(settings(root, other), registry, Clock())) == digest
+    assert await validate(validator(root, other, registry)) == digest
 
 
 class CountingRegistry(FakeRegistry):
@@ -281,6 +280,6 @@ async def test_signatures_are_fetched_concurrently_but_bounded(
     for i in range(6):
         push_signature(registry, digest, sign_jws(leaf, wrong, extra={"n": i}), leaf)
     with pytest.raises(VerificationError) as info:
-        await validate(NotationValidator(settings(root, other), registry, Clock()))
+        await validate(validator(root, other, registry))
     assert info.value.message.startswith("none of 6 Notation signatures verified")
     assert registry.most_in_flight == 4  # _CONCURRENT_SIGNATURES

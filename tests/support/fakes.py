@@ -1,0 +1,98 @@
+"""Fakes of the application's ports shared by every test layer (fakes over mocks).
+
+Each names the Protocol it implements so mypy checks it where it is defined.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from application.deadline import Deadline
+from application.ports import Clock, Metrics, TransparencyLog
+
+DEFAULT_NOW = datetime(2026, 11, 29, tzinfo=UTC)
+
+
+class FakeClock(Clock):
+    """Implements ``Clock``: wall time fixed at ``now``; monotonic time real, or, when
+    ``frozen``, starting at 1000.0 and moved only by :meth:`advance` (budgets under control).
+    """
+
+    def __init__(self, now: datetime = DEFAULT_NOW, *, frozen: bool = False) -> None:
+        self._now = now
+        self._frozen = frozen
+        self._offset = 0.0
+
+    def now(self) -> datetime:
+        return self._now
+
+    def monotonic(self) -> float:
+        base = 1000.0 if self._frozen else time.monotonic()
+        return base + self._offset
+
+    def advance(self, seconds: float) -> None:
+        self._offset += seconds
+
+
+@dataclass
+class FakeMetrics(Metrics):
+    """Implements ``Metrics`` by recording every report in order."""
+
+    admissions: list[tuple[bool, bool]] = field(default_factory=list)  # (allowed, timed_out)
+    validations: list[tuple[str, str, str]] = field(default_factory=list)  # (type, name, category)
+    skips: list[tuple[str, str, str]] = field(default_factory=list)  # (type, name, reason)
+
+    def admission(self, allowed: bool, timed_out: bool, seconds: float) -> None:
+        self.admissions.append((allowed, timed_out))
+
+    def validation(
+        self, validator_type: str, validator: str, category: str, seconds: float
+    ) -> None:
+        self.validations.append((validator_type, validator, category))
+
+    def skipped(self, validator_type: str, validator: str, reason: str) -> None:
+        self.skips.append((validator_type, validator, reason))
+
+    def validation_results(self) -> Counter[tuple[str, str, str]]:
+        """Validations counted as the Prometheus counter labels them: ``success`` or ``error``."""
+        return Counter(
+            (type_, name, "success" if category == "success" else "error")
+            for type_, name, category in self.validations
+        )
+
+
+class FakeTransparencyLog(TransparencyLog):
+    """Implements ``TransparencyLog`` over prepared API entries keyed by artefact hash;
+    records every query; ``fail`` is raised by every query (an ``AssertionError`` there
+    proves the log is never asked).
+    """
+
+    def __init__(
+        self,
+        entries: Mapping[str, list[dict[str, Any]]] | None = None,
+        *,
+        fail: Exception | None = None,
+    ) -> None:
+        self.entries = dict(entries or {})
+        self.queries: list[tuple[str, str]] = []
+        self.fail = fail
+
+    async def find_entries(
+        self, host: str, artifact_hash: str, deadline: Deadline
+    ) -> list[dict[str, Any]]:
+        self.queries.append((host, artifact_hash))
+        if self.fail:
+            raise self.fail
+        return self.entries.get(artifact_hash, [])
+
+
+def unreachable_transparency_log(
+    reason: str = "Rekor must not be contacted",
+) -> FakeTransparencyLog:
+    """A log that fails the test if asked (every signature carries its bundle, or no tlog)."""
+    return FakeTransparencyLog(fail=AssertionError(reason))
