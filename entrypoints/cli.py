@@ -21,12 +21,12 @@ import orjson
 
 from adapters.clock import FixedClock
 from application.deadline import Deadline
+from application.explain import ExplainImage
 from application.settings import Settings
 from application.verify import VerifyImageCommand
 from config.container import Container, build_container, close_resources, warn_about_features
 from config.loader import DEFAULT_SECRETS_DIR, load_settings
-from domain.errors import ConfigError, ConnaisseurError
-from domain.image import ImageReference
+from domain.errors import ConfigError
 from domain.verdict import ImageVerdict
 from entrypoints.admission import BadRequestError, decode_json, parse_review, render_review
 from entrypoints.logs import configure_logging, log_admission
@@ -46,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"connaisseur: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # e.g. `connaisseur explain ... | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 _TEMPLATES_HELP = "custom alert templates (<name>.json); default /app/alerts/templates"
@@ -210,18 +213,10 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _explain_image(settings: Settings, raw: str) -> dict[str, Any]:
-    try:
-        image = ImageReference.parse(raw)
-    except ConnaisseurError as e:
-        return {
-            "image": raw,
-            "reference": None,
-            "error": {"category": str(e.category), "message": e.message},
-        }
-    matches = settings.policy.matching(image.name)
+    found = ExplainImage(settings).execute(raw)
     report: dict[str, Any] = {
-        "image": raw,
-        "reference": image.name,
+        "image": found.image,
+        "reference": found.reference,
         "matching_rules": [
             {
                 "pattern": r.pattern,
@@ -232,31 +227,15 @@ def _explain_image(settings: Settings, raw: str) -> dict[str, Any]:
                     "component_lengths": list(s.component_lengths),
                 },
             }
-            for r, s in matches
+            for r, s in found.matches
         ],
-        "rule": None,
-        "validator": None,
-        "trust_roots": [],
+        "rule": found.rule.pattern if found.rule else None,
+        "validator": found.rule.validator if found.rule else None,
+        "validator_type": found.validator.type if found.validator else None,
+        "trust_roots": list(found.trust_roots),
     }
-    try:
-        rule = settings.policy.match(image.name)
-    except ConnaisseurError as e:
-        report["error"] = {"category": str(e.category), "message": e.message}
-        return report
-    validator = settings.validator(rule.validator)
-    report.update(
-        rule=rule.pattern,
-        validator=rule.validator,
-        validator_type=validator.type if validator else None,
-    )
-    if validator is None:
-        report["error"] = {
-            "category": "validator_not_found",
-            "message": f'validator "{rule.validator}" not found',
-        }
-    elif validator.trust_roots:
-        wanted = rule.options.trust_root or "default"
-        report["trust_roots"] = [r.name for r in validator.trust_roots if wanted in ("*", r.name)]
+    if found.error is not None:
+        report["error"] = {"category": str(found.error.category), "message": found.error.message}
     return report
 
 
