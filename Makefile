@@ -10,8 +10,8 @@ test:
 	bash scripts/test.sh
 
 bench: setup
-	.venv/bin/python bench/webhook.py
-	.venv/bin/python bench/notary_roundtrips.py
+	.venv/bin/python -m bench.webhook
+	.venv/bin/python -m bench.notary_roundtrips
 	.venv/bin/python -m bench.cosign_roundtrips
 	.venv/bin/python -m bench.notation_roundtrips
 

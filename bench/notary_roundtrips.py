@@ -5,7 +5,7 @@ A TCP proxy in front of notary-server delays every client→server chunk by ``--
 benchmark counts HTTP requests and *sequential* round trips (the longest chain of requests
 each starting after the previous one ended) and the wall time per verification.
 
-    .venv/bin/python bench/notary_roundtrips.py [--latency-ms 20] [--runs 5]
+    .venv/bin/python -m bench.notary_roundtrips [--latency-ms 20] [--runs 5]
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import aiohttp
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.clock import SystemClock
 from adapters.http import HttpClient, HttpResponse

@@ -13,7 +13,7 @@ After the table, ``--soak`` seconds of sustained load on the webhook sample its 
 size (RSS) at six marks; RSS is also read before and after every run (memory stays flat,
 product.md §5).
 
-    .venv/bin/python bench/webhook.py [--duration 5] [--rounds 2] [--concurrency 1,10,64]
+    .venv/bin/python -m bench.webhook [--duration 5] [--rounds 2] [--concurrency 1,10,64]
                                       [--soak 60]
 """
 
@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import http.client
-import ipaddress
 import json
 import os
 import shlex
@@ -39,10 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from entrypoints.tls import throwaway_certificate
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -200,32 +195,8 @@ DENY = Variant("deny", DENIED_IMAGES, allowed=False)
 
 
 def make_certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed P-256 certificate for 127.0.0.1, valid for one hour."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "connaisseur-bench")])
-    now = dt.datetime.now(dt.UTC)
-    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(san, critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = folder / "tls.crt", folder / "tls.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
+    """The webhook's own throw-away certificate (self-signed P-256, 127.0.0.1 and localhost)."""
+    return throwaway_certificate(folder)
 
 
 def free_port() -> int:
