@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -41,9 +41,13 @@ class TallyCounter(Collector):
             count = 0
         self._counts[labels] = count + 1
 
+    def counts(self) -> list[tuple[tuple[str, ...], int]]:
+        """A snapshot of every label set and its count."""
+        return list(self._counts.items())
+
     def collect(self) -> Iterator[Metric]:
         counter = Metric(self._name, self._documentation, "counter")
-        for labels, count in list(self._counts.items()):
+        for labels, count in self.counts():
             named = dict(zip(self._labelnames, labels, strict=True))
             counter.add_sample(self._name + "_total", named, float(count))
             counter.add_sample(self._name + "_created", named, self._created[labels])
@@ -93,6 +97,41 @@ class TallyHistogram(Collector):
         yield histogram
 
 
+class ConnaisseurValidationTotals(Collector):
+    """Connaisseur v3's per-validator counters, derived at scrape time from our tally.
+
+    ``connaisseur_validations_{successful,failed,timeouted}_total{type,validator_name}`` keep
+    existing dashboards working at no cost on the hot path.
+    """
+
+    _DOCS: ClassVar[dict[str, str]] = {
+        "successful": "Per-image results without error.",
+        "failed": "Per-image results with an error.",
+        "timeouted": "Images not validated before the deadline.",
+    }
+
+    def __init__(self, validations: TallyCounter, registry: CollectorRegistry) -> None:
+        self._validations = validations
+        registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        totals: dict[str, dict[tuple[str, str], int]] = {what: {} for what in self._DOCS}
+        for (vtype, validator, result, category), count in self._validations.counts():
+            kinds = ["successful" if result == "success" else "failed"]
+            if category == "timeout":
+                kinds.append("timeouted")
+            for what in kinds:
+                series = totals[what]
+                series[(vtype, validator)] = series.get((vtype, validator), 0) + count
+        for what, series in totals.items():
+            name = f"connaisseur_validations_{what}"
+            metric = Metric(name, self._DOCS[what], "counter")
+            for (vtype, validator), count in series.items():
+                labels = {"type": vtype, "validator_name": validator}
+                metric.add_sample(name + "_total", labels, float(count))
+            yield metric
+
+
 class PrometheusMetrics:
     """Implements ``application.ports.Metrics`` on a registry of its own.
 
@@ -128,6 +167,7 @@ class PrometheusMetrics:
             ("type", "validator_name", "result", "category"),
             r,
         )
+        ConnaisseurValidationTotals(self.validations, r)
         self.validation_seconds = TallyHistogram(
             "connaisseur_validation_duration_seconds",
             "Time to validate one image.",

@@ -88,3 +88,19 @@ def test_tallied_metrics_expose_exactly_what_prometheus_client_would() -> None:
     expected, got = generate_latest(real).decode(), generate_latest(tally).decode()
     assert without_created(got) == without_created(expected)
     assert got.count("_created") == expected.count("_created")
+
+
+def test_connaisseur_v3_per_validator_counters_are_derived_for_existing_dashboards() -> None:
+    metrics = PrometheusMetrics()
+    metrics.validation("cosign", "signed", "success", 0.01)
+    metrics.validation("cosign", "signed", "success", 0.01)
+    metrics.validation("cosign", "signed", "signature_invalid", 0.01)
+    metrics.validation("unknown", "", "timeout", 0.0)
+    got = samples(metrics)
+    cosign = frozenset({("type", "cosign"), ("validator_name", "signed")})
+    unknown = frozenset({("type", "unknown"), ("validator_name", "")})
+    assert got["connaisseur_validations_successful_total", cosign] == 2
+    assert got["connaisseur_validations_failed_total", cosign] == 1
+    assert got["connaisseur_validations_failed_total", unknown] == 1
+    assert got["connaisseur_validations_timeouted_total", unknown] == 1
+    assert ("connaisseur_validations_timeouted_total", cosign) not in got
