@@ -7,10 +7,10 @@ schemas (unknown keys are errors); parse keys, certificates, hosts and patterns;
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
@@ -30,6 +30,8 @@ from config.env import apply_env, infrastructure
 from domain.errors import ConfigError, ConnaisseurError
 from domain.policy import Mode, Policy, Rule, RuleOptions
 from domain.trust import KeylessIdentity, TrustRoot, load_certificates, load_public_key
+
+_T = TypeVar("_T")
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 DEFAULT_SECRETS_DIR = Path("/app/secrets")
@@ -164,34 +166,49 @@ def _validators(
             what = "missing" if vtype is None else f"unsupported type {vtype!r}"
             problems.append(f"{path}.type: {what} (one of {', '.join(schema.VALIDATOR_TYPES)})")
             continue
+        # Even after schema errors, check what did load (keys, hosts, certificates), so one
+        # pass of check-config reports every problem.
         data = _load(cls(), entry, path, problems)
-        if len(problems) == before:
-            try:
-                out.append(_validator(data, secrets_dir, path))
-            except ConnaisseurError as e:
-                problems.extend(
-                    e.problems if isinstance(e, ConfigError) else [f"{path}: {e.message}"]
-                )
+        validator = _validator(data, str(vtype), secrets_dir, path, problems)
+        if validator is not None and len(problems) == before:
+            out.append(validator)
     return out
 
 
-def _validator(data: dict[str, Any], secrets_dir: Path | None, path: str) -> ValidatorSettings:
-    vtype = data["type"]
-    roots = tuple(
-        _trust_root(r, vtype, f"{path}.trustRoots[{j}]")
-        for j, r in enumerate(data.get("trustRoots", []))
-    )
+def _validator(
+    data: dict[str, Any], vtype: str, secrets_dir: Path | None, path: str, problems: list[str]
+) -> ValidatorSettings | None:
+    """Parse what the schema let through; every failing part is added to ``problems``."""
+    before = len(problems)
+
+    def checked(parse: Callable[..., _T], *args: Any) -> _T | None:
+        try:
+            return parse(*args)
+        except ConnaisseurError as e:
+            problems.extend(e.problems if isinstance(e, ConfigError) else [f"{path}: {e.message}"])
+            return None
+
+    roots = [
+        checked(_trust_root, r, vtype, f"{path}.trustRoots[{j}]")
+        for j, r in enumerate(data.get("trustRoots") or [])
+        if isinstance(r, Mapping) and "name" in r
+    ]
     host = data.get("host")
-    notary_host = _notary_host(host, f"{path}.host") if vtype == "notaryv1" else None
+    notary_host = checked(_notary_host, host, f"{path}.host") if vtype == "notaryv1" else None
+    transparency = checked(_transparency, host, f"{path}.host") if vtype == "cosign" else None
+    cert = checked(_certificate, data.get("cert"), f"{path}.cert")
+    auth = checked(load_auth, data.get("auth"), secrets_dir, f"{path}.auth", vtype, notary_host)
+    if len(problems) != before or "name" not in data or auth is None:
+        return None
     return ValidatorSettings(
         name=data["name"],
         type=vtype,
         approve=bool(data.get("approve", False)),
         host=notary_host,
-        transparency=_transparency(host, f"{path}.host") if vtype == "cosign" else None,
-        cert=_certificate(data.get("cert"), f"{path}.cert"),
-        auth=load_auth(data.get("auth"), secrets_dir, f"{path}.auth", vtype, notary_host),
-        trust_roots=roots,
+        transparency=transparency,
+        cert=cert,
+        auth=auth,
+        trust_roots=tuple(r for r in roots if r is not None),
     )
 
 

@@ -163,6 +163,22 @@ def test_all_problems_are_reported_at_once() -> None:
     }
 
 
+def test_deeper_checks_still_run_next_to_schema_errors_of_the_same_validator() -> None:
+    """One pass of check-config lists every problem, not only the schema's."""
+    broken = notary(
+        host="https://bad host",
+        cert="not a certificate",
+        trustRoots=[{"name": "a", "key": "not a key"}, {"name": "b", "key": KEY}, {"key": KEY}],
+    )
+    problems = problems_of(app(validators=[STATIC, broken]))
+    assert {p.split(":")[0] for p in problems} == {
+        "validators[1].trustRoots[2].name",
+        "validators[1].trustRoots[0].key",
+        "validators[1].host",
+        "validators[1].cert",
+    }
+
+
 def test_kms_and_k8s_key_references(tmp_path: Path) -> None:
     cosign = {
         "name": "c",
