@@ -88,3 +88,8 @@ def _int(value: str | None, default: int) -> int:
         return int(value) if value else default
     except ValueError:
         return default
+
+
+def alerting_config_file(env: Mapping[str, str]) -> str | None:
+    """``ALERTING_CONFIG``: a separate file holding the ``alerting`` block (the chart's Secret)."""
+    return env.get("ALERTING_CONFIG") or None

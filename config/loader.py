@@ -3,12 +3,16 @@
 Steps: read YAML (``yaml.safe_load``); unwrap a Helm values file; validate with the marshmallow
 schemas (unknown keys are errors); parse keys, certificates, hosts and patterns; resolve
 ``auth.secretName`` against the secrets directory; apply the environment overrides.
+
+The ``alerting`` block may instead come from a file of its own (``--alerting-config`` or
+``ALERTING_CONFIG``; Connaisseur's ``/app/alerts/config.yaml``), so that receiver URLs and
+headers, which carry credentials, can be mounted from a Secret rather than a ConfigMap.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -26,7 +30,7 @@ from application.settings import (
 )
 from config import schema
 from config.auth import load_auth
-from config.env import apply_env, infrastructure
+from config.env import alerting_config_file, apply_env, infrastructure
 from domain.errors import ConfigError, ConnaisseurError
 from domain.policy import Mode, Policy, Rule, RuleOptions
 from domain.trust import KeylessIdentity, TrustRoot, load_certificates, load_public_key
@@ -40,24 +44,55 @@ SUPPORTED_KEY_REFS = ("k8s://",)
 KMS_SCHEMES = ("awskms://", "gcpkms://", "azurekms://", "hashivault://")
 
 
+@dataclass(frozen=True)
+class AlertingFile:
+    """The decoded content of a separate alerting config file and where it was read from."""
+
+    path: Path
+    document: Any
+
+
 def load_settings(
     path: Path | None = None,
     *,
     secrets_dir: Path | None = DEFAULT_SECRETS_DIR,
     env: Mapping[str, str] | None = None,
+    alerting_config: Path | None = None,
 ) -> Settings:
     """Read, validate and freeze a configuration; ``None`` means the built-in default.
 
     ``secrets_dir=None`` leaves ``auth.secretName`` unresolved (for ``explain``: no network).
+    ``alerting_config`` (else ``ALERTING_CONFIG`` of ``env``) names a file holding the
+    ``alerting`` block alone.
 
     Raises:
-        ConfigError: the file is unreadable or invalid; ``problems`` lists every error.
+        ConfigError: a file is unreadable or invalid; ``problems`` lists every error.
     """
-    document = read_document(path or DEFAULT_CONFIG)
-    return build_settings(document, secrets_dir=secrets_dir, env=env or {})
+    env = env or {}
+    config_path = path or DEFAULT_CONFIG
+    document = read_document(config_path)
+    return build_settings(
+        document,
+        secrets_dir=secrets_dir,
+        env=env,
+        alerting_file=read_alerting_file(alerting_config, env),
+        source=str(config_path),
+    )
 
 
-def read_document(path: Path) -> Any:
+def read_alerting_file(path: Path | None, env: Mapping[str, str]) -> AlertingFile | None:
+    """The alerting config file named by ``path`` or else ``ALERTING_CONFIG``; ``None`` if neither.
+
+    Raises:
+        ConfigError: the file is missing, unreadable or not YAML.
+    """
+    named = path or alerting_config_file(env)
+    if named is None:
+        return None
+    return AlertingFile(Path(named), read_document(Path(named), "alerting configuration"))
+
+
+def read_document(path: Path, what: str = "configuration") -> Any:
     """The YAML document at ``path``.
 
     Raises:
@@ -66,13 +101,20 @@ def read_document(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text())
     except OSError as e:
-        raise ConfigError(f"cannot read configuration {path}: {e.strerror}") from e
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror}") from e
     except yaml.YAMLError as e:
-        raise ConfigError(f"configuration {path} is not valid YAML: {e}") from e
+        raise ConfigError(f"{what} {path} is not valid YAML: {e}") from e
 
 
-def build_settings(document: Any, *, secrets_dir: Path | None, env: Mapping[str, str]) -> Settings:
-    """Validate a decoded document and build :class:`Settings`.
+def build_settings(
+    document: Any,
+    *,
+    secrets_dir: Path | None,
+    env: Mapping[str, str],
+    alerting_file: AlertingFile | None = None,
+    source: str = "the configuration",
+) -> Settings:
+    """Validate a decoded document (and a separate alerting file) and build :class:`Settings`.
 
     Raises:
         ConfigError: listing every problem found, each with its path.
@@ -83,6 +125,7 @@ def build_settings(document: Any, *, secrets_dir: Path | None, env: Mapping[str,
     validators = _validators(data.get("validators", []), secrets_dir, problems)
     policy = _policy(data.get("policy", []), problems)
     problems = _qualified(problems, section)
+    alerting = _alerting_source(alerting, alerting_file, source, problems)
     alerting_data = (
         _load(schema.AlertingSchema(), alerting, "alerting", problems) if alerting else None
     )
@@ -93,11 +136,25 @@ def build_settings(document: Any, *, secrets_dir: Path | None, env: Mapping[str,
         validators=tuple(validators),
         policy=Policy(tuple(policy)),
         features=features,
-        alerting=alerting_data or data.get("alerting"),
+        alerting=alerting_data,
         infra=infrastructure(env),
         log_level=str(env.get("LOG_LEVEL") or data.get("logLevel") or "info"),
         log_format=str(env.get("LOG_FORMAT") or data.get("logFormat") or "json"),
     )
+
+
+def _alerting_source(
+    inline: Any, alerting_file: AlertingFile | None, source: str, problems: list[str]
+) -> Any:
+    """The one ``alerting`` block, inline or from its own file; both at once is an error."""
+    if alerting_file is None or alerting_file.document is None:
+        return inline
+    if inline is not None:
+        problems.append(
+            f"alerting: defined both in {source} and in {alerting_file.path}; keep it in one"
+        )
+        return None
+    return alerting_file.document
 
 
 def _application_section(document: Any) -> tuple[Any, Any, str]:

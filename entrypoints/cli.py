@@ -52,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 _TEMPLATES_HELP = "custom alert templates (<name>.json); default /app/alerts/templates"
+_ALERTING_HELP = (
+    "the alerting block in a file of its own (like /app/alerts/config.yaml); "
+    "default $ALERTING_CONFIG"
+)
 
 
 class UsageError(Exception):
@@ -77,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", type=Path)
     serve.add_argument("--tls-key", type=Path)
     serve.add_argument("--alert-templates-dir", type=Path, help=_TEMPLATES_HELP)
+    serve.add_argument("--alerting-config", type=Path, metavar="FILE", help=_ALERTING_HELP)
     verify = command("verify", _verify, "verify images against the policy")
     verify.add_argument("--secrets-dir", type=Path, default=DEFAULT_SECRETS_DIR)
     verify.add_argument("--now", type=_rfc3339)
@@ -86,11 +91,14 @@ def _parser() -> argparse.ArgumentParser:
     review.add_argument("--now", type=_rfc3339)
     review.add_argument("--explain", action="store_true", help="also show the decoded patch")
     review.add_argument("--alert-templates-dir", type=Path, help=_TEMPLATES_HELP)
+    review.add_argument("--alerting-config", type=Path, metavar="FILE", help=_ALERTING_HELP)
     review.add_argument("file", metavar="FILE|-")
     explain = command("explain", _explain, "show how the policy applies (no network)")
     explain.add_argument("images", nargs="+", metavar="IMAGE")
     check = command("check-config", _check_config, "validate the configuration")
     check.add_argument("--secrets-dir", type=Path, default=DEFAULT_SECRETS_DIR)
+    check.add_argument("--alert-templates-dir", type=Path, help=_TEMPLATES_HELP)
+    check.add_argument("--alerting-config", type=Path, metavar="FILE", help=_ALERTING_HELP)
     return parser
 
 
@@ -103,7 +111,12 @@ def _rfc3339(value: str) -> datetime:
 
 def _settings(args: argparse.Namespace) -> Settings:
     secrets = getattr(args, "secrets_dir", DEFAULT_SECRETS_DIR)
-    settings = load_settings(args.config, secrets_dir=secrets, env=os.environ)
+    settings = load_settings(
+        args.config,
+        secrets_dir=secrets,
+        env=os.environ,
+        alerting_config=getattr(args, "alerting_config", None),
+    )
     templates = getattr(args, "alert_templates_dir", None)
     if templates is not None:
         infra = replace(settings.infra, alert_templates_dir=str(templates))
