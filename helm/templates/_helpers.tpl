@@ -18,6 +18,8 @@ objects in place (Deployment selectors are immutable).
 {{- define "connaisseur.appConfigName" -}}{{ include "connaisseur.name" . }}-app-config{{- end -}}
 {{- define "connaisseur.envName" -}}{{ include "connaisseur.name" . }}-env{{- end -}}
 {{- define "connaisseur.envSecretName" -}}{{ include "connaisseur.name" . }}-env-secret{{- end -}}
+{{- define "connaisseur.alertConfigName" -}}{{ include "connaisseur.name" . }}-alert-config{{- end -}}
+{{- define "connaisseur.alertConfigPath" -}}/app/alerts/config.yaml{{- end -}}
 {{- define "connaisseur.alertTemplatesName" -}}{{ include "connaisseur.name" . }}-alert-templates{{- end -}}
 {{- define "connaisseur.roleName" -}}{{ include "connaisseur.name" . }}-role{{- end -}}
 {{- define "connaisseur.roleBindingName" -}}{{ include "connaisseur.name" . }}-role-binding{{- end -}}
@@ -212,7 +214,9 @@ Secrets Connaisseur may read (Role per namespace, resourceNames pinned).
 
 {{/*
 The application config (§9.2, plus the keys our application reads from it): validators, policy,
-features, log settings and alerting. Environment variables (§9.4) carry the same feature values.
+features and log settings. Environment variables (§9.4) carry the same feature values. Alerting is
+not here: receiver URLs and headers carry credentials, so it goes into a Secret (secrets.yaml)
+mounted at /app/alerts/config.yaml and read with --alerting-config.
 */}}
 {{- define "connaisseur.appConfig" -}}
 {{- $app := .Values.application -}}
@@ -226,10 +230,6 @@ features:
 {{- end }}
 logLevel: {{ $app.logLevel | default "info" | quote }}
 logFormat: {{ $app.logFormat | default "json-pretty" | quote }}
-{{- with .Values.alerting }}
-alerting:
-{{- toYaml . | nindent 2 }}
-{{- end }}
 {{- end -}}
 
 {{/*

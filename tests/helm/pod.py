@@ -75,31 +75,41 @@ def _value(manifests: list[Manifest], var: Mapping[str, Any], pod_name: str) -> 
 
 
 def materialize(manifests: list[Manifest], deployment: str, root: Path) -> dict[str, Path]:
-    """Write the container's Secret and ConfigMap mounts under ``root``; mountPath → directory."""
+    """Write the container's Secret and ConfigMap mounts under ``root``; mountPath → its path.
+
+    A ``subPath`` mount is the one file of the volume at that path (the mount path is the file).
+    """
     spec = pod_spec(manifests, deployment)
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     mounted = {}
     for mount in container(manifests, deployment).get("volumeMounts", []):
         volume = volumes[mount["name"]]
-        directory = in_root(root, mount["mountPath"])
-        directory.mkdir(parents=True, exist_ok=True)
-        mounted[mount["mountPath"]] = directory
-        if "secret" in volume:
-            source, data = (
-                volume["secret"],
-                object_data(manifests, "Secret", volume["secret"]["secretName"]),
-            )
-        elif "configMap" in volume:
-            source, data = (
-                volume["configMap"],
-                object_data(manifests, "ConfigMap", volume["configMap"]["name"]),
-            )
-        else:
-            continue  # emptyDir
-        items = source.get("items") or [{"key": k, "path": k} for k in data]
-        for item in items:
-            (directory / item["path"]).write_text(data[item["key"]])
+        target = in_root(root, mount["mountPath"])
+        mounted[mount["mountPath"]] = target
+        files = _volume_files(manifests, volume)
+        if "subPath" in mount:
+            assert mount["subPath"] in files, f"volume {mount['name']} has no {mount['subPath']}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(files[mount["subPath"]])
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        for path, content in files.items():
+            (target / path).write_text(content)
     return mounted
+
+
+def _volume_files(manifests: list[Manifest], volume: Manifest) -> dict[str, str]:
+    """A Secret or ConfigMap volume's files (path → content); empty for an emptyDir."""
+    if "secret" in volume:
+        source = volume["secret"]
+        data = object_data(manifests, "Secret", source["secretName"])
+    elif "configMap" in volume:
+        source = volume["configMap"]
+        data = object_data(manifests, "ConfigMap", source["name"])
+    else:
+        return {}
+    items = source.get("items") or [{"key": k, "path": k} for k in data]
+    return {item["path"]: data[item["key"]] for item in items}
 
 
 def in_root(root: Path, path: str) -> Path:

@@ -24,7 +24,16 @@ from config.alerting import build_alerting, template_dirs
 from config.container import make_child_approval
 from config.env import infrastructure
 from config.loader import load_settings
-from tests.helm.conftest import CHART, HelmError, Manifest, Renderer, find, names
+from tests.helm.conftest import (
+    ALL_FEATURES,
+    CHART,
+    HelmError,
+    Manifest,
+    Renderer,
+    app_config,
+    find,
+    names,
+)
 from tests.helm.pod import (
     arg_value,
     container,
@@ -52,10 +61,12 @@ def served_settings(manifests: list[Manifest], root: Path) -> Settings:
     materialize(manifests, "connaisseur", root)
     args = container(manifests, "connaisseur")["args"]
     assert args[0] == "serve"
+    alerting = arg_value(args, "--alerting-config") if "--alerting-config" in args else None
     return load_settings(
         in_root(root, arg_value(args, "--config")),
         secrets_dir=in_root(root, arg_value(args, "--secrets-dir")),
         env=resolve_env(manifests, "connaisseur"),
+        alerting_config=in_root(root, alerting) if alerting else None,
     )
 
 
@@ -172,6 +183,39 @@ def test_existing_hmac_key_secret_is_referenced_not_created(render: Renderer) ->
         v for v in container(manifests, "connaisseur")["env"] if v["name"] == "CACHE_HMAC_KEY"
     ]
     assert var["valueFrom"]["secretKeyRef"] == {"name": "my-cache-key", "key": "hmac.key"}
+
+
+# --- alerting: a Secret mounted as /app/alerts/config.yaml ------------------------------------
+
+
+def test_the_app_reads_alerting_from_the_rendered_secret_file(
+    all_features_manifests: list[Manifest], tmp_path: Path
+) -> None:
+    values = yaml.safe_load(ALL_FEATURES.read_text())["alerting"]
+    assert "alerting" not in app_config(all_features_manifests)  # only the Secret carries it
+    settings = served_settings(all_features_manifests, tmp_path)
+    args = container(all_features_manifests, "connaisseur")["args"]
+    mounted = in_root(tmp_path, arg_value(args, "--alerting-config"))
+    assert yaml.safe_load(mounted.read_text()) == values
+    assert settings.alerting["clusterIdentifier"] == values["clusterIdentifier"]
+    alerting = build_alerting(
+        settings.alerting, template_dirs(settings.infra.alert_templates_dir), "pod"
+    )
+    assert alerting is not None
+    opsgenie = alerting.reject[0]
+    assert opsgenie.url == values["rejectRequest"]["receivers"][0]["receiverUrl"]
+    assert ("Authorization", "GenieKey 00000000-0000-0000-0000-000000000000") in opsgenie.headers
+    assert len(alerting.admit) == len(values["admitRequest"]["receivers"])
+
+
+def test_without_alerting_the_pod_gets_no_alerting_file(
+    default_manifests: list[Manifest], tmp_path: Path
+) -> None:
+    args = container(default_manifests, "connaisseur")["args"]
+    assert "--alerting-config" not in args
+    assert "connaisseur-alert-config" not in names(default_manifests, "Secret")
+    assert "/app/alerts/config.yaml" not in materialize(default_manifests, "connaisseur", tmp_path)
+    assert served_settings(default_manifests, tmp_path / "again").alerting is None
 
 
 # --- custom alert templates ------------------------------------------------------------------

@@ -7,9 +7,11 @@ import base64
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import kubernetes_validate
 import pytest
+import yaml
 from kubernetes_validate.utils import latest_version
 
 from tests.helm.conftest import (
@@ -76,24 +78,41 @@ def test_manifests_validate_against_kubernetes_schemas(
             pytest.fail(f"{m['kind']}/{m['metadata']['name']} @ {path}: {e.message}")
 
 
-def materialise(manifests: list[Manifest], into: Path) -> tuple[Path, Path]:
-    """Write the app config and every validator auth Secret as the pod would see them."""
+class Materialised(NamedTuple):
+    config: Path
+    secrets: Path
+    alerting: Path | None  # the alerting Secret's file, when the chart renders one
+
+
+def materialise(manifests: list[Manifest], into: Path) -> Materialised:
+    """Write the app config, the alerting Secret and every validator auth Secret as the pod
+    would see them."""
     config = into / "config" / "config.yaml"
     config.parent.mkdir(parents=True)
     cm = find(manifests, "ConfigMap", "connaisseur-app-config")
     config.write_text(cm["data"]["config.yaml"])
     secrets = into / "secrets"
     secrets.mkdir()
+    alerting = None
     for m in manifests:
-        if m["kind"] == "Secret" and m["metadata"]["name"].endswith("-auth"):
+        if m["kind"] != "Secret":
+            continue
+        if m["metadata"]["name"].endswith("-auth"):
             d = secrets / m["metadata"]["name"]
             d.mkdir()
             for key, value in m["data"].items():
                 (d / key).write_bytes(base64.b64decode(value))
-    return config, secrets
+        elif m["metadata"]["name"] == "connaisseur-alert-config":
+            alerting = into / "alerts" / "config.yaml"
+            alerting.parent.mkdir()
+            alerting.write_bytes(base64.b64decode(m["data"]["config.yaml"]))
+    return Materialised(config, secrets, alerting)
 
 
-def check_config(config: Path, secrets: Path) -> subprocess.CompletedProcess[str]:
+def check_config(
+    config: Path, secrets: Path, alerting: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    alerting_args = ["--alerting-config", str(alerting)] if alerting else []
     return subprocess.run(
         [
             sys.executable,
@@ -106,6 +125,7 @@ def check_config(config: Path, secrets: Path) -> subprocess.CompletedProcess[str
             str(config),
             "--secrets-dir",
             str(secrets),
+            *alerting_args,
         ],
         capture_output=True,
         text=True,
@@ -119,22 +139,38 @@ def test_rendered_config_loads_with_check_config(
     rendered: tuple[str, list[Manifest]], tmp_path: Path
 ) -> None:
     name, manifests = rendered
-    config, secrets = materialise(manifests, tmp_path)
-    out = check_config(config, secrets)
+    files = materialise(manifests, tmp_path)
+    assert (files.alerting is not None) is (name != "default")  # both others configure alerting
+    out = check_config(*files)
     assert out.returncode == 0, f"{name}: {out.stdout}{out.stderr}"
     assert '"ok":true' in out.stdout.replace(" ", "")
+
+
+def test_check_config_reads_the_rendered_alerting_secret(
+    all_features_manifests: list[Manifest], tmp_path: Path
+) -> None:
+    """Guards the test above: the alerting file is really loaded (and checked) by check-config."""
+    files = materialise(all_features_manifests, tmp_path)
+    assert files.alerting is not None
+    broken = yaml.safe_load(files.alerting.read_text())
+    broken["rejectRequest"]["receivers"][0]["template"] = "no-such-template"
+    files.alerting.write_text(yaml.safe_dump(broken))
+    out = check_config(*files)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "alerting.rejectRequest.receivers[0]" in out.stdout
+    assert "no-such-template" in out.stdout
 
 
 def test_check_config_needs_the_auth_secrets_the_chart_creates(
     all_features_manifests: list[Manifest], tmp_path: Path
 ) -> None:
     """Guards the test above: without the rendered Secrets the same config is rejected."""
-    config, secrets = materialise(all_features_manifests, tmp_path)
-    for secret_dir in secrets.iterdir():
+    files = materialise(all_features_manifests, tmp_path)
+    for secret_dir in files.secrets.iterdir():
         for f in secret_dir.iterdir():
             f.unlink()
         secret_dir.rmdir()
-    out = check_config(config, secrets)
+    out = check_config(*files)
     assert out.returncode == 2, out.stdout + out.stderr
     assert "private-notary-auth" in out.stdout + out.stderr
 

@@ -231,6 +231,12 @@ def test_config_checksum_rolls_pods_only_when_the_config_changes(
         )
         != base
     )
+    receiver = "alerting.rejectRequest.receivers[0]"
+    alerting = [f"{receiver}.template=slack", f"{receiver}.receiverUrl=https://hooks.example/a"]
+    with_alerting = checksum("application.features.cache.expirySeconds=0", *alerting)
+    assert with_alerting != base
+    rotated = [alerting[0], f"{receiver}.receiverUrl=https://hooks.example/b"]
+    assert checksum("application.features.cache.expirySeconds=0", *rotated) != with_alerting
 
 
 def supplied_tls_values(tmp_path: Path) -> Path:
@@ -424,7 +430,7 @@ def test_all_features_env_and_config_agree(all_features_manifests: list[Manifest
     assert (env["LOG_LEVEL"], env["LOG_FORMAT"]) == ("debug", "json")
     config = app_config(all_features_manifests)
     assert config["features"]["resourceValidationMode"] == "podsOnly"
-    assert config["alerting"]["clusterIdentifier"] == "test-cluster"
+    assert "alerting" not in config  # a Secret of its own (test_alerting_is_a_secret…)
     assert config["logFormat"] == "json"
 
 
@@ -678,6 +684,51 @@ def test_redis_without_digest_uses_the_tag(render: Renderer) -> None:
     manifests = render([], ["kubernetes.redis.image.digest="])
     (c,) = pod_spec(manifests, "connaisseur-redis")["containers"]
     assert c["image"] == "redis:7"
+
+
+# --- alerting: credentials in a Secret ------------------------------------------------------
+
+ALERT_SECRETS = (
+    "hooks.slack.com/services/T000/B000/XXXX",
+    "GenieKey 00000000-0000-0000-0000-000000000000",
+    "api.eu.opsgenie.com",
+)
+
+
+def test_alerting_is_a_secret_mounted_for_the_alerting_config_flag(
+    all_features_manifests: list[Manifest],
+) -> None:
+    secret = find(all_features_manifests, "Secret", "connaisseur-alert-config", NAMESPACE)
+    assert secret["type"] == "Opaque"
+    stored = yaml.safe_load(base64.b64decode(secret["data"]["config.yaml"]))
+    assert stored == yaml.safe_load(ALL_FEATURES.read_text())["alerting"]
+    (mount,) = [
+        m
+        for m in connaisseur_container(all_features_manifests)["volumeMounts"]
+        if m["mountPath"] == "/app/alerts/config.yaml"
+    ]
+    assert mount["readOnly"] is True
+    assert mount["subPath"] == "config.yaml"
+    assert mounts(all_features_manifests)["/app/alerts/config.yaml"] == "connaisseur-alert-config"
+    args = connaisseur_container(all_features_manifests)["args"]
+    assert args[args.index("--alerting-config") + 1] == "/app/alerts/config.yaml"
+
+
+def test_no_configmap_carries_alert_receivers_or_headers(
+    all_features_manifests: list[Manifest],
+) -> None:
+    for cm in (m for m in all_features_manifests if m["kind"] == "ConfigMap"):
+        text = yaml.safe_dump(cm["data"])
+        for leaked in ALERT_SECRETS:
+            assert leaked not in text, f"ConfigMap {cm['metadata']['name']} contains {leaked}"
+    # guards the check above: the values really do contain them
+    assert all(leaked in ALL_FEATURES.read_text() for leaked in ALERT_SECRETS)
+
+
+def test_without_alerting_no_secret_mount_or_flag(default_manifests: list[Manifest]) -> None:
+    assert "connaisseur-alert-config" not in names(default_manifests, "Secret")
+    assert not any(p.startswith("/app/alerts") for p in mounts(default_manifests))
+    assert "--alerting-config" not in connaisseur_container(default_manifests)["args"]
 
 
 # --- alert templates -------------------------------------------------------------------------
