@@ -1,0 +1,185 @@
+"""``--alerting-config FILE`` / ``ALERTING_CONFIG`` through the real CLI (subprocesses).
+
+``check-config`` validates the separate alerting file; ``review`` sends its alerts to a local
+HTTP receiver (127.0.0.1) configured only in that file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.feature_doubles import Received, receiver_app
+from tests.support.servers import serving
+
+ROOT = Path(__file__).parents[2]
+DATA = ROOT / "tests" / "conformance" / "data"
+CONFIG = DATA / "config" / "10_mutate_test.yaml"  # static allow/deny validators, no alerting
+DENY_ME = DATA / "admission_requests" / "17_deny_me_pod.json"
+
+
+class Result:
+    def __init__(self, code: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = code, stdout, stderr
+
+
+async def cli(*args: str, env: dict[str, str] | None = None) -> Result:
+    """Run the CLI without blocking the event loop (the receiver lives in this process)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "entrypoints.cli",
+        *args,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return Result(proc.returncode, out.decode(), err.decode())
+
+
+def alerting(url: str, **receiver: Any) -> dict[str, Any]:
+    return {
+        "clusterIdentifier": "e2e-cluster",
+        "rejectRequest": {
+            "receivers": [
+                {
+                    "template": "slack",
+                    "receiverUrl": url,
+                    "customHeaders": ["Authorization: Bearer from-the-secret"],
+                    "failIfAlertSendingFails": True,
+                    **receiver,
+                }
+            ]
+        },
+    }
+
+
+def write(path: Path, document: Any) -> Path:
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+async def test_check_config_accepts_a_valid_alerting_file(tmp_path: Path) -> None:
+    alerts = write(tmp_path / "alerts.yaml", alerting("https://hooks.example/x"))
+    out = await cli(
+        "check-config",
+        "--format",
+        "json",
+        "--config",
+        str(CONFIG),
+        "--alerting-config",
+        str(alerts),
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["ok"] is True
+
+
+async def test_check_config_lists_the_alerting_files_problems_with_paths(tmp_path: Path) -> None:
+    document = alerting("not a url", unknown=1)
+    alerts = write(tmp_path / "alerts.yaml", document)
+    out = await cli(
+        "check-config",
+        "--format",
+        "json",
+        "--config",
+        str(CONFIG),
+        "--alerting-config",
+        str(alerts),
+    )
+    assert out.returncode == 2
+    report = json.loads(out.stdout)
+    assert report["ok"] is False
+    assert report["problems"] == ["alerting.rejectRequest.receivers[0].unknown: Unknown field."]
+    del document["rejectRequest"]["receivers"][0]["unknown"]
+    write(alerts, document)
+    out = await cli(
+        "check-config",
+        "--format",
+        "json",
+        "--config",
+        str(CONFIG),
+        "--alerting-config",
+        str(alerts),
+    )
+    assert out.returncode == 2
+    (problem,) = json.loads(out.stdout)["problems"]
+    assert problem.startswith("alerting.rejectRequest.receivers[0]: invalid receiverUrl")
+
+
+async def test_check_config_refuses_alerting_in_both_places_and_a_missing_file(
+    tmp_path: Path,
+) -> None:
+    both = write(
+        tmp_path / "config.yaml",
+        {**yaml.safe_load(CONFIG.read_text()), "alerting": alerting("https://a.example/")},
+    )
+    alerts = write(tmp_path / "alerts.yaml", alerting("https://b.example/"))
+    out = await cli(
+        "check-config", "--format", "json", "--config", str(both), "--alerting-config", str(alerts)
+    )
+    assert out.returncode == 2
+    (problem,) = json.loads(out.stdout)["problems"]
+    assert str(both) in problem
+    assert str(alerts) in problem
+    missing = tmp_path / "missing.yaml"
+    out = await cli(
+        "check-config",
+        "--format",
+        "json",
+        "--config",
+        str(CONFIG),
+        env={"ALERTING_CONFIG": str(missing)},
+    )
+    assert out.returncode == 2
+    assert f"cannot read alerting configuration {missing}" in out.stdout
+
+
+async def test_review_sends_alerts_configured_in_the_alerting_file(tmp_path: Path) -> None:
+    received: list[Received] = []
+    async with serving(receiver_app(received)) as url:
+        alerts = write(tmp_path / "alerts.yaml", alerting(url + "/hook"))
+        out = await cli(
+            "review",
+            "--format",
+            "json",
+            "--config",
+            str(CONFIG),
+            "--alerting-config",
+            str(alerts),
+            str(DENY_ME),
+        )
+    assert out.returncode == 1, out.stderr  # denied by the static validator
+    assert json.loads(out.stdout)["response"]["allowed"] is False
+    (alert,) = received
+    assert alert.headers["Authorization"] == "Bearer from-the-secret"
+    body = json.loads(alert.body)
+    text = json.dumps(body)
+    assert "CONNAISSEUR rejected a request" in text
+    assert "e2e-cluster" in text
+    assert "from-the-secret" not in out.stderr  # credentials never logged
+
+
+async def test_review_reads_the_alerting_file_named_by_the_environment(tmp_path: Path) -> None:
+    received: list[Received] = []
+    async with serving(receiver_app(received)) as url:
+        alerts = write(tmp_path / "alerts.yaml", alerting(url + "/env"))
+        out = await cli(
+            "review",
+            "--format",
+            "json",
+            "--config",
+            str(CONFIG),
+            str(DENY_ME),
+            env={"ALERTING_CONFIG": str(alerts)},
+        )
+    assert out.returncode == 1, out.stderr
+    assert len(received) == 1
