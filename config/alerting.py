@@ -106,13 +106,16 @@ def check_url(url: str) -> str:
     Raises:
         ConfigError: anything else.
     """
+    # The URL itself is never echoed: webhook URLs often carry their token in the path.
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as e:
-        raise ConfigError(f"invalid receiverUrl {url!r}") from e
+        raise ConfigError("invalid receiverUrl: not a URL (bad host or port)") from e
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"invalid receiverUrl {url!r}: must be an http(s) URL")
+        raise ConfigError(
+            f"invalid receiverUrl: must be an http(s) URL with a host (scheme {parts.scheme!r})"
+        )
     return url
 
 

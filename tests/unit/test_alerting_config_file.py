@@ -112,6 +112,19 @@ def test_invalid_alerting_file_problems_carry_their_paths(
     assert sorted(problems(config, alerting_config=alerts)) == sorted(expected)
 
 
+@pytest.mark.parametrize(
+    "url", ["ftp://hooks.example/services/T0KEN-SECRET", "https://hooks.example:99999/T0KEN-SECRET"]
+)
+def test_regression_an_invalid_receiver_url_is_not_echoed(tmp_path: Path, url: str) -> None:
+    """Webhook URLs carry their token in the path: check-config must not print them."""
+    receiver = {"template": "slack", "receiverUrl": url}
+    config = write(tmp_path / "config.yaml", APP)
+    alerts = write(tmp_path / "alerts.yaml", {"admitRequest": {"receivers": [receiver]}})
+    found = problems(config, alerting_config=alerts)
+    assert any("invalid receiverUrl" in p for p in found)
+    assert not any("T0KEN-SECRET" in p for p in found)
+
+
 def test_problems_of_both_files_are_reported_together(tmp_path: Path) -> None:
     config = write(tmp_path / "config.yaml", {**APP, "policy": [{"pattern": "*", "x": 1}]})
     alerts = write(tmp_path / "alerts.yaml", {"clusterIdentifier": 7})
