@@ -6,6 +6,8 @@ chart mounts it from a Secret so that receiver URLs and headers are not in a Con
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import yaml
 from config.loader import load_settings
 from domain.errors import Category, ConfigError
 
+ROOT = Path(__file__).resolve().parents[2]
 APP: dict[str, Any] = {
     "validators": [{"name": "allow", "type": "static", "approve": True}],
     "policy": [{"pattern": "*", "validator": "allow"}],
@@ -118,11 +121,27 @@ def test_invalid_alerting_file_problems_carry_their_paths(
 def test_regression_an_invalid_receiver_url_is_not_echoed(tmp_path: Path, url: str) -> None:
     """Webhook URLs carry their token in the path: check-config must not print them."""
     receiver = {"template": "slack", "receiverUrl": url}
-    config = write(tmp_path / "config.yaml", APP)
     alerts = write(tmp_path / "alerts.yaml", {"admitRequest": {"receivers": [receiver]}})
-    found = problems(config, alerting_config=alerts)
-    assert any("invalid receiverUrl" in p for p in found)
-    assert not any("T0KEN-SECRET" in p for p in found)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "entrypoints.cli",
+            "check-config",
+            "--format",
+            "json",
+            "--alerting-config",
+            str(alerts),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 2
+    assert "invalid receiverUrl" in proc.stdout
+    assert "T0KEN-SECRET" not in proc.stdout + proc.stderr
 
 
 def test_problems_of_both_files_are_reported_together(tmp_path: Path) -> None:
