@@ -46,6 +46,12 @@ async def cli(*args: str, env: dict[str, str] | None = None) -> Result:
     return Result(proc.returncode, out.decode(), err.decode())
 
 
+async def check_config(config: Path, alerts: Path) -> Result:
+    """``connaisseur check-config`` (JSON) with ``--alerting-config``."""
+    args = ("--format", "json", "--config", str(config), "--alerting-config", str(alerts))
+    return await cli("check-config", *args)
+
+
 def alerting(url: str, **receiver: Any) -> dict[str, Any]:
     return {
         "clusterIdentifier": "e2e-cluster",
@@ -70,15 +76,7 @@ def write(path: Path, document: Any) -> Path:
 
 async def test_check_config_accepts_a_valid_alerting_file(tmp_path: Path) -> None:
     alerts = write(tmp_path / "alerts.yaml", alerting("https://hooks.example/x"))
-    out = await cli(
-        "check-config",
-        "--format",
-        "json",
-        "--config",
-        str(CONFIG),
-        "--alerting-config",
-        str(alerts),
-    )
+    out = await check_config(CONFIG, alerts)
     assert out.returncode == 0, out.stdout + out.stderr
     assert json.loads(out.stdout)["ok"] is True
 
@@ -86,30 +84,14 @@ async def test_check_config_accepts_a_valid_alerting_file(tmp_path: Path) -> Non
 async def test_check_config_lists_the_alerting_files_problems_with_paths(tmp_path: Path) -> None:
     document = alerting("not a url", unknown=1)
     alerts = write(tmp_path / "alerts.yaml", document)
-    out = await cli(
-        "check-config",
-        "--format",
-        "json",
-        "--config",
-        str(CONFIG),
-        "--alerting-config",
-        str(alerts),
-    )
+    out = await check_config(CONFIG, alerts)
     assert out.returncode == 2
     report = json.loads(out.stdout)
     assert report["ok"] is False
     assert report["problems"] == ["alerting.rejectRequest.receivers[0].unknown: Unknown field."]
     del document["rejectRequest"]["receivers"][0]["unknown"]
     write(alerts, document)
-    out = await cli(
-        "check-config",
-        "--format",
-        "json",
-        "--config",
-        str(CONFIG),
-        "--alerting-config",
-        str(alerts),
-    )
+    out = await check_config(CONFIG, alerts)
     assert out.returncode == 2
     (problem,) = json.loads(out.stdout)["problems"]
     assert problem.startswith("alerting.rejectRequest.receivers[0]: invalid receiverUrl")
@@ -123,9 +105,7 @@ async def test_check_config_refuses_alerting_in_both_places_and_a_missing_file(
         {**yaml.safe_load(CONFIG.read_text()), "alerting": alerting("https://a.example/")},
     )
     alerts = write(tmp_path / "alerts.yaml", alerting("https://b.example/"))
-    out = await cli(
-        "check-config", "--format", "json", "--config", str(both), "--alerting-config", str(alerts)
-    )
+    out = await check_config(both, alerts)
     assert out.returncode == 2
     (problem,) = json.loads(out.stdout)["problems"]
     assert str(both) in problem
