@@ -14,6 +14,8 @@ COPY application/ application/
 COPY adapters/ adapters/
 COPY config/ config/
 COPY entrypoints/ entrypoints/
+# src/connaisseur links the layer folders into the one installed package, connaisseur.<layer>.
+COPY src/ src/
 RUN /opt/connaisseur/bin/pip install . \
  && /opt/connaisseur/bin/pip uninstall --yes pip setuptools wheel \
  && find /opt/connaisseur -name '__pycache__' -type d -prune -exec rm -rf {} +

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from adapters.http import HttpClient
-from application.deadline import Deadline
-from application.ports import Alert, AlertSink
-from domain.errors import Category, ConnaisseurError
+from connaisseur.adapters.http import HttpClient
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import Alert, AlertSink
+from connaisseur.domain.errors import Category, ConnaisseurError
 
 #: Receivers answer with a short acknowledgement; anything longer is not read.
 _MAX_ANSWER_BYTES = 64 * 1024

@@ -27,7 +27,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from application.ports import Cache, CachedResult
+from connaisseur.application.ports import Cache, CachedResult
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from application.deadline import Deadline
-from domain.errors import Category, VerificationError
+from connaisseur.application.deadline import Deadline
+from connaisseur.domain.errors import Category, VerificationError
 
 #: Called after every response with (host, status class such as "2xx", or "error").
 ResponseHook = Callable[[str, str], None]

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from adapters.http import HttpClient
-from application.deadline import Deadline
-from application.ports import KubernetesApi
-from domain.errors import ConnaisseurError
+from connaisseur.adapters.http import HttpClient
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import KubernetesApi
+from connaisseur.domain.errors import ConnaisseurError
 
 log = logging.getLogger(__name__)
 

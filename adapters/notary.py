@@ -17,12 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit
 
-from adapters.http import HttpClient, status_error
-from application.deadline import Deadline
-from application.notaryv1 import host_problem
-from application.ports import Endpoint, Notary
-from application.settings import Credentials
-from domain.errors import Category, VerificationError
+from connaisseur.adapters.http import HttpClient, status_error
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.notaryv1 import host_problem
+from connaisseur.application.ports import Endpoint, Notary
+from connaisseur.application.settings import Credentials
+from connaisseur.domain.errors import Category, VerificationError
 
 _PING_CAP_SECONDS = 5.0
 _CHALLENGE_TTL_SECONDS = 300.0

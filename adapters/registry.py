@@ -32,18 +32,18 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from adapters.http import (
+from connaisseur.adapters.http import (
     HttpClient,
     HttpResponse,
     TlsTrustError,
     retry_after_seconds,
     status_error,
 )
-from application.deadline import Deadline
-from application.ports import Clock, Endpoint, Manifest, Registry
-from application.settings import Credentials
-from domain.errors import Category, VerificationError
-from domain.image import ImageReference, is_digest
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import Clock, Endpoint, Manifest, Registry
+from connaisseur.application.settings import Credentials
+from connaisseur.domain.errors import Category, VerificationError
+from connaisseur.domain.image import ImageReference, is_digest
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",

@@ -12,10 +12,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from adapters.http import HttpClient, status_error
-from application.deadline import Deadline
-from application.ports import TransparencyLog
-from domain.errors import Category, VerificationError
+from connaisseur.adapters.http import HttpClient, status_error
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import TransparencyLog
+from connaisseur.domain.errors import Category, VerificationError
 
 MAX_ENTRIES = 16
 

@@ -17,9 +17,9 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from domain.cosign import TransparencyMaterial, log_id
-from domain.errors import ConfigError
-from domain.trust import PublicKey
+from connaisseur.domain.cosign import TransparencyMaterial, log_id
+from connaisseur.domain.errors import ConfigError
+from connaisseur.domain.trust import PublicKey
 
 _PUBLIC_GOOD = "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from application.deadline import Deadline
-from application.ports import Alert, AlertSink, Clock
-from domain.alert_template import AlertTemplate
-from domain.errors import Category, ConnaisseurError
-from domain.verdict import Outcome, RequestVerdict
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import Alert, AlertSink, Clock
+from connaisseur.domain.alert_template import AlertTemplate
+from connaisseur.domain.errors import Category, ConnaisseurError
+from connaisseur.domain.verdict import Outcome, RequestVerdict
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from application.deadline import Deadline
-from application.ports import KubernetesApi
-from domain.errors import WorkloadError
-from domain.workload import SUPPORTED_KINDS, OwnerReference, Workload, container_slots
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import KubernetesApi
+from connaisseur.domain.errors import WorkloadError
+from connaisseur.domain.workload import SUPPORTED_KINDS, OwnerReference, Workload, container_slots
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ import json
 from enum import Enum
 from typing import Any
 
-from application.ports import CachedResult
-from domain.errors import TRANSIENT_CATEGORIES, Category
-from domain.policy import Rule
-from domain.verdict import ImageVerdict
+from connaisseur.application.ports import CachedResult
+from connaisseur.domain.errors import TRANSIENT_CATEGORIES, Category
+from connaisseur.domain.policy import Rule
+from connaisseur.domain.verdict import ImageVerdict
 
 
 def stable(value: Any) -> Any:

@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from application.deadline import Deadline
-from application.ports import Clock, Endpoint, KubernetesApi, Registry, TransparencyLog
-from application.settings import ValidatorSettings
-from domain.cosign import (
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import Clock, Endpoint, KubernetesApi, Registry, TransparencyLog
+from connaisseur.application.settings import ValidatorSettings
+from connaisseur.domain.cosign import (
     CheckOptions,
     KubernetesKeyRef,
     RekorEntry,
@@ -37,11 +37,17 @@ from domain.cosign import (
     signature_tag,
     to_signature_layer,
 )
-from domain.errors import Category, ConfigError, ConnaisseurError, TrustRootError, VerificationError
-from domain.image import ImageReference
-from domain.policy import RuleOptions
-from domain.trust import PublicKey, load_certificates, load_public_key
-from domain.verdict import TrustedDigest
+from connaisseur.domain.errors import (
+    Category,
+    ConfigError,
+    ConnaisseurError,
+    TrustRootError,
+    VerificationError,
+)
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.trust import PublicKey, load_certificates, load_public_key
+from connaisseur.domain.verdict import TrustedDigest
 
 DEFAULT_REKOR = "https://rekor.sigstore.dev"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from application.ports import Clock
+from connaisseur.application.ports import Clock
 
 
 @dataclass(frozen=True, slots=True)

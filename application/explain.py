@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from application.settings import Settings, ValidatorSettings
-from domain.errors import Category, ConnaisseurError
-from domain.image import ImageReference
-from domain.policy import Rule, Specificity
-from domain.trust import select_trust_roots
+from connaisseur.application.settings import Settings, ValidatorSettings
+from connaisseur.domain.errors import Category, ConnaisseurError
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import Rule, Specificity
+from connaisseur.domain.trust import select_trust_roots
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,15 +12,15 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from application.deadline import Deadline
-from application.ports import Clock, Endpoint, Notary
-from application.settings import AuthSettings, ValidatorSettings
-from domain.errors import Category, ConfigError, TrustRootError, VerificationError
-from domain.image import ImageReference
-from domain.notaryv1 import pinned_key, pinned_keys, roles_to_fetch, verify_notary_image
-from domain.policy import RuleOptions
-from domain.trust import load_certificates, select_trust_roots
-from domain.verdict import TrustedDigest
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import Clock, Endpoint, Notary
+from connaisseur.application.settings import AuthSettings, ValidatorSettings
+from connaisseur.domain.errors import Category, ConfigError, TrustRootError, VerificationError
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.notaryv1 import pinned_key, pinned_keys, roles_to_fetch, verify_notary_image
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.trust import load_certificates, select_trust_roots
+from connaisseur.domain.verdict import TrustedDigest
 
 DEFAULT_NOTARY_HOST = "https://notary.docker.io"
 _SCHEME = re.compile(r"(?i)^https?://")

@@ -21,13 +21,19 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from application.deadline import Deadline
-from application.notation_envelopes import parse_envelope
-from application.ports import Clock, Endpoint, Manifest, Registry
-from application.settings import ValidatorSettings
-from domain.errors import Category, ConfigError, ConnaisseurError, TrustRootError, VerificationError
-from domain.image import ImageReference, is_digest
-from domain.notation import (
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.notation_envelopes import parse_envelope
+from connaisseur.application.ports import Clock, Endpoint, Manifest, Registry
+from connaisseur.application.settings import ValidatorSettings
+from connaisseur.domain.errors import (
+    Category,
+    ConfigError,
+    ConnaisseurError,
+    TrustRootError,
+    VerificationError,
+)
+from connaisseur.domain.image import ImageReference, is_digest
+from connaisseur.domain.notation import (
     ARTIFACT_TYPE,
     ENVELOPE_MEDIA_TYPES,
     MAX_SIGNATURE_ATTEMPTS,
@@ -42,8 +48,8 @@ from domain.notation import (
     revocation_not_checked,
     verify_signature,
 )
-from domain.policy import RuleOptions
-from domain.verdict import TrustedDigest
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.verdict import TrustedDigest
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Any
 import cbor2
 from cryptography import x509
 
-from domain.errors import VerificationError
-from domain.notation import (
+from connaisseur.domain.errors import VerificationError
+from connaisseur.domain.notation import (
     HEADER_AUTHENTIC_SIGNING_TIME,
     HEADER_EXPIRY,
     HEADER_SIGNING_SCHEME,

@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from application.deadline import Deadline
-    from application.settings import AuthSettings
-    from domain.image import ImageReference
+    from connaisseur.application.deadline import Deadline
+    from connaisseur.application.settings import AuthSettings
+    from connaisseur.domain.image import ImageReference
 
 
 class Clock(Protocol):

@@ -7,21 +7,21 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from application.alerting import Notifier, alert_context
-from application.approval import ChildApproval
-from application.deadline import Deadline
-from application.ports import Clock, Metrics
-from application.settings import Features, ResourceValidationMode
-from application.verify import VerifyImage, VerifyImageCommand
-from domain.errors import Category, ConnaisseurError, WorkloadError
-from domain.verdict import (
+from connaisseur.application.alerting import Notifier, alert_context
+from connaisseur.application.approval import ChildApproval
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import Clock, Metrics
+from connaisseur.application.settings import Features, ResourceValidationMode
+from connaisseur.application.verify import VerifyImage, VerifyImageCommand
+from connaisseur.domain.errors import Category, ConnaisseurError, WorkloadError
+from connaisseur.domain.verdict import (
     ImageVerdict,
     Outcome,
     PatchOperation,
     RequestVerdict,
     SkipReason,
 )
-from domain.workload import ContainerSlot, Workload
+from connaisseur.domain.workload import ContainerSlot, Workload
 
 DETECTION_WARNING = "detection mode active"
 PODS_ONLY_WARNING = "pod-only validation active"

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from domain.policy import Policy
-from domain.trust import TrustRoot
+from connaisseur.domain.policy import Policy
+from connaisseur.domain.trust import TrustRoot
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from application.deadline import Deadline
-from application.settings import ValidatorSettings
-from domain.errors import Category, ConfigError, ConnaisseurError, VerificationError
-from domain.image import ImageReference
-from domain.policy import RuleOptions
-from domain.verdict import TrustedDigest
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.settings import ValidatorSettings
+from connaisseur.domain.errors import Category, ConfigError, ConnaisseurError, VerificationError
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.verdict import TrustedDigest
 
 
 class Validator(Protocol):

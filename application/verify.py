@@ -8,14 +8,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from application.caching import cache_key, cached_category, definitive, rule_fingerprint
-from application.deadline import Deadline
-from application.ports import Cache, CachedResult, Metrics
-from application.validators import StaticValidator, Validator
-from domain.errors import Category, ConnaisseurError
-from domain.image import ImageReference, is_digest
-from domain.policy import Mode, Policy, Rule
-from domain.verdict import ImageVerdict, SkipReason, TrustedDigest
+from connaisseur.application.caching import cache_key, cached_category, definitive, rule_fingerprint
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import Cache, CachedResult, Metrics
+from connaisseur.application.validators import StaticValidator, Validator
+from connaisseur.domain.errors import Category, ConnaisseurError
+from connaisseur.domain.image import ImageReference, is_digest
+from connaisseur.domain.policy import Mode, Policy, Rule
+from connaisseur.domain.verdict import ImageVerdict, SkipReason, TrustedDigest
 
 log = logging.getLogger(__name__)
 

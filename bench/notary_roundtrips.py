@@ -22,15 +22,15 @@ from pathlib import Path
 
 import aiohttp
 
-from adapters.clock import SystemClock
-from adapters.http import HttpClient, HttpResponse
-from adapters.notary import NotaryV1HttpClient
-from application.deadline import Deadline
-from application.notaryv1 import NotaryV1Validator
-from application.settings import ValidatorSettings
-from domain.image import ImageReference
-from domain.policy import RuleOptions
-from domain.trust import TrustRoot
+from connaisseur.adapters.clock import SystemClock
+from connaisseur.adapters.http import HttpClient, HttpResponse
+from connaisseur.adapters.notary import NotaryV1HttpClient
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.notaryv1 import NotaryV1Validator
+from connaisseur.application.settings import ValidatorSettings
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.trust import TrustRoot
 from tests.support.notary_sim import digest_of
 from tests.support.notary_stack import NotaryCli, NotaryStack, notary_stack
 from tests.support.servers import free_port

@@ -34,15 +34,15 @@ from pathlib import Path
 
 import aiohttp
 
-from adapters.http import HttpClient
-from adapters.registry import AiohttpRegistryClient
-from application.deadline import Deadline
-from application.notation import NotationValidator
-from application.settings import ValidatorSettings
 from bench.cosign_roundtrips import TimedProxy, round_trips
-from domain.image import ImageReference
-from domain.policy import RuleOptions
-from domain.trust import TrustRoot
+from connaisseur.adapters.http import HttpClient
+from connaisseur.adapters.registry import AiohttpRegistryClient
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.notation import NotationValidator
+from connaisseur.application.settings import ValidatorSettings
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.trust import TrustRoot
 from tests.support.cosign import image_manifest
 from tests.support.fakes import FakeClock
 from tests.support.notation_oci import JWS, Subject, push_signatures, signature_artifact

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from entrypoints.tls import throwaway_certificate
+from connaisseur.entrypoints.tls import throwaway_certificate
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -528,7 +528,7 @@ def bench(args: argparse.Namespace) -> int:
             python, str(BENCH / "aiohttp_floor.py"), "--listen", f"{HOST}:{floor_port}", *tls
         ]  # fmt: skip
         ours_cmd = [
-            python, "-m", "entrypoints.cli", "serve",
+            python, "-m", "connaisseur.entrypoints.cli", "serve",
             "--config", str(BENCH / "static-config.yaml"),
             "--listen", f"{HOST}:{ours_port}", *tls,
         ]  # fmt: skip

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from application.alerting import AlertingSettings, Receiver
-from domain.alert_template import AlertTemplate, TemplateError
-from domain.errors import ConfigError, ConnaisseurError
+from connaisseur.application.alerting import AlertingSettings, Receiver
+from connaisseur.domain.alert_template import AlertTemplate, TemplateError
+from connaisseur.domain.errors import ConfigError, ConnaisseurError
 
 PACKAGED_TEMPLATES = Path(__file__).with_name("templates")
 

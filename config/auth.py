@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from application.settings import AuthSettings, Credentials
-from domain.errors import ConfigError, InvalidReferenceError
-from domain.image import normalise_registry_repo
+from connaisseur.application.settings import AuthSettings, Credentials
+from connaisseur.domain.errors import ConfigError, InvalidReferenceError
+from connaisseur.domain.image import normalise_registry_repo
 
 SECRET_FILES = ("secret.yaml", ".dockerconfigjson")
 MAX_SECRET_FILE_BYTES = 1024 * 1024

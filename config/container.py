@@ -14,40 +14,40 @@ from pathlib import Path
 import aiohttp
 from dependency_injector import containers, providers
 
-from adapters.alerts import AiohttpAlertSink
-from adapters.cache import InMemoryCache, RedisCache, load_hmac_key, redis_client
-from adapters.clock import SystemClock
-from adapters.http import HttpClient
-from adapters.kubernetes import AiohttpKubernetesApi, ServiceAccountToken
-from adapters.metrics import PrometheusMetrics
-from adapters.notary import NotaryV1HttpClient
-from adapters.registry import AiohttpRegistryClient
-from adapters.rekor import AiohttpRekorClient
-from adapters.sigstore_trust import public_good_material
-from application.alerting import AlertingSettings, Notifier
-from application.approval import ChildApproval
-from application.caching import fingerprint_hash
-from application.cosign import CosignValidator
-from application.notaryv1 import NotaryV1Validator
-from application.notation import NotationValidator
-from application.ports import Cache, Clock, KubernetesApi
-from application.review import ReviewAdmission
-from application.settings import (
+from connaisseur.adapters.alerts import AiohttpAlertSink
+from connaisseur.adapters.cache import InMemoryCache, RedisCache, load_hmac_key, redis_client
+from connaisseur.adapters.clock import SystemClock
+from connaisseur.adapters.http import HttpClient
+from connaisseur.adapters.kubernetes import AiohttpKubernetesApi, ServiceAccountToken
+from connaisseur.adapters.metrics import PrometheusMetrics
+from connaisseur.adapters.notary import NotaryV1HttpClient
+from connaisseur.adapters.registry import AiohttpRegistryClient
+from connaisseur.adapters.rekor import AiohttpRekorClient
+from connaisseur.adapters.sigstore_trust import public_good_material
+from connaisseur.application.alerting import AlertingSettings, Notifier
+from connaisseur.application.approval import ChildApproval
+from connaisseur.application.caching import fingerprint_hash
+from connaisseur.application.cosign import CosignValidator
+from connaisseur.application.notaryv1 import NotaryV1Validator
+from connaisseur.application.notation import NotationValidator
+from connaisseur.application.ports import Cache, Clock, KubernetesApi
+from connaisseur.application.review import ReviewAdmission
+from connaisseur.application.settings import (
     Infrastructure,
     ResourceValidationMode,
     Settings,
     ValidatorSettings,
 )
-from application.validators import (
+from connaisseur.application.validators import (
     StaticValidator,
     Validator,
     ValidatorFactory,
     build_validators,
 )
-from application.verify import CachePolicy, VerifyImage
-from config.alerting import build_alerting, template_dirs
-from domain.cosign import TransparencyMaterial
-from domain.errors import ConfigError
+from connaisseur.application.verify import CachePolicy, VerifyImage
+from connaisseur.config.alerting import build_alerting, template_dirs
+from connaisseur.domain.cosign import TransparencyMaterial
+from connaisseur.domain.errors import ConfigError
 
 log = logging.getLogger("connaisseur")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from application.settings import Features, Infrastructure, ResourceValidationMode
+from connaisseur.application.settings import Features, Infrastructure, ResourceValidationMode
 
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import yaml
 from marshmallow import Schema, ValidationError
 
-from application.settings import (
+from connaisseur.application.settings import (
     Features,
     NamespacedValidationMode,
     ResourceValidationMode,
@@ -28,12 +28,12 @@ from application.settings import (
     TransparencySettings,
     ValidatorSettings,
 )
-from config import schema
-from config.auth import load_auth
-from config.env import alerting_config_file, apply_env, infrastructure
-from domain.errors import ConfigError, ConnaisseurError
-from domain.policy import Mode, Policy, Rule, RuleOptions
-from domain.trust import KeylessIdentity, TrustRoot, load_certificates, load_public_key
+from connaisseur.config import schema
+from connaisseur.config.auth import load_auth
+from connaisseur.config.env import alerting_config_file, apply_env, infrastructure
+from connaisseur.domain.errors import ConfigError, ConnaisseurError
+from connaisseur.domain.policy import Mode, Policy, Rule, RuleOptions
+from connaisseur.domain.trust import KeylessIdentity, TrustRoot, load_certificates, load_public_key
 
 _T = TypeVar("_T")
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from domain.errors import Category, ConnaisseurError
+from connaisseur.domain.errors import Category, ConnaisseurError
 
 #: Every placeholder a template may use (connaisseur-v3.md §7.7 step 3).
 PLACEHOLDERS = frozenset(

@@ -33,15 +33,21 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509 import verification as x509v
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
-from domain.errors import (
+from connaisseur.domain.errors import (
     Category,
     ConfigError,
     InvalidReferenceError,
     TrustRootError,
     VerificationError,
 )
-from domain.image import ImageReference
-from domain.trust import KeylessIdentity, PublicKey, TrustRoot, load_certificates, load_public_key
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.trust import (
+    KeylessIdentity,
+    PublicKey,
+    TrustRoot,
+    load_certificates,
+    load_public_key,
+)
 
 SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"

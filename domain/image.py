@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from domain.errors import InvalidReferenceError
+from connaisseur.domain.errors import InvalidReferenceError
 
 DOCKER_HUB = "index.docker.io"
 DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})

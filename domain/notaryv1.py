@@ -21,9 +21,9 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from domain.errors import Category, TrustRootError, VerificationError
-from domain.trust import PublicKey, TrustRoot, load_public_key
-from domain.tuf import (
+from connaisseur.domain.errors import Category, TrustRootError, VerificationError
+from connaisseur.domain.trust import PublicKey, TrustRoot, load_public_key
+from connaisseur.domain.tuf import (
     Envelope,
     RoleKeys,
     check_expiry,

@@ -40,11 +40,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from domain.errors import Category, TrustRootError, VerificationError
-from domain.policy import RuleOptions
-from domain.rfc3161 import TimestampError, verify_timestamp_token
-from domain.trust import TrustRoot, load_certificates, select_trust_roots
-from domain.verdict import TrustedDigest
+from connaisseur.domain.errors import Category, TrustRootError, VerificationError
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.rfc3161 import TimestampError, verify_timestamp_token
+from connaisseur.domain.trust import TrustRoot, load_certificates, select_trust_roots
+from connaisseur.domain.verdict import TrustedDigest
 
 ARTIFACT_TYPE = "application/vnd.cncf.notary.signature"
 MEDIA_TYPE_JWS = "application/jose+json"

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from domain.errors import PolicyError
-from domain.image import DOCKER_HUB, DOCKER_HUB_ALIASES
+from connaisseur.domain.errors import PolicyError
+from connaisseur.domain.image import DOCKER_HUB, DOCKER_HUB_ALIASES
 
 _GLOB_META = frozenset("*?[{\\")
 

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from domain.errors import Category, VerificationError
+from connaisseur.domain.errors import Category, VerificationError
 
 MAX_TOKEN_BYTES = 64 * 1024
 MAX_CHAIN_LENGTH = 6

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from domain.errors import Category
-from domain.policy import Mode
+from connaisseur.domain.errors import Category
+from connaisseur.domain.policy import Mode
 
 
 class SkipReason(StrEnum):

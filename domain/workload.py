@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from domain.errors import Category, WorkloadError
+from connaisseur.domain.errors import Category, WorkloadError
 
 CONTAINER_TYPES = ("containers", "initContainers", "ephemeralContainers")
 

@@ -14,8 +14,8 @@ from typing import Any
 import jsonpatch
 import orjson
 
-from application.review import ReviewCommand
-from domain.verdict import RequestVerdict
+from connaisseur.application.review import ReviewCommand
+from connaisseur.domain.verdict import RequestVerdict
 
 API_VERSIONS = frozenset({"admission.k8s.io/v1", "admission.k8s.io/v1beta1"})
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m)?")

@@ -19,17 +19,27 @@ from typing import Any
 import aiohttp
 import orjson
 
-from adapters.clock import FixedClock
-from application.deadline import Deadline
-from application.explain import ExplainImage
-from application.settings import Settings
-from application.verify import VerifyImageCommand
-from config.container import Container, build_container, close_resources, warn_about_features
-from config.loader import DEFAULT_SECRETS_DIR, load_settings
-from domain.errors import ConfigError
-from domain.verdict import ImageVerdict
-from entrypoints.admission import BadRequestError, decode_json, parse_review, render_review
-from entrypoints.logs import configure_logging, log_admission
+from connaisseur.adapters.clock import FixedClock
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.explain import ExplainImage
+from connaisseur.application.settings import Settings
+from connaisseur.application.verify import VerifyImageCommand
+from connaisseur.config.container import (
+    Container,
+    build_container,
+    close_resources,
+    warn_about_features,
+)
+from connaisseur.config.loader import DEFAULT_SECRETS_DIR, load_settings
+from connaisseur.domain.errors import ConfigError
+from connaisseur.domain.verdict import ImageVerdict
+from connaisseur.entrypoints.admission import (
+    BadRequestError,
+    decode_json,
+    parse_review,
+    render_review,
+)
+from connaisseur.entrypoints.logs import configure_logging, log_admission
 
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 
@@ -130,7 +140,7 @@ def _container(args: argparse.Namespace) -> Container:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from entrypoints.server import serve
+    from connaisseur.entrypoints.server import serve
 
     settings = _settings(args)
     configure_logging(settings.log_level, settings.log_format)

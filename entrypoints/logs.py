@@ -12,8 +12,8 @@ from typing import Any, TextIO
 
 import orjson
 
-from application.review import ReviewCommand
-from domain.verdict import RequestVerdict
+from connaisseur.application.review import ReviewCommand
+from connaisseur.domain.verdict import RequestVerdict
 
 admission_log = logging.getLogger("connaisseur.admission")
 

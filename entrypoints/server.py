@@ -16,11 +16,11 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.web_runner import GracefulExit
 
-from application.settings import Settings
-from config.container import Container
-from entrypoints.logs import configure_logging
-from entrypoints.tls import server_context, throwaway_certificate
-from entrypoints.webhook import webhook_server
+from connaisseur.application.settings import Settings
+from connaisseur.config.container import Container
+from connaisseur.entrypoints.logs import configure_logging
+from connaisseur.entrypoints.tls import server_context, throwaway_certificate
+from connaisseur.entrypoints.webhook import webhook_server
 
 log = logging.getLogger("connaisseur")
 

@@ -25,11 +25,11 @@ from aiohttp.http import HttpVersion11, RawRequestMessage
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
-from application.deadline import request_budget
-from application.review import ReviewCommand
-from application.settings import Limits
-from config.container import Container, close_resources
-from entrypoints.admission import (
+from connaisseur.application.deadline import request_budget
+from connaisseur.application.review import ReviewCommand
+from connaisseur.application.settings import Limits
+from connaisseur.config.container import Container, close_resources
+from connaisseur.entrypoints.admission import (
     BadRequestError,
     decode_json,
     error_review,
@@ -37,7 +37,7 @@ from entrypoints.admission import (
     parse_timeout,
     render_review,
 )
-from entrypoints.logs import log_admission
+from connaisseur.entrypoints.logs import log_admission
 
 _BUDGET_MEMO_SIZE = 64
 log = logging.getLogger("connaisseur.admission")

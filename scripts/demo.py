@@ -131,7 +131,7 @@ def write_config(path: Path, registry_host: str, notary_url: str, ca: str, root_
 def webhook(config: Path, workdir: Path) -> Iterator[tuple[str, ssl.SSLContext]]:
     tls = make_tls(workdir / "webhook-tls")
     port = free_port()
-    cmd = [sys.executable, "-m", "entrypoints.cli", "serve", "--config", str(config)]
+    cmd = [sys.executable, "-m", "connaisseur.entrypoints.cli", "serve", "--config", str(config)]
     cmd += ["--listen", f"127.0.0.1:{port}"]
     cmd += ["--tls-cert", str(tls.cert_file), "--tls-key", str(tls.key_file)]
     print("$ " + " ".join(cmd[1:]))

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = "connaisseur"
 LAYERS = ("domain", "application", "adapters", "config", "entrypoints")
 COMPOSITION_ROOT = "config/container.py"
 STDLIB = frozenset(sys.stdlib_module_names) | {"__future__"}
@@ -53,8 +54,18 @@ def _imports(tree: ast.AST) -> Iterator[tuple[int, str]]:
             yield node.lineno, node.module
 
 
+def _top(target: str) -> str:
+    """The layer a ``connaisseur.<layer>...`` import names, else the imported distribution."""
+    parts = target.split(".")
+    if parts[0] == PACKAGE and len(parts) > 1:
+        return parts[1]
+    return parts[0]
+
+
 def _import_problem(layer: str, module: str, target: str) -> str | None:
-    top = target.split(".")[0]
+    top = _top(target)
+    if target.split(".")[0] in LAYERS:
+        return f"layers are imported as {PACKAGE}.{top}, never as a top-level package"
     if layer == "config" and top == "adapters" and module != COMPOSITION_ROOT:
         return f"only {COMPOSITION_ROOT} knows concrete adapters"
     if top == "entrypoints" and layer != "entrypoints":
@@ -136,22 +147,29 @@ BAD_MODULES = {
         "import aiohttp\n"
         "import os\n"
         "from datetime import datetime\n"
-        "from application.ports import Clock\n"
+        "from connaisseur.application.ports import Clock\n"
         "x = os.environ['A']\n"
         "t = datetime.now()\n",
         {1, 4, 5, 6},
     ),
     "application": (
         "import yaml\n"
-        "from adapters.http import HttpClient\n"
-        "from config.loader import load_settings\n"
+        "from connaisseur.adapters.http import HttpClient\n"
+        "from connaisseur.config.loader import load_settings\n"
         "from dependency_injector import providers\n"
         "import prometheus_client\n"
         "from os import environ\n",
         {1, 2, 3, 4, 5, 6},
     ),
-    "adapters": ("from config.container import Container\nimport entrypoints.cli\n", {1, 2}),
-    "config": ("from entrypoints.webhook import create_app\nfrom adapters.http import X\n", {1, 2}),
+    "adapters": (
+        "from connaisseur.config.container import Container\nimport connaisseur.entrypoints.cli\n",
+        {1, 2},
+    ),
+    "config": (
+        "from connaisseur.entrypoints.webhook import create_app\n"
+        "from connaisseur.adapters.http import X\n",
+        {1, 2},
+    ),
 }
 
 
@@ -167,11 +185,24 @@ def test_checker_accepts_allowed_imports() -> None:
         "from __future__ import annotations\n"
         "import re\n"
         "from cryptography import x509\n"
-        "from domain.errors import Category\n"
+        "from connaisseur.domain.errors import Category\n"
         "def f(now):\n"
         "    return now\n"
     )
     assert check_source("domain", "domain/good.py", good) == []
     assert check_source("application", "application/good.py", good) == []
-    assert check_source("entrypoints", "entrypoints/good.py", "import entrypoints.cli\n") == []
-    assert check_source("config", COMPOSITION_ROOT, "from adapters.http import HttpClient\n") == []
+    assert (
+        check_source("entrypoints", "entrypoints/good.py", "import connaisseur.entrypoints.cli\n")
+        == []
+    )
+    assert (
+        check_source(
+            "config", COMPOSITION_ROOT, "from connaisseur.adapters.http import HttpClient\n"
+        )
+        == []
+    )
+
+
+def test_checker_refuses_a_layer_imported_as_a_top_level_package() -> None:
+    found = check_source("adapters", "adapters/bad.py", "from domain.errors import Category\n")
+    assert [v.line for v in found] == [1]

@@ -23,10 +23,10 @@ import pytest
 import yaml
 from dependency_injector import providers
 
-from application.settings import Settings, ValidatorSettings
-from application.validators import Validator, ValidatorFactory, build_validators
-from config.container import Container, build_container
-from config.loader import load_settings
+from connaisseur.application.settings import Settings, ValidatorSettings
+from connaisseur.application.validators import Validator, ValidatorFactory, build_validators
+from connaisseur.config.container import Container, build_container
+from connaisseur.config.loader import load_settings
 from tests.support.fakes import FakeClock
 from tests.support.feature_doubles import MockValidator
 

@@ -17,17 +17,17 @@ from typing import Any
 
 import pytest
 
-from application.deadline import Deadline
-from application.review import ReviewCommand
-from application.validators import StaticValidator
-from application.verify import VerifyImageCommand
-from config.loader import build_settings
-from domain.errors import ConnaisseurError
-from domain.image import ImageReference
-from domain.policy import RuleOptions
-from domain.verdict import ImageVerdict, RequestVerdict, SkipReason
-from domain.workload import ContainerSlot, Workload
-from entrypoints.admission import BadRequestError, parse_review, render_review
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.review import ReviewCommand
+from connaisseur.application.validators import StaticValidator
+from connaisseur.application.verify import VerifyImageCommand
+from connaisseur.config.loader import build_settings
+from connaisseur.domain.errors import ConnaisseurError
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.verdict import ImageVerdict, RequestVerdict, SkipReason
+from connaisseur.domain.workload import ContainerSlot, Workload
+from connaisseur.entrypoints.admission import BadRequestError, parse_review, render_review
 from tests.conformance.harness import (
     SKIP_FEATURES,
     budget_seconds,

@@ -24,25 +24,25 @@ import pytest
 import yaml
 from dependency_injector import providers
 
-from adapters.http import HttpClient
-from adapters.kubernetes import AiohttpKubernetesApi, ServiceAccountToken
-from application.alerting import AlertingSettings, Notifier, Receiver
-from application.approval import ChildApproval
-from application.caching import cache_key, fingerprint_hash, rule_fingerprint
-from application.deadline import Deadline
-from application.ports import Alert
-from application.review import ReviewAdmission, ReviewCommand
-from application.settings import Features, Settings
-from application.validators import StaticValidator, Validator, build_validators
-from application.verify import CachePolicy, VerifyImage, VerifyImageCommand
-from config.container import build_container, make_child_approval
-from config.env import apply_env
-from config.loader import load_settings
-from config.schema import AlertingSchema
-from domain.alert_template import AlertTemplate
-from domain.image import ImageReference
-from domain.verdict import SkipReason
-from domain.workload import OwnerReference, Workload
+from connaisseur.adapters.http import HttpClient
+from connaisseur.adapters.kubernetes import AiohttpKubernetesApi, ServiceAccountToken
+from connaisseur.application.alerting import AlertingSettings, Notifier, Receiver
+from connaisseur.application.approval import ChildApproval
+from connaisseur.application.caching import cache_key, fingerprint_hash, rule_fingerprint
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import Alert
+from connaisseur.application.review import ReviewAdmission, ReviewCommand
+from connaisseur.application.settings import Features, Settings
+from connaisseur.application.validators import StaticValidator, Validator, build_validators
+from connaisseur.application.verify import CachePolicy, VerifyImage, VerifyImageCommand
+from connaisseur.config.container import build_container, make_child_approval
+from connaisseur.config.env import apply_env
+from connaisseur.config.loader import load_settings
+from connaisseur.config.schema import AlertingSchema
+from connaisseur.domain.alert_template import AlertTemplate
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.verdict import SkipReason
+from connaisseur.domain.workload import OwnerReference, Workload
 from tests.conformance.harness import expected_of
 from tests.support.fakes import FakeClock, FakeMetrics
 from tests.support.feature_doubles import (
@@ -488,7 +488,7 @@ def _extra_validators(inputs: Mapping[str, Any]) -> list[MockValidator]:
 
 
 def _verify_with(*validators: MockValidator) -> VerifyImage:
-    from domain.policy import Policy, Rule
+    from connaisseur.domain.policy import Policy, Rule
 
     policy = Policy((Rule(pattern="*", validator=validators[0].name),))
     return VerifyImage(policy, {v.name: v for v in validators}, FakeMetrics())
@@ -497,7 +497,7 @@ def _verify_with(*validators: MockValidator) -> VerifyImage:
 def _verify_with_cache(
     *doubles: MockValidator, settings: Settings | None = None, metrics: FakeMetrics | None = None
 ) -> tuple[VerifyImage, UpstreamFormatCache]:
-    from domain.policy import Policy, Rule
+    from connaisseur.domain.policy import Policy, Rule
 
     if settings is None:
         policy = Policy((Rule(pattern="*", validator=doubles[0].name),))

@@ -19,15 +19,15 @@ import pytest
 import yaml
 from marshmallow import ValidationError
 
-from adapters.alerts import AiohttpAlertSink
-from adapters.http import HttpClient
-from application.alerting import AlertContext, AlertingSettings, Notifier, Receiver
-from application.deadline import Deadline
-from config.alerting import build_alerting, load_template, parse_headers, template_dirs
-from config.schema import AlertingSchema
-from domain.alert_template import AlertTemplate, payload_body
-from domain.errors import ConnaisseurError
-from domain.verdict import Outcome
+from connaisseur.adapters.alerts import AiohttpAlertSink
+from connaisseur.adapters.http import HttpClient
+from connaisseur.application.alerting import AlertContext, AlertingSettings, Notifier, Receiver
+from connaisseur.application.deadline import Deadline
+from connaisseur.config.alerting import build_alerting, load_template, parse_headers, template_dirs
+from connaisseur.config.schema import AlertingSchema
+from connaisseur.domain.alert_template import AlertTemplate, payload_body
+from connaisseur.domain.errors import ConnaisseurError
+from connaisseur.domain.verdict import Outcome
 from tests.support.fakes import FakeClock
 from tests.support.feature_doubles import Received, receiver_app
 from tests.support.servers import serving

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from application.settings import Features, ResourceValidationMode, Settings
-from config.env import apply_env, go_bool
-from config.loader import build_settings, load_settings, read_document
-from domain.errors import Category, ConfigError
+from connaisseur.application.settings import Features, ResourceValidationMode, Settings
+from connaisseur.config.env import apply_env, go_bool
+from connaisseur.config.loader import build_settings, load_settings, read_document
+from connaisseur.domain.errors import Category, ConfigError
 from tests.conformance.harness import cases, data_path, params
 
 NO_SECRETS = data_path("auth")

@@ -24,19 +24,19 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from adapters.http import HttpClient
-from adapters.registry import AiohttpRegistryClient
-from adapters.sigstore_trust import public_good_material
-from application.cosign import CosignValidator, transparency_switches
-from application.deadline import Deadline
-from application.settings import AuthSettings
-from config.auth import load_auth
-from config.loader import keyless_identity
-from domain.cosign import Verifier, load_verifier, resolve_trust_roots
-from domain.errors import ConnaisseurError
-from domain.image import ImageReference
-from domain.policy import RuleOptions
-from domain.trust import TrustRoot
+from connaisseur.adapters.http import HttpClient
+from connaisseur.adapters.registry import AiohttpRegistryClient
+from connaisseur.adapters.sigstore_trust import public_good_material
+from connaisseur.application.cosign import CosignValidator, transparency_switches
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.settings import AuthSettings
+from connaisseur.config.auth import load_auth
+from connaisseur.config.loader import keyless_identity
+from connaisseur.domain.cosign import Verifier, load_verifier, resolve_trust_roots
+from connaisseur.domain.errors import ConnaisseurError
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.trust import TrustRoot
 from tests.support.cosign import TreeRegistry, validator_settings
 from tests.support.fakes import FakeClock, unreachable_transparency_log
 

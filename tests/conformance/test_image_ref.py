@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from domain.errors import ConnaisseurError
-from domain.image import ImageReference, normalise_registry_repo
+from connaisseur.domain.errors import ConnaisseurError
+from connaisseur.domain.image import ImageReference, normalise_registry_repo
 from tests.conformance.harness import params
 
 

@@ -18,25 +18,25 @@ import aiohttp
 import pytest
 import yaml
 
-from adapters.http import HttpClient
-from adapters.notary import NotaryV1HttpClient
-from application.deadline import Deadline
-from application.notaryv1 import NotaryV1Validator, check_notaryv1_settings, notary_host
-from application.ports import Endpoint
-from application.settings import AuthSettings, Credentials, ValidatorSettings
-from config.loader import build_settings
-from domain.errors import Category, ConfigError, ConnaisseurError
-from domain.image import ImageReference
-from domain.notaryv1 import (
+from connaisseur.adapters.http import HttpClient
+from connaisseur.adapters.notary import NotaryV1HttpClient
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.notaryv1 import NotaryV1Validator, check_notaryv1_settings, notary_host
+from connaisseur.application.ports import Endpoint
+from connaisseur.application.settings import AuthSettings, Credentials, ValidatorSettings
+from connaisseur.config.loader import build_settings
+from connaisseur.domain.errors import Category, ConfigError, ConnaisseurError
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.notaryv1 import (
     BASE_ROLES,
     TrustedRepository,
     delegation_role_name,
     find_digest,
     pinned_keys,
 )
-from domain.policy import RuleOptions
-from domain.trust import TrustRoot, select_trust_roots
-from domain.tuf import Envelope, RoleKeys, check_expiry, check_hashes, parse_keys
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.trust import TrustRoot, select_trust_roots
+from connaisseur.domain.tuf import Envelope, RoleKeys, check_expiry, check_hashes, parse_keys
 from tests.support.fakes import FakeClock
 from tests.support.notary_mock import NotaryMock, notary_mock
 

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 import yaml
 
-from application.deadline import Deadline
-from application.notation import NotationValidator
-from application.settings import ValidatorSettings
-from config.loader import build_settings
-from domain.errors import ConnaisseurError
-from domain.image import ImageReference
-from domain.notation import NotationPolicy, NotationTrustStore, StoreType
-from domain.policy import RuleOptions
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.notation import NotationValidator
+from connaisseur.application.settings import ValidatorSettings
+from connaisseur.config.loader import build_settings
+from connaisseur.domain.errors import ConnaisseurError
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.notation import NotationPolicy, NotationTrustStore, StoreType
+from connaisseur.domain.policy import RuleOptions
 from tests.support.fake_oci_registry import FakeRegistry
 from tests.support.fakes import FakeClock
 

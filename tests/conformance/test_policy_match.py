@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from config.loader import load_settings
-from domain.errors import PolicyError
-from domain.image import ImageReference
-from domain.policy import Policy, Rule, Specificity, normalise_pattern
+from connaisseur.config.loader import load_settings
+from connaisseur.domain.errors import PolicyError
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import Policy, Rule, Specificity, normalise_pattern
 from tests.conformance.harness import data_path, params
 
 #: Cases whose upstream outcome changes under D1, and what we assert instead.

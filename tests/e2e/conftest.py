@@ -33,7 +33,7 @@ STATIC_CONFIG = {
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "entrypoints.cli", *args]
+    return [sys.executable, "-m", "connaisseur.entrypoints.cli", *args]
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,7 @@ async def cli(*args: str, env: dict[str, str] | None = None) -> Result:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "entrypoints.cli",
+        "connaisseur.entrypoints.cli",
         *args,
         cwd=ROOT,
         env={**os.environ, **(env or {})},

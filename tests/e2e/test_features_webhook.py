@@ -23,10 +23,10 @@ import pytest
 from aiohttp import web
 from dependency_injector import providers
 
-from application.validators import StaticValidator, build_validators
-from config.container import build_container
-from config.loader import load_settings
-from entrypoints.webhook import webhook_server
+from connaisseur.application.validators import StaticValidator, build_validators
+from connaisseur.config.container import build_container
+from connaisseur.config.loader import load_settings
+from connaisseur.entrypoints.webhook import webhook_server
 from tests.support.feature_doubles import (
     MockValidator,
     Received,

@@ -14,7 +14,7 @@ DATA = ROOT / "tests" / "conformance" / "data"
 
 def _review(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "entrypoints.cli", "review", "--format", "json", *args],
+        [sys.executable, "-m", "connaisseur.entrypoints.cli", "review", "--format", "json", *args],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,

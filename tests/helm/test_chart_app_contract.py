@@ -17,13 +17,13 @@ from typing import cast
 import pytest
 import yaml
 
-from adapters.cache import load_hmac_key
-from adapters.http import HttpClient
-from application.settings import Settings
-from config.alerting import build_alerting, template_dirs
-from config.container import make_child_approval
-from config.env import infrastructure
-from config.loader import load_settings
+from connaisseur.adapters.cache import load_hmac_key
+from connaisseur.adapters.http import HttpClient
+from connaisseur.application.settings import Settings
+from connaisseur.config.alerting import build_alerting, template_dirs
+from connaisseur.config.container import make_child_approval
+from connaisseur.config.env import infrastructure
+from connaisseur.config.loader import load_settings
 from tests.helm.conftest import (
     ALL_FEATURES,
     CHART,

@@ -117,7 +117,7 @@ def check_config(
         [
             sys.executable,
             "-m",
-            "entrypoints.cli",
+            "connaisseur.entrypoints.cli",
             "check-config",
             "--format",
             "json",

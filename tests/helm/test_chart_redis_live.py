@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from adapters.cache import RedisCache
-from adapters.metrics import PrometheusMetrics
-from application.ports import CachedResult
-from config.container import make_cache
+from connaisseur.adapters.cache import RedisCache
+from connaisseur.adapters.metrics import PrometheusMetrics
+from connaisseur.application.ports import CachedResult
+from connaisseur.config.container import make_cache
 from tests.helm.conftest import Manifest, find
 from tests.helm.pod import command_line, in_root
 from tests.helm.test_chart_app_contract import served_settings

@@ -106,6 +106,6 @@ def test_copied_sources_build_the_package_with_its_default_config(tmp_path: Path
     assert out.returncode == 0, out.stderr
     (wheel,) = (tmp_path / "wheels").glob("*.whl")
     contents = zipfile.ZipFile(wheel).namelist()
-    assert "config/default.yaml" in contents
-    assert "entrypoints/cli.py" in contents
+    assert "connaisseur/config/default.yaml" in contents
+    assert "connaisseur/entrypoints/cli.py" in contents
     assert any(n.endswith("entry_points.txt") for n in contents)

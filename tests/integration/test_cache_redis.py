@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from adapters.cache import RedisCache, load_hmac_key, redis_client
-from application.caching import cache_key
-from application.deadline import Deadline
-from application.ports import CachedResult
-from application.verify import CachePolicy, VerifyImage, VerifyImageCommand
-from domain.policy import Policy, Rule
+from connaisseur.adapters.cache import RedisCache, load_hmac_key, redis_client
+from connaisseur.application.caching import cache_key
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import CachedResult
+from connaisseur.application.verify import CachePolicy, VerifyImage, VerifyImageCommand
+from connaisseur.domain.policy import Policy, Rule
 from tests.support.fakes import FakeClock, FakeMetrics
 from tests.support.feature_doubles import MOCK_DIGEST, MockValidator
 from tests.support.servers import RedisServer, docker_available, redis_container, redis_server

@@ -18,16 +18,16 @@ import pytest
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from adapters.http import HttpClient
-from adapters.registry import AiohttpRegistryClient
-from application.cosign import CosignValidator
-from application.deadline import Deadline
-from application.ports import Endpoint
-from application.settings import AuthSettings, Credentials, ValidatorSettings
-from domain.errors import Category, ConnaisseurError
-from domain.image import ImageReference
-from domain.policy import RuleOptions
-from domain.trust import TrustRoot
+from connaisseur.adapters.http import HttpClient
+from connaisseur.adapters.registry import AiohttpRegistryClient
+from connaisseur.application.cosign import CosignValidator
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import Endpoint
+from connaisseur.application.settings import AuthSettings, Credentials, ValidatorSettings
+from connaisseur.domain.errors import Category, ConnaisseurError
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.trust import TrustRoot
 from tests.support.cosign import Signer, image_manifest, payload, sign_layout
 from tests.support.fakes import FakeClock, unreachable_transparency_log
 from tests.support.oci_push import Pusher

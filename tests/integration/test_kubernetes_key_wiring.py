@@ -18,12 +18,12 @@ import yaml
 from aiohttp import web
 from dependency_injector import providers
 
-from application.deadline import Deadline
-from config.container import Container, build_container
-from config.loader import load_settings
-from domain.errors import TrustRootError
-from domain.image import ImageReference
-from domain.policy import RuleOptions
+from connaisseur.application.deadline import Deadline
+from connaisseur.config.container import Container, build_container
+from connaisseur.config.loader import load_settings
+from connaisseur.domain.errors import TrustRootError
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import RuleOptions
 from tests.support.cosign import TreeRegistry
 from tests.support.servers import serving
 from tests.support.tls import make_tls, server_context

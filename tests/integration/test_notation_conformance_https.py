@@ -17,12 +17,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.http import HttpClient
-from adapters.registry import AiohttpRegistryClient
-from application.deadline import Deadline
-from application.notation import NotationValidator
-from domain.errors import Category, ConnaisseurError
-from domain.image import ImageReference
+from connaisseur.adapters.http import HttpClient
+from connaisseur.adapters.registry import AiohttpRegistryClient
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.notation import NotationValidator
+from connaisseur.domain.errors import Category, ConnaisseurError
+from connaisseur.domain.image import ImageReference
 from tests.conformance.test_notation import CASES, CLOCK, DATA, load_settings, rule_options
 from tests.support.fakes import FakeClock
 from tests.support.notation_tree_registry import NotationTreeRegistry

@@ -21,15 +21,15 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from adapters.http import HttpClient
-from adapters.registry import AiohttpRegistryClient
-from application.deadline import Deadline
-from application.notation import NotationValidator
-from application.settings import AuthSettings, Credentials, ValidatorSettings
-from domain.errors import Category, ConnaisseurError
-from domain.image import ImageReference
-from domain.policy import RuleOptions
-from domain.trust import TrustRoot
+from connaisseur.adapters.http import HttpClient
+from connaisseur.adapters.registry import AiohttpRegistryClient
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.notation import NotationValidator
+from connaisseur.application.settings import AuthSettings, Credentials, ValidatorSettings
+from connaisseur.domain.errors import Category, ConnaisseurError
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.trust import TrustRoot
 from tests.support.cosign import image_manifest
 from tests.support.fakes import FakeClock
 from tests.support.notation_oci import (

@@ -15,13 +15,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.http import HttpClient
-from adapters.registry import AiohttpRegistryClient
-from application.deadline import Deadline
-from application.ports import Endpoint
-from application.settings import AuthSettings
-from domain.errors import Category, ConnaisseurError
-from domain.image import ImageReference
+from connaisseur.adapters.http import HttpClient
+from connaisseur.adapters.registry import AiohttpRegistryClient
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import Endpoint
+from connaisseur.application.settings import AuthSettings
+from connaisseur.domain.errors import Category, ConnaisseurError
+from connaisseur.domain.image import ImageReference
 from tests.support.cosign import image_manifest
 from tests.support.fakes import FakeClock
 from tests.support.oci_push import Pusher

@@ -22,7 +22,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from domain.cosign import SIMPLE_SIGNING_MEDIA_TYPE, RekorEntry, log_id
+from connaisseur.domain.cosign import SIMPLE_SIGNING_MEDIA_TYPE, RekorEntry, log_id
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
@@ -283,11 +283,11 @@ def validator_settings(doc: Any, secrets_dir: Path) -> Any:
 
     A stand-in for the lead's config loader, limited to the keys cosign uses.
     """
-    from application.settings import TransparencySettings, ValidatorSettings
-    from config.auth import load_auth
-    from config.loader import keyless_identity
-    from domain.errors import ConfigError
-    from domain.trust import TrustRoot
+    from connaisseur.application.settings import TransparencySettings, ValidatorSettings
+    from connaisseur.config.auth import load_auth
+    from connaisseur.config.loader import keyless_identity
+    from connaisseur.domain.errors import ConfigError
+    from connaisseur.domain.trust import TrustRoot
 
     if not isinstance(doc, dict):
         raise ConfigError("validator: unmarshal error: not a mapping")

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from application.deadline import Deadline
-from application.ports import Endpoint, Manifest, Registry
-from domain.errors import Category, ConnaisseurError, VerificationError
-from domain.image import ImageReference
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import Endpoint, Manifest, Registry
+from connaisseur.domain.errors import Category, ConnaisseurError, VerificationError
+from connaisseur.domain.image import ImageReference
 
 
 def sha256(data: bytes) -> str:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from application.deadline import Deadline
-from application.ports import Clock, Metrics, TransparencyLog
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import Clock, Metrics, TransparencyLog
 
 DEFAULT_NOW = datetime(2026, 11, 29, tzinfo=UTC)
 

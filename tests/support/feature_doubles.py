@@ -11,12 +11,12 @@ from typing import Any
 
 from aiohttp import web
 
-from application.deadline import Deadline
-from application.ports import CachedResult
-from domain.errors import Category, VerificationError
-from domain.image import ImageReference
-from domain.policy import RuleOptions
-from domain.verdict import TrustedDigest
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import CachedResult
+from connaisseur.domain.errors import Category, VerificationError
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.verdict import TrustedDigest
 
 MOCK_DIGEST = "sha256:1234567890123456123456789012345612345678901234561234567890123456"
 

@@ -9,8 +9,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import BaseTestServer, TestClient
 
-from config.container import Container
-from entrypoints.webhook import webhook_server
+from connaisseur.config.container import Container
+from connaisseur.entrypoints.webhook import webhook_server
 
 
 class WebhookTestServer(BaseTestServer):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from application.deadline import Deadline
-from domain.errors import Category, VerificationError
-from domain.image import ImageReference
-from domain.policy import RuleOptions
-from domain.verdict import TrustedDigest
+from connaisseur.application.deadline import Deadline
+from connaisseur.domain.errors import Category, VerificationError
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.verdict import TrustedDigest
 
 DIGEST = "sha256:" + "ab" * 32
 

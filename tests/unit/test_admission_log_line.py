@@ -10,10 +10,10 @@ from datetime import datetime
 
 import pytest
 
-from application.review import ReviewCommand
-from domain.errors import Category
-from domain.verdict import ImageVerdict, Outcome, RequestVerdict, SkipReason
-from entrypoints.logs import configure_logging, log_admission
+from connaisseur.application.review import ReviewCommand
+from connaisseur.domain.errors import Category
+from connaisseur.domain.verdict import ImageVerdict, Outcome, RequestVerdict, SkipReason
+from connaisseur.entrypoints.logs import configure_logging, log_admission
 
 COMMAND = ReviewCommand(
     uid="0b6b5d1e", kind="Deployment", operation="CREATE", namespace="shop", object={}

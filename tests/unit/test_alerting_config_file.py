@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from config.loader import load_settings
-from domain.errors import Category, ConfigError
+from connaisseur.config.loader import load_settings
+from connaisseur.domain.errors import Category, ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 APP: dict[str, Any] = {
@@ -126,7 +126,7 @@ def test_regression_an_invalid_receiver_url_is_not_echoed(tmp_path: Path, url: s
         [
             sys.executable,
             "-m",
-            "entrypoints.cli",
+            "connaisseur.entrypoints.cli",
             "check-config",
             "--format",
             "json",

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from application.settings import Settings
-from config.container import Container, build_container
-from entrypoints import cli
+from connaisseur.application.settings import Settings
+from connaisseur.config.container import Container, build_container
+from connaisseur.entrypoints import cli
 from tests.conformance.harness import add_extra_validators
 from tests.support.feature_doubles import MOCK_DIGEST, MockValidator
 

@@ -11,11 +11,11 @@ import aiohttp
 import pytest
 import yaml
 
-from application.settings import ResourceValidationMode
-from config.container import build_container
-from config.loader import DEFAULT_CONFIG, build_settings, load_settings
-from domain.errors import Category, ConfigError
-from domain.image import ImageReference
+from connaisseur.application.settings import ResourceValidationMode
+from connaisseur.config.container import build_container
+from connaisseur.config.loader import DEFAULT_CONFIG, build_settings, load_settings
+from connaisseur.domain.errors import Category, ConfigError
+from connaisseur.domain.image import ImageReference
 
 KEY = """-----BEGIN PUBLIC KEY-----
 MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEsx28WV7BsQfnHF1kZmpdCTTLJaWe

@@ -19,14 +19,20 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from application.cosign import CosignValidator
-from application.deadline import Deadline
-from application.settings import TransparencySettings, ValidatorSettings
-from domain.cosign import BUNDLE_ANNOTATION, signature_tag
-from domain.errors import Category, ConfigError, ConnaisseurError, TrustRootError, VerificationError
-from domain.image import ImageReference
-from domain.policy import RuleOptions
-from domain.trust import KeylessIdentity, TrustRoot
+from connaisseur.application.cosign import CosignValidator
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.settings import TransparencySettings, ValidatorSettings
+from connaisseur.domain.cosign import BUNDLE_ANNOTATION, signature_tag
+from connaisseur.domain.errors import (
+    Category,
+    ConfigError,
+    ConnaisseurError,
+    TrustRootError,
+    VerificationError,
+)
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.trust import KeylessIdentity, TrustRoot
 from tests.support.cosign import (
     FakeRekor,
     Layout,
@@ -499,7 +505,7 @@ def test_kms_key_references_fail_at_load_as_not_supported(ref: str) -> None:
 
 
 def test_malformed_signature_manifest_layers_are_bounded() -> None:
-    from domain.cosign import MAX_SIGNATURE_LAYERS, signature_layers
+    from connaisseur.domain.cosign import MAX_SIGNATURE_LAYERS, signature_layers
 
     layer = {"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": "sha256:x"}
     with pytest.raises(VerificationError) as err:

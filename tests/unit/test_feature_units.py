@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from adapters.cache import InMemoryCache
-from application.caching import definitive, fingerprint_hash, rule_fingerprint
-from application.ports import CachedResult
-from application.settings import ValidatorSettings
-from config.env import infrastructure
-from domain.errors import Category
-from domain.policy import Rule, RuleOptions
-from domain.verdict import ImageVerdict
+from connaisseur.adapters.cache import InMemoryCache
+from connaisseur.application.caching import definitive, fingerprint_hash, rule_fingerprint
+from connaisseur.application.ports import CachedResult
+from connaisseur.application.settings import ValidatorSettings
+from connaisseur.config.env import infrastructure
+from connaisseur.domain.errors import Category
+from connaisseur.domain.policy import Rule, RuleOptions
+from connaisseur.domain.verdict import ImageVerdict
 
 
 class Ticks:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from domain.errors import Category, InvalidReferenceError
-from domain.image import ImageReference, normalise_registry_repo
+from connaisseur.domain.errors import Category, InvalidReferenceError
+from connaisseur.domain.image import ImageReference, normalise_registry_repo
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 

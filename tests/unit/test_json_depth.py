@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from entrypoints.admission import BadRequestError, decode_json
+from connaisseur.entrypoints.admission import BadRequestError, decode_json
 
 LIMIT = 100
 

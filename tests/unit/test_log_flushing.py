@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from entrypoints.logs import JsonFormatter, LoopFlushingHandler
+from connaisseur.entrypoints.logs import JsonFormatter, LoopFlushingHandler
 
 
 class CountingStream(io.StringIO):

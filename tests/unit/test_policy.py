@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from domain.errors import Category, PolicyError
-from domain.image import ImageReference
-from domain.policy import Policy, Rule, normalise_pattern
+from connaisseur.domain.errors import Category, PolicyError
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import Policy, Rule, normalise_pattern
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters.metrics import PrometheusMetrics
+from connaisseur.adapters.metrics import PrometheusMetrics
 
 
 def samples(metrics: PrometheusMetrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -66,7 +66,7 @@ def without_created(text: str) -> list[str]:
 def test_tallied_metrics_expose_exactly_what_prometheus_client_would() -> None:
     from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-    from adapters.metrics import TallyCounter, TallyHistogram
+    from connaisseur.adapters.metrics import TallyCounter, TallyHistogram
 
     buckets = (0.001, 0.0025, 1, 30)
     real, tally = CollectorRegistry(), CollectorRegistry()

@@ -17,13 +17,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.http import HttpClient
-from adapters.registry import REFERRERS_API_MEMORY_SECONDS, AiohttpRegistryClient
-from application.deadline import Deadline
-from application.ports import Endpoint
-from application.settings import AuthSettings
-from domain.errors import Category, VerificationError
-from domain.image import ImageReference
+from connaisseur.adapters.http import HttpClient
+from connaisseur.adapters.registry import REFERRERS_API_MEMORY_SECONDS, AiohttpRegistryClient
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import Endpoint
+from connaisseur.application.settings import AuthSettings
+from connaisseur.domain.errors import Category, VerificationError
+from connaisseur.domain.image import ImageReference
 from tests.support.fakes import FakeClock
 
 SUBJECT = "sha256:" + "ab" * 32

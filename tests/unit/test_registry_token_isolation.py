@@ -11,14 +11,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.clock import SystemClock
-from adapters.http import HttpClient
-from adapters.registry import AiohttpRegistryClient
-from application.deadline import Deadline
-from application.ports import Endpoint
-from application.settings import AuthSettings, Credentials
-from domain.errors import Category, VerificationError
-from domain.image import ImageReference
+from connaisseur.adapters.clock import SystemClock
+from connaisseur.adapters.http import HttpClient
+from connaisseur.adapters.registry import AiohttpRegistryClient
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import Endpoint
+from connaisseur.application.settings import AuthSettings, Credentials
+from connaisseur.domain.errors import Category, VerificationError
+from connaisseur.domain.image import ImageReference
 
 MANIFEST = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}'
 DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()

@@ -7,15 +7,20 @@ from typing import Any
 
 import pytest
 
-from application.deadline import Deadline, request_budget
-from application.review import DETECTION_WARNING, PODS_ONLY_WARNING, ReviewAdmission, ReviewCommand
-from application.settings import Features, ResourceValidationMode, ValidatorSettings
-from application.validators import StaticValidator, Validator
-from application.verify import VerifyImage, VerifyImageCommand
-from domain.errors import Category
-from domain.policy import Mode, Policy, Rule, RuleOptions
-from domain.verdict import Outcome as RequestOutcome
-from domain.verdict import SkipReason
+from connaisseur.application.deadline import Deadline, request_budget
+from connaisseur.application.review import (
+    DETECTION_WARNING,
+    PODS_ONLY_WARNING,
+    ReviewAdmission,
+    ReviewCommand,
+)
+from connaisseur.application.settings import Features, ResourceValidationMode, ValidatorSettings
+from connaisseur.application.validators import StaticValidator, Validator
+from connaisseur.application.verify import VerifyImage, VerifyImageCommand
+from connaisseur.domain.errors import Category
+from connaisseur.domain.policy import Mode, Policy, Rule, RuleOptions
+from connaisseur.domain.verdict import Outcome as RequestOutcome
+from connaisseur.domain.verdict import SkipReason
 from tests.support.fakes import FakeClock, FakeMetrics
 from tests.unit.fakes import DIGEST, FakeValidator, Outcome
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from application.deadline import Deadline
-from application.settings import ValidatorSettings
-from application.validators import StaticValidator, Validator
-from application.verify import VerifyImage, VerifyImageCommand
-from domain.errors import Category
-from domain.image import ImageReference
-from domain.policy import Mode, Policy, Rule, RuleOptions
-from domain.verdict import ImageVerdict, SkipReason, TrustedDigest
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.settings import ValidatorSettings
+from connaisseur.application.validators import StaticValidator, Validator
+from connaisseur.application.verify import VerifyImage, VerifyImageCommand
+from connaisseur.domain.errors import Category
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import Mode, Policy, Rule, RuleOptions
+from connaisseur.domain.verdict import ImageVerdict, SkipReason, TrustedDigest
 
 DIGEST = "sha256:" + "a" * 64
 

@@ -8,8 +8,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from domain.errors import Category, TrustRootError
-from domain.trust import (
+from connaisseur.domain.errors import Category, TrustRootError
+from connaisseur.domain.trust import (
     TrustRoot,
     load_certificates,
     load_public_key,

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from domain.errors import Category, WorkloadError
-from domain.workload import ContainerSlot, Workload
+from connaisseur.domain.errors import Category, WorkloadError
+from connaisseur.domain.workload import ContainerSlot, Workload
 
 POD_SPEC = {
     "containers": [{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}],

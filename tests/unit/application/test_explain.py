@@ -6,9 +6,9 @@ from pathlib import Path
 
 import yaml
 
-from application.explain import ExplainImage, Explanation
-from config.loader import build_settings
-from domain.errors import Category
+from connaisseur.application.explain import ExplainImage, Explanation
+from connaisseur.config.loader import build_settings
+from connaisseur.domain.errors import Category
 
 KEY_CONFIG = """
 validators:

@@ -7,20 +7,20 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from application.deadline import Deadline
-from application.notaryv1 import (
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.notaryv1 import (
     DEFAULT_NOTARY_HOST,
     NotaryV1Validator,
     check_notaryv1_settings,
     notary_auth,
     notary_host,
 )
-from application.ports import Endpoint, Notary
-from application.settings import AuthSettings, Credentials, ValidatorSettings
-from domain.errors import Category, ConfigError, ConnaisseurError, TrustRootError
-from domain.image import ImageReference
-from domain.policy import RuleOptions
-from domain.trust import TrustRoot
+from connaisseur.application.ports import Endpoint, Notary
+from connaisseur.application.settings import AuthSettings, Credentials, ValidatorSettings
+from connaisseur.domain.errors import Category, ConfigError, ConnaisseurError, TrustRootError
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.trust import TrustRoot
 from tests.support.fakes import FakeClock
 from tests.support.notary_sim import NotaryV1Simulator, digest_of
 

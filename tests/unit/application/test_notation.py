@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from application.deadline import Deadline
-from application.notation import NotationValidator
-from application.ports import Manifest
-from application.settings import ValidatorSettings
-from domain.errors import Category, ConfigError, TrustRootError, VerificationError
-from domain.image import ImageReference
-from domain.policy import RuleOptions
-from domain.trust import TrustRoot
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.notation import NotationValidator
+from connaisseur.application.ports import Manifest
+from connaisseur.application.settings import ValidatorSettings
+from connaisseur.domain.errors import Category, ConfigError, TrustRootError, VerificationError
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.trust import TrustRoot
 from tests.support.fake_oci_registry import FakeRegistry
 from tests.support.fakes import FakeClock
 from tests.support.notation_signing import (

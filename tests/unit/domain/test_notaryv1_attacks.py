@@ -15,9 +15,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from domain.errors import Category, VerificationError
-from domain.notaryv1 import pinned_keys, roles_to_fetch, verify_notary_image
-from domain.trust import TrustRoot
+from connaisseur.domain.errors import Category, VerificationError
+from connaisseur.domain.notaryv1 import pinned_keys, roles_to_fetch, verify_notary_image
+from connaisseur.domain.trust import TrustRoot
 from tests.support.notary_sim import NotaryV1Simulator, SimKey, digest_of, sim_key
 
 NOW = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)

@@ -12,9 +12,9 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from application.notation_envelopes import parse_envelope
-from domain.errors import Category, TrustRootError, VerificationError
-from domain.notation import (
+from connaisseur.application.notation_envelopes import parse_envelope
+from connaisseur.domain.errors import Category, TrustRootError, VerificationError
+from connaisseur.domain.notation import (
     MEDIA_TYPE_COSE,
     MEDIA_TYPE_JWS,
     NotationPolicy,
@@ -27,8 +27,8 @@ from domain.notation import (
     no_signature_error,
     verify_signature,
 )
-from domain.policy import RuleOptions
-from domain.trust import TrustRoot
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.trust import TrustRoot
 from tests.support.notation_signing import (
     DAY,
     REAL_NOW,
