@@ -68,7 +68,9 @@ class Workload:
             raise WorkloadError(f'unknown workload kind "{kind}"')
         if not _is_object(obj):
             raise WorkloadError("object is not a JSON object", category=Category.NO_CONTAINERS)
-        meta = obj.get("metadata") or {}
+        meta = obj.get("metadata")
+        if meta is None:
+            meta = {}
         if not _is_object(meta):
             raise WorkloadError("metadata is not a JSON object", category=Category.NO_CONTAINERS)
         slots = container_slots(kind, obj)
@@ -113,7 +115,9 @@ def container_slots(kind: str, obj: Mapping[str, Any]) -> tuple[ContainerSlot, .
         return ()
     slots = []
     for ctype in types:
-        containers = spec.get(ctype) or []
+        containers = spec.get(ctype)
+        if containers is None:
+            continue
         if not isinstance(containers, list):
             raise WorkloadError(f"{ctype} is not a list", category=Category.NO_CONTAINERS)
         for index, container in enumerate(containers):

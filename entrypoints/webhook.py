@@ -31,6 +31,7 @@ from connaisseur.application.settings import Limits
 from connaisseur.config.container import Container, close_resources
 from connaisseur.entrypoints.admission import (
     BadRequestError,
+    MalformedRequestError,
     decode_json,
     error_review,
     parse_review,
@@ -145,9 +146,22 @@ class Mutate:
             )
         except web.HTTPRequestEntityTooLarge:
             return _text(413, f"request body exceeds {self._limits.max_body_bytes} bytes")
+        except MalformedRequestError as e:
+            return _json(self._deny_malformed(e))
         except BadRequestError as e:
-            return _text(400, str(e))
+            return _text(400, e.message)
         return _json(await self._answer(command, api_version))
+
+    def _deny_malformed(self, error: MalformedRequestError) -> dict[str, object]:
+        """A readable request with a field of the wrong type: denied, counted and logged."""
+        verdict = error.verdict()
+        self._metrics.admission(False, False, 0.0)
+        log_admission(
+            ReviewCommand(uid=error.uid, kind="", operation="", namespace="", object=None),
+            verdict,
+            0.0,
+        )
+        return render_review(verdict, error.api_version)
 
     def _budget(self, request: web.BaseRequest) -> float:
         raw = request.query.get("timeout")
