@@ -1,7 +1,7 @@
 """Notary v1 server client: ping, token flow, and concurrent fetches of TUF role files.
 
 Implements :class:`application.ports.Notary` over the shared :class:`adapters.http.HttpClient`
-(size caps, deadline timeouts, error translation). The flow follows connaisseur-v3.md §5.2.3:
+(size caps, deadline timeouts, error translation). The flow is the Docker client's:
 ``GET /v2/``; on 401 the ``WWW-Authenticate`` challenge decides between a Bearer token (pull scope
 of the GUN, Basic credentials when configured) and plain Basic auth. Challenges and tokens are
 remembered so that a warm verification costs one concurrent round of role fetches.
@@ -192,7 +192,7 @@ class NotaryV1HttpClient(Notary):
 
 
 def _credentials(endpoint: Endpoint, host: str) -> Credentials | None:
-    """Credentials for the Notary host (§6.2 longest-prefix lookup)."""
+    """Credentials for the Notary host (longest-prefix lookup)."""
     return endpoint.auth.lookup(host)
 
 

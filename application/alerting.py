@@ -1,4 +1,4 @@
-"""Alerting (connaisseur-v3.md §7.7): notify receivers of admitted and rejected requests.
+"""Alerting, as Connaisseur v3 configures it: notify receivers of admitted and rejected requests.
 
 Differences from Connaisseur, on purpose:
 * every send has a timeout: blocking receivers (``failIfAlertSendingFails``) draw on the
@@ -69,7 +69,7 @@ class AlertContext:
 
 
 def alert_context(uid: str, namespace: str, verdict: RequestVerdict) -> AlertContext:
-    """The alert for ``verdict`` as decided before detection/pods-only overrides (§7.7)."""
+    """The alert for ``verdict`` as decided before detection/pods-only overrides."""
     outcome = verdict.outcome
     if outcome in ADMIT_OUTCOMES:
         message = "CONNAISSEUR admitted a request"

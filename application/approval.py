@@ -1,4 +1,4 @@
-"""Automatic child approval, earned (product.md D10; connaisseur-v3.md §7.1).
+"""Automatic child approval, earned (D10, docs/decisions/0010-child-approval-is-earned.md).
 
 A child (a Pod of a ReplicaSet, a ReplicaSet of a Deployment, a Job of a CronJob, ...) is
 admitted without verifying its images again only if an owner named in its ``ownerReferences``
@@ -42,7 +42,8 @@ class ChildApproval:
         return frozenset()
 
     async def parent_images(self, child: Workload, deadline: Deadline) -> list[str]:
-        """Images of every valid owner, concatenated in owner order (§14.5 #52)."""
+        """Images of every valid owner, concatenated in owner order, as Connaisseur v3
+        lists them."""
         return [image for images in await self._owner_images(child, deadline) for image in images]
 
     async def _owner_images(self, child: Workload, deadline: Deadline) -> list[list[str]]:

@@ -1,4 +1,6 @@
-"""The honest cache (product.md D5): what is cached, under which key, and how it is replayed.
+"""The honest cache: what is cached, under which key, and how it is replayed.
+
+D5, docs/decisions/0005-honest-cache.md.
 
 * Key: the raw image string plus a hash of the effective rule (pattern, options) and the
   validator's configuration — a configuration change never reuses an old verdict.

@@ -72,7 +72,7 @@ def rekor_url(value: str | None, validator: str) -> str:
 
 
 def transparency_switches(options: RuleOptions) -> tuple[bool, bool]:
-    """(verify in the transparency log, verify SCTs): both default to true (§5.3.2)."""
+    """(verify in the transparency log, verify SCTs): both default to true, as in Connaisseur v3."""
     return options.verify_in_transparency_log is not False, options.verify_sct is not False
 
 
@@ -91,7 +91,7 @@ class CosignValidator:
         kubernetes: KubernetesApi | None = None,
         public_good: TransparencyMaterial | None = None,
     ) -> None:
-        """Check the configuration now, so that errors stop start-up (§5.3.1).
+        """Check the configuration now, so that errors stop start-up.
 
         Raises:
             ConfigError: no trust roots, bad Rekor URL, bad ``cert``/``host`` material,

@@ -57,7 +57,7 @@ class ExplainImage:
 def _trust_roots(
     validator: ValidatorSettings, rule: Rule
 ) -> tuple[tuple[str, ...], ConnaisseurError | None]:
-    """The trust roots the rule selects (§4.5); static validators have none."""
+    """The trust roots the rule selects; static validators have none."""
     if validator.type == "static":
         return (), None
     try:

@@ -1,5 +1,6 @@
 """The ``notaryv1`` validator: fetch a GUN's trust data through the Notary port, judge it in
-``domain.notaryv1``, and return the trusted digest to pin (connaisseur-v3.md §5.2, D4).
+``domain.notaryv1``, and return the trusted digest to pin (D4,
+docs/decisions/0004-notary-v1-strictness.md).
 
 Also the load-time checks of a ``notaryv1`` validator entry (host, trust roots, pinned keys,
 ``cert``) that the configuration loader calls, so a bad entry stops start-up.
@@ -32,7 +33,7 @@ _AUTHORITY = re.compile(
 
 
 def notary_host(host: str | None) -> str:
-    """The Notary base URL: empty → Docker Hub's Notary; no scheme → ``https://`` (§5.2.1)."""
+    """The Notary base URL: empty → Docker Hub's Notary; no scheme → ``https://`` (as v3)."""
     if not host:
         return DEFAULT_NOTARY_HOST
     return host if _SCHEME.match(host) else f"https://{host}"
@@ -75,7 +76,8 @@ def check_notaryv1_settings(settings: ValidatorSettings) -> None:
 
 
 def notary_auth(auth: AuthSettings, host_url: str) -> AuthSettings:
-    """A lone ``EMPTYAUTH`` entry (secret without ``registry``) is keyed to the host (§5.2.1)."""
+    """A lone ``EMPTYAUTH`` entry (secret without ``registry``) is keyed to the host, as in
+    Connaisseur v3."""
     if len(auth.credentials) == 1 and auth.credentials[0][0] == "EMPTYAUTH":
         host = urlsplit(host_url).netloc
         return AuthSettings(

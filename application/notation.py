@@ -1,7 +1,8 @@
 """The ``notation`` validator: fetch Notary Project signatures through the Registry port, judge
-them with :mod:`domain.notation`, and return the trusted digest (connaisseur-v3.md §5.4).
+them with :mod:`domain.notation`, and return the trusted digest.
 
-Sequential round trips (after auth), the fewest the protocol allows (product.md §5):
+Sequential round trips (after auth), the fewest the protocol allows
+(docs/decisions/0018-performance-targets.md):
 
 1. the image manifest by tag — one GET resolves the tag and gives the size and media type the
    signed target descriptor is checked against (for ``repo@digest`` this GET goes out together

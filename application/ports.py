@@ -53,7 +53,7 @@ class Manifest:
 
 
 class Registry(Protocol):
-    """OCI distribution API client (issue 3).
+    """OCI distribution API client.
 
     Methods may be called concurrently (one verification overlaps independent fetches); a
     shared authentication step is then done once.
@@ -109,7 +109,7 @@ class Registry(Protocol):
 
 
 class Notary(Protocol):
-    """Notary v1 server client (issue 4).
+    """Notary v1 server client.
 
     Errors: ``no_trust_data`` (404 on root), ``fetch_failed`` / ``unavailable`` / ``timeout`` /
     ``unauthorized`` / ``rate_limited`` (transport and status), ``malformed_trust_data``.
@@ -123,7 +123,7 @@ class Notary(Protocol):
 
 
 class TransparencyLog(Protocol):
-    """Rekor client for signatures without an offline bundle (issue 3)."""
+    """Rekor client for signatures without an offline bundle."""
 
     async def find_entries(
         self, host: str, artifact_hash: str, deadline: Deadline
@@ -142,7 +142,9 @@ class CachedResult:
 
 
 class Cache(Protocol):
-    """Shared verification cache (issue 6, D5). Never raises: an outage is a miss.
+    """Shared verification cache (D5, docs/decisions/0005-honest-cache.md).
+
+    Never raises: an outage is a miss.
 
     Implementations bound their own waits (short timeouts), since a lookup only saves work.
     """
@@ -166,7 +168,7 @@ class Alert:
 
 
 class AlertSink(Protocol):
-    """Delivers alert notifications (issue 6).
+    """Delivers alert notifications.
 
     Errors: ``ConnaisseurError`` with category ``send_failed``.
     """
@@ -175,7 +177,7 @@ class AlertSink(Protocol):
 
 
 class KubernetesApi(Protocol):
-    """Read-only access to workload objects, for automatic child approval (issue 6)."""
+    """Read-only access to workload objects, for automatic child approval."""
 
     async def get(
         self, api_version: str, kind: str, namespace: str, name: str, deadline: Deadline

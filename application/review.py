@@ -57,7 +57,7 @@ class ReviewAdmission:
         self._clock = clock
         self._metrics = metrics
         # Child approval only where every kind is enforced: in podsOnly mode the owner was
-        # admitted unverified, so its images prove nothing (§7.1; warned once at start-up).
+        # admitted unverified, so its images prove nothing (D10; warned once at start-up).
         enabled = (
             features.automatic_child_approval
             and features.resource_validation_mode is ResourceValidationMode.ALL

@@ -27,7 +27,8 @@ class AuthSettings:
     credentials: tuple[tuple[str, Credentials], ...] = field(default=(), repr=False)
 
     def lookup(self, registry: str, repository: str = "") -> Credentials | None:
-        """Longest-prefix match of ``registry/repository`` among the keys (§6.2)."""
+        """Longest-prefix match of ``registry/repository`` among the keys, as Connaisseur v3 looks
+        credentials up."""
         target = f"{registry}/{repository}" if repository else registry
         best: tuple[int, Credentials] | None = None
         for key, creds in self.credentials:
@@ -52,7 +53,7 @@ class TransparencySettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ValidatorSettings:
-    """One entry of ``validators`` (connaisseur-v3.md §9.2)."""
+    """One entry of ``validators``."""
 
     name: str
     type: str
@@ -89,7 +90,7 @@ class NamespacedValidationMode(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Features:
-    """``application.features`` with Connaisseur's defaults (§9.1), env overrides applied."""
+    """``application.features`` with Connaisseur's defaults, env overrides applied."""
 
     automatic_child_approval: bool = True
     automatic_unchanged_approval: bool = False
@@ -114,7 +115,7 @@ class Limits:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Infrastructure:
-    """Where the process finds its surroundings (§9.4, §9.5), read from the environment once."""
+    """Where the process finds its surroundings (Connaisseur's paths), read from the env once."""
 
     redis_host: str | None = None
     redis_port: int = 6379

@@ -1,4 +1,4 @@
-"""Benchmark: the webhook against the Python limit on this machine (product.md §5).
+"""Benchmark: the webhook against the Python limit on this machine.
 
 Starts ``connaisseur serve`` with static validators (``bench/static-config.yaml``), the bare
 reference server (``bench/bare_server.py``, the Python limit) and, unless ``--no-floor``, a
@@ -11,7 +11,7 @@ a wrk error), never on missed targets. See bench/README.md.
 
 After the table, ``--soak`` seconds of sustained load on the webhook sample its resident set
 size (RSS) at six marks; RSS is also read before and after every run (memory stays flat,
-product.md §5).
+docs/decisions/0018-performance-targets.md).
 
     .venv/bin/python -m bench.webhook [--duration 5] [--rounds 2] [--concurrency 1,10,64]
                                       [--soak 60]
@@ -438,7 +438,7 @@ def _mib(kib: int | None) -> str:
 
 
 def memory_report(runs: list[Run], concurrencies: list[int]) -> list[str]:
-    """Server RSS after warm-up and after each concurrency's runs (product.md §5)."""
+    """Server RSS after warm-up and after each concurrency's runs (flat is the target)."""
     lines = [
         "| server | after warm-up MiB | "
         + " | ".join(f"after c={c} MiB" for c in concurrencies)

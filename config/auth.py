@@ -1,4 +1,4 @@
-"""A validator's ``auth`` block → :class:`AuthSettings` (connaisseur-v3.md §6.1, read at start-up).
+"""A validator's ``auth`` block → :class:`AuthSettings`, read at start-up.
 
 Forms: ``secretName`` (files of a mounted secret: ``secret.yaml`` first, else
 ``.dockerconfigjson``), ``useKeychain`` (recorded; only when there is no ``secretName``), and the

@@ -1,4 +1,4 @@
-"""Connaisseur's environment variables (§9.4), read once at start-up; they override the file."""
+"""Connaisseur's environment variables, read once at start-up; they override the file."""
 
 from __future__ import annotations
 

@@ -59,7 +59,8 @@ class TrustRootSchema(_Strict):
 class AuthSchema(_Strict):
     secretName = fields.String(validate=_non_empty)
     useKeychain = fields.Boolean()
-    # Chart-level convenience (connaisseur-v3.md §6.1): inline credentials in a values file.
+    # Chart-level convenience, as in Connaisseur's chart: inline credentials in a values file
+    # (docs/decisions/0015-credentials-name-their-registry.md).
     username = fields.String()
     password = fields.String()
     registry = fields.String()

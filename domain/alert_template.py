@@ -1,4 +1,4 @@
-"""Alert payload templates: ``{{ placeholder }}`` substitution with JSON-safe escaping (§7.7).
+"""Alert payload templates: ``{{ placeholder }}`` substitution with JSON-safe escaping.
 
 A template is parsed once (at start-up) into literal text and placeholders, so an unknown
 placeholder or a stray ``{{{`` is a start-up error rather than a failed alert at 3 a.m. Values
@@ -17,7 +17,7 @@ from typing import Any
 
 from connaisseur.domain.errors import Category, ConnaisseurError
 
-#: Every placeholder a template may use (connaisseur-v3.md §7.7 step 3).
+#: Every placeholder a template may use: Connaisseur v3's set, so its templates keep working.
 PLACEHOLDERS = frozenset(
     {
         "alert_message",

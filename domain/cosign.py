@@ -118,7 +118,7 @@ def override_material(
     ct_log_pubkey: str | None,
     validator: str,
 ) -> TransparencyMaterial:
-    """The public-good material with the validator's ``host`` overrides applied (§5.3.1).
+    """The public-good material with the validator's ``host`` overrides applied.
 
     A configured ``fulcioCert`` is used as roots only, without the default intermediates.
 
@@ -162,7 +162,8 @@ class Verifier:
 
 
 def load_verifier(root: TrustRoot) -> Verifier:
-    """Turn a trust root into a verifier; a ``key`` wins over ``keyless`` (§5.3.1).
+    """Turn a trust root into a verifier; a ``key`` wins over ``keyless``
+    (as in Connaisseur v3).
 
     Raises:
         TrustRootError: ``invalid_key`` when the key is neither PEM nor a key reference.
@@ -242,7 +243,7 @@ def resolve_trust_roots(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Selection:
-    """Which verifiers run for a rule and how many distinct signers must succeed (§5.3.4)."""
+    """Which verifiers run for a rule and how many distinct signers must succeed (D3)."""
 
     verifiers: tuple[Verifier, ...]
     threshold: int
@@ -255,7 +256,7 @@ def select_verifiers(
     threshold: int | None,
     required: Sequence[str],
 ) -> Selection:
-    """Apply §5.3.4/§5.3.5 step 4 to a rule's ``trustRoot``, ``threshold`` and ``required``.
+    """The verifiers and signer count for a rule's ``trustRoot``, ``threshold`` and ``required``.
 
     Raises:
         TrustRootError: a named or required trust root does not exist.
@@ -696,7 +697,8 @@ def _der_utf8(der: bytes) -> str:
 
 
 def identity_matches(identity: KeylessIdentity, issuer: str, subject: str) -> bool:
-    """Exact match, or regex *searched* anywhere in the value (not anchored, §5.3.1)."""
+    """Exact match, or regex *searched* anywhere in the value (not anchored,
+    as Connaisseur v3 matches identities)."""
     issuer_ok = (
         issuer == identity.issuer
         if identity.issuer
@@ -790,7 +792,8 @@ def check_signature(
 ) -> bytes:
     """Verify one signature layer for one verifier; return the signer's SPKI fingerprint.
 
-    Steps (§5.3.3, D2): 1 signature over the payload with the key or the certificate's key;
+    Steps (D2, docs/decisions/0002-cosign-claims-are-checked.md): 1 signature over the payload
+    with the key or the certificate's key;
     2 payload parse; 3 Rekor entry (bundle or looked-up entries): SET and body; 4 keyless:
     chain at the integrated time; 5 identity; 6 SCT; 7 claims: digest, then repository.
 

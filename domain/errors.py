@@ -42,11 +42,13 @@ class Category(StrEnum):
     NO_CONTAINERS = "no_containers"
     TEMPLATE_ERROR = "template_error"
     SEND_FAILED = "send_failed"
-    # Additions (product.md §3, D9): transient upstream trouble the operator must tell apart.
+    # Additions (D9, docs/decisions/0009-transient-vs-permanent.md): transient upstream trouble
+    # the operator must tell apart.
     RATE_LIMITED = "rate_limited"
     UNAUTHORIZED = "unauthorized"
     UNAVAILABLE = "unavailable"
-    # Addition (D4): signed metadata older than a version already seen for the same repository.
+    # Addition (docs/decisions/0016-notary-rollback-in-process.md): signed metadata older than a
+    # version already seen for the same repository.
     ROLLBACK = "rollback"
 
 

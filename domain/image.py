@@ -2,7 +2,7 @@
 
 ``ImageReference.parse("nginx")`` gives ``index.docker.io/library/nginx:latest``; the Docker Hub
 aliases ``docker.io``, ``index.docker.io`` and ``registry-1.docker.io`` all become
-``index.docker.io`` (product.md D1).
+``index.docker.io`` (D1, docs/decisions/0001-anchored-patterns.md).
 """
 
 from __future__ import annotations
@@ -160,7 +160,8 @@ def is_valid_registry(host: str) -> bool:
 
 
 def normalise_registry_repo(value: str) -> str:
-    """Normalise a credential key (``https://reg/repo/`` → ``reg/repo``); see §3.4.
+    """Normalise a credential key (``https://reg/repo/`` → ``reg/repo``), as Connaisseur v3 keys
+    credentials.
 
     Raises:
         InvalidReferenceError: the registry or repository part is unparsable.

@@ -3,9 +3,10 @@
 :class:`TrustedRepository` is fed the served bytes in TUF order — root, timestamp, snapshot,
 targets, delegations — and raises on the first violation (the shape of python-tuf's
 ``TrustedMetadataSet``). :func:`verify_notary_image` runs the whole procedure for one image and
-returns the trusted digest. Differences from Connaisseur v3 (product.md D4): the root role's own
-threshold, delegation thresholds and delegation paths are enforced, and a required delegation
-that is missing is a denial, never a fall-back to ``targets``.
+returns the trusted digest. Differences from Connaisseur v3 (D4,
+docs/decisions/0004-notary-v1-strictness.md): the root role's own threshold, delegation
+thresholds and delegation paths are enforced, and a required delegation that is missing is a
+denial, never a fall-back to ``targets``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ RELEASES = "targets/releases"
 _TYPES = {ROOT: "Root", TIMESTAMP: "Timestamp", SNAPSHOT: "Snapshot", TARGETS: "Targets"}
 
 
-# --- pinned trust-root keys (§5.2.2) ----------------------------------------------------------
+# --- pinned trust-root keys -------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,7 +95,7 @@ def pinned_keys(roots: Sequence[TrustRoot]) -> tuple[PinnedKey, ...]:
 
 
 def delegation_role_name(name: str) -> str:
-    """A rule's delegation name as a role: ``releases`` → ``targets/releases`` (§5.2.6)."""
+    """A rule's delegation name as a role: ``releases`` → ``targets/releases``."""
     return name if name.startswith("targets/") else f"targets/{name}"
 
 
@@ -162,7 +163,7 @@ class TrustedRepository:
         if not isinstance(roles, Mapping):
             raise malformed(ROOT, "no roles")
         self._roles = {r: RoleKeys.build(r, roles.get(r), self._keys, ROOT) for r in BASE_ROLES}
-        # R1 (§5.2.5.1): every pinned key verified at least one root signature.
+        # R1: every pinned key verified at least one root signature.
         _check_pinned(self.root, pinned)
         # R2 (D4): the root role's own threshold, with the keys root.json lists for it.
         self.signers = {ROOT: self._roles[ROOT].verify(self.root)}
@@ -294,7 +295,7 @@ def _check_pinned(root: Envelope, pinned: Sequence[PinnedKey]) -> None:
         raise VerificationError("root has no signatures", category=Category.SIGNATURE_INVALID)
     message = root.message
     for key in pinned:
-        # Key ids in signatures are ignored for pinned keys: every signature is tried (§5.2.5).
+        # Key ids in signatures are ignored for pinned keys: every signature is tried.
         if not any(verify_signature(key.key, s.method, s.sig, message) for s in root.signatures):
             raise VerificationError(
                 f"root is not signed by pinned key {key.name} ({key.key_id[:12]})",
@@ -335,7 +336,7 @@ def _not_found(role: str, why: str) -> VerificationError:
     )
 
 
-# --- target selection (§5.2.6, D4) ------------------------------------------------------------
+# --- target selection (D4) --------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -370,7 +371,7 @@ def target_digest(targets: Mapping[str, Any], name: str, owner: str) -> str | No
 def find_digest(
     targets: Mapping[str, Any], owner: str, tag: str, digest: str, trusted: Any = None
 ) -> str:
-    """The digest ``owner`` signed for the reference (tag, digest, or both) (§5.2.6 step 4).
+    """The digest ``owner`` signed for the reference (tag, digest, or both).
 
     ``trusted(name) -> bool`` restricts a delegation to its paths (D4).
 
@@ -427,20 +428,22 @@ def verify_notary_image(
     """Verify a GUN's served trust data and return the digest signed for ``tag``/``digest``.
 
     Steps:
-      1. base roles present (§5.2.4) — a missing root means the image has no trust data;
-      2. root (pinned keys AND own threshold, D4), timestamp, snapshot, targets (§5.2.5);
+      1. base roles present — a missing root means the image has no trust data;
+      2. root (pinned keys AND own threshold, D4), timestamp, snapshot, targets;
       3. roles to search: required delegations, else targets/releases if published, else
-         targets (§5.2.6, D4);
-      4. verify each delegation (keys, threshold, hashes, expiry) (§5.2.6.3, D4);
-      5. look the reference up in each role, within delegation paths (§5.2.6.4, D4);
-      6. every role must yield the same digest (§5.2.6.5).
+         targets (D4);
+      4. verify each delegation (keys, threshold, hashes, expiry) (D4);
+      5. look the reference up in each role, within delegation paths (D4);
+      6. every role must yield the same digest.
+
+    D4 is docs/decisions/0004-notary-v1-strictness.md.
 
     Raises:
         VerificationError: no_trust_data, malformed_trust_data, signature_invalid, expired,
             checksum_mismatch, rollback, no_delegations, delegation_not_found,
             reference_not_found, digest_mismatch, ambiguous_digest.
     """
-    # Step 1 (§5.2.4)
+    # Step 1: base roles present
     base = {role: files.get(role) for role in BASE_ROLES}
     missing = [role for role, raw in base.items() if raw is None]
     if missing:
@@ -448,14 +451,14 @@ def verify_notary_image(
             f"the Notary server has no trust data for this image ({', '.join(missing)} missing)",
             category=Category.NO_TRUST_DATA,
         )
-    # Step 2 (§5.2.5, D4)
+    # Step 2: the base roles' chain (D4)
     repo = TrustedRepository(base[ROOT] or b"", pinned, now, known_versions)
     repo.update_timestamp(base[TIMESTAMP] or b"")
     repo.update_snapshot(base[SNAPSHOT] or b"")
     repo.update_targets(base[TARGETS] or b"")
-    # Step 3 (§5.2.6, D4)
+    # Step 3: roles to search (D4)
     search = _roles_to_search(repo, delegations)
-    # Steps 4 and 5 (§5.2.6.3-4, D4)
+    # Steps 4 and 5: verify each delegation, look the reference up (D4)
     digests: dict[str, str] = {}
     for role in search:
         if role == TARGETS:
@@ -470,7 +473,7 @@ def verify_notary_image(
             digest,
             delegation.trusted_for,
         )
-    # Step 6 (§5.2.6.5)
+    # Step 6: one digest
     distinct = sorted(set(digests.values()))
     if len(distinct) != 1:
         raise VerificationError(

@@ -3,7 +3,7 @@
 Pure: the envelope bytes, the admitted target, the trust material and ``now`` come in; evidence
 or a ``VerificationError`` comes out. Implements the Notary Project specifications
 (signature-specification.md, signature-envelope-jws.md, signature-envelope-cose.md,
-trust-store-trust-policy.md) the way Connaisseur v3 configures notation-go (§5.4): one policy
+trust-store-trust-policy.md) the way Connaisseur v3 configures notation-go: one policy
 scoped to the image repository, trusted identities ``*``, ``ca:<root>`` stores for the selected
 trust roots plus ``tsa:<root>`` for those with a ``tsCert``.
 
@@ -52,7 +52,7 @@ MEDIA_TYPE_COSE = "application/cose"
 ENVELOPE_MEDIA_TYPES = frozenset({MEDIA_TYPE_JWS, MEDIA_TYPE_COSE})
 PAYLOAD_MEDIA_TYPE = "application/vnd.cncf.notary.payload.v1+json"
 THUMBPRINT_ANNOTATION = "io.cncf.notary.x509chain.thumbprint#S256"
-#: notation-go's default ``MaxSignatureAttempts``, kept by Connaisseur v3 (§5.4.2 step 5).
+#: notation-go's default ``MaxSignatureAttempts``, kept by Connaisseur v3.
 MAX_SIGNATURE_ATTEMPTS = 10
 
 HEADER_SIGNING_SCHEME = "io.cncf.notary.signingScheme"
@@ -80,7 +80,7 @@ _FORBIDDEN_SIGNING_EKUS = {
 }
 
 
-# --- Trust store and trust policy (§5.4.1, §5.4.2 steps 1-2) -------------------------------
+# --- Trust store and trust policy ----------------------------------------------------------
 
 
 class StoreType(StrEnum):
@@ -168,7 +168,7 @@ def _certificates(pem: str, path: str) -> tuple[x509.Certificate, ...]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NotationPolicy:
-    """The single trust policy Connaisseur v3 generates for one image and rule (§5.4.2 step 2)."""
+    """The single trust policy Connaisseur v3 generates for one image and rule."""
 
     registry_scopes: tuple[str, ...]
     trust_stores: tuple[str, ...]

@@ -1,4 +1,5 @@
-"""The image policy: anchored glob rules and the most-specific-rule selection (product.md D1).
+"""The image policy: anchored glob rules and the most-specific-rule selection
+(D1, docs/decisions/0001-anchored-patterns.md).
 
 A pattern is normalised like an image reference (``nginx`` → ``index.docker.io/library/nginx``),
 then matched against the *whole* normalised image name. ``*`` crosses ``/``; ``?``, ``[a-z]``,
@@ -29,7 +30,7 @@ class Mode(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RuleOptions:
-    """The ``with`` block of a rule (connaisseur-v3.md §4.6); ``None`` means unset."""
+    """The ``with`` block of a rule; ``None`` means unset."""
 
     trust_root: str | None = None
     threshold: int | None = None
@@ -83,7 +84,7 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class Specificity:
-    """How specific a pattern is for one image name (connaisseur-v3.md §4.3)."""
+    """How specific a pattern is for one image name (Connaisseur v3's order, see :meth:`key`)."""
 
     component_count: int
     prefix_lengths: tuple[int, ...]

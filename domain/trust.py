@@ -42,7 +42,7 @@ class TrustRoot:
 
 
 def select_trust_roots(roots: Sequence[TrustRoot], ref: str | None) -> tuple[TrustRoot, ...]:
-    """Resolve a rule's ``trustRoot`` (empty → ``default``, ``*`` → all) per §4.5.
+    """Resolve a rule's ``trustRoot`` (empty → ``default``, ``*`` → all), as Connaisseur v3.
 
     Raises:
         TrustRootError: a named trust root does not exist, or none are defined.

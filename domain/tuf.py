@@ -1,7 +1,7 @@
 """TUF building blocks as Notary v1 uses them: canonical JSON, keys, signatures, hashes, expiry.
 
 Pure and synchronous: bytes and parsed JSON in, values or :class:`VerificationError` out. The
-byte-level facts follow connaisseur-v3.md §13 (canonical JSON, raw ``r‖s`` ECDSA, key ids over
+byte-level facts are Notary v1's as served (canonical JSON, raw ``r‖s`` ECDSA, key ids over
 ``{"keytype","keyval":{"private":null,"public"}}``, hashes over the exact served bytes).
 """
 
@@ -36,12 +36,12 @@ _EXPIRES = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d
 
 
 def canonical_json(value: Any) -> bytes:
-    """The bytes TUF/Notary sign: sorted keys, no whitespace, non-ASCII kept (§13.1)."""
+    """The bytes TUF/Notary sign: sorted keys, no whitespace, non-ASCII kept."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def key_id(keytype: str, public_b64: str) -> str:
-    """TUF key id: hex SHA-256 of the canonical key object (§13.3)."""
+    """TUF key id: hex SHA-256 of the canonical key object."""
     obj = {"keytype": keytype, "keyval": {"private": None, "public": public_b64}}
     return hashlib.sha256(canonical_json(obj)).hexdigest()
 
@@ -114,7 +114,7 @@ class Signature:
 
 
 def verify_signature(key: PublicKey, method: str, sig: bytes, message: bytes) -> bool:
-    """True when ``sig`` is a valid ``method`` signature of ``message`` under ``key`` (§5.2.5).
+    """True when ``sig`` is a valid ``method`` signature of ``message`` under ``key``.
 
     The method must fit the key type: ``ecdsa`` (raw ``r‖s`` or DER, SHA-256), ``rsapss`` /
     ``pycrypto-pkcs#1 pss`` (PSS, SHA-256, salt 32), ``rsapkcs1v15`` (SHA-256), ``eddsa``.

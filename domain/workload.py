@@ -1,4 +1,4 @@
-"""Workloads: where the images of each supported Kubernetes kind live (connaisseur-v3.md §2.4)."""
+"""Workloads: where the images of each supported Kubernetes kind live (v3's eight kinds)."""
 
 from __future__ import annotations
 

@@ -200,7 +200,7 @@ def parse_timeout(value: str | None) -> float | None:
 
 
 def render_review(verdict: RequestVerdict, api_version: str) -> dict[str, Any]:
-    """The AdmissionReview response for ``verdict`` (connaisseur-v3.md §2.6)."""
+    """The AdmissionReview response for ``verdict``, shaped as Connaisseur v3 answers."""
     response: dict[str, Any] = {"uid": verdict.uid, "allowed": verdict.allowed}
     if verdict.message is not None:
         response["status"] = {"metadata": {}, "message": verdict.message}

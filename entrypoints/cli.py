@@ -1,4 +1,7 @@
-"""The ``connaisseur`` command line (product.md §2): serve, verify, review, explain, check-config.
+"""The ``connaisseur`` command line: serve, verify, review, explain, check-config.
+
+The contract (commands, options, output, exit codes):
+docs/decisions/0017-command-line-contract.md.
 
 Exit codes: 0 all admitted; 1 at least one image or the request denied; 2 usage or config error.
 """

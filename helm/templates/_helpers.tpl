@@ -39,7 +39,7 @@ objects in place (Deployment selectors are immutable).
 {{- define "connaisseur.namespaceSelectorKey" -}}securesystemsengineering.connaisseur/webhook{{- end -}}
 {{- define "connaisseur.notAfterAnnotation" -}}connaisseur-py/tls-not-after{{- end -}}
 
-{{/* Labels (connaisseur-v3.md §8.1). */}}
+{{/* Labels: Connaisseur's chart 2.x labels. */}}
 {{- define "connaisseur.labels" -}}
 helm.sh/chart: {{ include "connaisseur.chart" . }}
 app.kubernetes.io/name: {{ include "connaisseur.name" . }}
@@ -98,7 +98,7 @@ file migrated from Connaisseur that still names it gets this chart's default ima
 {{- end -}}
 
 {{/*
-Feature values with Connaisseur's defaults (§9.1). `default` cannot be used for booleans (a false
+Feature values with Connaisseur's defaults. `default` cannot be used for booleans (a false
 would become the default), hence hasKey.
 */}}
 {{- define "connaisseur.feature" -}}
@@ -116,7 +116,7 @@ would become the default), hence hasKey.
 {{- if hasKey $cache "cacheErrors" -}}{{ $cache.cacheErrors }}{{- else -}}true{{- end -}}
 {{- end -}}
 
-{{/* "true" when Redis is deployed: cache expiry > 0 (§7.6). */}}
+{{/* "true" when Redis is deployed: cache expiry > 0. */}}
 {{- define "connaisseur.cacheEnabled" -}}
 {{- if gt (int (include "connaisseur.cacheExpirySeconds" .)) 0 -}}true{{- end -}}
 {{- end -}}
@@ -133,10 +133,11 @@ application then ignores child approval, config/container.py make_child_approval
 
 {{/*
 Validators as written into the application config: a chart-level `auth.username/password`
-(optionally `registry`) becomes `auth.secretName: <validator>-auth` and a Secret of that name
-(§6.1). Unlike Connaisseur, a cosign or notation validator without `auth.registry` is refused
+(optionally `registry`) becomes `auth.secretName: <validator>-auth` and a Secret of that name,
+as in Connaisseur's chart. Unlike Connaisseur, a cosign or notation validator without `auth.registry` is refused
 when rendering (the application refuses it too): credentials must name the registry they are for,
-so they are never sent to a registry they were not meant for.
+so they are never sent to a registry they were not meant for
+(docs/decisions/0015-credentials-name-their-registry.md).
 */}}
 {{- define "connaisseur.hasChartAuth" -}}
 {{- if and (kindIs "map" .auth) (or (hasKey .auth "username") (hasKey .auth "password")) -}}true{{- end -}}
@@ -213,8 +214,8 @@ Secrets Connaisseur may read (Role per namespace, resourceNames pinned).
 {{- end -}}
 
 {{/*
-The application config (§9.2, plus the keys our application reads from it): validators, policy,
-features and log settings. Environment variables (§9.4) carry the same feature values. Alerting is
+The application config (Connaisseur's, plus the keys our application reads from it): validators, policy,
+features and log settings. Environment variables carry the same feature values. Alerting is
 not here: receiver URLs and headers carry credentials, so it goes into a Secret (secrets.yaml)
 mounted at /app/alerts/config.yaml and read with --alerting-config.
 */}}

@@ -4,8 +4,8 @@ Every area's table-driven tests use it: load and filter cases, resolve data path
 clock, the test-double validators of ``test_doubles.validators`` (``mock_table``, ``mock_allow``,
 ``mock_deny``, ``not_called``) and a container whose validators include such doubles.
 
-The vectors describe upstream Connaisseur; where our product deliberately differs (product.md
-D1-D10) the test asserts our behaviour and names the difference.
+The vectors describe upstream Connaisseur; where our product deliberately differs (D1-D10 and
+the later records under docs/decisions/) the test asserts our behaviour and names the difference.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from tests.support.feature_doubles import MockValidator
 CONFORMANCE_DIR = Path(__file__).resolve().parent
 CASES_FILE = CONFORMANCE_DIR / "cases.yaml"
 DATA = CONFORMANCE_DIR / "data"
-SKIP_FEATURES = "covered by tests/conformance/test_admission_features.py (issue 6)"
+SKIP_FEATURES = "covered by tests/conformance/test_admission_features.py"
 
 
 # --- cases ----------------------------------------------------------------------------------
@@ -74,12 +74,14 @@ def params(
 #: Cases whose upstream outcome one of our deliberate differences changes:
 #: id → (the difference, the outcome we assert instead).
 _PINNED = (
-    "pinned digests are kept: a validator answer naming another digest than the reference "
-    "asks for is a digest_mismatch denial, never a silent swap (upstream's double swaps it)"
+    "pinned digests are kept (docs/decisions/0014-pinned-digests-stay-pinned.md): a validator "
+    "answer naming another digest than the reference asks for is a digest_mismatch denial, "
+    "never a silent swap (upstream's double swaps it)"
 )
 DIFFERENCES: dict[str, tuple[str, dict[str, Any]]] = {
     "admission-114": (
-        "a static allow verifies nothing and pins nothing: digest null (product.md §2)",
+        "a static allow verifies nothing and pins nothing: digest null "
+        "(docs/decisions/0014-pinned-digests-stay-pinned.md)",
         {"ok": True, "digest": ""},
     ),
     **{

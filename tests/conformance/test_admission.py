@@ -1,7 +1,7 @@
-"""Conformance: admission (area ``admission``), connaisseur-v3.md §2 and §7.
+"""Conformance: admission (area ``admission``): the webhook and its features.
 
 Cases that need the cache, alerting or a Kubernetes API are skipped here and run by
-``tests/conformance/test_admission_features.py`` (issue 6).
+``tests/conformance/test_admission_features.py``.
 
 Deliberate differences asserted here: D7 (a denial names every failing image with rule, validator,
 category and reason), D6 (``deadline: already_expired`` is a zero budget: over HTTP the API
@@ -53,7 +53,7 @@ FEATURE_OPS = {"child_approval", "parent_images", "skip_decision", "validation_m
 
 
 def needs_features(case: dict[str, Any]) -> str | None:
-    """Skip reason for cases that need the cache, alerting or a Kubernetes API (issue 6)."""
+    """Skip reason for cases that need the cache, alerting or a Kubernetes API."""
     inputs = case["inputs"]
     if case["op"] in FEATURE_OPS:
         return SKIP_FEATURES
@@ -185,7 +185,7 @@ async def _review(case: dict[str, Any]) -> tuple[RequestVerdict, dict[str, Any]]
 @pytest.mark.parametrize("case", admission_params("review"))
 async def test_review(case: dict[str, Any]) -> None:
     expected = expected_of(case)
-    # cache_after is asserted by the cache tests (issue 6); we have no cache in this build.
+    # cache_after is asserted by the cache tests; we have no cache in this build.
     verdict, answer = await _review(case)
     assert (
         answer["response"]["uid"] == read_json(case["inputs"]["admission_review"])["request"]["uid"]
@@ -228,7 +228,7 @@ async def _verify(case: dict[str, Any]) -> ImageVerdict:
 @pytest.mark.parametrize("case", admission_params("validate_image_pipeline"))
 async def test_validate_image_pipeline(case: dict[str, Any]) -> None:
     expected = expected_of(case)
-    # cache_after_has_key / cache_after_lacks_key: asserted by the cache tests (issue 6).
+    # cache_after_has_key / cache_after_lacks_key: asserted by the cache tests.
     verdict = await _verify(case)
     if not expected["ok"]:
         assert not verdict.allowed

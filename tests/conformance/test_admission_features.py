@@ -1,4 +1,4 @@
-"""Conformance: admission cases of the operational features (issue 6).
+"""Conformance: admission cases of the operational features.
 
 Covers the ``admission`` cases that exercise child approval (``child_approval``,
 ``parent_images``, review cases with ``kube_objects``), unchanged approval, the cache
@@ -210,7 +210,7 @@ async def test_skip_decision(case: dict[str, Any]) -> None:
         assert verdict.allowed
         assert verdict.digest == expected["digest"]
     elif expected["digest"]:
-        # A cached "digest" that is a whole reference fails the final format check (§2.5 #9).
+        # A cached "digest" that is a whole reference fails the final format check of the patch.
         assert not verdict.allowed
         assert verdict.category == "invalid_reference"
 

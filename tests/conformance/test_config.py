@@ -1,4 +1,4 @@
-"""Conformance: configuration loading and environment flags (area ``config``), §9.
+"""Conformance: configuration loading and environment flags (area ``config``).
 
 Every configuration error is a ``ConfigError`` (category ``config_invalid``) whose problems carry
 the path of what is wrong; the tests assert that path, not only the category.
@@ -51,7 +51,7 @@ PROBLEM = {
 #: Cases whose upstream outcome our product changes on purpose.
 DIFFERENCES = {
     # Upstream only checks structure here; we parse every key when the configuration loads
-    # (issue 2 §3, conventions "Edges": keys are parsed at start-up), so 'someKey' is refused.
+    # (docs/decisions/0013-strict-configuration.md), so 'someKey' is refused.
     "config-016": "validators[0].trustRoots[0].key: key material must be PEM",
 }
 
@@ -132,7 +132,7 @@ def test_validator_lookup(case: dict[str, Any]) -> None:
         assert found.approve == expected["approve"]
 
 
-#: Connaisseur's flags and the Features field each one sets (§9.4).
+#: Connaisseur's flags and the Features field each one sets.
 FLAG_FIELDS = {
     "AUTOMATIC_CHILD_APPROVAL": "automatic_child_approval",
     "AUTOMATIC_UNCHANGED_APPROVAL": "automatic_unchanged_approval",

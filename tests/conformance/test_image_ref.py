@@ -1,4 +1,4 @@
-"""Conformance: image references (area ``image_ref``), connaisseur-v3.md §3."""
+"""Conformance: image references (area ``image_ref``)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Every applicable ``notaryv1`` case of the shared conformance set (cases.yaml).
 
 Server-backed cases run the real adapter against the conformance notary mock serving the
-byte-exact ``served/`` bodies. Where the product deliberately differs (product.md D4, D9) the
-test asserts our behaviour and names the difference.
+byte-exact ``served/`` bodies. Where the product deliberately differs (D4, D9:
+docs/decisions/0004 and 0009) the test asserts our behaviour and names the difference.
 """
 
 from __future__ import annotations

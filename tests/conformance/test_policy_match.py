@@ -1,6 +1,7 @@
-"""Conformance: policy matching (area ``policy_match``), connaisseur-v3.md §4.2-4.4.
+"""Conformance: policy matching (area ``policy_match``).
 
-Our product anchors patterns and normalises them like image references (product.md D1), so the
+Our product anchors patterns and normalises them like image references (D1,
+docs/decisions/0001-anchored-patterns.md), so the
 specificity measures are taken on the normalised pattern and the normalised image name. Where that
 changes an outcome, the test says so and names D1.
 """

@@ -1,4 +1,5 @@
-"""E2E: the ``connaisseur`` command line as a subprocess (product.md §2, followed to the letter)."""
+"""E2E: the ``connaisseur`` command line as a subprocess, against its contract
+(docs/decisions/0017-command-line-contract.md)."""
 
 from __future__ import annotations
 

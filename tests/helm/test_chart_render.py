@@ -1,4 +1,4 @@
-"""What the chart renders: the Connaisseur 2.x deployment contract (connaisseur-v3.md §8, §9)."""
+"""What the chart renders: the Connaisseur 2.x deployment contract."""
 
 from __future__ import annotations
 
@@ -485,8 +485,9 @@ def test_chart_level_credentials_become_mounted_secrets(
 
 
 def test_cosign_credentials_without_registry_are_refused(render: Renderer, tmp_path: Path) -> None:
-    """Connaisseur quirk (§6.1) not reproduced: instead of referencing a Secret that is never
-    created, credentials of a cosign validator must name their registry (as the app demands)."""
+    """Connaisseur quirk not reproduced (docs/decisions/0015-credentials-name-their-registry.md):
+    instead of referencing a Secret that is never created, credentials of a cosign validator must
+    name their registry (as the app demands)."""
     values = tmp_path / "v.yaml"
     values.write_text(
         yaml.safe_dump(

@@ -1,4 +1,4 @@
-"""Webhook and Redis certificates: generated with a bounded CA, or supplied (§8.4, §8.5)."""
+"""Webhook and Redis certificates: generated with a bounded CA, or supplied."""
 
 from __future__ import annotations
 

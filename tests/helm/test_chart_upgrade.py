@@ -1,4 +1,4 @@
-"""Certificate and password re-use on `helm upgrade` (Helm `lookup`, §8.4, §8.5).
+"""Certificate and password re-use on `helm upgrade` (Helm `lookup`).
 
 `helm template --dry-run=server` performs the chart's lookups against a cluster. The cluster here
 is a minimal API server on 127.0.0.1 that answers discovery and serves the Secrets a previous

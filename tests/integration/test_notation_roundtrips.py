@@ -3,8 +3,9 @@
 Backend: Debian's ``docker-registry`` (distribution 2.8: no referrers API) on 127.0.0.1, or
 ``registry:2`` through testcontainers when a Docker engine answers; in front of it the counting
 proxy of ``tests/support/registry_proxy.py`` over HTTPS (test CA = the validator's ``cert``),
-demanding a Bearer token. Requests are counted and ordered, never timed (product.md §5: the
-fewest sequential round trips; ``bench/notation_roundtrips.py`` measures the latency).
+demanding a Bearer token. Requests are counted and ordered, never timed (the fewest
+sequential round trips, docs/decisions/0018-performance-targets.md;
+``bench/notation_roundtrips.py`` measures the latency).
 
 Each request listed here depends on the answer to the one before (tag → digest → referrers →
 signature manifest → envelope blob), except those asserted as a pair: the proxy holds each of

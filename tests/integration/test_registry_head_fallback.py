@@ -1,7 +1,8 @@
 """Resolving a tag when the registry (or a proxy in front of it) refuses HEAD.
 
 Regression, named after the bug: a registry answering HEAD with 405 Method Not Allowed made
-``resolve`` fail with ``fetch_failed`` although the issue (and the Go clients) fall back to GET.
+``resolve`` fail with ``fetch_failed`` although the Go clients (and we
+now) fall back to GET.
 The real registry (Debian ``docker-registry`` or ``registry:2``) sits behind a proxy that
 refuses HEAD.
 """

@@ -1,6 +1,6 @@
 """The alerting block from a file of its own (``--alerting-config`` / ``ALERTING_CONFIG``).
 
-Connaisseur reads alerting from ``/app/alerts/config.yaml`` (connaisseur-v3.md §7.7, §9.5); the
+Connaisseur reads alerting from ``/app/alerts/config.yaml``; the
 chart mounts it from a Secret so that receiver URLs and headers are not in a ConfigMap.
 """
 

@@ -1,4 +1,4 @@
-"""Configuration: strict schemas, path-qualified errors, values vs application config, env (§9)."""
+"""Configuration: strict schemas, path-qualified errors, values vs application config, env."""
 
 from __future__ import annotations
 

@@ -450,7 +450,7 @@ async def test_keyless_sct_from_an_unknown_ct_log_fails_unless_verify_sct_is_off
 
 
 async def test_keyless_regexes_are_searched_not_anchored() -> None:
-    # issuer is https://github.com/login/oauth; "github" matches anywhere (documented, §5.3.1).
+    # issuer is https://github.com/login/oauth; "github" matches anywhere (as in Connaisseur v3).
     v = keyless_validator(issuer_regex="github", subject="philipp.belitz@securesystems.de")
     assert (await run(v, KEYLESS_OPTIONS, KEYLESS)).digest is not None
     v = keyless_validator(issuer="github", subject_regex="philipp")

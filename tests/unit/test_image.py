@@ -1,4 +1,4 @@
-"""Domain: image references (connaisseur-v3.md §3, Docker Hub aliases of D1)."""
+"""Domain: image references (Docker Hub aliases of D1)."""
 
 from __future__ import annotations
 

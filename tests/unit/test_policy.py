@@ -1,4 +1,7 @@
-"""Domain: the policy (product.md D1 — anchored, normalised patterns; invalid patterns refused)."""
+"""Domain: the policy — anchored, normalised patterns; invalid patterns refused.
+
+D1, docs/decisions/0001-anchored-patterns.md.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Domain: trust roots — PEM parsing, extraneous characters, key types, selection (§4.5)."""
+"""Domain: trust roots — PEM parsing, extraneous characters, key types, selection."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Domain: workloads — images of all eight kinds and their JSON Patch paths (§2.4)."""
+"""Domain: workloads — images of all eight kinds and their JSON Patch paths."""
 
 from __future__ import annotations
 
