@@ -10,7 +10,9 @@ maintained choices either reject tokens real TSAs emit (``rfc3161-client`` and
 ``openssl ts -reply -chain`` produces; ``rfc3161-client`` also takes only whole responses and
 needs a self-signed anchor) or lose the raw bytes a CMS signature is computed over (``pyasn1``),
 and ``asn1crypto`` has had no release since 2022. The subset read here is small, every length is
-bounded by its parent, and all cryptography is done by ``cryptography``.
+bounded by its parent, and all cryptography is done by ``cryptography`` — including the TSA's
+certificate path, which its RFC 5280 verifier builds and checks (never a hand-written walk).
+Tests compare the verdicts with ``rfc3161-client`` on tokens made by ``openssl``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    Policy,
+    PolicyBuilder,
+    Store,
+)
+from cryptography.x509.verification import VerificationError as ChainVerificationError
 
 from connaisseur.domain.errors import Category, VerificationError
 
@@ -197,8 +207,8 @@ def verify_timestamp_token(
     3. exactly one SignerInfo; its signed attributes hold the TSTInfo content type and digest,
        and any ESS signing-certificate attribute names the signer certificate;
     4. the SignerInfo signature verifies with the signer certificate;
-    5. the signer certificate has the timeStamping EKU and chains, valid at ``genTime``, to one
-       of ``trusted``.
+    5. the signer certificate has the critical timeStamping EKU alone and a valid RFC 5280 path
+       at ``genTime`` to one of ``trusted`` (CA constraints, keyCertSign, path lengths).
 
     Raises:
         TimestampError: any step fails (``signature_invalid``).
@@ -227,7 +237,7 @@ def _verify(token: bytes, signature: bytes, trusted: Sequence[x509.Certificate])
     _verify_signer_signature(signer, cert)
     # Step 5 — the TSA is trusted at the time it stamped.
     gen_time, accuracy = info[2], info[3]
-    _check_tsa_chain(cert, certs, trusted, gen_time)
+    check_tsa_path(cert, certs, trusted, gen_time)
     return TimestampInfo(
         gen_time=gen_time, accuracy=accuracy, tsa_subject=cert.subject.rfc4514_string()
     )
@@ -427,49 +437,72 @@ def _verify_signer_signature(signer: _SignerInfo, cert: x509.Certificate) -> Non
         raise TimestampError("timestamp token signature does not verify") from e
 
 
-def _check_tsa_chain(
+def check_tsa_path(
     leaf: x509.Certificate,
     pool: list[x509.Certificate],
     trusted: Sequence[x509.Certificate],
     at: datetime,
 ) -> None:
-    _require_timestamping_eku(leaf)
-    current = leaf
-    for _ in range(MAX_CHAIN_LENGTH):
-        _require_valid_at(current, at)
-        if current in trusted:
-            return
-        anchor = next((t for t in trusted if _issued_by(current, t)), None)
-        if anchor is not None:
-            _require_valid_at(anchor, at)
-            return
-        issuer = next((c for c in pool if c != current and _issued_by(current, c)), None)
-        if issuer is None:
-            break
-        current = issuer
-    raise TimestampError("timestamp token is not signed by a trusted timestamp authority")
+    """RFC 5280 path validation at ``at`` from a TSA certificate through ``pool`` (the token's
+    certificates) to ``trusted``, by ``cryptography``'s verifier: every issuer must be a CA
+    (critical basicConstraints), may sign certificates (keyCertSign), respects path lengths and
+    name constraints, and is valid at the stamped time; the leaf carries the critical
+    timeStamping EKU alone (RFC 3161 §2.3).
 
-
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    Raises:
+        TimestampError: no such path.
+    """
+    if not trusted:
+        raise TimestampError("timestamp token is not signed by a trusted timestamp authority")
+    verifier = (
+        PolicyBuilder()
+        .store(Store(list(trusted)))
+        .time(at)
+        .max_chain_depth(MAX_CHAIN_LENGTH)
+        .extension_policies(ca_policy=_CA_POLICY, ee_policy=_TSA_LEAF_POLICY)
+        .build_client_verifier()
+    )
     try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
-
-
-def _require_valid_at(cert: x509.Certificate, at: datetime) -> None:
-    if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
+        verifier.verify(leaf, [c for c in pool if c != leaf])
+    except ChainVerificationError as e:
         raise TimestampError(
-            f"timestamp certificate {cert.subject.rfc4514_string()} was not valid "
-            f"at {at:%Y-%m-%dT%H:%M:%SZ}"
-        )
+            "timestamp token is not signed by a trusted timestamp authority "
+            f"(certificate path at {at:%Y-%m-%dT%H:%M:%SZ}: {_reason(e)})"
+        ) from e
 
 
-def _require_timestamping_eku(cert: x509.Certificate) -> None:
-    try:
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound as e:
-        raise TimestampError("timestamp certificate lacks the timeStamping key usage") from e
-    if ExtendedKeyUsageOID.TIME_STAMPING not in eku:
-        raise TimestampError("timestamp certificate lacks the timeStamping key usage")
+def _reason(error: ChainVerificationError) -> str:
+    """The verifier's reason without its certificate dumps (bounded, one line)."""
+    text = str(error).split(" (encountered processing", 1)[0]
+    for noise in (
+        "validation failed: ",
+        "candidates exhausted: ",
+        "Python extension validator failed: ValueError: ",
+    ):
+        text = text.replace(noise, "")
+    return text[:200]
+
+
+def _only_timestamping(policy: Policy, cert: x509.Certificate, eku: x509.ExtendedKeyUsage) -> None:
+    if list(eku) != [ExtendedKeyUsageOID.TIME_STAMPING]:
+        raise ValueError("the TSA certificate's extended key usage must be timeStamping alone")
+
+
+def _issuer_may_stamp(
+    policy: Policy, cert: x509.Certificate, eku: x509.ExtendedKeyUsage | None
+) -> None:
+    # A CA's EKU, when present, constrains what it may issue for (common practice, as in
+    # Go's crypto/x509); timeStamping or anyExtendedKeyUsage must be among them.
+    if eku is not None and not {
+        ExtendedKeyUsageOID.TIME_STAMPING,
+        ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
+    } & set(eku):
+        raise ValueError("an issuing CA's extended key usage excludes timeStamping")
+
+
+_TSA_LEAF_POLICY = ExtensionPolicy.permit_all().require_present(
+    x509.ExtendedKeyUsage, Criticality.CRITICAL, _only_timestamping
+)
+_CA_POLICY = ExtensionPolicy.webpki_defaults_ca().may_be_present(
+    x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _issuer_may_stamp
+)
