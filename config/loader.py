@@ -275,12 +275,15 @@ def _trust_root(raw: dict[str, Any], vtype: str, path: str) -> TrustRoot:
         _check_key(key, vtype, f"{path}.key")
     for field in ("cert", "tsCert"):
         _certificate(raw.get(field), f"{path}.{field}")
+    if "storeType" in raw and vtype != "notation":
+        raise ConfigError(f"{path}.storeType: only notation trust roots have a store type")
     return TrustRoot(
         name=raw["name"],
         key=key,
         cert=raw.get("cert"),
         ts_cert=raw.get("tsCert"),
         keyless=keyless_identity(raw.get("keyless")),
+        store_type=raw.get("storeType"),
     )
 
 

@@ -48,6 +48,8 @@ class TrustRootSchema(_Strict):
     cert = fields.String()
     tsCert = fields.String()
     keyless = fields.Nested(KeylessSchema)
+    # Notation only (docs/decisions/0025-notation-signing-authority.md); Connaisseur v3 has none.
+    storeType = fields.String(validate=validate.OneOf(("ca", "signingAuthority")))
 
     @validates_schema
     def _one_anchor(self, data: dict[str, Any], **_: Any) -> None:

@@ -5,7 +5,9 @@ or a ``VerificationError`` comes out. Implements the Notary Project specificatio
 (signature-specification.md, signature-envelope-jws.md, signature-envelope-cose.md,
 trust-store-trust-policy.md) the way Connaisseur v3 configures notation-go: one policy
 scoped to the image repository, trusted identities ``*``, ``ca:<root>`` stores for the selected
-trust roots plus ``tsa:<root>`` for those with a ``tsCert``.
+trust roots plus ``tsa:<root>`` for those with a ``tsCert`` — and, where a root is configured
+with ``storeType: signingAuthority``, a ``signingAuthority:<root>`` store instead of ``ca``
+(docs/decisions/0025-notation-signing-authority.md).
 
 Verification levels (trust-store-trust-policy.md, "Signature Verification details"):
 
@@ -85,7 +87,16 @@ _FORBIDDEN_SIGNING_EKUS = {
 
 class StoreType(StrEnum):
     CA = "ca"
+    SIGNING_AUTHORITY = "signingAuthority"
     TSA = "tsa"
+
+
+#: Which trust store type may verify a signature of each signing scheme
+#: (trust-store-trust-policy.md "Trust Store"; notation-go loads only that type's stores).
+SIGNING_STORE: Mapping[str, StoreType] = {
+    SCHEME_X509: StoreType.CA,
+    SCHEME_SIGNING_AUTHORITY: StoreType.SIGNING_AUTHORITY,
+}
 
 
 class VerificationLevel(StrEnum):
@@ -118,10 +129,13 @@ ENFORCED: Mapping[VerificationLevel, frozenset[Check]] = {
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NotationTrustStore:
-    """Named ``ca`` and ``tsa`` stores built from a validator's trust roots at load time."""
+    """Named ``ca``, ``signingAuthority`` and ``tsa`` stores built from a validator's trust
+    roots at load time: a root's ``cert`` goes to its ``storeType`` (``ca`` unless configured,
+    see docs/decisions/0025-notation-signing-authority.md), its ``tsCert`` to ``tsa``."""
 
     ca: Mapping[str, tuple[x509.Certificate, ...]]
     tsa: Mapping[str, tuple[x509.Certificate, ...]]
+    signing_authority: Mapping[str, tuple[x509.Certificate, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_roots(cls, roots: Sequence[TrustRoot]) -> NotationTrustStore:
@@ -133,19 +147,29 @@ class NotationTrustStore:
         """
         if not roots:
             raise TrustRootError("no trust roots provided for validator")
-        ca: dict[str, tuple[x509.Certificate, ...]] = {}
+        signing: dict[StoreType, dict[str, tuple[x509.Certificate, ...]]] = {
+            StoreType.CA: {},
+            StoreType.SIGNING_AUTHORITY: {},
+        }
         tsa: dict[str, tuple[x509.Certificate, ...]] = {}
+        seen: set[str] = set()
         for index, root in enumerate(roots):
-            if root.name in ca:
+            if root.name in seen:
                 continue
+            seen.add(root.name)
             if not root.cert:
                 raise TrustRootError(
                     f"trustRoots[{index}].cert: no certificate provided for trust root {root.name}"
                 )
-            ca[root.name] = _certificates(root.cert, f"trustRoots[{index}].cert")
+            store = signing[store_type_of(root)]
+            store[root.name] = _certificates(root.cert, f"trustRoots[{index}].cert")
             if root.ts_cert:
                 tsa[root.name] = _certificates(root.ts_cert, f"trustRoots[{index}].tsCert")
-        return cls(ca=ca, tsa=tsa)
+        return cls(
+            ca=signing[StoreType.CA],
+            tsa=tsa,
+            signing_authority=signing[StoreType.SIGNING_AUTHORITY],
+        )
 
     def certificates(self, store_type: StoreType, name: str) -> tuple[x509.Certificate, ...]:
         """The certificates of the named store.
@@ -153,10 +177,29 @@ class NotationTrustStore:
         Raises:
             TrustRootError: no such store (``trust_root_not_found``).
         """
-        store = self.ca if store_type is StoreType.CA else self.tsa
+        store = {
+            StoreType.CA: self.ca,
+            StoreType.SIGNING_AUTHORITY: self.signing_authority,
+            StoreType.TSA: self.tsa,
+        }[store_type]
         if name not in store:
             raise TrustRootError(f"no certificates found for trustRoot {name}")
         return store[name]
+
+
+def store_type_of(root: TrustRoot) -> StoreType:
+    """The store a root's ``cert`` belongs to: ``ca`` unless ``storeType: signingAuthority``.
+
+    Raises:
+        TrustRootError: an unknown store type (the loader reports it with its path first).
+    """
+    if root.store_type is None or root.store_type == StoreType.CA.value:
+        return StoreType.CA
+    if root.store_type == StoreType.SIGNING_AUTHORITY.value:
+        return StoreType.SIGNING_AUTHORITY
+    raise TrustRootError(
+        f"trust root {root.name}: storeType must be ca or signingAuthority, not {root.store_type!r}"
+    )
 
 
 def _certificates(pem: str, path: str) -> tuple[x509.Certificate, ...]:
@@ -192,7 +235,7 @@ class NotationPolicy:
             verify_timestamp = VerifyTimestamp(options.verify_timestamp or "always")
         except ValueError as e:
             raise VerificationError(str(e), category=Category.CONFIG_INVALID) from e
-        stores = [f"ca:{r.name}" for r in selected]
+        stores = [f"{store_type_of(r).value}:{r.name}" for r in selected]
         stores += [f"tsa:{r.name}" for r in selected if r.ts_cert]
         return cls(
             registry_scopes=(repository,),
@@ -207,8 +250,9 @@ class NotationPolicy:
 
     @property
     def trust_root_names(self) -> str:
-        """For messages: ``[default, other]``."""
-        return "[" + ", ".join(self.names(StoreType.CA)) + "]"
+        """For messages: ``[default, other]`` (every selected signing root, in order)."""
+        names = [s.partition(":")[2] for s in self.trust_stores if not s.startswith("tsa:")]
+        return "[" + ", ".join(names) + "]"
 
 
 # --- Envelopes ---------------------------------------------------------------------------
@@ -304,9 +348,11 @@ def verify_signature(
     1. integrity — (the envelope was parsed by ``application.notation_envelopes``) supported
        content type and critical headers, ``alg`` matches the signing key, signature
        verifies, chain is well formed and valid at the signing time;
-    2. authenticity — a chain certificate is a certificate of a selected ``ca`` store;
+    2. authenticity — a chain certificate is a certificate of a selected store of the type
+       the signing scheme demands (``ca`` or ``signingAuthority``);
     3. authentic timestamp — RFC 3161 countersignature per ``verifyTimestamp`` when a ``tsa``
-       store is selected, else the chain must be valid at ``now``;
+       store is selected, else the chain must be valid at ``now`` (never the signer's own
+       time claim, for either scheme);
     4. expiry — the signer's optional expiry header;
     5. revocation — the hook;
     6. the payload's target descriptor equals the admitted digest and size (always).
@@ -320,16 +366,12 @@ def verify_signature(
     # Step 1 — integrity (always enforced).
     _check_integrity(envelope, image, roots)
     descriptor = _target_descriptor(envelope.payload, image, roots)
-    # Step 2 — authenticity.
-    signer = _trusted_root(envelope.chain, policy, store)
-    if signer is None:
-        run.fail(
-            Check.AUTHENTICITY,
-            _invalid(
-                f"the Notation signature of image {image} is not signed by a certificate "
-                f"that chains to trust roots {roots}"
-            ),
-        )
+    # Step 2 — authenticity, against the stores of the signature's own scheme only.
+    signer = None
+    try:
+        signer = _trusted_root(envelope, policy, store, image)
+    except VerificationError as e:
+        run.fail(Check.AUTHENTICITY, e)
     # Step 3 — authentic timestamp.
     try:
         _check_authentic_timestamp(envelope, policy, store, now)
@@ -552,24 +594,42 @@ def _check_target(descriptor: Mapping[str, Any], target: Target, image: str, roo
 
 
 def _trusted_root(
-    chain: Sequence[x509.Certificate], policy: NotationPolicy, store: NotationTrustStore
-) -> str | None:
-    """notation-core-go VerifyAuthenticity: any chain certificate equals a trusted certificate."""
-    for name in policy.names(StoreType.CA):
-        trusted = store.certificates(StoreType.CA, name)
-        if any(cert in trusted for cert in chain):
+    envelope: Envelope, policy: NotationPolicy, store: NotationTrustStore, image: str
+) -> str:
+    """The selected root whose store vouches for the chain: a chain certificate equals one of
+    its certificates (notation-core-go VerifyAuthenticity), in a store of the type the signing
+    scheme demands (``ca`` for notary.x509, ``signingAuthority`` for notary.x509.signingAuthority).
+
+    Raises:
+        VerificationError: ``signature_invalid`` — no store of that type is selected, or none
+            of them holds a chain certificate.
+    """
+    roots = policy.trust_root_names
+    store_type = SIGNING_STORE[envelope.signing_scheme]
+    names = policy.names(store_type)
+    if not names:
+        raise _invalid(
+            f"the Notation signature of image {image} uses the signing scheme "
+            f"{envelope.signing_scheme}, which only a trust root configured with "
+            f"storeType: {store_type.value} can verify; none of trust roots {roots} is one"
+        )
+    for name in names:
+        trusted = store.certificates(store_type, name)
+        if any(cert in trusted for cert in envelope.chain):
             return name
-    return None
+    raise _invalid(
+        f"the Notation signature of image {image} is not signed by a certificate "
+        f"that chains to trust roots {roots}"
+    )
 
 
 def _check_authentic_timestamp(
     envelope: Envelope, policy: NotationPolicy, store: NotationTrustStore, now: datetime
 ) -> None:
+    # Both schemes: the signer's own time claims (signingTime, authenticSigningTime) never
+    # extend a certificate's life; only a verified TSA countersignature does
+    # (docs/decisions/0025-notation-signing-authority.md).
     chain = envelope.chain
-    if envelope.signing_scheme == SCHEME_SIGNING_AUTHORITY:
-        assert envelope.authentic_signing_time is not None  # checked by integrity  # noqa: S101
-        _require_within(chain, envelope.authentic_signing_time, envelope.authentic_signing_time)
-        return
     tsa_names = policy.names(StoreType.TSA)
     perform = bool(tsa_names)
     if perform and policy.verify_timestamp is VerifyTimestamp.AFTER_CERT_EXPIRY:
@@ -641,9 +701,10 @@ def most_relevant_failure(errors: Sequence[VerificationError]) -> VerificationEr
 
 
 def chain_thumbprints(store: NotationTrustStore, policy: NotationPolicy) -> frozenset[str]:
-    """SHA-256 fingerprints (lower-case hex) of the selected ``ca`` certificates."""
+    """SHA-256 fingerprints (lower-case hex) of the selected signing roots' certificates."""
     return frozenset(
         hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
-        for name in policy.names(StoreType.CA)
-        for cert in store.certificates(StoreType.CA, name)
+        for kind in (StoreType.CA, StoreType.SIGNING_AUTHORITY)
+        for name in policy.names(kind)
+        for cert in store.certificates(kind, name)
     )

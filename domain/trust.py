@@ -39,6 +39,9 @@ class TrustRoot:
     cert: str | None = None
     ts_cert: str | None = None
     keyless: KeylessIdentity | None = None
+    #: Notation only: the trust store type of ``cert`` (``None`` is ``ca``; ``signingAuthority``
+    #: must be configured explicitly, see docs/decisions/0025-notation-signing-authority.md).
+    store_type: str | None = None
 
 
 def select_trust_roots(roots: Sequence[TrustRoot], ref: str | None) -> tuple[TrustRoot, ...]:

@@ -16,6 +16,7 @@ from connaisseur.config.container import build_container
 from connaisseur.config.loader import DEFAULT_CONFIG, build_settings, load_settings
 from connaisseur.domain.errors import Category, ConfigError
 from connaisseur.domain.image import ImageReference
+from tests.support.notation_signing import make_ca
 
 KEY = """-----BEGIN PUBLIC KEY-----
 MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEsx28WV7BsQfnHF1kZmpdCTTLJaWe
@@ -141,6 +142,24 @@ def problems_of(document: Any, secrets_dir: Path = Path("/nonexistent")) -> tupl
             "validators[0].trustRoots[0].keyless: exactly one of subject and subjectRegex",
         ),
         ([STATIC], "configuration must be a YAML mapping"),
+        (
+            app(
+                validators=[notary(trustRoots=[{"name": "default", "key": KEY, "storeType": "ca"}])]
+            ),
+            "validators[0].trustRoots[0].storeType: only notation trust roots",
+        ),
+        (
+            app(
+                validators=[
+                    {
+                        "name": "n",
+                        "type": "notation",
+                        "trustRoots": [{"name": "default", "cert": "x", "storeType": "tsa"}],
+                    }
+                ]
+            ),
+            "validators[0].trustRoots[0].storeType: Must be one of",
+        ),
     ],
 )
 def test_every_error_names_its_path(document: Any, problem: str) -> None:
@@ -399,3 +418,18 @@ async def test_default_configuration_builds_a_container() -> None:
         container.session.override(session)
         validators = container.validators()
     assert set(validators) == {"allow", "deny", "dockerhub"}
+
+
+def test_notation_signing_authority_is_configured_explicitly_per_trust_root() -> None:
+    pem = make_ca("authority").pem()
+    roots = [
+        {"name": "default", "cert": pem},
+        {"name": "signer-service", "cert": pem, "storeType": "signingAuthority"},
+    ]
+    document = app(validators=[STATIC, {"name": "n", "type": "notation", "trustRoots": roots}])
+    settings = build_settings(document, secrets_dir=Path("/nonexistent"), env={})
+    loaded = {v.name: v for v in settings.validators}["n"].trust_roots
+    assert [(r.name, r.store_type) for r in loaded] == [
+        ("default", None),
+        ("signer-service", "signingAuthority"),
+    ]

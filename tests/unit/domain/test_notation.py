@@ -270,9 +270,78 @@ def test_signature_expiry_header(pki: Pki) -> None:
     assert verify(pki, blob, now=REAL_NOW).logged == ()
 
 
-def test_signing_authority_scheme_uses_the_authentic_signing_time(pki: Pki) -> None:
-    blob = sign_jws(pki.short_leaf, PAYLOAD, scheme="notary.x509.signingAuthority")
-    assert verify(pki, blob, now=REAL_NOW + 100 * DAY).evidence.digest == DIGEST
+# --- notary.x509.signingAuthority (docs/decisions/0025-notation-signing-authority.md) --------
+
+SIGNING_AUTHORITY = "notary.x509.signingAuthority"
+
+
+def authority_roots(pki: Pki, *, tsa: bool = False) -> list[TrustRoot]:
+    ts_cert = pki.tsa_root.pem() if tsa else None
+    return [
+        TrustRoot(
+            name="default", cert=pki.root.pem(), ts_cert=ts_cert, store_type="signingAuthority"
+        )
+    ]
+
+
+def test_notation_signing_authority_signature_is_refused_against_ca_trust_roots(pki: Pki) -> None:
+    # Before: accepted against the ordinary (ca) root, and its own authenticSigningTime let an
+    # expired leaf key back-date signatures past "valid now".
+    blob = sign_jws(pki.short_leaf, PAYLOAD, scheme=SIGNING_AUTHORITY)
+    for now in (REAL_NOW, REAL_NOW + 100 * DAY):
+        for level in ("strict", "permissive"):
+            error = denial(pki, blob, now=now, verification_level=level)
+            assert error.category is Category.SIGNATURE_INVALID
+            assert "storeType: signingAuthority" in error.message
+            assert IMAGE in error.message
+            assert "[default]" in error.message
+
+
+def test_notation_signing_authority_cannot_skip_verify_timestamp_always(pki: Pki) -> None:
+    # A tsa store with verifyTimestamp: always demands a countersignature; a self-claimed
+    # authentic signing time is no substitute.
+    blob = sign_jws(pki.short_leaf, PAYLOAD, scheme=SIGNING_AUTHORITY)
+    error = denial(pki, blob, now=REAL_NOW + 100 * DAY, trust_roots=authority_roots(pki, tsa=True))
+    assert "no timestamp countersignature" in error.message
+
+
+def test_notation_signing_authority_time_claim_does_not_extend_the_certificate(pki: Pki) -> None:
+    blob = sign_jws(pki.short_leaf, PAYLOAD, scheme=SIGNING_AUTHORITY)
+    error = denial(pki, blob, now=REAL_NOW + 100 * DAY, trust_roots=authority_roots(pki))
+    assert error.category is Category.EXPIRED
+
+
+def test_notation_signing_authority_verifies_against_a_configured_signing_authority(
+    pki: Pki,
+) -> None:
+    blob = sign_jws(pki.leaf, PAYLOAD, scheme=SIGNING_AUTHORITY)
+    result = verify(pki, blob, trust_roots=authority_roots(pki))
+    assert result.evidence.signers == ("default",)
+
+
+@needs_openssl
+def test_notation_signing_authority_outlives_its_certificate_only_with_a_timestamp(
+    pki: Pki,
+) -> None:
+    blob = sign_jws(
+        pki.short_leaf, PAYLOAD, scheme=SIGNING_AUTHORITY, stamp=openssl_stamper(pki.tsa)
+    )
+    result = verify(pki, blob, now=REAL_NOW + 100 * DAY, trust_roots=authority_roots(pki, tsa=True))
+    assert result.evidence.signers == ("default",)
+
+
+def test_notation_x509_signature_is_refused_by_a_signing_authority_root(pki: Pki) -> None:
+    error = denial(pki, sign_jws(pki.leaf, PAYLOAD), trust_roots=authority_roots(pki))
+    assert error.category is Category.SIGNATURE_INVALID
+    assert "storeType: ca" in error.message
+
+
+def test_notation_store_types_split_the_trust_store(pki: Pki) -> None:
+    store = NotationTrustStore.from_roots([*authority_roots(pki), *roots(pki)[1:]])
+    assert store.certificates(StoreType.SIGNING_AUTHORITY, "default") == (pki.root.cert,)
+    assert store.certificates(StoreType.CA, "other") == (pki.other_root.cert,)
+    with pytest.raises(TrustRootError):
+        store.certificates(StoreType.CA, "default")
 
 
 # --- RFC 3161 timestamps -------------------------------------------------------------------
