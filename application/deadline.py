@@ -26,6 +26,10 @@ class Deadline:
     def expired(self) -> bool:
         return self.remaining() <= 0.0
 
+    def capped(self, seconds: float) -> Deadline:
+        """A deadline at most ``seconds`` from now, never later than this one."""
+        return Deadline.after(self.clock, min(self.remaining(), seconds))
+
     def timeout(self, cap: float | None = None) -> float:
         """The timeout for one outbound call: what is left, at most ``cap``."""
         left = self.remaining()

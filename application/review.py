@@ -1,4 +1,11 @@
-"""Use case: review an admission request — every image of the object, one verdict."""
+"""Use case: review an admission request — every image of the object, one verdict.
+
+An UPDATE whose images are unchanged (the same multiset of image strings in every container
+list of the new and the old object) is never denied for its images: nothing new runs from it,
+and an operator must be able to scale, relabel or clean up a workload whose image is denied
+today. Its images are verified all the same, within a short budget, and a denial or timeout
+becomes a warning (docs/decisions/0011-lifecycle-updates.md).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from connaisseur.application.alerting import Notifier, alert_context
 from connaisseur.application.approval import ChildApproval
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import Clock, Metrics
-from connaisseur.application.settings import Features, ResourceValidationMode
+from connaisseur.application.settings import Features, Limits, ResourceValidationMode
 from connaisseur.application.verify import VerifyImage, VerifyImageCommand
 from connaisseur.domain.errors import Category, ConnaisseurError, WorkloadError
 from connaisseur.domain.verdict import (
@@ -25,6 +32,7 @@ from connaisseur.domain.workload import ContainerSlot, Workload
 
 DETECTION_WARNING = "detection mode active"
 PODS_ONLY_WARNING = "pod-only validation active"
+UNCHANGED_WARNING = "images unchanged: admitted without enforcing verification"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,9 +59,11 @@ class ReviewAdmission:
         metrics: Metrics,
         child_approval: ChildApproval | None = None,
         notifier: Notifier | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self._verify = verify
         self._features = features
+        self._limits = limits or Limits()
         self._clock = clock
         self._metrics = metrics
         # Child approval only where every kind is enforced: in podsOnly mode the owner was
@@ -69,33 +79,43 @@ class ReviewAdmission:
         """The verdict for ``command``; never raises for anything the request contains."""
         started = time.perf_counter()
         deadline = Deadline.after(self._clock, command.budget_seconds)
-        verdict = await self._decide(command, deadline)
+        verdict, unchanged = await self._decide(command, deadline)
         if self._notifier is not None:
             verdict = await self._notify(self._notifier, command, verdict, deadline)
-        verdict = self._apply_modes(command, verdict)
+        verdict = self._apply_modes(command, verdict, unchanged)
         self._metrics.admission(
             verdict.allowed, verdict.outcome is Outcome.TIMEOUT, time.perf_counter() - started
         )
         return verdict
 
-    async def _decide(self, command: ReviewCommand, deadline: Deadline) -> RequestVerdict:
+    async def _decide(
+        self, command: ReviewCommand, deadline: Deadline
+    ) -> tuple[RequestVerdict, bool]:
+        """The verdict of verification, and whether the images are unchanged by an UPDATE.
+
+        There is no shortcut for objects being deleted: an UPDATE of such an object is
+        admitted regardless only when its images are unchanged, like any other UPDATE.
+        """
         try:
             old = self._old_workload(command)
             new = Workload.parse(command.kind, command.object, command.namespace)
         except WorkloadError as e:
-            return RequestVerdict(
+            invalid = RequestVerdict(
                 uid=command.uid,
                 allowed=False,
                 outcome=Outcome.INVALID,
                 message=e.message,
                 category=e.category,
             )
-        if old is not None and old.deleted:
-            return RequestVerdict(uid=command.uid, allowed=True, outcome=Outcome.SUCCESS)
+            return invalid, False
+        unchanged = old is not None and new.same_images_as(old)
         approved = self._approved_images(old)
+        if unchanged:
+            # Only the warning depends on this verification: never hold up a scale-down for it.
+            deadline = deadline.capped(self._limits.unchanged_check_seconds)
         images = new.images  # grouped once, used by both steps
         verdicts = await self._verify_all(new, images, approved, deadline)
-        return _summarise(command.uid, new, images, verdicts)
+        return _summarise(command.uid, new, images, verdicts), unchanged
 
     async def _notify(
         self,
@@ -210,7 +230,9 @@ class ReviewAdmission:
         self._metrics.validation("unknown", "", str(Category.TIMEOUT), 0.0)
         return _timed_out(image, finished, total)
 
-    def _apply_modes(self, command: ReviewCommand, verdict: RequestVerdict) -> RequestVerdict:
+    def _apply_modes(
+        self, command: ReviewCommand, verdict: RequestVerdict, unchanged: bool
+    ) -> RequestVerdict:
         features = self._features
         if (
             features.resource_validation_mode is ResourceValidationMode.PODS_ONLY
@@ -218,6 +240,8 @@ class ReviewAdmission:
         ):
             warnings = () if verdict.allowed else (PODS_ONLY_WARNING, verdict.message or "")
             return _admitted(verdict, warnings, keep_patch=False)
+        if unchanged and not verdict.allowed:
+            return _admitted(verdict, (UNCHANGED_WARNING, verdict.message or ""), keep_patch=True)
         if features.detection_mode and not verdict.allowed:
             return _admitted(verdict, (DETECTION_WARNING, verdict.message or ""), keep_patch=True)
         return verdict

@@ -111,6 +111,9 @@ class Limits:
     deadline_cap_seconds: float = 29.0
     deadline_margin_seconds: float = 1.0
     max_concurrent_verifications: int = 16
+    #: how long an UPDATE with unchanged images waits for the verification that only decides
+    #: its warning (docs/decisions/0011-lifecycle-updates.md)
+    unchanged_check_seconds: float = 2.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

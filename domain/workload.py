@@ -28,6 +28,23 @@ _POD_SPEC_PATHS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 SUPPORTED_KINDS = frozenset(_POD_SPEC_PATHS)
 
+#: child kind → the (apiVersion, kind) of the built-in controllers that create such children.
+#: Only these owners can lend child approval (docs/decisions/0010-child-approval-is-earned.md):
+#: a Pod owns no Pod, and a custom resource spelt like a built-in kind never passed this webhook.
+CONTROLLERS: dict[str, frozenset[tuple[str, str]]] = {
+    "Pod": frozenset(
+        {
+            ("apps/v1", "ReplicaSet"),
+            ("apps/v1", "DaemonSet"),
+            ("apps/v1", "StatefulSet"),
+            ("batch/v1", "Job"),
+            ("v1", "ReplicationController"),
+        }
+    ),
+    "ReplicaSet": frozenset({("apps/v1", "Deployment")}),
+    "Job": frozenset({("batch/v1", "CronJob")}),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class ContainerSlot:
@@ -87,6 +104,11 @@ class Workload:
             deleted=meta.get("deletionTimestamp") is not None,
         )
 
+    def same_images_as(self, other: Workload) -> bool:
+        """Whether both run the same multiset of image strings in every container list
+        (docs/decisions/0011-lifecycle-updates.md)."""
+        return _images_by_type(self.slots) == _images_by_type(other.slots)
+
     @property
     def images(self) -> dict[str, list[ContainerSlot]]:
         """Raw image string → its slots, in first-seen order (containers, init, ephemeral)."""
@@ -128,6 +150,15 @@ def container_slots(kind: str, obj: Mapping[str, Any]) -> tuple[ContainerSlot, .
                 )
             slots.append(ContainerSlot(ctype, index, image))
     return tuple(slots)
+
+
+def _images_by_type(slots: tuple[ContainerSlot, ...]) -> dict[str, list[str]]:
+    by_type: dict[str, list[str]] = {}
+    for slot in slots:
+        by_type.setdefault(slot.type, []).append(slot.image)
+    for images in by_type.values():
+        images.sort()
+    return by_type
 
 
 def _is_object(value: Any) -> bool:

@@ -23,6 +23,7 @@ import pytest
 import yaml
 from dependency_injector import providers
 
+from connaisseur.application.review import UNCHANGED_WARNING
 from connaisseur.application.settings import Settings, ValidatorSettings
 from connaisseur.application.validators import Validator, ValidatorFactory, build_validators
 from connaisseur.config.container import Container, build_container
@@ -78,7 +79,42 @@ _PINNED = (
     "answer naming another digest than the reference asks for is a digest_mismatch denial, "
     "never a silent swap (upstream's double swaps it)"
 )
+_D11 = (
+    "D11 (docs/decisions/0011-lifecycle-updates.md): an UPDATE with unchanged images is "
+    "admitted whatever verification says, and warns when it denies; objects being deleted "
+    "get no other shortcut"
+)
+_BUSYBOX_DENIED = "unabled to find signed digest for image docker.io/library/busybox:latest"
 DIFFERENCES: dict[str, tuple[str, dict[str, Any]]] = {
+    "admission-028": (
+        _D11,
+        {
+            "ok": True,
+            "allowed": True,
+            "patch": None,
+            "notification_result": "error",  # verified, denied: the rejection alert goes out
+            "warnings_contain": [UNCHANGED_WARNING, _BUSYBOX_DENIED],
+        },
+    ),
+    "admission-029": (
+        _D11,
+        {
+            "ok": True,
+            "allowed": True,
+            "patch": None,
+            "notification_result": "error",
+            "message_contains": _BUSYBOX_DENIED,
+            "warnings_contain": [UNCHANGED_WARNING, _BUSYBOX_DENIED],
+            "cache_after": {"busybox": {"digest": "", "error_contains": _BUSYBOX_DENIED}},
+            "cache_after_exact": True,
+        },
+    ),
+    "admission-077": (_D11, {"ok": True, "approved": False, "allowed": True}),
+    "admission-073": (
+        "D10 (docs/decisions/0010-child-approval-is-earned.md): an owner whose images are not "
+        "pinned to a digest approves no children",
+        {"ok": True, "approved": False},
+    ),
     "admission-114": (
         "a static allow verifies nothing and pins nothing: digest null "
         "(docs/decisions/0014-pinned-digests-stay-pinned.md)",

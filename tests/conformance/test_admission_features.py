@@ -9,7 +9,9 @@ the environment flags. The static/test-double admission harness lives in ``test_
 Deliberate differences asserted here instead of the upstream behaviour:
 * D5 — cache keys are the raw image *plus a hash of the effective rule and validator
   configuration*; ``cache_before`` seeds and ``cache_after`` checks use that key.
-* D10 — child approval needs the owner's pod-template images to *equal* the child's images.
+* D10 — child approval needs the owner's pod-template images to *equal* the child's images,
+  all pinned to a digest.
+* D11 — an UPDATE with unchanged images is admitted whatever verification says.
 """
 
 from __future__ import annotations
@@ -81,27 +83,36 @@ def _child_images(case: dict[str, Any]) -> list[str]:
 async def test_child_approval(case: dict[str, Any]) -> None:
     """Child approval decision for one image, given the parents' images.
 
-    D10: approval needs the owner's images to equal the child's; admission-074 (owner with
-    three images, child with one of them) is therefore *not* approved here.
+    D10: approval needs the owner's images to equal the child's, pinned to a digest;
+    admission-074 (owner with three images, child with one of them) is therefore *not*
+    approved here, and the upstream approvals are asserted again with pinned images.
     """
     inputs = case["inputs"]
-    features = apply_env(Features(), inputs["env"])
-    child = _workload(_child_images(case), owners=1)
-    api = _StaticKubeApi({"owner": inputs["parent_images"]})
+    expected = expected_of(case)["approved"]
+    if case["id"] == "admission-074":
+        expected = False  # D10: the owner's images {abc, image, def} differ from the child's
+    assert await _child_approved(case, inputs["parent_images"], _child_images(case)) is expected
+    if case["expected"]["approved"] and case["id"] != "admission-074":
+        pinned = [f"{image}@{_SOME_DIGEST}" for image in inputs["parent_images"]]
+        assert await _child_approved(case, pinned, [f"{_child_images(case)[0]}@{_SOME_DIGEST}"])
+
+
+_SOME_DIGEST = "sha256:" + "12" * 32
+
+
+async def _child_approved(case: dict[str, Any], parent: list[str], images: list[str]) -> bool:
+    features = apply_env(Features(), case["inputs"]["env"])
     review = ReviewAdmission(
         _verify_with(MockValidator("default", "mock", "mock_deny")),
         features,
         FakeClock(),
         FakeMetrics(),
-        child_approval=ChildApproval(api),
+        child_approval=ChildApproval(_StaticKubeApi({"owner": parent})),
     )
-    verdict = await review.execute(_command(child))
-    expected = expected_of(case)["approved"]
-    if case["id"] == "admission-074":
-        expected = False  # D10: the owner's images {abc, image, def} differ from the child's
-    assert verdict.allowed is expected
-    if expected:
+    verdict = await review.execute(_command(_workload(images, owners=1)))
+    if verdict.allowed:
         assert verdict.images[0].skipped is SkipReason.CHILD
+    return verdict.allowed
 
 
 @pytest.mark.parametrize("case", select("unchanged_approval"))
@@ -116,8 +127,9 @@ async def test_unchanged_approval(case: dict[str, Any]) -> None:
         uid="u", kind="Pod", operation="UPDATE", namespace="ns", object=new, old_object=old
     )
     verdict = await review.execute(command)
-    assert verdict.allowed is expected_of(case)["approved"]
-    assert (validator.calls == []) is expected_of(case)["approved"]
+    expected = expected_of(case)
+    assert verdict.allowed is expected.get("allowed", expected["approved"])
+    assert (validator.calls == []) is expected["approved"]
 
 
 # --- parent images through the real Kubernetes API adapter ---------------------------------

@@ -174,6 +174,33 @@ async def test_unchanged_approval(start: Any) -> None:
     assert len(signed_off.calls) == 1
 
 
+async def test_unchanged_update_of_a_denied_image_is_admitted_with_a_warning(start: Any) -> None:
+    """D11 (docs/decisions/0011-lifecycle-updates.md) over HTTPS: a label change of a Pod whose
+    image is denied today is admitted, and the warning says why it would be denied; adding a
+    container in the same UPDATE is denied."""
+    webhook, _ = await start()
+
+    def relabel(request: dict[str, Any]) -> None:
+        request["operation"] = "UPDATE"
+        request["oldObject"] = copy.deepcopy(request["object"])
+        request["object"]["metadata"]["labels"]["incident"] = "2026-42"
+
+    answer = await webhook.review("17_deny_me_pod.json", relabel)
+    assert answer["allowed"] is True
+    assert "patch" not in answer
+    assert answer["warnings"][0] == "images unchanged: admitted without enforcing verification"
+    assert "static_deny" in answer["warnings"][1]
+
+    def add_container(request: dict[str, Any]) -> None:
+        relabel(request)
+        containers = request["object"]["spec"]["containers"]
+        containers.append({**containers[0], "name": "second"})
+
+    answer = await webhook.review("17_deny_me_pod.json", add_container)
+    assert answer["allowed"] is False
+    assert "warnings" not in answer
+
+
 async def test_detection_mode(start: Any) -> None:
     webhook, _ = await start(env={"DETECTION_MODE": "true"})
     answer = await webhook.review("17_deny_me_pod.json")

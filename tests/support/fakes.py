@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.ports import Clock, Metrics, TransparencyLog
+from connaisseur.application.ports import Clock, KubernetesApi, Metrics, TransparencyLog
 
 DEFAULT_NOW = datetime(2026, 11, 29, tzinfo=UTC)
 
@@ -96,3 +96,26 @@ def unreachable_transparency_log(
 ) -> FakeTransparencyLog:
     """A log that fails the test if asked (every signature carries its bundle, or no tlog)."""
     return FakeTransparencyLog(fail=AssertionError(reason))
+
+
+class FakeKubernetesApi(KubernetesApi):
+    """Implements ``KubernetesApi`` over objects keyed by (apiVersion, kind, namespace, name);
+    records every lookup."""
+
+    def __init__(self, objects: list[Mapping[str, Any]] | None = None) -> None:
+        self.objects: dict[tuple[str, str, str, str], Mapping[str, Any]] = {}
+        self.gets: list[tuple[str, str, str, str]] = []
+        for obj in objects or []:
+            self.add(obj)
+
+    def add(self, obj: Mapping[str, Any]) -> None:
+        meta = obj["metadata"]
+        key = (obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        self.objects[key] = obj
+
+    async def get(
+        self, api_version: str, kind: str, namespace: str, name: str, deadline: Deadline
+    ) -> Mapping[str, Any] | None:
+        key = (api_version, kind, namespace, name)
+        self.gets.append(key)
+        return self.objects.get(key)

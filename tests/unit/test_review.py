@@ -270,18 +270,8 @@ async def test_detection_mode_admits_with_warnings_and_keeps_patches() -> None:
     assert len(allowed.patch) == 1
 
 
-async def test_update_of_an_object_marked_for_deletion_is_admitted_unvalidated() -> None:
-    h = Harness()
-    verdict = await h.run(
-        "Pod",
-        pod("my.reg/denied:1"),
-        operation="UPDATE",
-        old_object=pod("my.reg/denied:1", deleted=True),
-    )
-    assert verdict.allowed
-    assert verdict.images == ()
-    # A CREATE of an object already carrying deletionTimestamp is validated normally.
-    created = await h.run("Pod", pod("my.reg/denied:1", deleted=True))
+async def test_a_create_of_an_object_marked_for_deletion_is_validated() -> None:
+    created = await Harness().run("Pod", pod("my.reg/denied:1", deleted=True))
     assert not created.allowed
 
 
@@ -307,9 +297,13 @@ async def test_unchanged_images_are_approved_only_when_enabled(enabled: bool) ->
 async def test_unchanged_approval_never_skips_static_denials() -> None:
     h = Harness(features=Features(automatic_unchanged_approval=True))
     verdict = await h.run(
-        "Pod", pod("my.reg/denied:1"), operation="UPDATE", old_object=pod("my.reg/denied:1")
+        "Pod",
+        pod("my.reg/denied:1", "a.io/new:1"),
+        operation="UPDATE",
+        old_object=pod("my.reg/denied:1"),
     )
     assert not verdict.allowed
+    assert "my.reg/denied:1" in (verdict.message or "")
 
 
 async def test_update_with_an_unreadable_old_object_is_denied() -> None:
