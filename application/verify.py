@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from connaisseur.application.caching import cache_key, cached_category, definitive, rule_fingerprint
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import Cache, CachedResult, Metrics
+from connaisseur.application.settings import Limits
 from connaisseur.application.validators import StaticValidator, Validator
 from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference, is_digest
@@ -47,7 +48,11 @@ class VerifyImage:
     """Applies the policy to one image and verifies it with the rule's validator.
 
     Non-static verifications consult the cache first, and identical verifications running
-    at the same time in this process are coalesced into one.
+    at the same time in this process are coalesced into one. A coalesced verification runs
+    under a deadline of its own, as long as any request may have (``deadline_cap_seconds``):
+    each request waits for it only as long as its own deadline allows, and the last one to
+    give up cancels it, so no request inherits another's shorter budget and no work outlives
+    every request that wanted it.
     """
 
     def __init__(
@@ -56,11 +61,13 @@ class VerifyImage:
         validators: Mapping[str, Validator],
         metrics: Metrics,
         caching: CachePolicy | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self._policy = policy
         self._validators = validators
         self._metrics = metrics
         self._caching = caching or CachePolicy()
+        self._limits = limits or Limits()
         self._configurations: dict[Rule, str] = {}
         self._inflight: dict[str, _Shared] = {}
         # raw image → verdict of its static rule: a pure function of the fixed configuration
@@ -102,11 +109,28 @@ class VerifyImage:
             if hit is not None and (hit.digest or hit.message or hit.category):
                 return self._record(_replayed(command.image, image, rule, validator, hit), started)
         shared = self._inflight.get(key)
-        if shared is None:
-            task = asyncio.ensure_future(self._verify_and_store(key, command.image, deadline))
-            shared = self._inflight[key] = _Shared(task)
-            task.add_done_callback(lambda _: self._inflight.pop(key, None))
-        return await shared.wait()
+        if shared is None or shared.abandoned:
+            shared = self._start(key, command.image, deadline)
+        verdict = await shared.wait(deadline)
+        if verdict is None:
+            late = ConnaisseurError("not verified before the deadline", category=Category.TIMEOUT)
+            return self._record(_failed(command.image, image, rule, validator, late), 0.0)
+        return verdict
+
+    def _start(self, key: str, raw: str, deadline: Deadline) -> _Shared:
+        """Start the verification of ``raw`` that requests with this key will share."""
+        budget = max(self._limits.deadline_cap_seconds, deadline.remaining())
+        own = Deadline.after(deadline.clock, budget)
+        shared = self._inflight[key] = _Shared(
+            asyncio.ensure_future(self._verify_and_store(key, raw, own))
+        )
+
+        def forget(_: object) -> None:
+            if self._inflight.get(key) is shared:  # not a newer one started meanwhile
+                del self._inflight[key]
+
+        shared.task.add_done_callback(forget)
+        return shared
 
     async def _verify_and_store(self, key: str, raw: str, deadline: Deadline) -> ImageVerdict:
         image, rule, validator = self._resolve(raw)
@@ -189,23 +213,38 @@ class VerifyImage:
 
 
 class _Shared:
-    """One in-flight verification and how many requests wait for it."""
+    """One in-flight verification, how many requests wait for it, and whether its last
+    waiter gave it up (then nobody may join it: it is being cancelled)."""
 
-    __slots__ = ("task", "waiters")
+    __slots__ = ("abandoned", "task", "waiters")
 
     def __init__(self, task: asyncio.Future[ImageVerdict]) -> None:
         self.task = task
         self.waiters = 0
+        self.abandoned = False
 
-    async def wait(self) -> ImageVerdict:
-        """The shared verdict. A waiter giving up (its request timed out) does not cancel the
-        others' work; the last one to give up cancels it, so no orphaned requests remain."""
+    async def wait(self, deadline: Deadline) -> ImageVerdict | None:
+        """The shared verdict, or ``None`` when ``deadline`` passes first or the work was
+        cancelled by someone else (a shutdown). A waiter giving up does not cancel the
+        others' work; the last one to give up cancels it, so no orphaned requests remain.
+
+        Raises:
+            asyncio.CancelledError: only when this waiter itself is cancelled.
+        """
         self.waiters += 1
         try:
-            return await asyncio.shield(self.task)
+            return await asyncio.wait_for(asyncio.shield(self.task), deadline.remaining())
+        except TimeoutError:
+            return None
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            return None
         finally:
             self.waiters -= 1
             if self.waiters == 0 and not self.task.done():
+                self.abandoned = True
                 self.task.cancel()
 
 

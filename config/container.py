@@ -223,6 +223,7 @@ class Container(containers.DeclarativeContainer):
         validators=validators,
         metrics=metrics,
         caching=cache_policy,
+        limits=settings.provided.limits,
     )
     review_admission = providers.Singleton(
         ReviewAdmission,
@@ -232,6 +233,7 @@ class Container(containers.DeclarativeContainer):
         metrics=metrics,
         child_approval=child_approval,
         notifier=notifier,
+        limits=settings.provided.limits,
     )
 
 

@@ -24,6 +24,8 @@ class Outcome:
     hang: bool = False
     crash: bool = False
     delay: float = 0.0
+    #: give up with ``timeout`` when the deadline passes first, as the real adapters do
+    honours_deadline: bool = False
 
 
 class FakeValidator:
@@ -47,7 +49,11 @@ class FakeValidator:
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         try:
-            await asyncio.sleep(0.01 + outcome.delay)  # let siblings start: shows concurrency
+            pause = 0.01 + outcome.delay  # let siblings start: shows concurrency
+            if outcome.honours_deadline and deadline.remaining() < pause:
+                await asyncio.sleep(deadline.remaining())
+                raise VerificationError("registry too slow", category=Category.TIMEOUT)
+            await asyncio.sleep(pause)
             if outcome.hang:
                 await asyncio.Event().wait()
             if outcome.crash:
