@@ -46,7 +46,12 @@ from connaisseur.domain.errors import (
 )
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from connaisseur.domain.trust import PublicKey, load_certificates, load_public_key
+from connaisseur.domain.trust import (
+    PublicKey,
+    duplicate_names,
+    load_certificates,
+    load_public_key,
+)
 from connaisseur.domain.verdict import TrustedDigest
 
 DEFAULT_REKOR = "https://rekor.sigstore.dev"
@@ -94,8 +99,9 @@ class CosignValidator:
         """Check the configuration now, so that errors stop start-up.
 
         Raises:
-            ConfigError: no trust roots, bad Rekor URL, bad ``cert``/``host`` material,
-                unsupported key reference, incomplete keyless identity.
+            ConfigError: no trust roots, two with one name, bad Rekor URL, bad
+                ``cert``/``host`` material, unsupported key reference, incomplete keyless
+                identity.
             TrustRootError: a key is not usable (``invalid_key``).
         """
         self.name = settings.name
@@ -106,6 +112,12 @@ class CosignValidator:
         self._kubernetes = kubernetes
         if not settings.trust_roots:
             raise ConfigError(f"no trust roots provided for validator {settings.name}")
+        twice = duplicate_names(settings.trust_roots)
+        if twice:
+            raise ConfigError(
+                f"validator {settings.name}: trust root names used more than once: "
+                + ", ".join(twice)
+            )
         self._verifiers = tuple(load_verifier(root) for root in settings.trust_roots)
         host = settings.transparency
         self._rekor = rekor_url(host.rekor if host else None, settings.name)

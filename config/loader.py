@@ -33,7 +33,13 @@ from connaisseur.config.auth import load_auth
 from connaisseur.config.env import alerting_config_file, apply_env, infrastructure
 from connaisseur.domain.errors import ConfigError, ConnaisseurError
 from connaisseur.domain.policy import Mode, Policy, Rule, RuleOptions
-from connaisseur.domain.trust import KeylessIdentity, TrustRoot, load_certificates, load_public_key
+from connaisseur.domain.trust import (
+    KeylessIdentity,
+    TrustRoot,
+    duplicate_names,
+    load_certificates,
+    load_public_key,
+)
 
 _T = TypeVar("_T")
 
@@ -250,6 +256,12 @@ def _validator(
         for j, r in enumerate(data.get("trustRoots") or [])
         if isinstance(r, Mapping) and "name" in r
     ]
+    twice = duplicate_names([r for r in roots if r is not None])
+    if twice:
+        problems.append(
+            f"{path}.trustRoots: names used more than once: {', '.join(twice)} "
+            "(each trust root is one signer)"
+        )
     host = data.get("host")
     notary_host = checked(_notary_host, host, f"{path}.host") if vtype == "notaryv1" else None
     transparency = checked(_transparency, host, f"{path}.host") if vtype == "cosign" else None

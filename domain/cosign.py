@@ -273,7 +273,7 @@ def select_verifiers(
         chosen = resolve_trust_roots(verifiers, ["*"], use_default=False)
         if required:
             resolve_trust_roots(verifiers, list(required), use_default=False)
-    effective = k if k > 0 else (0 if required else len(chosen))
+    effective = k if k > 0 else (0 if required else len({v.name for v in chosen}))
     return Selection(verifiers=chosen, threshold=effective, required=tuple(required))
 
 
@@ -790,7 +790,9 @@ def check_signature(
     log_entries: Sequence[RekorEntry],
     now: datetime,
 ) -> bytes:
-    """Verify one signature layer for one verifier; return the signer's SPKI fingerprint.
+    """Verify one signature layer for one verifier; return who signed: the SPKI of a key, or
+    the OIDC issuer and subject of a keyless certificate (its key is thrown away after one
+    signature, so two signatures by one identity are one signer, D3).
 
     Steps (D2, docs/decisions/0002-cosign-claims-are-checked.md): 1 signature over the payload
     with the key or the certificate's key;
@@ -827,6 +829,9 @@ def check_signature(
             verify_sct(cert, chain[0], material)
     # Step 7: claims (D2).
     _check_claims(claims, options)
+    if cert is not None:
+        issuer, subject = certificate_identity(cert)
+        return b"keyless\0" + issuer.encode() + b"\0" + subject.encode()
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     return signer_key.public_bytes(serialization.Encoding.DER, spki)
 
@@ -948,17 +953,23 @@ def best_failure(failures: Iterable[SignatureRejected]) -> SignatureRejected | N
     return max(failures, key=lambda f: f.stage, default=None)
 
 
-def distinct_signers(outcomes: Sequence[RootOutcome]) -> list[str]:
-    """Trust roots satisfied by pairwise distinct signing keys (maximum bipartite matching).
+def distinct_signers(outcomes: Sequence[RootOutcome], first: Sequence[str] = ()) -> list[str]:
+    """Trust roots satisfied by pairwise distinct signers (maximum bipartite matching).
 
-    Two trust roots holding the same key, or one certificate matching two keyless identities,
-    count once: a threshold counts signers, not names (D3).
+    Two trust roots holding the same key, one keyless identity matched by two roots, or two
+    outcomes under one name count once: a threshold counts signers, not names (D3). The roots
+    in ``first`` (the required ones) are matched first; augmenting paths never unmatch a
+    root, so each keeps a signer of its own whenever one exists, and the matching is still
+    maximum.
     """
+    options: dict[str, set[bytes]] = {}
+    for o in outcomes:
+        if o.signers:
+            options.setdefault(o.name, set()).update(o.signers)
     owner: dict[bytes, str] = {}
-    options = {o.name: sorted(o.signers) for o in outcomes if o.signers}
 
     def assign(name: str, seen: set[bytes]) -> bool:
-        for fp in options[name]:
+        for fp in sorted(options[name]):
             if fp in seen:
                 continue
             seen.add(fp)
@@ -967,10 +978,11 @@ def distinct_signers(outcomes: Sequence[RootOutcome]) -> list[str]:
                 return True
         return False
 
-    for name in options:
-        assign(name, set())
+    for name in dict.fromkeys([*first, *options]):
+        if name in options:
+            assign(name, set())
     satisfied = set(owner.values())
-    return [o.name for o in outcomes if o.name in satisfied]
+    return [name for name in dict.fromkeys(o.name for o in outcomes) if name in satisfied]
 
 
 def aggregate(outcomes: Sequence[RootOutcome], selection: Selection) -> tuple[str, ...]:
@@ -980,7 +992,7 @@ def aggregate(outcomes: Sequence[RootOutcome], selection: Selection) -> tuple[st
         VerificationError: ``threshold_not_met``, ``required_signer_missing``, or the most
             informative per-signature failure when no trust root is satisfied.
     """
-    signers = distinct_signers(outcomes)
+    signers = distinct_signers(outcomes, first=selection.required)
     failure = best_failure(o.failure for o in outcomes if o.failure is not None)
     if selection.threshold > 0 and len(signers) < selection.threshold:
         why = f"; other signatures: {failure.reason}" if failure else ""
@@ -988,8 +1000,7 @@ def aggregate(outcomes: Sequence[RootOutcome], selection: Selection) -> tuple[st
             f"validation threshold not reached ({len(signers)}/{selection.threshold}){why}",
             category=Category.THRESHOLD_NOT_MET,
         )
-    satisfied = {o.name for o in outcomes if o.signers}
-    missing = [r for r in selection.required if r not in satisfied]
+    missing = [r for r in selection.required if r not in signers]
     if missing:
         raise VerificationError(
             f"missing required signatures from {', '.join(missing)}",

@@ -61,6 +61,18 @@ def select_trust_roots(roots: Sequence[TrustRoot], ref: str | None) -> tuple[Tru
     raise TrustRootError(f"unable to find trust root {name}")
 
 
+def duplicate_names(roots: Sequence[TrustRoot]) -> list[str]:
+    """Names given to more than one trust root, in order: such a configuration could let one
+    signer count twice (docs/decisions/0003-thresholds-count-signers.md), so it is refused."""
+    seen: set[str] = set()
+    twice: list[str] = []
+    for root in roots:
+        if root.name in seen and root.name not in twice:
+            twice.append(root.name)
+        seen.add(root.name)
+    return twice
+
+
 def pem_blocks(text: str) -> list[tuple[str, bytes]]:
     """The PEM blocks of ``text`` as (label, DER) pairs; any other non-blank text is an error.
 
