@@ -5,7 +5,9 @@ A pattern is normalised like an image reference (``nginx`` → ``index.docker.io
 then matched against the *whole* normalised image name. ``*`` crosses ``/``; ``?``, ``[a-z]``,
 ``[!x]``, ``{a,b}`` and ``\\`` escapes follow gobwas/glob. A pattern without a tag or digest
 matches every tag and digest of its repository; a pattern with a digest but no tag also matches
-``name:tag@digest``.
+``name:tag@digest``. A pattern with a tag also matches ``name:tag@digest`` (a pinned child of an
+image verified under it), but a static allow under such a pattern does not admit it
+(docs/decisions/0020-tag-patterns-and-digests.md).
 """
 
 from __future__ import annotations
@@ -68,10 +70,15 @@ class Rule:
     options: RuleOptions = field(default_factory=RuleOptions)
     normalised: str = field(init=False, repr=False)
     regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    #: the pattern restricts the tag and says nothing about the digest (``app:1``, ``app:v1.*``;
+    #: not ``app``, ``*:*``, ``app:1@*``): a static allow then covers no digest-qualified
+    #: reference (docs/decisions/0020-tag-patterns-and-digests.md)
+    restricts_tag_only: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         normalised = normalise_pattern(self.pattern)
         object.__setattr__(self, "normalised", normalised)
+        object.__setattr__(self, "restricts_tag_only", _restricts_tag_only(normalised))
         try:
             object.__setattr__(self, "regex", compile_pattern(normalised))
         except PolicyError as e:  # name the pattern as the user wrote it
@@ -173,6 +180,12 @@ def normalise_pattern(pattern: str) -> str:
         if "/" not in repository and repository[:1] not in _GLOB_META:
             repository = "library/" + repository
     return f"{registry}/{repository}"
+
+
+def _restricts_tag_only(pattern: str) -> bool:
+    repo, at, _ = _split_top_level(pattern, "@")
+    _, colon, tag = _split_top_level(repo.rsplit("/", 1)[-1], ":")
+    return bool(colon) and not at and tag != "*"
 
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:
