@@ -13,16 +13,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from connaisseur.application.deadline import Deadline
 from connaisseur.domain.errors import Category, VerificationError
+from connaisseur.domain.urls import SafeUrl, is_loopback
 
-#: Called after every response with (host, status class such as "2xx", or "error").
+#: Called after every response with (host, status class such as "2xx", or "error"); the host
+#: is ``host[:port]`` as :class:`SafeUrl` renders it (never userinfo).
 ResponseHook = Callable[[str, str], None]
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: Request headers that belong to one origin and are dropped when a redirect leaves it.
+_ORIGIN_BOUND = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,34 @@ def ssl_context(ca_pem: str | None) -> ssl.SSLContext:
     context = ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
+
+
+def redirect_problem(current: str, target: str) -> str | None:
+    """Why a redirect from ``current`` to ``target`` is not followed, or ``None``.
+
+    Followed: another path or host over HTTPS (registries send blobs to CDNs). Refused: a
+    target that is not an absolute http(s) URL, carries userinfo, or uses plain HTTP unless
+    both ends are loopback hosts (no downgrade, no cleartext to the network).
+    """
+    try:
+        parts = urlsplit(target)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return "not a URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not an absolute http(s) URL"
+    if parts.username is not None or parts.password is not None:
+        return "it carries userinfo"
+    if parts.scheme == "http" and not (is_loopback(current) and is_loopback(target)):
+        return "plain HTTP is allowed only between loopback hosts"
+    return None
+
+
+def _resolve(base: str, location: str) -> str:
+    try:
+        return urljoin(base, location.strip())
+    except ValueError:
+        return location
 
 
 def status_error(status: int, what: str) -> VerificationError | None:
@@ -112,14 +146,53 @@ class HttpClient:
         max_bytes: int | None = None,
         cap_seconds: float | None = None,
     ) -> HttpResponse:
-        """Send one request; the timeout is what is left of ``deadline`` (at most the cap,
-        or ``cap_seconds`` when given).
+        """Send one request; the timeout of each hop is what is left of ``deadline`` (at most
+        the cap, or ``cap_seconds`` when given).
+
+        Redirects of GET and HEAD are followed (at most ``MAX_REDIRECTS``) under
+        :func:`redirect_problem`; ``Authorization`` and ``Cookie`` never cross to another origin.
+        Other methods get the redirect answer itself.
 
         Raises:
             VerificationError: ``timeout`` when the budget is spent, ``fetch_failed`` when the
-                server cannot be reached or the body exceeds the cap.
+                server cannot be reached, the body exceeds the cap or a redirect is refused.
         """
-        host = urlsplit(url).netloc
+        sent = dict(headers or {})
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = await self._once(
+                method, url, deadline, sent, ca_pem, data, max_bytes, cap_seconds
+            )
+            location = resp.headers.get("Location")
+            if resp.status not in _REDIRECTS or method not in ("GET", "HEAD") or not location:
+                return resp
+            target = _resolve(url, location)
+            problem = redirect_problem(url, target)
+            if problem is not None:
+                raise VerificationError(
+                    f"{SafeUrl.of(url).host} redirects to {SafeUrl.of(target).origin}, which is "
+                    f"refused: {problem}",
+                    category=Category.FETCH_FAILED,
+                )
+            if SafeUrl.of(target).origin != SafeUrl.of(url).origin:
+                sent = {k: v for k, v in sent.items() if k.lower() not in _ORIGIN_BOUND}
+            url = target
+        raise VerificationError(
+            f"{SafeUrl.of(url).host} redirects more than {MAX_REDIRECTS} times",
+            category=Category.FETCH_FAILED,
+        )
+
+    async def _once(
+        self,
+        method: str,
+        url: str,
+        deadline: Deadline,
+        headers: Mapping[str, str],
+        ca_pem: str | None,
+        data: bytes | None,
+        max_bytes: int | None,
+        cap_seconds: float | None,
+    ) -> HttpResponse:
+        host = SafeUrl.of(url).host
         timeout = deadline.timeout(self._cap if cap_seconds is None else cap_seconds)
         if timeout <= 0:
             raise VerificationError(f"no time left to contact {host}", category=Category.TIMEOUT)
@@ -128,16 +201,16 @@ class HttpClient:
             async with self._session.request(
                 method,
                 url,
-                headers=dict(headers or {}),
+                headers=dict(headers),
                 data=data,
                 ssl=ssl_context(ca_pem) if url.startswith("https:") else False,
                 timeout=aiohttp.ClientTimeout(total=timeout),
-                allow_redirects=True,
+                allow_redirects=False,
             ) as resp:
                 body = await _read_capped(resp, limit, host)
                 self._report(host, f"{resp.status // 100}xx")
-                headers = CIMultiDictProxy(CIMultiDict(resp.headers))
-                return HttpResponse(str(resp.url), resp.status, headers, body)
+                answer = CIMultiDictProxy(CIMultiDict(resp.headers))
+                return HttpResponse(url, resp.status, answer, body)
         except TimeoutError as e:
             self._report(host, "error")
             raise VerificationError(

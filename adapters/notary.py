@@ -3,65 +3,37 @@
 Implements :class:`application.ports.Notary` over the shared :class:`adapters.http.HttpClient`
 (size caps, deadline timeouts, error translation). The flow is the Docker client's:
 ``GET /v2/``; on 401 the ``WWW-Authenticate`` challenge decides between a Bearer token (pull scope
-of the GUN, Basic credentials when configured) and plain Basic auth. Challenges and tokens are
-remembered so that a warm verification costs one concurrent round of role fetches.
+of the GUN, Basic credentials when configured) and plain Basic auth, answered by the shared
+:class:`adapters.upstream_auth.UpstreamAuth` (the same parser, credential and realm policy and
+token cache as the registry client). Challenges and tokens are remembered so that a warm
+verification costs one concurrent round of role fetches.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 from connaisseur.adapters.http import HttpClient, status_error
+from connaisseur.adapters.upstream_auth import Challenge, UpstreamAuth, parse_challenge
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.notaryv1 import host_problem
 from connaisseur.application.ports import Endpoint, Notary
-from connaisseur.application.settings import Credentials
 from connaisseur.domain.errors import Category, VerificationError
 
 _PING_CAP_SECONDS = 5.0
 _CHALLENGE_TTL_SECONDS = 300.0
-_DEFAULT_TOKEN_SECONDS = 60.0
-_TOKEN_MARGIN_SECONDS = 5.0
-_MAX_CACHED_TOKENS = 1024
-_CHALLENGE = re.compile(r"(?i)\b(bearer|basic)\b\s*((?:[a-z_]+=\"[^\"]*\"\s*,?\s*)*)")
-_PARAM = re.compile(r"(?i)([a-z_]+)=\"([^\"]*)\"")
-
-
-@dataclass(frozen=True, slots=True)
-class Challenge:
-    """A parsed ``WWW-Authenticate`` challenge: ``bearer`` or ``basic`` plus its parameters."""
-
-    scheme: str
-    params: Mapping[str, str]
-
-
-def parse_challenge(header: str) -> Challenge | None:
-    """The first Bearer or Basic challenge in ``header`` (Bearer preferred), else ``None``."""
-    found = [
-        Challenge(m.group(1).lower(), {k.lower(): v for k, v in _PARAM.findall(m.group(2))})
-        for m in _CHALLENGE.finditer(header)
-    ]
-    found.sort(key=lambda c: c.scheme != "bearer")
-    return found[0] if found else None
-
-
-def _basic(creds: Credentials) -> str:
-    return "Basic " + base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+_MAX_REMEMBERED_SERVERS = 1024
 
 
 class NotaryV1HttpClient(Notary):
     """Fetches a GUN's role files concurrently over one pooled session."""
 
-    def __init__(self, http: HttpClient) -> None:
+    def __init__(self, http: HttpClient, auth: UpstreamAuth | None = None) -> None:
         self._http = http
+        self._auth = auth or UpstreamAuth(http)
         self._challenges: dict[str, tuple[Challenge | None, float]] = {}
-        self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
 
     async def fetch_roles(
         self, host: str, gun: str, roles: Sequence[str], endpoint: Endpoint, deadline: Deadline
@@ -118,14 +90,23 @@ class NotaryV1HttpClient(Notary):
     async def _authorization(
         self, base: str, gun: str, endpoint: Endpoint, deadline: Deadline
     ) -> dict[str, str]:
+        server = urlsplit(base).netloc
+        scope = f"repository:{gun}:pull"
+        creds = endpoint.auth.lookup(server)  # longest-prefix lookup, keyed to the Notary host
+        cached = self._auth.cached(server, scope, creds, deadline)
+        if cached:
+            return cached
         challenge = await self._challenge(base, endpoint, deadline)
-        if challenge is None:
-            return {}
-        creds = _credentials(endpoint, urlsplit(base).netloc)
-        if challenge.scheme == "basic":
-            return {"Authorization": _basic(creds)} if creds else {}
-        token = await self._token(base, challenge, gun, creds, endpoint, deadline)
-        return {"Authorization": f"Bearer {token}"}
+        answer = await self._auth.answer(
+            challenge,
+            url=f"{base}/v2/",
+            server=server,
+            scope=scope,
+            creds=creds,
+            ca_pem=endpoint.ca_pem,
+            deadline=deadline,
+        )
+        return answer or {}
 
     async def _challenge(
         self, base: str, endpoint: Endpoint, deadline: Deadline
@@ -149,69 +130,7 @@ class NotaryV1HttpClient(Notary):
             ) from e
         header = resp.headers.get("WWW-Authenticate", "") if resp.status == 401 else ""
         challenge = parse_challenge(header) if header else None
+        if len(self._challenges) >= _MAX_REMEMBERED_SERVERS:
+            self._challenges.clear()  # bounded; forgetting only costs a ping
         self._challenges[base] = (challenge, now + _CHALLENGE_TTL_SECONDS)
         return challenge
-
-    async def _token(
-        self,
-        base: str,
-        challenge: Challenge,
-        gun: str,
-        creds: Credentials | None,
-        endpoint: Endpoint,
-        deadline: Deadline,
-    ) -> str:
-        key = (base, gun, creds.username if creds else "")
-        now = deadline.clock.monotonic()
-        cached = self._tokens.get(key)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        realm = challenge.params.get("realm", "")
-        if urlsplit(realm).scheme not in ("http", "https"):
-            raise VerificationError(
-                "the Notary server sent an unusable token realm", category=Category.FETCH_FAILED
-            )
-        query: dict[str, str] = {"scope": f"repository:{gun}:pull"}
-        if "service" in challenge.params:
-            query["service"] = challenge.params["service"]
-        headers: dict[str, str] = {}
-        if creds and creds.username and creds.password:
-            query["account"] = creds.username
-            headers["Authorization"] = _basic(creds)
-        resp = await self._http.request(
-            "GET", f"{realm}?{urlencode(query)}", deadline, headers=headers, ca_pem=endpoint.ca_pem
-        )
-        error = status_error(resp.status, f"the Notary token service for {gun}")
-        if error is not None:
-            raise error
-        token, lifetime = _parse_token(resp.body)
-        if len(self._tokens) >= _MAX_CACHED_TOKENS:
-            self._tokens.clear()
-        self._tokens[key] = (token, now + max(0.0, lifetime - _TOKEN_MARGIN_SECONDS))
-        return token
-
-
-def _credentials(endpoint: Endpoint, host: str) -> Credentials | None:
-    """Credentials for the Notary host (longest-prefix lookup)."""
-    return endpoint.auth.lookup(host)
-
-
-def _parse_token(body: bytes) -> tuple[str, float]:
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise VerificationError(
-            "the Notary token service answered with invalid JSON", category=Category.FETCH_FAILED
-        ) from e
-    token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
-    if not isinstance(token, str) or not token:
-        raise VerificationError(
-            "the Notary token service answered without a token", category=Category.FETCH_FAILED
-        )
-    expires_in = doc.get("expires_in")
-    lifetime = (
-        float(expires_in)
-        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool)
-        else _DEFAULT_TOKEN_SECONDS
-    )
-    return token, lifetime

@@ -2,9 +2,10 @@
 
 Implements :class:`application.ports.Registry` over the shared :class:`HttpClient`:
 
-* auth: anonymous, HTTP Basic, and the Bearer token flow from a ``WWW-Authenticate`` challenge
-  (realm/service/scope, with or without credentials); tokens are cached per registry, service
-  and scope for their lifetime, and a registry that asked for Basic gets it up front next time;
+* auth: anonymous, HTTP Basic, and the Bearer token flow, by the shared
+  :class:`adapters.upstream_auth.UpstreamAuth` (challenge parsing, the credential and realm
+  policy, one token cache per registry, scope and credential identity); a registry that asked
+  for Basic gets it up front next time;
 * TLS: HTTPS first (system roots, or the validator's ``cert`` as the only roots); plain HTTP
   only as a fallback for loopback and ``localhost`` registries, as the Go client does;
 * integrity: every manifest and blob is checked against its digest; sizes are capped (D8);
@@ -12,7 +13,6 @@ Implements :class:`application.ports.Registry` over the shared :class:`HttpClien
   expiry), so later look-ups go straight to the API or to the ``sha256-<hex>`` tag schema; while
   unknown, both are asked concurrently. The memory only saves round trips, never changes an
   answer: a remembered route that finds nothing asks the other one before saying "none";
-* concurrency: simultaneous requests that need the same Bearer token share one token request;
 * errors (D9): 401/403 ``unauthorized``, 404 ``image_not_found`` (``no_trust_data`` for
   signature artefacts), 429 ``rate_limited``, 5xx ``unavailable``, transport ``fetch_failed``,
   budget ``timeout``; ``Retry-After`` is honoured once when it fits in the budget.
@@ -21,16 +21,13 @@ Implements :class:`application.ports.Registry` over the shared :class:`HttpClien
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import hashlib
-import ipaddress
 import json
 import re
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from connaisseur.adapters.http import (
     HttpClient,
@@ -39,11 +36,12 @@ from connaisseur.adapters.http import (
     retry_after_seconds,
     status_error,
 )
+from connaisseur.adapters.upstream_auth import UpstreamAuth, parse_challenge
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import Clock, Endpoint, Manifest, Registry
-from connaisseur.application.settings import Credentials
 from connaisseur.domain.errors import Category, VerificationError
 from connaisseur.domain.image import ImageReference, is_digest
+from connaisseur.domain.urls import is_loopback
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -54,10 +52,6 @@ MANIFEST_TYPES = (
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 _ACCEPT = ", ".join(MANIFEST_TYPES)
 _ARTEFACT_TAG = re.compile(r"sha256-[0-9a-f]{64}(\.[a-z]+)?")
-_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
-_TOKEN_MARGIN_SECONDS = 5.0
-_MAX_CACHED_TOKENS = 4096
-_DEFAULT_TOKEN_SECONDS = 60.0
 #: How long a registry's answer to "do you have the referrers API?" is trusted, and for how
 #: many registries it is kept (upgrades happen, and the memory must stay bounded).
 REFERRERS_API_MEMORY_SECONDS = 600.0
@@ -66,31 +60,6 @@ _MAX_REMEMBERED_REGISTRIES = 1024
 
 #: Descriptors found through one referrers route, or ``None`` when that route does not exist.
 _Found = list[Mapping[str, Any]] | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Challenge:
-    scheme: str
-    params: Mapping[str, str]
-
-
-def parse_challenge(header: str) -> _Challenge | None:
-    """Parse ``WWW-Authenticate: Bearer realm="…",service="…",scope="…"`` (or Basic)."""
-    scheme, _, rest = header.strip().partition(" ")
-    if not scheme:
-        return None
-    return _Challenge(scheme.lower(), dict(_CHALLENGE_PARAM.findall(rest)))
-
-
-def is_loopback(registry: str) -> bool:
-    """``localhost``, ``*.localhost``, 127.0.0.0/8 and ``::1`` (with or without a port)."""
-    host = urlsplit("//" + registry).hostname or ""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class AiohttpRegistryClient(Registry):
@@ -103,15 +72,14 @@ class AiohttpRegistryClient(Registry):
         *,
         max_manifest_bytes: int = 4 * 1024 * 1024,
         max_blob_bytes: int = 4 * 1024 * 1024,
+        auth: UpstreamAuth | None = None,
     ) -> None:
         self._http = http
         self._clock = clock
         self._max_manifest = max_manifest_bytes
         self._max_blob = max_blob_bytes
+        self._auth = auth or UpstreamAuth(http)
         self._schemes: dict[str, str] = {}
-        self._tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
-        self._basic_registries: set[str] = set()
-        self._token_flights: dict[tuple[str, str, str], asyncio.Future[str]] = {}
         self._referrers_api: dict[str, tuple[bool, float]] = {}
 
     # ---------------------------------------------------------------- Registry port
@@ -339,139 +307,26 @@ class AiohttpRegistryClient(Registry):
         scope = f"repository:{image.repository}:pull"
         creds = endpoint.auth.lookup(image.registry, image.repository)
         headers = {"Accept": accept} if accept else {}
-        auth = self._cached_auth(image.registry, scope, creds)
+        auth = self._auth.cached(image.registry, scope, creds, deadline)
         resp = await self._send(
             method, image.registry, path, endpoint, deadline, {**headers, **auth}, max_bytes
         )
         if resp.status != 401:
             return resp
-        challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
-        fresh = await self._answer_challenge(
-            challenge, image.registry, scope, creds, endpoint, deadline
+        fresh = await self._auth.answer(
+            parse_challenge(resp.headers.get("WWW-Authenticate", "")),
+            url=resp.url,
+            server=image.registry,
+            scope=scope,
+            creds=creds,
+            ca_pem=endpoint.ca_pem,
+            deadline=deadline,
         )
         if fresh is None or fresh == auth:
             return resp
         return await self._send(
             method, image.registry, path, endpoint, deadline, {**headers, **fresh}, max_bytes
         )
-
-    def _cached_auth(self, registry: str, scope: str, creds: Credentials | None) -> dict[str, str]:
-        key = (registry, scope, _identity(creds))
-        cached = self._tokens.get(key)
-        if cached is not None:
-            token, expires = cached
-            if expires > self._clock.monotonic():
-                return {"Authorization": f"Bearer {token}"}
-            del self._tokens[key]
-        if creds is not None and registry in self._basic_registries:
-            return _basic(creds)
-        return {}
-
-    async def _answer_challenge(
-        self,
-        challenge: _Challenge | None,
-        registry: str,
-        scope: str,
-        creds: Credentials | None,
-        endpoint: Endpoint,
-        deadline: Deadline,
-    ) -> dict[str, str] | None:
-        if challenge is None:
-            return None
-        if challenge.scheme == "basic":
-            if creds is None:
-                return None
-            self._basic_registries.add(registry)
-            return _basic(creds)
-        if challenge.scheme != "bearer" or "realm" not in challenge.params:
-            return None
-        token = await self._token(challenge.params, registry, scope, creds, endpoint, deadline)
-        return {"Authorization": f"Bearer {token}"}
-
-    async def _token(
-        self,
-        params: Mapping[str, str],
-        registry: str,
-        scope: str,
-        creds: Credentials | None,
-        endpoint: Endpoint,
-        deadline: Deadline,
-    ) -> str:
-        """A Bearer token for (registry, scope, identity); concurrent callers share one request
-        (concurrent fetches that all met the same challenge would otherwise each ask)."""
-        key = (registry, scope, _identity(creds))
-        flight = self._token_flights.get(key)
-        if flight is None:
-            flight = asyncio.ensure_future(
-                self._fetch_token(params, registry, scope, creds, endpoint, deadline)
-            )
-            self._token_flights[key] = flight
-            flight.add_done_callback(lambda done: self._land(key, done))
-        # Shielded: one caller giving up must not fail the others sharing the request.
-        return await asyncio.shield(flight)
-
-    def _land(self, key: tuple[str, str, str], flight: asyncio.Future[str]) -> None:
-        if self._token_flights.get(key) is flight:
-            del self._token_flights[key]
-        if not flight.cancelled():
-            flight.exception()  # retrieved here, so an unawaited failure is not reported twice
-
-    async def _fetch_token(
-        self,
-        params: Mapping[str, str],
-        registry: str,
-        scope: str,
-        creds: Credentials | None,
-        endpoint: Endpoint,
-        deadline: Deadline,
-    ) -> str:
-        """Fetch a Bearer token from the challenge's realm and cache it for its lifetime."""
-        realm = params["realm"]
-        parts = urlsplit(realm)
-        if parts.scheme not in ("https", "http") or (
-            parts.scheme == "http" and not is_loopback(parts.netloc)
-        ):
-            raise VerificationError(
-                f"registry {registry} names an insecure or invalid token realm",
-                category=Category.FETCH_FAILED,
-            )
-        service = params.get("service", "")
-        query = {
-            k: v for k, v in (("service", service), ("scope", params.get("scope") or scope)) if v
-        }
-        url = realm + ("&" if parts.query else "?") + urlencode(query)
-        headers = _basic(creds) if creds is not None else {}
-        resp = await self._http.request(
-            "GET", url, deadline, headers=headers, ca_pem=endpoint.ca_pem
-        )
-        if resp.status in (401, 403):
-            raise VerificationError(
-                f"the token service of registry {registry} refused the credentials "
-                f"(HTTP {resp.status})",
-                category=Category.UNAUTHORIZED,
-            )
-        error = status_error(resp.status, f"token service of registry {registry}")
-        if error is not None:
-            raise error
-        doc = _json_object(resp.body, f"token of registry {registry}")
-        token = doc.get("token") or doc.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise VerificationError(
-                f"registry {registry} sent no token", category=Category.FETCH_FAILED
-            )
-        lifetime = doc.get("expires_in")
-        seconds = (
-            float(lifetime)
-            if isinstance(lifetime, int | float) and lifetime > 0
-            else _DEFAULT_TOKEN_SECONDS
-        )
-        expires = self._clock.monotonic() + max(0.0, seconds - _TOKEN_MARGIN_SECONDS)
-        if len(self._tokens) >= _MAX_CACHED_TOKENS:
-            self._tokens.clear()
-        # Keyed by who asked too: a validator without credentials must never reuse a token
-        # that another validator's credentials earned.
-        self._tokens[(registry, scope, _identity(creds))] = (token, expires)
-        return token
 
     async def _send(
         self,
@@ -544,19 +399,6 @@ def _head_unsupported(status: int) -> bool:
     """A HEAD answer that says nothing about the manifest (405, 501, other odd 4xx): ask with
     GET, as the Go clients do. 401/403/404/429 and 5xx would be the same for GET."""
     return status == 501 or (400 <= status < 500 and status not in (401, 403, 404, 429))
-
-
-def _identity(creds: Credentials | None) -> str:
-    """A short, non-reversible name for a set of credentials ("" for anonymous)."""
-    if creds is None:
-        return ""
-    secret = f"{creds.username}\0{creds.password}".encode()
-    return hashlib.sha256(secret).hexdigest()[:32]
-
-
-def _basic(creds: Credentials) -> dict[str, str]:
-    raw = f"{creds.username}:{creds.password}".encode()
-    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
 
 
 def _media_type(resp: HttpResponse) -> str:

@@ -24,6 +24,7 @@ from connaisseur.adapters.notary import NotaryV1HttpClient
 from connaisseur.adapters.registry import AiohttpRegistryClient
 from connaisseur.adapters.rekor import AiohttpRekorClient
 from connaisseur.adapters.sigstore_trust import public_good_material
+from connaisseur.adapters.upstream_auth import UpstreamAuth
 from connaisseur.application.alerting import AlertingSettings, Notifier
 from connaisseur.application.approval import ChildApproval
 from connaisseur.application.caching import fingerprint_hash
@@ -59,9 +60,11 @@ def validator_factories(
 
     ``kubernetes`` reads cosign keys given as ``k8s://<namespace>/<secret>`` (in cluster only).
     """
-    # One client per protocol: challenges, tokens and plain-HTTP fallbacks are shared.
-    notary = NotaryV1HttpClient(http)
-    registry = AiohttpRegistryClient(http, clock)
+    # One client per protocol: challenges, tokens and plain-HTTP fallbacks are shared; one
+    # authenticator (token cache, credential policy) serves both.
+    auth = UpstreamAuth(http)
+    notary = NotaryV1HttpClient(http, auth)
+    registry = AiohttpRegistryClient(http, clock, auth=auth)
     rekor = AiohttpRekorClient(http)
 
     def notaryv1(settings: ValidatorSettings) -> Validator:
