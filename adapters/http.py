@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from connaisseur.application.deadline import Deadline
 from connaisseur.domain.errors import Category, VerificationError
-from connaisseur.domain.urls import SafeUrl, is_loopback
+from connaisseur.domain.urls import SafeUrl, onward_problem
 
 #: Called after every response with (host, status class such as "2xx", or "error"); the host
 #: is ``host[:port]`` as :class:`SafeUrl` renders it (never userinfo).
@@ -55,27 +55,6 @@ def ssl_context(ca_pem: str | None) -> ssl.SSLContext:
     context = ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
-
-
-def redirect_problem(current: str, target: str) -> str | None:
-    """Why a redirect from ``current`` to ``target`` is not followed, or ``None``.
-
-    Followed: another path or host over HTTPS (registries send blobs to CDNs). Refused: a
-    target that is not an absolute http(s) URL, carries userinfo, or uses plain HTTP unless
-    both ends are loopback hosts (no downgrade, no cleartext to the network).
-    """
-    try:
-        parts = urlsplit(target)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return "not a URL"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "not an absolute http(s) URL"
-    if parts.username is not None or parts.password is not None:
-        return "it carries userinfo"
-    if parts.scheme == "http" and not (is_loopback(current) and is_loopback(target)):
-        return "plain HTTP is allowed only between loopback hosts"
-    return None
 
 
 def _resolve(base: str, location: str) -> str:
@@ -150,8 +129,8 @@ class HttpClient:
         the cap, or ``cap_seconds`` when given).
 
         Redirects of GET and HEAD are followed (at most ``MAX_REDIRECTS``) under
-        :func:`redirect_problem`; ``Authorization`` and ``Cookie`` never cross to another origin.
-        Other methods get the redirect answer itself.
+        :func:`domain.urls.onward_problem`; ``Authorization`` and ``Cookie`` never cross to
+        another origin. Other methods get the redirect answer itself.
 
         Raises:
             VerificationError: ``timeout`` when the budget is spent, ``fetch_failed`` when the
@@ -166,7 +145,7 @@ class HttpClient:
             if resp.status not in _REDIRECTS or method not in ("GET", "HEAD") or not location:
                 return resp
             target = _resolve(url, location)
-            problem = redirect_problem(url, target)
+            problem = onward_problem(url, target)
             if problem is not None:
                 raise VerificationError(
                     f"{SafeUrl.of(url).host} redirects to {SafeUrl.of(target).origin}, which is "

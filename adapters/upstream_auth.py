@@ -28,7 +28,7 @@ from connaisseur.adapters.http import HttpClient, status_error
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.settings import Credentials
 from connaisseur.domain.errors import Category, VerificationError
-from connaisseur.domain.urls import is_loopback
+from connaisseur.domain.urls import is_loopback, onward_problem
 
 DEFAULT_TOKEN_SECONDS = 60.0
 #: A token is kept at most this long whatever its ``expires_in`` says (``Infinity`` is JSON too).
@@ -129,24 +129,6 @@ def may_carry_credentials(url: str) -> bool:
     if parts.scheme == "https":
         return True
     return parts.scheme == "http" and is_loopback(parts.netloc)
-
-
-def token_realm_problem(realm: str, server: str) -> str | None:
-    """Why a token ``realm`` named by ``server`` (host[:port]) is refused, or ``None``."""
-    try:
-        parts = urlsplit(realm)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return "it is not a URL"
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return "it is not an absolute http(s) URL"
-    if parts.username is not None or parts.password is not None:
-        return "it carries userinfo"
-    if parts.fragment or any(c.isspace() for c in realm):
-        return "it is not a plain URL"
-    if parts.scheme == "http" and not (is_loopback(parts.netloc) and is_loopback(server)):
-        return "plain HTTP is allowed only between loopback hosts"
-    return None
 
 
 def identity(creds: Credentials | None) -> str:
@@ -271,7 +253,7 @@ class UpstreamAuth:
     ) -> str:
         server, scope, _ = key
         realm = challenge.params["realm"]
-        problem = token_realm_problem(realm, server)
+        problem = onward_problem(server, realm)
         if problem is not None:
             raise VerificationError(
                 f"{server} names a token realm that is refused: {problem}",

@@ -67,3 +67,27 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def onward_problem(source: str, target: str) -> str | None:
+    """Why a URL that ``source`` (a URL or host[:port]) points us to — a redirect's
+    ``Location``, a token realm — may not be followed, or ``None``.
+
+    Allowed: any path or host over HTTPS. Refused: anything but an absolute http(s) URL,
+    userinfo, whitespace, and plain HTTP unless both ends are loopback hosts (no downgrade and
+    no cleartext to the network; docs/decisions/0026-upstream-credentials-and-redirects.md).
+    """
+    try:
+        parts = urlsplit(target)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return "it is not a URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "it is not an absolute http(s) URL"
+    if parts.username is not None or parts.password is not None:
+        return "it carries userinfo"
+    if any(c.isspace() for c in target):
+        return "it is not a plain URL"
+    if parts.scheme == "http" and not (is_loopback(source) and is_loopback(target)):
+        return "plain HTTP is allowed only between loopback hosts"
+    return None

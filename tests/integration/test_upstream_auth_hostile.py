@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import pytest
@@ -100,6 +100,15 @@ async def fetch_roles(
     return await client.fetch_roles(base, GUN, ["root"], endpoint(tls, server, creds), deadline())
 
 
+async def refused(call: Awaitable[object], reason: str, untouched: Upstream) -> None:
+    """``call`` fails with ``fetch_failed`` naming ``reason``; ``untouched`` got no request."""
+    with pytest.raises(VerificationError) as info:
+        await call
+    assert info.value.category is Category.FETCH_FAILED
+    assert reason in info.value.message
+    assert untouched.seen == []
+
+
 # --- token realms --------------------------------------------------------------------------------
 
 
@@ -111,11 +120,8 @@ async def test_notary_token_flow_never_sends_credentials_to_a_plain_http_realm(
     https.routes["/v2/"] = respond(b"", 401, challenge("Bearer", realm=realm, service="notary"))
     plain.routes["/token"] = respond(b'{"token": "t"}')
     server = f"notary.test:{https.port}"
-    with pytest.raises(VerificationError) as info:
-        await fetch_roles(http, tls, f"https://{server}", server)
-    assert info.value.category is Category.FETCH_FAILED
-    assert "plain HTTP is allowed only between loopback hosts" in info.value.message
-    assert plain.seen == []
+    call = fetch_roles(http, tls, f"https://{server}", server)
+    await refused(call, "plain HTTP is allowed only between loopback hosts", plain)
 
 
 async def test_registry_refuses_a_plain_http_loopback_realm_named_by_a_remote_registry(
@@ -128,9 +134,7 @@ async def test_registry_refuses_a_plain_http_loopback_realm_named_by_a_remote_re
         b"", 401, challenge("Bearer", realm=realm)
     )
     plain.routes["/token"] = respond(b'{"token": "t"}')
-    with pytest.raises(VerificationError, match="loopback hosts"):
-        await fetch_blob(http, tls, https)
-    assert plain.seen == []
+    await refused(fetch_blob(http, tls, https), "loopback hosts", plain)
 
 
 async def test_registry_realm_with_userinfo_is_refused(
@@ -140,9 +144,7 @@ async def test_registry_realm_with_userinfo_is_refused(
     https.routes[f"/v2/team/app/blobs/{BLOB_DIGEST}"] = respond(
         b"", 401, challenge("Bearer", realm=realm)
     )
-    with pytest.raises(VerificationError, match="userinfo"):
-        await fetch_blob(http, tls, https)
-    assert other_https.seen == []
+    await refused(fetch_blob(http, tls, https), "userinfo", other_https)
 
 
 async def test_https_realm_on_another_host_gets_the_token_request(
@@ -215,11 +217,7 @@ async def test_redirect_from_https_to_plain_http_is_refused(
     path = f"/v2/team/app/blobs/{BLOB_DIGEST}"
     https.routes[path] = redirect(f"http://cdn.test:{plain.port}/blob")
     plain.routes["/blob"] = respond(BLOB)
-    with pytest.raises(VerificationError) as info:
-        await fetch_blob(http, tls, https)
-    assert info.value.category is Category.FETCH_FAILED
-    assert "plain HTTP" in info.value.message
-    assert plain.seen == []
+    await refused(fetch_blob(http, tls, https), "plain HTTP", plain)
 
 
 async def test_redirect_to_another_https_host_is_followed_without_credentials(
@@ -264,9 +262,7 @@ async def test_redirect_with_userinfo_is_refused(
 ) -> None:
     path = f"/v2/team/app/blobs/{BLOB_DIGEST}"
     https.routes[path] = redirect(f"https://u:p@cdn.test:{other_https.port}/blob")
-    with pytest.raises(VerificationError, match="userinfo"):
-        await fetch_blob(http, tls, https)
-    assert other_https.seen == []
+    await refused(fetch_blob(http, tls, https), "userinfo", other_https)
 
 
 async def test_redirect_loop_ends(http: HttpClient, tls: TlsFiles, https: Upstream) -> None:
@@ -286,9 +282,7 @@ async def test_token_request_redirected_to_plain_http_is_refused(
     )
     https.routes["/token"] = redirect(f"http://auth.test:{plain.port}/token")
     plain.routes["/token"] = respond(b'{"token": "t"}')
-    with pytest.raises(VerificationError, match="plain HTTP"):
-        await fetch_blob(http, tls, https)
-    assert plain.seen == []
+    await refused(fetch_blob(http, tls, https), "plain HTTP", plain)
 
 
 async def test_post_is_not_redirected(http: HttpClient, tls: TlsFiles, https: Upstream) -> None:
