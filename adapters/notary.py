@@ -21,6 +21,7 @@ from connaisseur.application.deadline import Deadline
 from connaisseur.application.notaryv1 import host_problem
 from connaisseur.application.ports import Endpoint, Notary
 from connaisseur.domain.errors import Category, VerificationError
+from connaisseur.domain.urls import SafeUrl
 
 _PING_CAP_SECONDS = 5.0
 _CHALLENGE_TTL_SECONDS = 300.0
@@ -48,7 +49,8 @@ class NotaryV1HttpClient(Notary):
         problem = host_problem(base)
         if problem is not None:
             raise VerificationError(
-                f"invalid url for notary host {host!r}: {problem}", category=Category.FETCH_FAILED
+                f"invalid url for notary host {str(SafeUrl.of(host))!r}: {problem}",
+                category=Category.FETCH_FAILED,
             )
         headers = await self._authorization(base, gun, endpoint, deadline)
         results = await asyncio.gather(
@@ -125,7 +127,7 @@ class NotaryV1HttpClient(Notary):
             )
         except VerificationError as e:
             raise VerificationError(
-                f"the Notary server {urlsplit(base).netloc or base} is unreachable: {e.message}",
+                f"the Notary server {SafeUrl.of(base).host} is unreachable: {e.message}",
                 category=e.category,
             ) from e
         header = resp.headers.get("WWW-Authenticate", "") if resp.status == 401 else ""

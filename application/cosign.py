@@ -52,6 +52,7 @@ from connaisseur.domain.trust import (
     load_certificates,
     load_public_key,
 )
+from connaisseur.domain.urls import SafeUrl
 from connaisseur.domain.verdict import TrustedDigest
 
 DEFAULT_REKOR = "https://rekor.sigstore.dev"
@@ -72,7 +73,9 @@ def rekor_url(value: str | None, validator: str) -> str:
     except ValueError:
         valid = False
     if not valid:
-        raise ConfigError(f"validator {validator}: unable to create Rekor client for {value}")
+        raise ConfigError(
+            f"validator {validator}: unable to create Rekor client for {SafeUrl.of(url)}"
+        )
     return url
 
 

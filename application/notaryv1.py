@@ -21,6 +21,7 @@ from connaisseur.domain.image import ImageReference
 from connaisseur.domain.notaryv1 import pinned_key, pinned_keys, roles_to_fetch, verify_notary_image
 from connaisseur.domain.policy import RuleOptions
 from connaisseur.domain.trust import load_certificates, select_trust_roots
+from connaisseur.domain.urls import SafeUrl
 from connaisseur.domain.verdict import TrustedDigest
 
 DEFAULT_NOTARY_HOST = "https://notary.docker.io"
@@ -141,7 +142,8 @@ class NotaryV1Validator:
         pinned = pinned_keys(select_trust_roots(self._roots, options.trust_root))
         if self._host_problem is not None:
             raise VerificationError(
-                f"invalid url for notary host {self._host!r}: {self._host_problem}",
+                f"invalid url for notary host {str(SafeUrl.of(self._host))!r}: "
+                f"{self._host_problem}",
                 category=Category.FETCH_FAILED,
             )
         gun = image.notary_reference

@@ -20,6 +20,7 @@ import yaml
 from connaisseur.application.settings import AuthSettings, Credentials
 from connaisseur.domain.errors import ConfigError, InvalidReferenceError
 from connaisseur.domain.image import normalise_registry_repo
+from connaisseur.domain.urls import SafeUrl
 
 SECRET_FILES = ("secret.yaml", ".dockerconfigjson")
 MAX_SECRET_FILE_BYTES = 1024 * 1024
@@ -167,7 +168,9 @@ def _normalise(registry: str) -> str:
     try:
         return normalise_registry_repo(registry)
     except InvalidReferenceError as e:
-        raise ConfigError(f"unable to parse registry {registry!r}: {e.message}") from e
+        raise ConfigError(
+            f"unable to parse registry {str(SafeUrl.of(registry))!r}: {e.message}"
+        ) from e
 
 
 def _has_inline(raw: Mapping[str, Any]) -> bool:

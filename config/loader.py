@@ -40,6 +40,7 @@ from connaisseur.domain.trust import (
     load_certificates,
     load_public_key,
 )
+from connaisseur.domain.urls import SafeUrl
 
 _T = TypeVar("_T")
 
@@ -360,11 +361,11 @@ def _checked_url(url: str, path: str) -> str:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as e:
-        raise ConfigError(f"{path}: invalid URL {url!r}") from e
+        raise ConfigError(f"{path}: invalid URL {str(SafeUrl.of(url))!r}") from e
     # urlsplit accepts spaces and control characters in the host; a URL never contains them.
     malformed = any(c.isspace() or not c.isprintable() for c in url)
     if parts.scheme not in ("http", "https") or not parts.hostname or malformed:
-        raise ConfigError(f"{path}: invalid URL {url!r}")
+        raise ConfigError(f"{path}: invalid URL {str(SafeUrl.of(url))!r}")
     return url.rstrip("/")
 
 

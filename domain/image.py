@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from connaisseur.domain.errors import InvalidReferenceError
+from connaisseur.domain.urls import SafeUrl
 
 DOCKER_HUB = "index.docker.io"
 DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
@@ -175,7 +176,9 @@ def normalise_registry_repo(value: str) -> str:
     registry, _, repo = value.partition("/")
     repo = repo.rstrip("/")
     if not is_valid_registry(registry):
-        raise InvalidReferenceError(f"unable to parse registry {registry!r}")
+        # A credential key may carry userinfo: never echo it
+        # (docs/decisions/0027-urls-without-credentials.md).
+        raise InvalidReferenceError(f"unable to parse registry {SafeUrl.of(registry).host!r}")
     if repo and not _REPOSITORY.fullmatch(repo):
         raise InvalidReferenceError(f"unable to parse repository {repo!r}")
     return f"{registry}/{repo}" if repo else registry

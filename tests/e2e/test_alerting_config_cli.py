@@ -6,15 +6,13 @@ HTTP receiver (127.0.0.1) configured only in that file.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tests.support.cli import Result, cli
 from tests.support.feature_doubles import Received, receiver_app
 from tests.support.servers import serving
 
@@ -22,28 +20,6 @@ ROOT = Path(__file__).parents[2]
 DATA = ROOT / "tests" / "conformance" / "data"
 CONFIG = DATA / "config" / "10_mutate_test.yaml"  # static allow/deny validators, no alerting
 DENY_ME = DATA / "admission_requests" / "17_deny_me_pod.json"
-
-
-class Result:
-    def __init__(self, code: int, stdout: str, stderr: str) -> None:
-        self.returncode, self.stdout, self.stderr = code, stdout, stderr
-
-
-async def cli(*args: str, env: dict[str, str] | None = None) -> Result:
-    """Run the CLI without blocking the event loop (the receiver lives in this process)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "connaisseur.entrypoints.cli",
-        *args,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return Result(proc.returncode, out.decode(), err.decode())
 
 
 async def check_config(config: Path, alerts: Path) -> Result:
