@@ -135,5 +135,6 @@ def command_line(manifests: list[Manifest], deployment: str, root: Path) -> list
         for mount_path, directory in mounted.items():
             if arg == mount_path or arg.startswith(mount_path.rstrip("/") + "/"):
                 arg = str(directory) + arg[len(mount_path.rstrip("/")) :]
+                break  # mapped once: the new path may itself start with a mount path (/tmp)
         out.append(arg)
     return out
