@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The real servers the integration tests run against (Debian packages). Needs root or sudo.
 set -euo pipefail
-packages=(docker-registry notary redis-server skopeo wrk)
+packages=(docker-registry etcd-server notary redis-server skopeo wrk)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -16,6 +16,6 @@ fi
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts these as services on install; the tests start their own on free ports.
-for svc in redis-server docker-registry; do
+for svc in redis-server docker-registry etcd; do
   $sudo systemctl stop "$svc" >/dev/null 2>&1 || $sudo service "$svc" stop >/dev/null 2>&1 || true
 done

@@ -276,6 +276,16 @@ every certificate this chart serves is bounded. `helm template` cannot look up: 
 {{- end -}}
 {{- end -}}
 
+{{/*
+The type of a certificate Secret: the one it already has (a Secret's type cannot change, and the Go
+Connaisseur chart's are Opaque, so an upgrade from it keeps that), else kubernetes.io/tls.
+Input: dict root, secret (name).
+*/}}
+{{- define "connaisseur.tlsSecretType" -}}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace .secret | default dict -}}
+{{- $existing.type | default "kubernetes.io/tls" -}}
+{{- end -}}
+
 {{/* Memoised per render, so the Secret, the webhook caBundle and the checksum agree. */}}
 {{- define "connaisseur.webhookTLS" -}}
 {{- if not (hasKey .Values "__webhookTLS") -}}
@@ -339,12 +349,14 @@ else the one of a previous install, else 64 random alphanumerics (crypto/rand, ~
 
 {{/*
 Checksum over everything the pods read at start-up (config is read once: ADR-6), so any change
-rolls them: config maps, secrets, the serving certificate and the Redis CA.
+rolls them: config maps, secrets, the serving certificate and the Redis CA. Of the ConfigMaps and
+Secrets only names and data count: their labels carry the chart version, which the pods do not
+read, so a chart upgrade that changes nothing they read does not roll them.
 */}}
 {{- define "connaisseur.configChecksum" -}}
 {{- $parts := list -}}
-{{- $parts = append $parts (include (print .Template.BasePath "/configmaps.yaml") . | sha256sum) -}}
-{{- $parts = append $parts (include (print .Template.BasePath "/secrets.yaml") . | sha256sum) -}}
+{{- $parts = append $parts (include "connaisseur.objectsData" (include (print .Template.BasePath "/configmaps.yaml") .) | sha256sum) -}}
+{{- $parts = append $parts (include "connaisseur.objectsData" (include (print .Template.BasePath "/secrets.yaml") .) | sha256sum) -}}
 {{- $parts = append $parts ((fromYaml (include "connaisseur.webhookTLS" .)).cert | sha256sum) -}}
 {{- if include "connaisseur.cacheEnabled" . -}}
 {{- $parts = append $parts ((fromYaml (include "connaisseur.redisTLSMaterial" .)).ca | sha256sum) -}}
@@ -359,4 +371,17 @@ rolls them: config maps, secrets, the serving certificate and the Redis CA.
 {{/* Custom alert templates shipped in alert_payload_templates/ (rendered only with alerting). */}}
 {{- define "connaisseur.hasAlertTemplates" -}}
 {{- if and .Values.alerting (.Files.Glob "alert_payload_templates/*.json") -}}true{{- end -}}
+{{- end -}}
+
+{{/* Name and data of each object of a rendered template (JSON, keys sorted), for checksums. */}}
+{{- define "connaisseur.objectsData" -}}
+{{- $out := list -}}
+{{- range $doc := splitList "\n---" . -}}
+  {{- $obj := fromYaml $doc -}}
+  {{- if hasKey $obj "Error" -}}{{ fail (printf "checksum: unparsable object: %s" $obj.Error) }}{{- end -}}
+  {{- if $obj.metadata -}}
+    {{- $out = append $out (dict "name" $obj.metadata.name "data" ($obj.data | default dict)) -}}
+  {{- end -}}
+{{- end -}}
+{{- toJson $out -}}
 {{- end -}}

@@ -20,6 +20,7 @@ import base64
 import contextlib
 import copy
 import itertools
+import json
 import os
 import re
 import shutil
@@ -173,6 +174,7 @@ def cluster_values(images: Images, stalled: str) -> dict[str, Any]:
                 },
             ],
             "features": {"cache": {"expirySeconds": 0}},
+            "logFormat": "json",  # one line per entry, read by the tests
         },
     }
 
@@ -314,6 +316,13 @@ def webhook_process(
 ) -> Iterator[Webhook]:
     with serve_chart_pod(cluster, manifests, tmp_path_factory.mktemp("webhook")) as webhook:
         yield webhook
+
+
+def admissions(webhook: Webhook, namespace: str) -> list[dict[str, Any]]:
+    """The webhook's admission log entries for ``namespace``, oldest first."""
+    lines = webhook.log.read_text().splitlines()
+    entries = [json.loads(line) for line in lines if line.startswith("{")]
+    return [e for e in entries if e.get("uid") and e.get("namespace") == namespace]
 
 
 def loopback_webhook(manifests: list[Manifest], webhook: Webhook) -> Manifest:
