@@ -27,22 +27,24 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.cluster.images import Images, publish_images
+from tests.cluster.workloads import api_path, workload
 from tests.helm import conftest as helm_fixtures
 from tests.helm.conftest import Manifest, Renderer, armed_webhook
 from tests.helm.pod import command_line, resolve_env
 from tests.support.cosign import Signer
-from tests.support.kube import Cluster, KubeTools, control_plane, kube_tools, process
-from tests.support.servers import RegistryServer, free_port, registry_server, wait_for_port
+from tests.support.kube import Cluster, KubeTools, control_plane, controller_manager, kube_tools
+from tests.support.servers import RegistryServer, free_port, registry_server, running
 from tests.support.tls import TlsFiles, make_tls
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -302,8 +304,7 @@ def serve_chart_pod(
     env["PYTHONPATH"] = str(ROOT)
     command = in_pod_filesystem(account, pod_command(manifests, workdir / "root", tls, port))
     log = workdir / "webhook.log"
-    with process(command, log, env=env) as proc:
-        wait_for_port(port, proc, timeout=60)
+    with running(command, port, log, env=env):
         yield Webhook(port, tls, log, token)
 
 
@@ -355,3 +356,59 @@ def webhook_changed(cluster: Cluster, config: Manifest, change: dict[str, Any]) 
         yield
     finally:
         cluster.apply([config], "--force-conflicts")
+
+
+# ------------------------------------------------------------------ controllers
+
+CHILD = "automatic approval of child image reference"  # an image's "skipped" in the log
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def controllers(cluster: Cluster, kube_binaries: KubeTools, registered: Manifest) -> Iterator[None]:
+    """kube-controller-manager with the controllers a Deployment needs, for this module."""
+    names = ["deployment-controller", "replicaset-controller", "garbage-collector-controller"]
+    with controller_manager(cluster, kube_binaries, names):
+        yield
+
+
+def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30) -> T:
+    """``probe()``'s first truthy answer, polled until ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = probe()
+        if answer:
+            return answer
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout}s: {what}")
+
+
+def listed(cluster: Cluster, namespace: str, resource: str) -> list[dict[str, Any]]:
+    """The ReplicaSets or Pods of ``namespace`` (with the type a list leaves out)."""
+    version, kind = ("apps/v1", "ReplicaSet") if resource == "replicasets" else ("v1", "Pod")
+    base = "/apis" if "/" in version else "/api"
+    found = cluster.get(f"{base}/{version}/namespaces/{namespace}/{resource}")
+    return [{"apiVersion": version, "kind": kind, **item} for item in found["items"]]
+
+
+def running_deployment(
+    cluster: Cluster, namespace: str, name: str, image: str, replicas: int = 2
+) -> tuple[Manifest, list[dict[str, Any]]]:
+    """Create a Deployment and wait for its Pods; (the stored Deployment, its Pods)."""
+    obj = workload("Deployment", name, namespace, image)
+    obj["spec"]["replicas"] = replicas
+    cluster.kubectl("create", "-f", "-", stdin=yaml.safe_dump(obj))
+
+    def pods() -> list[dict[str, Any]] | None:
+        mine = [
+            p for p in listed(cluster, namespace, "pods") if p["metadata"]["labels"]["app"] == name
+        ]
+        return mine if len(mine) == replicas else None
+
+    found = eventually(pods, f"{replicas} pods of deployment {name}")
+    return cluster.get(api_path(obj)), found
+
+
+def owner(obj: dict[str, Any]) -> dict[str, Any]:
+    (reference,) = obj["metadata"]["ownerReferences"]
+    return dict(reference)

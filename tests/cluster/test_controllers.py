@@ -6,71 +6,22 @@ Deployment never gets a ReplicaSet or a Pod.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
-
 import pytest
 import yaml
 
-from tests.cluster.conftest import Webhook, admissions
+from tests.cluster.conftest import (
+    CHILD,
+    Webhook,
+    admissions,
+    listed,
+    owner,
+    running_deployment,
+)
 from tests.cluster.images import SIGNED, UNSIGNED, Images
-from tests.cluster.workloads import Manifest, api_path, images_of, workload
-from tests.support.kube import Cluster, KubectlError, KubeTools, controller_manager
+from tests.cluster.workloads import api_path, images_of, workload
+from tests.support.kube import Cluster, KubectlError
 
 pytestmark = pytest.mark.cluster
-CHILD = "automatic approval of child image reference"
-T = TypeVar("T")
-
-
-@pytest.fixture(scope="module")
-def controllers(cluster: Cluster, kube_binaries: KubeTools, registered: Manifest) -> Iterator[None]:
-    """kube-controller-manager with the controllers a Deployment needs, for this module."""
-    names = ["deployment-controller", "replicaset-controller", "garbage-collector-controller"]
-    with controller_manager(cluster, kube_binaries, names):
-        yield
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30) -> T:
-    """``probe()``'s first truthy answer, polled until ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        answer = probe()
-        if answer:
-            return answer
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout}s: {what}")
-
-
-def listed(cluster: Cluster, namespace: str, resource: str) -> list[dict[str, Any]]:
-    """The ReplicaSets or Pods of ``namespace`` (with the type a list leaves out)."""
-    version, kind = ("apps/v1", "ReplicaSet") if resource == "replicasets" else ("v1", "Pod")
-    base = "/apis" if "/" in version else "/api"
-    found = cluster.get(f"{base}/{version}/namespaces/{namespace}/{resource}")
-    return [{"apiVersion": version, "kind": kind, **item} for item in found["items"]]
-
-
-def running_deployment(
-    cluster: Cluster, namespace: str, name: str, image: str, replicas: int = 2
-) -> tuple[Manifest, list[dict[str, Any]]]:
-    """Create a Deployment and wait for its Pods; (the stored Deployment, its Pods)."""
-    obj = workload("Deployment", name, namespace, image)
-    obj["spec"]["replicas"] = replicas
-    cluster.kubectl("create", "-f", "-", stdin=yaml.safe_dump(obj))
-
-    def pods() -> list[dict[str, Any]] | None:
-        mine = [
-            p for p in listed(cluster, namespace, "pods") if p["metadata"]["labels"]["app"] == name
-        ]
-        return mine if len(mine) == replicas else None
-
-    found = eventually(pods, f"{replicas} pods of deployment {name}")
-    return cluster.get(api_path(obj)), found
-
-
-def owner(obj: dict[str, Any]) -> dict[str, Any]:
-    (reference,) = obj["metadata"]["ownerReferences"]
-    return dict(reference)
 
 
 def test_deployment_children_are_admitted_by_child_approval_through_the_real_api(

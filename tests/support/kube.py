@@ -1,5 +1,5 @@
 """A real Kubernetes control plane on 127.0.0.1 for tests: etcd, kube-apiserver and, when asked,
-kube-controller-manager, each on free ports, stopped (by their own process) when the block ends.
+kube-controller-manager, each on free ports, each process stopped when its block ends.
 
 The API server has its own CA and serving certificate, a static admin token (group
 ``system:masters``), RBAC authorization and a service-account signing key, so ``kubectl create
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import ssl
 import subprocess
@@ -27,7 +26,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.support.servers import free_port, wait_for_port
+from tests.support.servers import free_port, running
 from tests.support.tls import TlsFiles, make_tls, private_key_pem
 from tests.support.tools import find_tool
 
@@ -158,29 +157,6 @@ def make_pki(directory: Path) -> Pki:
     return Pki(tls, sa_key, sa_pub)
 
 
-@contextlib.contextmanager
-def process(
-    command: Sequence[str], log: Path, env: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``command`` until the block ends, output to ``log``; stop exactly that process."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            list(command),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-        )
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 def _etcd_command(etcd: Path, data: Path, client: int, peer: int) -> list[str]:
     return [
         str(etcd),
@@ -269,8 +245,7 @@ def control_plane(workdir: Path, tools: KubeTools) -> Iterator[Cluster]:
     tokens.chmod(0o600)
     etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
     etcd = _etcd_command(tools.etcd, workdir / "etcd-data", etcd_port, peer_port)
-    with process(etcd, workdir / "etcd.log") as etcd_proc:
-        wait_for_port(etcd_port, etcd_proc)
+    with running(etcd, etcd_port, workdir / "etcd.log"):
         url = f"https://127.0.0.1:{api_port}"
         kubeconfig = workdir / "kubeconfig"
         write_kubeconfig(kubeconfig, url, pki.tls.ca_file, admin_token)
@@ -284,7 +259,7 @@ def control_plane(workdir: Path, tools: KubeTools) -> Iterator[Cluster]:
             workdir=workdir,
         )
         command = _apiserver_command(tools.apiserver, workdir, pki, etcd_port, api_port, tokens)
-        with process(command, workdir / "kube-apiserver.log") as api_proc:
+        with running(command, api_port, workdir / "kube-apiserver.log") as api_proc:
             wait_ready(cluster, api_proc)
             yield cluster
 
@@ -295,22 +270,22 @@ def controller_manager(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """kube-controller-manager running ``controllers`` as the admin until the block ends.
 
-    It serves nothing (``--secure-port=0``) and does not elect a leader: it is the only one.
+    It does not elect a leader (it is the only one); its health port is a free loopback one.
     """
+    port = free_port()
     command = [
         str(tools.controller_manager),
         f"--kubeconfig={cluster.kubeconfig}",
         f"--controllers={','.join(controllers)}",
         "--leader-elect=false",
-        "--secure-port=0",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--cert-dir={cluster.workdir / 'kcm-certs'}",
         "--use-service-account-credentials=false",
         "--concurrent-deployment-syncs=2",
         "--concurrent-replicaset-syncs=2",
         "--concurrent-gc-syncs=2",
         "--v=1",
     ]
-    with process(command, cluster.workdir / "kube-controller-manager.log") as proc:
-        time.sleep(0.5)
-        if proc.poll() is not None:
-            raise RuntimeError(f"kube-controller-manager exited with {proc.returncode}")
+    with running(command, port, cluster.workdir / "kube-controller-manager.log") as proc:
         yield proc
