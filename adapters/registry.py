@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import json
 import re
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
@@ -39,6 +38,7 @@ from connaisseur.adapters.http import (
 from connaisseur.adapters.upstream_auth import UpstreamAuth, parse_challenge
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import Clock, Endpoint, Manifest, Registry
+from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import Category, VerificationError
 from connaisseur.domain.image import ImageReference, is_digest
 from connaisseur.domain.urls import is_loopback
@@ -403,7 +403,7 @@ def _head_unsupported(status: int) -> bool:
 
 def _media_type(resp: HttpResponse) -> str:
     try:
-        declared = json.loads(resp.body).get("mediaType")
+        declared = jsondoc.loads(resp.body).get("mediaType")
     except (ValueError, AttributeError):
         declared = None
     if isinstance(declared, str) and declared:
@@ -413,7 +413,7 @@ def _media_type(resp: HttpResponse) -> str:
 
 def _json_object(body: bytes, what: str) -> dict[str, Any]:
     try:
-        doc = json.loads(body)
+        doc = jsondoc.loads(body)
     except ValueError as e:
         raise VerificationError(
             f"{what} is not JSON", category=Category.MALFORMED_TRUST_DATA

@@ -15,6 +15,7 @@ from typing import Any
 from connaisseur.adapters.http import HttpClient, status_error
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import TransparencyLog
+from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import Category, VerificationError
 
 MAX_ENTRIES = 16
@@ -63,7 +64,7 @@ class AiohttpRekorClient(TransparencyLog):
         if error is not None:
             raise error
         try:
-            return json.loads(resp.body)
+            return jsondoc.loads(resp.body)
         except ValueError as e:
             raise VerificationError(
                 "Rekor answered with invalid JSON", category=Category.MALFORMED_TRUST_DATA

@@ -27,6 +27,7 @@ from urllib.parse import urlencode, urlsplit
 from connaisseur.adapters.http import HttpClient, status_error
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.settings import Credentials
+from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import Category, VerificationError
 from connaisseur.domain.urls import is_loopback, onward_problem
 
@@ -265,7 +266,13 @@ class UpstreamAuth:
             query["account"] = creds.username
             headers = basic_authorization(creds)
         separator = "&" if urlsplit(realm).query else "?"
-        url = realm + separator + urlencode({k: v for k, v in query.items() if v})
+        try:
+            url = realm + separator + urlencode({k: v for k, v in query.items() if v})
+        except UnicodeEncodeError as e:  # a challenge byte aiohttp could not decode
+            raise VerificationError(
+                f"{server} names a token service that no URL can carry",
+                category=Category.FETCH_FAILED,
+            ) from e
         resp = await self._http.request(
             "GET", url, deadline, headers=headers, ca_pem=ca_pem, max_bytes=_MAX_TOKEN_BYTES
         )
@@ -290,7 +297,7 @@ class UpstreamAuth:
 def _token_from(body: bytes, server: str) -> tuple[str, float]:
     """(token, lifetime in seconds) of a token service's answer."""
     try:
-        doc = json.loads(body)
+        doc = jsondoc.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise VerificationError(
             f"the token service of {server} answered with invalid JSON",
@@ -304,4 +311,5 @@ def _token_from(body: bytes, server: str) -> tuple[str, float]:
         )
     lifetime = doc.get("expires_in")
     valid = isinstance(lifetime, int | float) and not isinstance(lifetime, bool) and lifetime > 0
-    return token, min(float(lifetime), MAX_TOKEN_SECONDS) if valid else DEFAULT_TOKEN_SECONDS
+    # min before float: an integer past a float's range would raise OverflowError
+    return token, float(min(lifetime, MAX_TOKEN_SECONDS)) if valid else DEFAULT_TOKEN_SECONDS

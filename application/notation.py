@@ -17,7 +17,6 @@ Sequential round trips (after auth), the fewest the protocol allows
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,6 +25,7 @@ from connaisseur.application.deadline import Deadline
 from connaisseur.application.notation_envelopes import parse_envelope
 from connaisseur.application.ports import Clock, Endpoint, Manifest, Registry
 from connaisseur.application.settings import ValidatorSettings
+from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import (
     Category,
     ConfigError,
@@ -258,15 +258,17 @@ def _thumbprints(descriptor: Descriptor) -> frozenset[str]:
     annotations = descriptor.get("annotations")
     raw = annotations.get(THUMBPRINT_ANNOTATION) if isinstance(annotations, Mapping) else None
     try:
-        values = json.loads(raw) if isinstance(raw, str) else []
+        values = jsondoc.loads(raw) if isinstance(raw, str) else []
     except ValueError:
+        return frozenset()
+    if not isinstance(values, list):
         return frozenset()
     return frozenset(v.lower() for v in values if isinstance(v, str))
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
-        doc = json.loads(body)
+        doc = jsondoc.loads(body)
     except ValueError as e:
         raise VerificationError(
             "Notation signature manifest is not JSON", category=Category.MALFORMED_TRUST_DATA

@@ -8,8 +8,6 @@ the standard library and ``cryptography``; verification of the parsed envelope s
 from __future__ import annotations
 
 import base64
-import binascii
-import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 import cbor2
 from cryptography import x509
 
+from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import VerificationError
 from connaisseur.domain.notation import (
     HEADER_AUTHENTIC_SIGNING_TIME,
@@ -61,7 +60,7 @@ def _b64url(text: Any) -> bytes:
         raise malformed("JWS member is not a base64url string")
     try:
         return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
-    except binascii.Error as e:
+    except ValueError as e:  # binascii.Error, or text that is not ASCII
         raise malformed("JWS member is not valid base64url") from e
 
 
@@ -70,16 +69,16 @@ def _b64(text: Any) -> bytes:
         raise malformed("JWS header value is not a base64 string")
     try:
         return base64.b64decode(text, validate=True)
-    except binascii.Error as e:
+    except ValueError as e:  # binascii.Error, or text that is not ASCII
         raise malformed("JWS header value is not valid base64") from e
 
 
 def _parse_jws(blob: bytes) -> Envelope:
     """signature-envelope-jws.md: flattened JWS JSON serialisation."""
-    doc = json.loads(blob)
+    doc = jsondoc.loads(blob)
     if not isinstance(doc, dict) or not {"payload", "protected", "signature"} <= doc.keys():
         raise malformed("JWS envelope lacks payload, protected or signature")
-    headers = json.loads(_b64url(doc["protected"]))
+    headers = jsondoc.loads(_b64url(doc["protected"]))
     unprotected = doc.get("header") or {}
     if not isinstance(headers, dict) or not isinstance(unprotected, dict):
         raise malformed("JWS headers are not JSON objects")
@@ -136,7 +135,7 @@ def _parse_cose(blob: bytes) -> Envelope:
     if not isinstance(outer, cbor2.CBORTag) or outer.tag != _COSE_SIGN1_TAG:
         raise malformed("COSE envelope is not a tagged COSE_Sign1")
     protected_bytes, unprotected, payload, signature = outer.value
-    headers = cbor2.loads(protected_bytes)
+    headers = cbor2.loads(_byte_string(protected_bytes))
     if not isinstance(headers, Mapping) or not isinstance(unprotected, Mapping):
         raise malformed("COSE headers are not maps")
     chain = unprotected.get(_COSE_X5CHAIN, headers.get(_COSE_X5CHAIN))
@@ -146,17 +145,25 @@ def _parse_cose(blob: bytes) -> Envelope:
         media_type=MEDIA_TYPE_COSE,
         alg=_cose_alg(headers.get(_COSE_ALG)),
         signing_input=to_be_signed,
-        signature=bytes(signature),
-        payload=bytes(payload),
+        signature=_byte_string(signature),
+        payload=_byte_string(payload),
         content_type=str(headers.get(_COSE_CTY, "")),
         signing_scheme=str(headers.get(HEADER_SIGNING_SCHEME, "")),
         signing_time=_cbor_time(headers.get(HEADER_SIGNING_TIME)),
         authentic_signing_time=_cbor_time(headers.get(HEADER_AUTHENTIC_SIGNING_TIME)),
         expiry=_cbor_time(headers.get(HEADER_EXPIRY)),
-        chain=_chain(bytes(d) for d in ders),
+        chain=_chain(_byte_string(d) for d in ders),
         timestamp_token=_optional_bytes(unprotected.get(HEADER_TIMESTAMP)),
         critical=_critical(headers.get(_COSE_CRIT)),
     )
+
+
+def _byte_string(value: Any) -> bytes:
+    """A COSE member that must be a byte string. Never ``bytes(value)``: for an integer that
+    allocates that many zero bytes (9 bytes of CBOR can ask for gigabytes)."""
+    if not isinstance(value, bytes):
+        raise malformed("a COSE member that must be a byte string is not")
+    return value
 
 
 def _cose_alg(value: Any) -> str:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from connaisseur.domain import jsondoc
+
 if TYPE_CHECKING:
     from connaisseur.application.deadline import Deadline
     from connaisseur.application.settings import AuthSettings
@@ -47,9 +49,12 @@ class Manifest:
     body: bytes = field(repr=False)
 
     def json(self) -> Any:
-        import json
+        """The manifest decoded (at most ``jsondoc.MAX_DEPTH`` levels deep).
 
-        return json.loads(self.body)
+        Raises:
+            ValueError: not JSON, or nested too deeply.
+        """
+        return jsondoc.loads(self.body)
 
 
 class Registry(Protocol):

@@ -109,8 +109,12 @@ def read_document(path: Path, what: str = "configuration") -> Any:
         return yaml.safe_load(path.read_text())
     except OSError as e:
         raise ConfigError(f"cannot read {what} {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {e.start})") from e
     except yaml.YAMLError as e:
         raise ConfigError(f"{what} {path} is not valid YAML: {e}") from e
+    except RecursionError as e:  # PyYAML recurses once per nesting level
+        raise ConfigError(f"{what} {path} is nested too deeply") from e
 
 
 def build_settings(

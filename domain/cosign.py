@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509 import verification as x509v
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
+from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import (
     Category,
     ConfigError,
@@ -368,7 +369,7 @@ class SimpleSigningPayload:
         try:
             if len(raw) > MAX_PAYLOAD_BYTES:
                 raise ValueError("payload too large")
-            doc = json.loads(raw)
+            doc = jsondoc.loads(raw)
             critical = doc["critical"]
             digest = critical["image"]["docker-manifest-digest"]
             reference = critical["identity"]["docker-reference"]
@@ -406,7 +407,7 @@ class RekorEntry:
             VerificationError: ``malformed_trust_data``.
         """
         try:
-            doc = json.loads(annotation)
+            doc = jsondoc.loads(annotation)
             payload = doc["Payload"]
             return cls._build(payload["body"], payload, doc["SignedEntryTimestamp"])
         except (ValueError, KeyError, TypeError, binascii.Error) as e:
@@ -582,7 +583,7 @@ def _check_body(
     signer_cert: x509.Certificate | None,
 ) -> None:
     try:
-        doc = json.loads(body)
+        doc = jsondoc.loads(body)
         if doc["kind"] != "hashedrekord":
             raise ValueError(f"unsupported Rekor entry kind {doc['kind']!r}")
         spec = doc["spec"]

@@ -12,7 +12,6 @@ denial, never a fall-back to ``targets``.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -361,7 +360,7 @@ def target_digest(targets: Mapping[str, Any], name: str, owner: str) -> str | No
     value = hashes.get("sha256") if isinstance(hashes, Mapping) else None
     try:
         raw = base64.b64decode(str(value), validate=True)
-    except binascii.Error as e:
+    except ValueError as e:  # binascii.Error, or text that is not ASCII
         raise malformed(owner, f"target {name} has no valid sha256") from e
     if value is None or len(raw) != hashlib.sha256().digest_size:
         raise malformed(owner, f"target {name} has no valid sha256")

@@ -27,7 +27,6 @@ which passes — say so to operators (README).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import Category, TrustRootError, VerificationError
 from connaisseur.domain.policy import RuleOptions
 from connaisseur.domain.rfc3161 import TimestampError, verify_timestamp_token
@@ -468,7 +468,10 @@ def _check_signed_attributes(
 
 def _algorithm_for(cert: x509.Certificate) -> str | None:
     """signature-specification.md "Algorithm Selection": the key decides the algorithm."""
-    key = cert.public_key()
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):  # a key cryptography cannot load
+        return None
     if isinstance(key, rsa.RSAPublicKey):
         return _RSA_ALGS.get(key.key_size)
     if isinstance(key, ec.EllipticCurvePublicKey):
@@ -569,7 +572,7 @@ def _is_ca(cert: x509.Certificate) -> bool:
 
 def _target_descriptor(payload: bytes, image: str, roots: str) -> Mapping[str, Any]:
     try:
-        doc = json.loads(payload)
+        doc = jsondoc.loads(payload)
         descriptor = doc["targetArtifact"]
         if not isinstance(descriptor.get("digest"), str) or not isinstance(
             descriptor.get("size"), int

@@ -80,7 +80,6 @@ def pem_blocks(text: str) -> list[tuple[str, bytes]]:
         TrustRootError: not PEM, or extraneous characters around the blocks (invalid_key).
     """
     import base64
-    import binascii
 
     blocks: list[tuple[str, bytes]] = []
     pos = 0
@@ -89,7 +88,7 @@ def pem_blocks(text: str) -> list[tuple[str, bytes]]:
             break
         try:
             der = base64.b64decode("".join(m.group(2).split()), validate=True)
-        except binascii.Error as e:
+        except ValueError as e:  # binascii.Error, or text that is not ASCII
             raise TrustRootError(
                 "PEM block is not valid base64", category=Category.INVALID_KEY
             ) from e

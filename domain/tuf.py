@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import Category, VerificationError
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
@@ -170,7 +171,7 @@ class Envelope:
             VerificationError: malformed_trust_data (not JSON, wrong shape or role type).
         """
         try:
-            doc = json.loads(raw)
+            doc = jsondoc.loads(raw)
         except (ValueError, UnicodeDecodeError) as e:
             raise malformed(role, "not JSON") from e
         if not isinstance(doc, dict) or not isinstance(doc.get("signed"), dict):
@@ -213,7 +214,7 @@ def _signatures(role: str, doc: Mapping[str, Any]) -> tuple[Signature, ...]:
             raise malformed(role, "a signature lacks keyid, method or sig")
         try:
             sig_bytes = base64.b64decode(sig, validate=True)
-        except binascii.Error as e:
+        except ValueError as e:  # binascii.Error, or text that is not ASCII
             raise malformed(role, "a signature is not base64") from e
         sigs.append(Signature(keyid=keyid, method=method, sig=sig_bytes))
     return tuple(sigs)
@@ -331,7 +332,7 @@ def check_hashes(role: str, raw: bytes, meta: Any, listed_by: str) -> None:
     for alg, expected in known.items():
         try:
             want = base64.b64decode(str(expected), validate=True)
-        except binascii.Error as e:
+        except ValueError as e:  # binascii.Error, or text that is not ASCII
             raise malformed(listed_by, f"hash of {role} is not base64") from e
         if not hmac.compare_digest(_HASHES[alg](raw).digest(), want):
             raise VerificationError(

@@ -20,6 +20,7 @@ import orjson
 
 from connaisseur.application.review import ReviewCommand
 from connaisseur.domain.errors import Category, ConnaisseurError
+from connaisseur.domain.jsondoc import nested_deeper_than
 from connaisseur.domain.verdict import Outcome, RequestVerdict
 
 API_VERSIONS = frozenset({"admission.k8s.io/v1", "admission.k8s.io/v1beta1"})
@@ -65,47 +66,9 @@ def decode_json(body: bytes, max_depth: int) -> Any:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as e:
         raise BadRequestError(f"received invalid json: {e}") from e
-    if _depth_exceeds(body, max_depth):
+    if nested_deeper_than(body, max_depth):
         raise BadRequestError(f"received invalid json: nested deeper than {max_depth} levels")
     return document
-
-
-# Structure only: brackets (``[]`` folded into ``{}``) and the quotes that delimit strings.
-_STRUCTURE = bytes.maketrans(b"[]", b"{}")
-_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
-
-
-def _depth_exceeds(body: bytes, limit: int) -> bool:
-    """Whether the valid JSON text ``body`` nests arrays/objects more than ``limit`` deep.
-
-    Works on the bytes with C-speed bytes methods instead of walking the decoded tree in
-    Python (which cost more than the whole rest of a static admission). ``body`` must already
-    have decoded, so brackets outside strings are balanced and every unescaped quote opens or
-    closes a string. Steps:
-
-    1. Drop escape pairs (escaped backslashes first, then escaped quotes), so only the
-       delimiting quotes remain.
-    2. Keep only brackets and quotes; fold ``[]`` into ``{}``.
-    3. Cut out the strings: strings without brackets are ``""`` pairs, removed with one
-       ``replace``. If a quote survives, some string held brackets (the first such string's
-       opening quote ends an odd run of quotes, so it cannot pair away); then pair quotes
-       in order with ``split``.
-    4. Each ``replace(b"{}", b"")`` removes exactly the innermost level, so the text is empty
-       after ``depth`` passes.
-    """
-    if b"\\" in body:
-        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
-    structure = body.translate(_STRUCTURE, _NOT_STRUCTURE)
-    if structure.count(b"{") <= limit:
-        return False  # too few brackets to nest that deep, strings included: the usual case
-    brackets = structure.replace(b'""', b"")
-    if b'"' in brackets:
-        brackets = b"".join(structure.split(b'"')[::2])
-    for _ in range(limit):
-        brackets = brackets.replace(b"{}", b"")
-        if not brackets:
-            return False
-    return True
 
 
 def parse_review(document: Any, budget_seconds: float) -> tuple[ReviewCommand, str]:

@@ -1,0 +1,434 @@
+"""Fuzz targets: every parser that sees attacker bytes, and the invariant each must keep.
+
+A target turns one input (bytes) into a call of the product's own code, the way the product
+calls it. The invariant, checked by :func:`check`: the call returns a value or raises the
+product's own error — the ``ConnaisseurError`` family, or cosign's ``SignatureRejected``, each
+with a :class:`Category` — never another exception. Hangs are caught by the runner (a deadline
+per input). Async adapters run on one private event loop over a scripted HTTP double, so the
+adapter code that reads status, headers and bodies is the code under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from connaisseur.adapters.http import HttpResponse
+from connaisseur.adapters.notary import NotaryV1HttpClient
+from connaisseur.adapters.notary import parse_challenge as notary_challenge
+from connaisseur.adapters.registry import AiohttpRegistryClient
+from connaisseur.adapters.registry import parse_challenge as registry_challenge
+from connaisseur.adapters.rekor import AiohttpRekorClient
+from connaisseur.application.cosign import CosignValidator
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.notation import NotationValidator
+from connaisseur.application.notation_envelopes import parse_envelope
+from connaisseur.application.ports import Endpoint, Manifest
+from connaisseur.application.settings import AuthSettings, Credentials, ValidatorSettings
+from connaisseur.config.loader import load_settings
+from connaisseur.domain import cosign
+from connaisseur.domain.errors import Category, ConnaisseurError
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.notaryv1 import pinned_keys, verify_notary_image
+from connaisseur.domain.notation import (
+    MEDIA_TYPE_COSE,
+    MEDIA_TYPE_JWS,
+    NotationPolicy,
+    NotationTrustStore,
+    Target,
+    verify_signature,
+)
+from connaisseur.domain.policy import Policy, RuleOptions
+from connaisseur.domain.policy import Rule as PolicyRule
+from connaisseur.domain.rfc3161 import Der, parse_der, verify_timestamp_token
+from connaisseur.domain.trust import TrustRoot, load_certificates
+from connaisseur.domain.workload import Workload
+from connaisseur.entrypoints.admission import decode_json, parse_review
+from tests.fuzz import corpus
+from tests.fuzz.make_seeds import IMAGE_MANIFEST
+from tests.support.fakes import FakeClock, FakeTransparencyLog
+
+
+class Finding(Exception):
+    """An input broke a target's invariant: an exception outside the product's error family."""
+
+
+@dataclass(frozen=True, slots=True)
+class FuzzTarget:
+    """One parser under fuzz: what it is, how one input is fed to it, and its seeds."""
+
+    name: str
+    parser: str
+    run: Callable[[bytes], object]
+    seeds: Callable[[], list[bytes]]
+    #: Leading bytes that select a variant (role, media type) and are kept by JSON mutations.
+    prefix: int = 0
+
+
+def check(target: FuzzTarget, data: bytes) -> None:
+    """Feed ``data`` to ``target``.
+
+    Raises:
+        Finding: the target raised anything but the product's own categorised error.
+    """
+    try:
+        target.run(data)
+    except ConnaisseurError as e:
+        if not isinstance(e.category, Category):
+            raise Finding(f"{target.name}: {type(e).__name__} without a category") from e
+    except cosign.SignatureRejected as e:
+        if not isinstance(e.category, Category):
+            raise Finding(f"{target.name}: SignatureRejected without a category") from e
+    except Exception as e:
+        raise Finding(f"{target.name}: {type(e).__name__}: {str(e)[:200]}") from e
+
+
+def text(data: bytes) -> str:
+    """Attacker text as the product receives it: decoded JSON strings may hold any code point."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+NOW = datetime(2026, 11, 29, tzinfo=UTC)
+_CLOCK = FakeClock(NOW, frozen=True)
+_LOOP = asyncio.new_event_loop()
+
+
+def _deadline(seconds: float = 0.05) -> Deadline:
+    """A frozen budget: short enough that a ``Retry-After`` is never waited for."""
+    return Deadline.after(_CLOCK, seconds)
+
+
+def _run(coroutine: Any) -> Any:
+    return _LOOP.run_until_complete(coroutine)
+
+
+# --- AdmissionReview and workloads ------------------------------------------------------------
+
+
+def admission_review(data: bytes) -> None:
+    command, _ = parse_review(decode_json(data, 100), 1.0)
+    workload = Workload.parse(command.kind, command.object, command.namespace)
+    for slot in workload.slots:
+        workload.patch_path(slot)
+    if command.operation == "UPDATE":
+        Workload.parse(command.kind, command.old_object, command.namespace)
+
+
+# --- image references and policy patterns -----------------------------------------------------
+
+
+def image_reference(data: bytes) -> None:
+    ref = ImageReference.parse(text(data))
+    again = ImageReference.parse(ref.name)
+    if again.name != ref.name:
+        raise AssertionError(f"normalised name is not a fixed point: {ref.name!r}")
+    _ = (ref.notary_reference, ref.identifier, ref.scope(ref.tag), ref.with_digest("ab" * 32))
+
+
+def policy_pattern(data: bytes) -> None:
+    """``pattern`` NUL ``image``: compile the rule, match the image, select among rules."""
+    pattern, _, image = text(data).partition("\0")
+    rule = PolicyRule(pattern=pattern, validator="v")
+    rule.matches(image)
+    policy = Policy((PolicyRule(pattern="*:*", validator="default"), rule))
+    policy.match(image)
+    policy.matching(image)
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+_CONFIG_FILE = Path(tempfile.gettempdir()) / f"connaisseur-fuzz-config-{os.getpid()}.yaml"
+
+
+def config_loader(data: bytes) -> None:
+    _CONFIG_FILE.write_bytes(data)
+    load_settings(_CONFIG_FILE, secrets_dir=None, env={})
+
+
+# --- Notary v1 (TUF) --------------------------------------------------------------------------
+
+_NOTARY_KEY = (corpus.DATA / "notaryv1" / "trust_data" / "keys" / "root.pub").read_text()
+_NOTARY_PINNED = pinned_keys([TrustRoot(name="root", key=_NOTARY_KEY)])
+_NOTARY_FILES = corpus.notary_files()
+
+
+def notary_tuf(data: bytes) -> None:
+    """Role byte + served bytes: that role file replaced in a GUN that verifies as served."""
+    if not data:
+        return
+    role = corpus.NOTARY_ROLES[data[0] % len(corpus.NOTARY_ROLES)]
+    files: dict[str, bytes | None] = {**_NOTARY_FILES, role: data[1:]}
+    for tag, delegations in (("sign", ()), ("sign", ("del1",)), ("v1", ("del2",))):
+        verify_notary_image(files, _NOTARY_PINNED, NOW, tag=tag, digest="", delegations=delegations)
+
+
+# --- cosign -----------------------------------------------------------------------------------
+
+
+def cosign_payload(data: bytes) -> None:
+    cosign.SimpleSigningPayload.parse(data)
+
+
+_REKOR_KEY = cosign.keyring((corpus.DATA / "cosign" / "alice.key").read_text(), "rekor public key")
+_MATERIAL = cosign.TransparencyMaterial(rekor_keys=_REKOR_KEY)
+_ALICE_ROOT = TrustRoot(name="alice", key=(corpus.DATA / "cosign" / "alice.key").read_text())
+_ALICE = cosign.load_verifier(_ALICE_ROOT)
+
+
+def rekor_bundle(data: bytes) -> None:
+    """The bundle annotation, then the same bytes as a Rekor API answer through the adapter."""
+    try:
+        entry = cosign.RekorEntry.from_bundle(text(data))
+        cosign.verify_log_entry(
+            entry,
+            _MATERIAL,
+            signature=b"sig",
+            payload=b"payload",
+            signer_key=_ALICE.key,  # type: ignore[arg-type]
+            signer_cert=None,
+        )
+    except (ConnaisseurError, cosign.SignatureRejected):
+        pass
+    client = AiohttpRekorClient(ScriptedHttp([(200, {}, b'["uuid"]'), (200, {}, data)]))  # type: ignore[arg-type]
+    for raw in _run(client.find_entries("https://rekor.test", "sha256:00", _deadline())):
+        try:
+            cosign.RekorEntry.from_api(raw)
+        except ConnaisseurError:
+            continue
+
+
+# --- Notation ---------------------------------------------------------------------------------
+
+_NOTATION_ROOTS = (
+    TrustRoot(
+        name="default",
+        cert=(corpus.SEEDS / "ca.pem").read_text(),
+        ts_cert=(corpus.SEEDS / "tsa-ca.pem").read_text(),
+    ),
+    TrustRoot(name="conformance", cert=(corpus.DATA / "notation" / "ca.pem").read_text()),
+)
+_NOTATION_STORE = NotationTrustStore.from_roots(_NOTATION_ROOTS)
+_NOTATION_POLICY = NotationPolicy.build(
+    "registry.test/app", RuleOptions(trust_root="*"), _NOTATION_ROOTS
+)
+_MEDIA_TYPES = (MEDIA_TYPE_JWS, MEDIA_TYPE_COSE)
+#: What the generated seed envelopes sign, so that a seed verifies all the way.
+_SEED_TARGET = Target(
+    digest="sha256:" + hashlib.sha256(IMAGE_MANIFEST).hexdigest(), size=len(IMAGE_MANIFEST)
+)
+
+
+def notation_envelope(data: bytes) -> None:
+    """Media-type byte + envelope: parsed, then verified against the seed CA and TSA."""
+    if not data:
+        return
+    envelope = parse_envelope(_MEDIA_TYPES[data[0] % 2], data[1:])
+    verify_signature(
+        envelope,
+        image="registry.test/app@" + _SEED_TARGET.digest,
+        target=_SEED_TARGET,
+        policy=_NOTATION_POLICY,
+        store=_NOTATION_STORE,
+        now=datetime.now(UTC),
+    )
+
+
+# --- RFC 3161 / DER ---------------------------------------------------------------------------
+
+_TSA_ROOTS = load_certificates((corpus.SEEDS / "tsa-ca.pem").read_text())
+
+
+def _walk(element: Der, depth: int = 0) -> None:
+    if element.tag & 0x20 and depth < 64:
+        for child in element.children():
+            _walk(child, depth + 1)
+
+
+def rfc3161_token(data: bytes) -> None:
+    """The token as Notation verifies it; then the same bytes through the bare DER reader."""
+    with contextlib.suppress(ConnaisseurError):
+        verify_timestamp_token(data, b"fuzz seed signature", _TSA_ROOTS)
+    _walk(parse_der(data))
+
+
+# --- registry: manifests, referrers, auth challenges ------------------------------------------
+
+
+class ScriptedHttp:
+    """Stands in for ``adapters.http.HttpClient``: answers requests from a script, in order
+    (the last answer repeats), so the adapters read attacker-chosen statuses, headers and
+    bodies."""
+
+    def __init__(self, script: Sequence[tuple[int, Mapping[str, str], bytes]]) -> None:
+        self._script = list(script)
+        self.requests: list[str] = []
+
+    async def request(self, method: str, url: str, deadline: Deadline, **_: Any) -> HttpResponse:
+        self.requests.append(f"{method} {url}")
+        status, headers, body = self._script[min(len(self.requests), len(self._script)) - 1]
+        return HttpResponse(url=url, status=status, headers=dict(headers), body=body)
+
+
+_IMAGE = ImageReference.parse("registry.test/app:1")
+_ENDPOINT = Endpoint(
+    auth=AuthSettings(credentials=(("registry.test", Credentials(username="u", password="p")),))
+)
+_JSON = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+_COSIGN_PAYLOAD = corpus.cosign_payloads()[0]
+_NOTATION_BLOB = (corpus.SEEDS / "notation.jws.json").read_bytes()
+
+
+class ServedRegistry:
+    """A ``Registry`` port serving the fuzzed manifest wherever a signature manifest is read."""
+
+    def __init__(self, manifest: Manifest, referrers: Sequence[Mapping[str, Any]]) -> None:
+        self._manifest = manifest
+        self._referrers = referrers
+
+    async def resolve(self, image: ImageReference, endpoint: Endpoint, deadline: Deadline) -> str:
+        return "sha256:" + hashlib.sha256(b"image").hexdigest()
+
+    async def manifest(
+        self, image: ImageReference, reference: str, endpoint: Endpoint, deadline: Deadline
+    ) -> Manifest:
+        if reference == image.tag:
+            return Manifest(digest="sha256:" + "1" * 64, media_type="x", body=b"{}")
+        return self._manifest
+
+    async def blob(
+        self, image: ImageReference, digest: str, endpoint: Endpoint, deadline: Deadline
+    ) -> bytes:
+        return _NOTATION_BLOB if digest.endswith("1") else _COSIGN_PAYLOAD
+
+    async def referrers(self, *_: Any) -> Sequence[Mapping[str, Any]]:
+        return self._referrers
+
+
+_COSIGN = ValidatorSettings(name="cosign", type="cosign", trust_roots=(_ALICE_ROOT,))
+_NOTATION = ValidatorSettings(name="notation", type="notation", trust_roots=_NOTATION_ROOTS)
+_NO_TLOG = RuleOptions(verify_in_transparency_log=False, trust_root="*")
+
+
+def registry_manifest(data: bytes) -> None:
+    """The body as a manifest and as a referrers index through the registry adapter, then the
+    manifest as a cosign signature manifest and a Notation signature manifest."""
+    served = [(200, _JSON, data)]
+    manifest = _run(
+        AiohttpRegistryClient(ScriptedHttp(served), _CLOCK).manifest(  # type: ignore[arg-type]
+            _IMAGE, "1", _ENDPOINT, _deadline()
+        )
+    )
+    referrers = _run(
+        AiohttpRegistryClient(ScriptedHttp(served), _CLOCK).referrers(  # type: ignore[arg-type]
+            _IMAGE, "sha256:" + "1" * 64, "", _ENDPOINT, _deadline()
+        )
+    )
+    registry = ServedRegistry(manifest, referrers)
+    for validator in (
+        CosignValidator(_COSIGN, registry, FakeTransparencyLog(), _CLOCK),  # type: ignore[arg-type]
+        NotationValidator(_NOTATION, registry, _CLOCK),  # type: ignore[arg-type]
+    ):
+        try:
+            _run(validator.validate(_IMAGE, _NO_TLOG, _deadline(5.0)))
+        except ConnaisseurError:
+            continue
+
+
+def auth_challenge(data: bytes) -> None:
+    """``WWW-Authenticate`` value, newline, token answer: both parsers, then the registry and
+    Notary token flows (with a ``Retry-After`` of the same value on the way)."""
+    header, _, token = text(data).partition("\n")
+    registry_challenge(header)
+    notary_challenge(header)
+    body = token.encode("utf-8", "surrogateescape")
+    headers = {"WWW-Authenticate": header, "Retry-After": header}
+    script = [(401, headers, b""), (200, {}, body), (429, headers, b""), (200, _JSON, b"{}")]
+    with contextlib.suppress(ConnaisseurError):
+        _run(
+            AiohttpRegistryClient(ScriptedHttp(script), _CLOCK).manifest(  # type: ignore[arg-type]
+                _IMAGE, "1", _ENDPOINT, _deadline()
+            )
+        )
+    notary = NotaryV1HttpClient(ScriptedHttp(script))  # type: ignore[arg-type]
+    _run(
+        notary.fetch_roles(
+            "https://notary.test", "registry.test/app", ["root"], _ENDPOINT, _deadline()
+        )
+    )
+
+
+TARGETS: dict[str, FuzzTarget] = {
+    t.name: t
+    for t in (
+        FuzzTarget(
+            "admission_review",
+            "entrypoints.admission (decode_json, parse_review) + domain.workload",
+            admission_review,
+            corpus.admission_reviews,
+        ),
+        FuzzTarget(
+            "image_reference",
+            "domain.image.ImageReference",
+            image_reference,
+            corpus.image_references,
+        ),
+        FuzzTarget(
+            "policy_pattern", "domain.policy (Rule, Policy)", policy_pattern, corpus.policy_patterns
+        ),
+        FuzzTarget(
+            "config_loader", "config.loader.load_settings", config_loader, corpus.configurations
+        ),
+        FuzzTarget(
+            "notary_tuf",
+            "domain.notaryv1 + domain.tuf (TUF metadata of a real GUN)",
+            notary_tuf,
+            corpus.notary_roles,
+            prefix=1,
+        ),
+        FuzzTarget(
+            "cosign_payload",
+            "domain.cosign.SimpleSigningPayload",
+            cosign_payload,
+            corpus.cosign_payloads,
+        ),
+        FuzzTarget(
+            "rekor_bundle",
+            "domain.cosign.RekorEntry (bundle, API entry) + adapters.rekor",
+            rekor_bundle,
+            corpus.rekor_bundles,
+        ),
+        FuzzTarget(
+            "notation_envelope",
+            "application.notation_envelopes (JWS, COSE) + domain.notation",
+            notation_envelope,
+            corpus.notation_envelopes,
+            prefix=1,
+        ),
+        FuzzTarget(
+            "rfc3161_token",
+            "domain.rfc3161 (token, DER reader)",
+            rfc3161_token,
+            corpus.timestamp_tokens,
+        ),
+        FuzzTarget(
+            "registry_manifest",
+            "adapters.registry (manifest, referrers) + cosign/Notation signature manifests",
+            registry_manifest,
+            corpus.registry_manifests,
+        ),
+        FuzzTarget(
+            "auth_challenge",
+            "WWW-Authenticate, token answers, Retry-After (registry and Notary clients)",
+            auth_challenge,
+            corpus.auth_challenges,
+        ),
+    )
+}
