@@ -1,4 +1,4 @@
-.PHONY: setup run test bench demo
+.PHONY: setup run test bench demo fuzz
 
 setup:
 	bash scripts/setup.sh
@@ -18,3 +18,9 @@ bench: setup
 demo: setup
 	bash scripts/system-packages.sh
 	.venv/bin/python scripts/demo.py
+
+# >= 100,000 inputs per parser target (atheris where it installs, else the built-in engine),
+# then >= 100,000 mutated AdmissionReviews against `connaisseur serve` over HTTPS.
+fuzz: setup
+	.venv/bin/python -m pip install -q -e ".[fuzz]" || echo "atheris unavailable: built-in engine"
+	.venv/bin/python -m tests.fuzz --inputs $${FUZZ_INPUTS:-100000} --webhook-inputs $${FUZZ_WEBHOOK_INPUTS:-100000}

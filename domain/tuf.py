@@ -37,8 +37,13 @@ _EXPIRES = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d
 
 
 def canonical_json(value: Any) -> bytes:
-    """The bytes TUF/Notary sign: sorted keys, no whitespace, non-ASCII kept."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """The bytes TUF/Notary sign: sorted keys, no whitespace, non-ASCII kept.
+
+    A lone surrogate (a ``\\udXXX`` escape in served JSON) is kept as is: no Notary client can
+    have signed such bytes (Go decodes those escapes to U+FFFD), so its signature fails.
+    """
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", "surrogatepass")
 
 
 def key_id(keytype: str, public_b64: str) -> str:

@@ -7,8 +7,9 @@ keys, deep nesting. The oracle, independent of the product's code, judges every 
 
 * no HTTP 5xx and no ``internal error`` denial (status code 500);
 * an admission admits only images the static allow covers — read from the request as Kubernetes
-  would (last duplicate key wins, every container list of the kind's pod spec). Images an UPDATE
-  keeps from an old object that is being deleted are the one exception the design allows;
+  would (last duplicate key wins, every container list of the kind's pod spec). An UPDATE that
+  keeps exactly the images it had is the one exception the design allows
+  (docs/decisions/0011-lifecycle-updates.md);
 * the server process never dies, and its resident memory stays bounded (sampled).
 """
 
@@ -21,6 +22,7 @@ import random
 import re
 import ssl
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +117,8 @@ def review(rng: random.Random, uid: str) -> dict[str, Any]:
         old = template(kind, [rng.choice(IMAGES)], rng)
         if rng.random() < 0.2:
             old["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        if rng.random() < 0.2:
+            old = json.loads(json.dumps(request["object"]))  # unchanged (D11)
         request["oldObject"] = old
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
 
@@ -158,16 +162,30 @@ def _spec_images(obj: Any, kind: str) -> set[str]:
     return found
 
 
-def kept_from_deleted_old(document: dict[str, Any]) -> set[str]:
+def unchanged_update(document: dict[str, Any]) -> bool:
+    """An UPDATE whose container lists hold the same images as before: admitted by design
+    (docs/decisions/0011-lifecycle-updates.md), whatever the policy says today."""
     request = document["request"]
-    old = request.get("oldObject")
     kind = request.get("kind", {}).get("kind")
-    meta = old.get("metadata") if isinstance(old, dict) else None
-    if request.get("operation") != "UPDATE" or not isinstance(meta, dict):
-        return set()
-    if meta.get("deletionTimestamp") is None or kind not in _POD_SPECS:
-        return set()
-    return _spec_images(old, kind)
+    if request.get("operation") != "UPDATE" or kind not in _POD_SPECS:
+        return False
+    return _image_lists(request.get("object"), kind) == _image_lists(request.get("oldObject"), kind)
+
+
+def _image_lists(obj: Any, kind: str) -> list[Counter[str]] | None:
+    node = obj
+    for part in _POD_SPECS[kind]:
+        node = node.get(part) if isinstance(node, dict) else None
+    if not isinstance(node, dict):
+        return None
+    lists = []
+    for name in ("containers", "initContainers", "ephemeralContainers"):
+        entries = node.get(name)
+        entries = entries if isinstance(entries, list) else []
+        lists.append(
+            Counter(repr(c.get("image")) if isinstance(c, dict) else repr(c) for c in entries)
+        )
+    return lists
 
 
 @dataclass
@@ -268,8 +286,9 @@ class Campaign:
             self.report.wrong_admissions.append("admitted a request whose kind is unreadable")
             self._save("admitted", body)
             return
-        kept = kept_from_deleted_old(document)
-        bad = sorted(i for i in seen[0] - kept if not _ALLOWED_IMAGE.fullmatch(i))
+        if unchanged_update(document):
+            return
+        bad = sorted(i for i in seen[0] if not _ALLOWED_IMAGE.fullmatch(i))
         if bad or not seen[0]:
             self.report.wrong_admissions.append(f"admitted {bad[:3]!r}")
             self._save("admitted", body)

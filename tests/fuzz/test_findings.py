@@ -1,0 +1,173 @@
+"""Regression tests for what the fuzzers found, one per finding, each named after it.
+
+Every input here made a parser raise something outside the product's error family (or allocate
+without bound) before its fix; each now gets the parser's own categorised error.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import cbor2
+import pytest
+
+from connaisseur.adapters.notary import NotaryV1HttpClient
+from connaisseur.adapters.registry import AiohttpRegistryClient
+from connaisseur.application.notation import _thumbprints
+from connaisseur.application.notation_envelopes import parse_envelope
+from connaisseur.application.ports import Manifest
+from connaisseur.config.loader import load_settings
+from connaisseur.domain import jsondoc
+from connaisseur.domain.cosign import RekorEntry, SimpleSigningPayload
+from connaisseur.domain.errors import Category, ConfigError, ConnaisseurError, VerificationError
+from connaisseur.domain.notation import MEDIA_TYPE_COSE, MEDIA_TYPE_JWS, THUMBPRINT_ANNOTATION
+from connaisseur.domain.tuf import Envelope, canonical_json
+from tests.fuzz import targets
+from tests.fuzz.corpus import SEEDS
+from tests.fuzz.engine import bounded
+
+DEEP = b"[" * 5000 + b"]" * 5000
+
+
+def test_jsondoc_accepts_the_limit_and_refuses_one_level_more() -> None:
+    assert jsondoc.loads(b"[" * 100 + b"]" * 100) is not None
+    with pytest.raises(ValueError, match="nested deeper than 100"):
+        jsondoc.loads(b"[" * 101 + b"]" * 101)
+    with pytest.raises(ValueError, match="nested deeper"):
+        jsondoc.loads(DEEP)  # past the interpreter's recursion limit: RecursionError before
+
+
+@pytest.mark.parametrize(
+    "parse",
+    [
+        pytest.param(lambda raw: Envelope.parse("root", raw, "Root"), id="tuf-role"),
+        pytest.param(SimpleSigningPayload.parse, id="cosign-payload"),
+        pytest.param(lambda raw: RekorEntry.from_bundle(raw.decode()), id="rekor-bundle"),
+        pytest.param(lambda raw: parse_envelope(MEDIA_TYPE_JWS, raw), id="notation-jws"),
+    ],
+)
+def test_fuzz_finding_json_nested_past_the_recursion_limit_is_malformed(parse: object) -> None:
+    """Found in every trust-data parser: ``RecursionError`` escaped ``json.loads``."""
+    with pytest.raises(VerificationError) as info:
+        parse(DEEP)  # type: ignore[operator]
+    assert info.value.category is Category.MALFORMED_TRUST_DATA
+
+
+def test_fuzz_finding_json_nested_past_the_recursion_limit_in_a_manifest() -> None:
+    with pytest.raises(ValueError, match="nested deeper"):
+        Manifest(digest="sha256:" + "0" * 64, media_type="x", body=DEEP).json()
+
+
+def test_fuzz_finding_registry_answers_nested_past_the_recursion_limit() -> None:
+    """Referrers index and token answer: the registry adapter's JSON bodies."""
+    http = targets.ScriptedHttp([(200, {}, DEEP)])
+    client = AiohttpRegistryClient(http, targets._CLOCK)  # type: ignore[arg-type]
+    with pytest.raises(VerificationError) as info:
+        targets._run(
+            client.referrers(
+                targets._IMAGE, "sha256:" + "1" * 64, "", targets._ENDPOINT, targets._deadline()
+            )
+        )
+    assert info.value.category is Category.MALFORMED_TRUST_DATA
+
+
+def test_fuzz_finding_non_ascii_base64_in_a_tuf_signature_is_malformed() -> None:
+    """``base64.b64decode`` raises a plain ``ValueError`` (not ``binascii.Error``) for text
+    that is not ASCII."""
+    raw = json.dumps(
+        {
+            "signed": {"_type": "Root", "version": 1},
+            "signatures": [{"keyid": "k", "method": "ecdsa", "sig": "é"}],
+        }
+    ).encode()
+    with pytest.raises(VerificationError) as info:
+        Envelope.parse("root", raw, "Root")
+    assert info.value.category is Category.MALFORMED_TRUST_DATA
+
+
+def test_fuzz_finding_cose_integer_member_is_refused_not_allocated() -> None:
+    """``bytes(2**40)`` allocated a terabyte of zeros for a signature written as an integer."""
+    protected = cbor2.dumps({1: -7})
+    for members in (
+        [protected, {}, b"payload", 2**40],
+        [protected, {}, 2**40, b"signature"],
+        [2**40, {}, b"payload", b"signature"],
+        [protected, {33: [2**40]}, b"payload", b"signature"],
+    ):
+        blob = cbor2.dumps(cbor2.CBORTag(18, members))
+        with bounded(5.0), pytest.raises(VerificationError) as info:
+            parse_envelope(MEDIA_TYPE_COSE, blob)
+        assert info.value.category is Category.MALFORMED_TRUST_DATA
+
+
+def test_fuzz_finding_notation_certificate_with_an_unloadable_key_is_denied() -> None:
+    """``cert.public_key()`` raised ``ValueError`` for an EC point cryptography refuses."""
+    envelope = json.loads((SEEDS / "notation.jws.json").read_bytes())
+    leaf = base64.b64decode(envelope["header"]["x5c"][0])
+    point = leaf.index(bytes.fromhex("034200")) + 3
+    assert leaf[point] == 0x04  # an uncompressed point: make it an invalid encoding
+    envelope["header"]["x5c"][0] = base64.b64encode(
+        leaf[:point] + b"\x05" + leaf[point + 1 :]
+    ).decode()
+    with pytest.raises(VerificationError) as info:
+        targets.notation_envelope(b"\0" + json.dumps(envelope).encode())
+    assert info.value.category is Category.SIGNATURE_INVALID
+
+
+@pytest.mark.parametrize("annotation", ["3", '{"a": 1}', "null", '"ab"'])
+def test_fuzz_finding_thumbprint_annotation_that_is_not_a_list(annotation: str) -> None:
+    """``frozenset(v.lower() for v in 3)``: a TypeError for an unsigned annotation."""
+    assert _thumbprints({"annotations": {THUMBPRINT_ANNOTATION: annotation}}) == frozenset()
+
+
+def test_fuzz_finding_configuration_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"validators: []\npolicy: [\xf9]\n")
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_settings(path, secrets_dir=None, env={})
+
+
+def test_fuzz_finding_configuration_nested_past_the_recursion_limit(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"[" * 5000 + b"]" * 5000)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_settings(path, secrets_dir=None, env={})
+
+
+@pytest.mark.parametrize(
+    "challenge",
+    [
+        'Bearer realm="https://au[th.example/token",service="registry"',  # urlsplit refuses
+        'Bearer realm="https://auth.example/token",service="reg\udcc8istry"',  # cannot encode
+    ],
+    ids=["bracketed-host", "undecodable-byte"],
+)
+def test_fuzz_finding_token_realm_no_url_can_carry(challenge: str) -> None:
+    """Registry and Notary token flows: ``ValueError``/``UnicodeEncodeError`` escaped."""
+    script = [(401, {"WWW-Authenticate": challenge}, b""), (200, {}, b'{"token":"t"}')]
+    registry = AiohttpRegistryClient(targets.ScriptedHttp(script), targets._CLOCK)  # type: ignore[arg-type]
+    with pytest.raises(VerificationError) as info:
+        targets._run(registry.manifest(targets._IMAGE, "1", targets._ENDPOINT, targets._deadline()))
+    assert info.value.category is Category.FETCH_FAILED
+    notary = NotaryV1HttpClient(targets.ScriptedHttp(script))  # type: ignore[arg-type]
+    with pytest.raises(ConnaisseurError) as failed:
+        targets._run(
+            notary.fetch_roles(
+                "https://notary.test", "app", ["root"], targets._ENDPOINT, targets._deadline()
+            )
+        )
+    assert failed.value.category is Category.FETCH_FAILED
+
+
+def test_fuzz_finding_tuf_lone_surrogate_fails_the_signature_not_the_encoder() -> None:
+    """Canonical JSON of ``"\\udded"`` raised ``UnicodeEncodeError``; no signer can have
+    signed such bytes, so they are encoded as they are and the signature check fails."""
+    assert canonical_json({"a": "\udded"}) == b'{"a":"\xed\xb7\xad"}'
+    files = dict(targets._NOTARY_FILES)
+    targets_doc = json.loads(files["targets"])
+    targets_doc["signed"]["custom"] = "\udded"
+    files["targets"] = json.dumps(targets_doc).encode()
+    with pytest.raises(VerificationError):
+        targets.notary_tuf(b"\3" + files["targets"])
