@@ -23,10 +23,9 @@ from typing import Any
 
 from connaisseur.adapters.http import HttpResponse
 from connaisseur.adapters.notary import NotaryV1HttpClient
-from connaisseur.adapters.notary import parse_challenge as notary_challenge
 from connaisseur.adapters.registry import AiohttpRegistryClient
-from connaisseur.adapters.registry import parse_challenge as registry_challenge
 from connaisseur.adapters.rekor import AiohttpRekorClient
+from connaisseur.adapters.upstream_auth import parse_challenge, parse_challenges
 from connaisseur.application.cosign import CosignValidator
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.notation import NotationValidator
@@ -346,8 +345,8 @@ def auth_challenge(data: bytes) -> None:
     """``WWW-Authenticate`` value, newline, token answer: both parsers, then the registry and
     Notary token flows (with a ``Retry-After`` of the same value on the way)."""
     header, _, token = text(data).partition("\n")
-    registry_challenge(header)
-    notary_challenge(header)
+    parse_challenge(header)
+    parse_challenges(header)
     body = token.encode("utf-8", "surrogateescape")
     headers = {"WWW-Authenticate": header, "Retry-After": header}
     script = [(401, headers, b""), (200, {}, body), (429, headers, b""), (200, _JSON, b"{}")]
@@ -426,7 +425,7 @@ TARGETS: dict[str, FuzzTarget] = {
         ),
         FuzzTarget(
             "auth_challenge",
-            "WWW-Authenticate, token answers, Retry-After (registry and Notary clients)",
+            "adapters.upstream_auth (challenges, token answers), Retry-After",
             auth_challenge,
             corpus.auth_challenges,
         ),
