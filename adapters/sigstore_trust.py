@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from connaisseur.domain.cosign import TransparencyMaterial, log_id
+from connaisseur.domain.cosign import FulcioAuthority, TransparencyMaterial, Validity, log_id
 from connaisseur.domain.errors import ConfigError
 from connaisseur.domain.trust import PublicKey
 
@@ -43,27 +44,64 @@ def public_good_material() -> TransparencyMaterial:
 
 
 def material_from_trusted_root(doc: dict[str, Any]) -> TransparencyMaterial:
-    """Convert a Sigstore ``trusted_root.json`` document (already parsed)."""
-    roots: list[x509.Certificate] = []
-    intermediates: list[x509.Certificate] = []
-    for authority in doc.get("certificateAuthorities", []):
-        for entry in authority["certChain"]["certificates"]:
-            cert = x509.load_der_x509_certificate(base64.b64decode(entry["rawBytes"]))
-            (roots if cert.issuer == cert.subject else intermediates).append(cert)
+    """Convert a Sigstore ``trusted_root.json`` document (already parsed), keeping every key's
+    and certificate authority's ``validFor`` window.
+
+    Raises:
+        ValueError, KeyError, TypeError: the document is malformed.
+    """
+    authorities = [
+        FulcioAuthority(
+            roots=tuple(c for c in chain if c.issuer == c.subject),
+            intermediates=tuple(c for c in chain if c.issuer != c.subject),
+            validity=_validity(authority.get("validFor")),
+        )
+        for authority in doc.get("certificateAuthorities", [])
+        for chain in [_certificates(authority["certChain"]["certificates"])]
+    ]
+    rekor, rekor_validity = _keys(doc.get("tlogs", []))
+    ct, ct_validity = _keys(doc.get("ctlogs", []))
     return TransparencyMaterial(
-        rekor_keys=_keys(doc.get("tlogs", [])),
-        ct_keys=_keys(doc.get("ctlogs", [])),
-        fulcio_roots=tuple(roots),
-        fulcio_intermediates=tuple(intermediates),
+        rekor_keys=rekor,
+        ct_keys=ct,
+        fulcio=tuple(authorities),
+        rekor_validity=rekor_validity,
+        ct_validity=ct_validity,
     )
 
 
-def _keys(logs: list[dict[str, Any]]) -> tuple[tuple[str, PublicKey], ...]:
+def _certificates(entries: list[dict[str, Any]]) -> list[x509.Certificate]:
+    return [x509.load_der_x509_certificate(base64.b64decode(e["rawBytes"])) for e in entries]
+
+
+def _keys(
+    logs: list[dict[str, Any]],
+) -> tuple[tuple[tuple[str, PublicKey], ...], dict[str, Validity]]:
     keys: list[tuple[str, PublicKey]] = []
+    windows: dict[str, Validity] = {}
     for log in logs:
-        raw = log.get("publicKey", {}).get("rawBytes")
+        public = log.get("publicKey", {})
+        raw = public.get("rawBytes")
         if not raw:
             continue
         key = serialization.load_der_public_key(base64.b64decode(raw))
-        keys.append((log_id(key), key))  # type: ignore[arg-type]
-    return tuple(keys)
+        ident = log_id(key)  # type: ignore[arg-type]
+        keys.append((ident, key))  # type: ignore[arg-type]
+        windows[ident] = _validity(public.get("validFor"))
+    return tuple(keys), windows
+
+
+def _validity(window: dict[str, Any] | None) -> Validity:
+    """A ``validFor`` TimeRange (RFC 3339 ``start``, optional ``end``)."""
+    if not window:
+        return Validity()
+    return Validity(start=_time(window.get("start")), end=_time(window.get("end")))
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"validFor time without offset: {value!r}")
+    return moment.astimezone(UTC)

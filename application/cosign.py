@@ -56,6 +56,9 @@ from connaisseur.domain.urls import SafeUrl
 from connaisseur.domain.verdict import TrustedDigest
 
 DEFAULT_REKOR = "https://rekor.sigstore.dev"
+#: How long a ``k8s://`` key is used before its Secret is read again
+#: (docs/decisions/0028-trust-material-has-a-lifetime.md).
+K8S_KEY_TTL_SECONDS = 60.0
 
 
 def rekor_url(value: str | None, validator: str) -> str:
@@ -137,7 +140,7 @@ class CosignValidator:
             except TrustRootError as e:
                 raise ConfigError(f"invalid certificate for validator {settings.name}") from e
         self._endpoint = Endpoint(auth=settings.auth, ca_pem=settings.cert)
-        self._k8s_keys: dict[KubernetesKeyRef, PublicKey] = {}
+        self._k8s_keys: dict[KubernetesKeyRef, tuple[PublicKey, float]] = {}
 
     @property
     def verifiers(self) -> tuple[Verifier, ...]:
@@ -291,9 +294,19 @@ class CosignValidator:
         return keys
 
     async def _kubernetes_key(self, ref: KubernetesKeyRef, deadline: Deadline) -> PublicKey:
-        """``cosign.pub`` of a Kubernetes secret, read once through the API and kept."""
-        if ref in self._k8s_keys:
-            return self._k8s_keys[ref]
+        """``cosign.pub`` of a Kubernetes secret, read through the API and kept for
+        ``K8S_KEY_TTL_SECONDS``: a rotated or revoked key stops verifying within that time,
+        and a Secret that can no longer be read denies (nothing stale is trusted)."""
+        cached = self._k8s_keys.pop(ref, None)
+        now = self._clock.monotonic()
+        if cached is not None and cached[1] > now:
+            self._k8s_keys[ref] = cached
+            return cached[0]
+        key = await self._read_kubernetes_key(ref, deadline)
+        self._k8s_keys[ref] = (key, now + K8S_KEY_TTL_SECONDS)
+        return key
+
+    async def _read_kubernetes_key(self, ref: KubernetesKeyRef, deadline: Deadline) -> PublicKey:
         where = f"k8s://{ref.namespace}/{ref.name}"
         if self._kubernetes is None:
             raise TrustRootError(f"cannot read {where}: no Kubernetes API available")
@@ -307,6 +320,4 @@ class CosignValidator:
             raise TrustRootError(
                 f"cosign.pub of {where} is not base64 PEM", category=Category.INVALID_KEY
             ) from e
-        key = load_public_key(pem)
-        self._k8s_keys[ref] = key
-        return key
+        return load_public_key(pem)

@@ -83,13 +83,50 @@ def log_id(key: PublicKey) -> str:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Validity:
+    """A trusted root's ``validFor`` window (both ends inclusive; no end: still in service).
+
+    A Rekor or CT log key vouches only for entries and SCTs stamped inside its window, a Fulcio
+    CA only for certificates issued inside its window
+    (docs/decisions/0028-trust-material-has-a-lifetime.md).
+    """
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def contains(self, moment: datetime) -> bool:
+        return (self.start is None or self.start <= moment) and (
+            self.end is None or moment <= self.end
+        )
+
+    def describe(self) -> str:
+        start = f"{self.start:%Y-%m-%dT%H:%M:%SZ}" if self.start else "the beginning"
+        end = f"{self.end:%Y-%m-%dT%H:%M:%SZ}" if self.end else "now"
+        return f"from {start} to {end}"
+
+
+ALWAYS = Validity()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FulcioAuthority:
+    """One Fulcio certificate authority: its roots, intermediates and ``validFor`` window."""
+
+    roots: tuple[x509.Certificate, ...]
+    intermediates: tuple[x509.Certificate, ...] = ()
+    validity: Validity = ALWAYS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TransparencyMaterial:
-    """Keys and certificates for Rekor bundles, SCTs and Fulcio chains (log id → key)."""
+    """Keys and certificates for Rekor bundles, SCTs and Fulcio chains (log id → key), each
+    with the window it vouches for (none for keys configured by hand)."""
 
     rekor_keys: tuple[tuple[str, PublicKey], ...] = ()
     ct_keys: tuple[tuple[str, PublicKey], ...] = ()
-    fulcio_roots: tuple[x509.Certificate, ...] = ()
-    fulcio_intermediates: tuple[x509.Certificate, ...] = ()
+    fulcio: tuple[FulcioAuthority, ...] = ()
+    rekor_validity: Mapping[str, Validity] = field(default_factory=dict)
+    ct_validity: Mapping[str, Validity] = field(default_factory=dict)
 
     def rekor_key(self, entry_log_id: str) -> PublicKey | None:
         return dict(self.rekor_keys).get(entry_log_id)
@@ -127,16 +164,19 @@ def override_material(
         ConfigError: an override is not valid PEM of the right kind.
     """
     base = default or TransparencyMaterial()
-    rekor = keyring(rekor_pubkey, "rekor public key") if rekor_pubkey else base.rekor_keys
-    ct = keyring(ct_log_pubkey, "ct log public key") if ct_log_pubkey else base.ct_keys
-    roots, intermediates = base.fulcio_roots, base.fulcio_intermediates
+    fulcio = base.fulcio
     if fulcio_cert:
         try:
-            roots, intermediates = tuple(load_certificates(fulcio_cert)), ()
+            fulcio = (FulcioAuthority(roots=tuple(load_certificates(fulcio_cert))),)
         except TrustRootError as e:
             raise ConfigError(f"invalid fulcio certificate for validator {validator}") from e
+    # A key configured by hand has no window; the public-good windows stay with their keys.
     return TransparencyMaterial(
-        rekor_keys=rekor, ct_keys=ct, fulcio_roots=roots, fulcio_intermediates=intermediates
+        rekor_keys=keyring(rekor_pubkey, "rekor public key") if rekor_pubkey else base.rekor_keys,
+        ct_keys=keyring(ct_log_pubkey, "ct log public key") if ct_log_pubkey else base.ct_keys,
+        fulcio=fulcio,
+        rekor_validity={} if rekor_pubkey else base.rekor_validity,
+        ct_validity={} if ct_log_pubkey else base.ct_validity,
     )
 
 
@@ -556,6 +596,13 @@ def verify_log_entry(
     key = material.rekor_key(entry.log_id)
     if key is None:
         raise _tlog_error(f"Rekor log id {entry.log_id[:12]}… is not trusted")
+    integrated = datetime.fromtimestamp(entry.integrated_time, tz=UTC)
+    window = material.rekor_validity.get(entry.log_id, ALWAYS)
+    if not window.contains(integrated):
+        raise _tlog_error(
+            f"Rekor log id {entry.log_id[:12]}… vouches only for entries integrated "
+            f"{window.describe()}, not at {integrated:%Y-%m-%dT%H:%M:%SZ}"
+        )
     try:
         verify_raw_signature(key, entry.signed_entry_timestamp, entry.canonical_payload())
     except InvalidSignature as e:
@@ -567,7 +614,7 @@ def verify_log_entry(
         signer_key=signer_key,
         signer_cert=signer_cert,
     )
-    return datetime.fromtimestamp(entry.integrated_time, tz=UTC)
+    return integrated
 
 
 def _tlog_error(reason: str) -> SignatureRejected:
@@ -619,7 +666,9 @@ def verify_chain(
     material: TransparencyMaterial,
     at: datetime,
 ) -> list[x509.Certificate]:
-    """Verify a Fulcio certificate to the Fulcio roots at time ``at`` (code-signing EKU).
+    """Verify a Fulcio certificate at time ``at`` (code-signing EKU) to a Fulcio certificate
+    authority that was in service when the certificate was issued (its ``validFor`` window
+    holds the certificate's ``notBefore``, as sigstore-go checks).
 
     Returns:
         The chain above ``cert`` (issuer first).
@@ -627,10 +676,33 @@ def verify_chain(
     Raises:
         SignatureRejected: at stage ``CHAIN``.
     """
-    if not material.fulcio_roots:
-        raise SignatureRejected(
-            Stage.CHAIN, Category.SIGNATURE_INVALID, "no Fulcio roots are configured"
+    authorities = [a for a in material.fulcio if a.validity.contains(cert.not_valid_before_utc)]
+    if not authorities:
+        reason = (
+            "no Fulcio roots are configured"
+            if not material.fulcio
+            else "no Fulcio certificate authority of the trusted root was in service when the "
+            f"certificate was issued ({cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ})"
         )
+        raise SignatureRejected(Stage.CHAIN, Category.SIGNATURE_INVALID, reason)
+    for authority in authorities:
+        chain = _chain_to(authority, cert, untrusted, at)
+        if chain is not None:
+            return chain
+    raise SignatureRejected(
+        Stage.CHAIN,
+        Category.SIGNATURE_INVALID,
+        "the certificate does not chain to the Fulcio roots at signing time",
+    )
+
+
+def _chain_to(
+    authority: FulcioAuthority,
+    cert: x509.Certificate,
+    untrusted: Sequence[x509.Certificate],
+    at: datetime,
+) -> list[x509.Certificate] | None:
+    """The chain above ``cert`` to ``authority`` at ``at`` (code-signing EKU), else None."""
     # Fulcio leaves carry the code-signing EKU, not client-auth: relax only the EKU rule,
     # exactly as sigstore-python's verifier does.
     eku = x509.ExtendedKeyUsage
@@ -642,21 +714,16 @@ def verify_chain(
     )
     verifier = (
         x509v.PolicyBuilder()
-        .store(x509v.Store(list(material.fulcio_roots)))
+        .store(x509v.Store(list(authority.roots)))
         .time(at)
         .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
         .build_client_verifier()
     )
-    intermediates = [*material.fulcio_intermediates, *untrusted]
     try:
-        chain = verifier.verify(cert, intermediates).chain[1:]
+        chain = verifier.verify(cert, [*authority.intermediates, *untrusted]).chain[1:]
         usage = cert.extensions.get_extension_for_class(eku).value
-    except (x509v.VerificationError, x509.ExtensionNotFound, ValueError) as e:
-        raise SignatureRejected(
-            Stage.CHAIN,
-            Category.SIGNATURE_INVALID,
-            "the certificate does not chain to the Fulcio roots at signing time",
-        ) from e
+    except (x509v.VerificationError, x509.ExtensionNotFound, ValueError):
+        return None
     if ExtendedKeyUsageOID.CODE_SIGNING not in usage:
         raise SignatureRejected(
             Stage.CHAIN, Category.SIGNATURE_INVALID, "the certificate is not for code signing"
@@ -736,9 +803,12 @@ def verify_sct(
         )
     ).digest()
     for sct in scts:
-        key = material.ct_key(sct.log_id.hex())
+        log = sct.log_id.hex()
+        key = material.ct_key(log)
         if key is None or not isinstance(sct.signature_hash_algorithm, hashes.SHA256):
             continue
+        if not material.ct_validity.get(log, ALWAYS).contains(sct.timestamp.replace(tzinfo=UTC)):
+            continue  # the log key vouches only for SCTs issued inside its window
         signed = _sct_signed_data(sct, issuer_key_hash, tbs)
         try:
             verify_raw_signature(key, sct.signature, signed)

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from connaisseur.domain.cosign import TransparencyMaterial
+from connaisseur.domain.cosign import FulcioAuthority, TransparencyMaterial
 
 _OIDC_ISSUER_V1 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 
@@ -45,7 +45,7 @@ class FakeFulcio:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .sign(self._key, hashes.SHA256())
         )
-        self.material = TransparencyMaterial(fulcio_roots=(self.ca,))
+        self.material = TransparencyMaterial(fulcio=(FulcioAuthority(roots=(self.ca,)),))
 
     def issue(self, issuer: str, email: str) -> Issued:
         """A fresh key certified for ``email`` as authenticated by the OIDC ``issuer``."""

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from connaisseur.application.cosign import CosignValidator
+from connaisseur.application.cosign import K8S_KEY_TTL_SECONDS, CosignValidator
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.settings import TransparencySettings, ValidatorSettings
 from connaisseur.domain.cosign import BUNDLE_ANNOTATION, signature_tag
@@ -481,6 +481,48 @@ async def test_k8s_key_reference_reads_cosign_pub_through_the_api(
     kube = FakeKubernetes({("keys", "signing"): {"data": {"cosign.pub": pem}}})
     v = validator([TrustRoot(name="default", key="k8s://keys/signing")], reg, kubernetes=kube)
     assert (await run(v)).digest == digest
+
+
+async def test_k8s_key_rotation_takes_effect_after_the_key_ttl(
+    signers: dict[str, Signer],
+) -> None:
+    # Before: a k8s:// key was read once and kept for the life of the process, so a rotated
+    # (or revoked) key kept verifying until a restart.
+    reg = FakeRegistry()
+    old_digest, new_digest = push_image(reg, "old", seed="o"), push_image(reg, "new", seed="n")
+    push_signatures(reg, old_digest, sign_layout([signed(signers["p256"], old_digest)]))
+    push_signatures(reg, new_digest, sign_layout([signed(signers["other"], new_digest)]))
+
+    def secret(signer: Signer) -> dict[str, Any]:
+        return {"data": {"cosign.pub": base64.b64encode(signer.public_pem.encode()).decode()}}
+
+    kube = FakeKubernetes({("keys", "signing"): secret(signers["p256"])})
+    clock = FakeClock(frozen=True)
+    settings = ValidatorSettings(
+        name="cosign",
+        type="cosign",
+        trust_roots=(TrustRoot(name="default", key="k8s://keys/signing"),),
+    )
+    v = CosignValidator(settings, reg, FakeTransparencyLog(), clock, kubernetes=kube)
+
+    async def verifies(tag: str) -> bool:
+        image = dataclasses.replace(IMAGE, tag=tag)
+        try:
+            await v.validate(image, NO_TLOG, Deadline.after(clock, 5))
+        except ConnaisseurError:
+            return False
+        return True
+
+    assert await verifies("old")
+    kube.objects = {("keys", "signing"): secret(signers["other"])}  # the key is rotated
+    clock.advance(K8S_KEY_TTL_SECONDS - 1)
+    assert await verifies("old")  # still within the key's time to live
+    clock.advance(2)
+    assert not await verifies("old")
+    assert await verifies("new")
+    kube.objects = {}  # the Secret is deleted: nothing stale is trusted after the TTL
+    clock.advance(K8S_KEY_TTL_SECONDS + 1)
+    assert not await verifies("new")
 
 
 async def test_k8s_key_reference_to_a_missing_secret_is_trust_root_not_found(
