@@ -14,6 +14,10 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+#: distinct ``host`` label values of the upstream counter; later hosts are counted as "other"
+#: (image references, so registry hosts, are chosen by whoever writes a Pod)
+MAX_HOST_LABELS = 100
+OTHER_HOST = "other"
 
 
 class TallyCounter(Collector):
@@ -139,7 +143,10 @@ class PrometheusMetrics:
     plain numbers and rendered at scrape time; ``prometheus_client`` locks, validates and
     resolves labels on every call, which cost ~10 µs per admission. The other metrics keep
     ``prometheus_client`` objects, their labelled children looked up once per label set.
-    Label values come from the configuration and fixed enums, so the series stay few.
+    Label values come from the configuration and fixed enums, so the series stay few — except
+    upstream hosts, which come from image references: the first ``MAX_HOST_LABELS`` keep their
+    name (the configured Notary, Rekor and registries are met early), later ones count as
+    ``other``.
     """
 
     content_type = CONTENT_TYPE_LATEST
@@ -194,6 +201,7 @@ class PrometheusMetrics:
             registry=r,
         )
         self._children: dict[tuple[object, ...], Any] = {}
+        self._hosts: set[str] = set()
 
     def _child(self, metric: Counter, *labels: str) -> Any:
         key = (id(metric), *labels)
@@ -226,7 +234,15 @@ class PrometheusMetrics:
         self.cache_lookups.labels("hit" if hit else "miss").inc()
 
     def upstream_response(self, host: str, status_class: str) -> None:
-        self._child(self.upstream, host, status_class).inc()
+        self._child(self.upstream, self._host_label(host), status_class).inc()
+
+    def _host_label(self, host: str) -> str:
+        if host in self._hosts:
+            return host
+        if len(self._hosts) >= MAX_HOST_LABELS:
+            return OTHER_HOST
+        self._hosts.add(host)
+        return host
 
     def exposition(self) -> bytes:
         """The text exposition format of every metric."""

@@ -127,7 +127,13 @@ class AiohttpRegistryClient(Registry):
         return Manifest(digest=digest, media_type=_media_type(resp), body=resp.body)
 
     async def blob(
-        self, image: ImageReference, digest: str, endpoint: Endpoint, deadline: Deadline
+        self,
+        image: ImageReference,
+        digest: str,
+        endpoint: Endpoint,
+        deadline: Deadline,
+        *,
+        max_bytes: int | None = None,
     ) -> bytes:
         """Fetch a blob and check it against ``digest``.
 
@@ -139,7 +145,8 @@ class AiohttpRegistryClient(Registry):
                 f"unsupported blob digest {digest[:80]!r}", category=Category.MALFORMED_TRUST_DATA
             )
         path = f"/v2/{image.repository}/blobs/{digest}"
-        resp = await self._fetch("GET", image, path, endpoint, deadline, max_bytes=self._max_blob)
+        limit = self._max_blob if max_bytes is None else min(max_bytes, self._max_blob)
+        resp = await self._fetch("GET", image, path, endpoint, deadline, max_bytes=limit)
         if resp.status == 404:
             raise VerificationError(
                 f"blob {digest} is missing in {image.context}", category=Category.NO_TRUST_DATA

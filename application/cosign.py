@@ -1,8 +1,9 @@
 """The cosign validator (type ``cosign``): fetch through ports, judge in ``domain.cosign``.
 
 Round trips for a cold verification (after auth): 1 resolve (HEAD), 1 signature manifest
-(``sha256-<hex>.sig``), then all signature blobs concurrently; Rekor is asked only for
-signatures without an offline bundle.
+(``sha256-<hex>.sig``), then all signature blobs concurrently (each read up to the 64 KiB a
+payload may have; layers declared larger are not fetched); Rekor is asked only for signatures
+without an offline bundle that pass every check a log is not needed for.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import Clock, Endpoint, KubernetesApi, Registry, TransparencyLog
 from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain.cosign import (
+    MAX_PAYLOAD_BYTES,
     CheckOptions,
     KubernetesKeyRef,
     RekorEntry,
@@ -36,6 +38,7 @@ from connaisseur.domain.cosign import (
     signature_layers,
     signature_tag,
     to_signature_layer,
+    worth_a_log_lookup,
 )
 from connaisseur.domain.errors import (
     Category,
@@ -196,12 +199,22 @@ class CosignValidator:
             raise VerificationError(
                 "signature manifest is not JSON", category=Category.MALFORMED_TRUST_DATA
             ) from e
-        unique = list(dict.fromkeys(d.digest for d in descriptors))
+        fitting = [d for d in descriptors if not d.oversized]
+        if not fitting:
+            return SignatureRejected(
+                Stage.PAYLOAD,
+                Category.MALFORMED_TRUST_DATA,
+                f"every signature payload is larger than {MAX_PAYLOAD_BYTES} bytes",
+            )
+        unique = list(dict.fromkeys(d.digest for d in fitting))
         blobs = await asyncio.gather(
-            *(self._registry.blob(image, d, self._endpoint, deadline) for d in unique)
+            *(
+                self._registry.blob(image, d, self._endpoint, deadline, max_bytes=MAX_PAYLOAD_BYTES)
+                for d in unique
+            )
         )
         payloads = dict(zip(unique, blobs, strict=True))
-        return [to_signature_layer(d, payloads[d.digest]) for d in descriptors]
+        return [to_signature_layer(d, payloads[d.digest]) for d in fitting]
 
     async def _judge(
         self,
@@ -223,8 +236,11 @@ class CosignValidator:
             ignore_reference=options.ignore_reference,
         )
         keys = await self._keys(verifiers, deadline)
-        entries = await self._log_entries(layers, deadline) if check.verify_tlog else {}
         now = self._clock.now()
+        entries: Mapping[bytes, Sequence[RekorEntry]] = {}
+        if check.verify_tlog:
+            worth = self._worth_a_lookup(layers, verifiers, keys, check, now)
+            entries = await self._log_entries(worth, deadline)
         return [
             self._judge_root(v, keys.get(v.name), layers, check, entries, now) for v in verifiers
         ]
@@ -257,6 +273,25 @@ class CosignValidator:
                 failures.append(e)
         failure = max(failures, key=lambda f: f.stage, default=None)
         return RootOutcome(name=verifier.name, signers=frozenset(signers), failure=failure)
+
+    def _worth_a_lookup(
+        self,
+        layers: Sequence[SignatureLayer],
+        verifiers: Sequence[Verifier],
+        keys: Mapping[str, PublicKey],
+        check: CheckOptions,
+        now: datetime,
+    ) -> list[SignatureLayer]:
+        """Layers without a bundle that pass the offline checks for some trust root."""
+        return [
+            layer
+            for layer in layers
+            if not layer.bundle
+            and any(
+                worth_a_log_lookup(layer, v, keys.get(v.name), self.material, check, now=now)
+                for v in verifiers
+            )
+        ]
 
     async def _log_entries(
         self, layers: Sequence[SignatureLayer], deadline: Deadline

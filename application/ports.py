@@ -91,9 +91,17 @@ class Registry(Protocol):
         ...
 
     async def blob(
-        self, image: ImageReference, digest: str, endpoint: Endpoint, deadline: Deadline
+        self,
+        image: ImageReference,
+        digest: str,
+        endpoint: Endpoint,
+        deadline: Deadline,
+        *,
+        max_bytes: int | None = None,
     ) -> bytes:
-        """The blob ``digest`` in the image's repository, verified against its digest."""
+        """The blob ``digest`` in the image's repository, verified against its digest; a
+        body over ``max_bytes`` (default: the configured document cap) is ``fetch_failed``
+        and is not read further."""
         ...
 
     async def referrers(

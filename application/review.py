@@ -28,7 +28,7 @@ from connaisseur.domain.verdict import (
     RequestVerdict,
     SkipReason,
 )
-from connaisseur.domain.workload import ContainerSlot, Workload
+from connaisseur.domain.workload import ContainerSlot, Workload, container_count
 
 DETECTION_WARNING = "detection mode active"
 PODS_ONLY_WARNING = "pod-only validation active"
@@ -96,6 +96,9 @@ class ReviewAdmission:
         There is no shortcut for objects being deleted: an UPDATE of such an object is
         admitted regardless only when its images are unchanged, like any other UPDATE.
         """
+        crowded = self._too_many_to_read(command)
+        if crowded is not None:
+            return crowded, False
         try:
             old = self._old_workload(command)
             new = Workload.parse(command.kind, command.object, command.namespace)
@@ -109,6 +112,9 @@ class ReviewAdmission:
             )
             return invalid, False
         unchanged = old is not None and new.same_images_as(old)
+        too_many = self._too_many_containers(command.uid, new, old)
+        if too_many is not None:
+            return too_many, unchanged
         approved = self._approved_images(old)
         if unchanged:
             # Only the warning depends on this verification: never hold up a scale-down for it.
@@ -147,6 +153,27 @@ class ReviewAdmission:
             raise WorkloadError(
                 f"error decoding old workload object: {e.message}", category=e.category
             ) from e
+
+    def _too_many_to_read(self, command: ReviewCommand) -> RequestVerdict | None:
+        """A denial, before anything is read, when the new object has more containers than
+        the limit and cannot be an unchanged UPDATE (its old object has another count)."""
+        limit = self._limits.max_containers_per_object
+        count = container_count(command.kind, command.object)
+        if count <= limit:
+            return None
+        old_count = container_count(command.kind, command.old_object)
+        if command.operation == "UPDATE" and old_count == count:
+            return None  # maybe unchanged (an object older than this webhook): read both
+        return _crowded(command.uid, count, limit)
+
+    def _too_many_containers(
+        self, uid: str, new: Workload, old: Workload | None
+    ) -> RequestVerdict | None:
+        """A denial when either object has more containers than the limit, decided before
+        any per-image work (reading an object is cheap; deciding an image is not)."""
+        limit = self._limits.max_containers_per_object
+        count = max(len(new.slots), len(old.slots) if old is not None else 0)
+        return _crowded(uid, count, limit) if count > limit else None
 
     def _approved_images(self, old: Workload | None) -> frozenset[str]:
         if old is None or not self._features.automatic_unchanged_approval:
@@ -217,9 +244,13 @@ class ReviewAdmission:
         verdicts: dict[str, ImageVerdict],
         deadline: Deadline,
     ) -> None:
-        pending = {
-            asyncio.ensure_future(self._verify.execute(cmd, deadline)): cmd.image for cmd in waiting
-        }
+        slots = asyncio.Semaphore(self._limits.max_concurrent_verifications_per_request)
+
+        async def verify(cmd: VerifyImageCommand) -> ImageVerdict:
+            async with slots:
+                return await self._verify.execute(cmd, deadline)
+
+        pending = {asyncio.ensure_future(verify(cmd)): cmd.image for cmd in waiting}
         done, late = await asyncio.wait(pending, timeout=deadline.remaining())
         for task in done:
             verdicts[pending[task]] = task.result()
@@ -245,6 +276,16 @@ class ReviewAdmission:
         if features.detection_mode and not verdict.allowed:
             return _admitted(verdict, (DETECTION_WARNING, verdict.message or ""), keep_patch=True)
         return verdict
+
+
+def _crowded(uid: str, count: int, limit: int) -> RequestVerdict:
+    return RequestVerdict(
+        uid=uid,
+        allowed=False,
+        outcome=Outcome.INVALID,
+        message=f"the object has {count} containers; at most {limit} are reviewed",
+        category=Category.INVALID_REQUEST,
+    )
 
 
 def _timed_out(image: str, finished: int, total: int) -> ImageVerdict:

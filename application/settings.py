@@ -110,7 +110,13 @@ class Limits:
     max_document_bytes: int = 4 * 1024 * 1024
     deadline_cap_seconds: float = 29.0
     deadline_margin_seconds: float = 1.0
-    max_concurrent_verifications: int = 16
+    #: containers (all lists together) an object may have; more is denied unverified, before
+    #: any per-image work, so one request cannot buy unbounded work (docs/threat-model.md)
+    max_containers_per_object: int = 256
+    #: validator runs in flight at once: per process (cache hits and coalesced waiters do not
+    #: count) and per request
+    max_concurrent_verifications: int = 32
+    max_concurrent_verifications_per_request: int = 8
     #: how long an UPDATE with unchanged images waits for the verification that only decides
     #: its warning (docs/decisions/0011-lifecycle-updates.md)
     unchanged_check_seconds: float = 2.0

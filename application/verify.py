@@ -68,6 +68,7 @@ class VerifyImage:
         self._metrics = metrics
         self._caching = caching or CachePolicy()
         self._limits = limits or Limits()
+        self._running = asyncio.Semaphore(self._limits.max_concurrent_verifications)
         self._configurations: dict[Rule, str] = {}
         self._inflight: dict[str, _Shared] = {}
         # raw image → verdict of its static rule: a pure function of the fixed configuration
@@ -137,7 +138,8 @@ class VerifyImage:
         started = time.perf_counter()
         cacheable = True
         try:
-            evidence = await validator.validate(image, rule.options, deadline)
+            async with self._running:
+                evidence = await validator.validate(image, rule.options, deadline)
             verdict = _trusted(raw, image, rule, validator, evidence)
         except ConnaisseurError as e:
             verdict = _failed(raw, image, rule, validator, e)

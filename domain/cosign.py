@@ -340,6 +340,13 @@ class LayerDescriptor:
 
     digest: str
     annotations: Mapping[str, str]
+    #: the size the manifest declares (``None`` when absent or not a number)
+    size: int | None = None
+
+    @property
+    def oversized(self) -> bool:
+        """Declared larger than any simple-signing payload may be: not worth fetching."""
+        return self.size is not None and self.size > MAX_PAYLOAD_BYTES
 
 
 def signature_layers(manifest: Any) -> list[LayerDescriptor]:
@@ -369,10 +376,12 @@ def signature_layers(manifest: Any) -> list[LayerDescriptor]:
             raise VerificationError(
                 "malformed signature layer", category=Category.MALFORMED_TRUST_DATA
             )
+        size = layer.get("size")
         found.append(
             LayerDescriptor(
                 digest=digest,
                 annotations={k: v for k, v in annotations.items() if isinstance(v, str)},
+                size=size if type(size) is int else None,
             )
         )
     if not found:
@@ -905,6 +914,39 @@ def check_signature(
         return b"keyless\0" + issuer.encode() + b"\0" + subject.encode()
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     return signer_key.public_bytes(serialization.Encoding.DER, spki)
+
+
+def worth_a_log_lookup(
+    layer: SignatureLayer,
+    verifier: Verifier,
+    key: PublicKey | None,
+    material: TransparencyMaterial,
+    options: CheckOptions,
+    *,
+    now: datetime,
+) -> bool:
+    """Whether ``layer`` passes every check that needs no transparency log for ``verifier``:
+    only then is Rekor asked about it, so a registry listing forged signatures cannot make
+    this process query Rekor for each. A keyless certificate's chain is checked at its own
+    issuance time here (the Rekor entry proves the signing time later)."""
+    at = now
+    if verifier.keyless is not None:
+        try:
+            at = _leaf_certificate(layer).not_valid_before_utc
+        except SignatureRejected:
+            return False
+    offline = CheckOptions(
+        image=options.image,
+        digest=options.digest,
+        verify_tlog=False,
+        verify_sct=options.verify_sct,
+        ignore_reference=options.ignore_reference,
+    )
+    try:
+        check_signature(layer, verifier, key, material, offline, log_entries=(), now=at)
+    except SignatureRejected:
+        return False
+    return True
 
 
 def _signer_key(

@@ -152,6 +152,19 @@ def container_slots(kind: str, obj: Mapping[str, Any]) -> tuple[ContainerSlot, .
     return tuple(slots)
 
 
+def container_count(kind: str, obj: Any) -> int:
+    """How many containers ``obj`` read as ``kind`` lists, without reading them (0 when the
+    object is malformed: :meth:`Workload.parse` says why)."""
+    path, types = _POD_SPEC_PATHS.get(kind, ((), ()))
+    spec: Any = obj
+    for part in path:
+        spec = spec.get(part) if _is_object(spec) else None
+    if not _is_object(spec):
+        return 0
+    lists = (spec.get(ctype) for ctype in types)
+    return sum(len(containers) for containers in lists if isinstance(containers, list))
+
+
 def _images_by_type(slots: tuple[ContainerSlot, ...]) -> dict[str, list[str]]:
     by_type: dict[str, list[str]] = {}
     for slot in slots:

@@ -33,6 +33,7 @@ class FakeRegistry(Registry):
     files: dict[str, bytes] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     fail: dict[str, ConnaisseurError] = field(default_factory=dict)
+    blob_caps: list[int | None] = field(default_factory=list)  # max_bytes of each blob read
 
     @classmethod
     def from_tree(cls, root: Path) -> FakeRegistry:
@@ -85,9 +86,18 @@ class FakeRegistry(Registry):
         return Manifest(digest=digest, media_type=media_type, body=body)
 
     async def blob(
-        self, image: ImageReference, digest: str, endpoint: Endpoint, deadline: Deadline
+        self,
+        image: ImageReference,
+        digest: str,
+        endpoint: Endpoint,
+        deadline: Deadline,
+        *,
+        max_bytes: int | None = None,
     ) -> bytes:
+        self.blob_caps.append(max_bytes)
         body = self._get(f"{image.repository}/blobs/{digest}", Category.NO_TRUST_DATA)
+        if max_bytes is not None and len(body) > max_bytes:
+            raise VerificationError("blob exceeds the cap", category=Category.FETCH_FAILED)
         if sha256(body) != digest:
             raise VerificationError("blob digest mismatch", category=Category.MALFORMED_TRUST_DATA)
         return body

@@ -71,15 +71,15 @@ class Admission:
             "allow": _static("allow", True),
             "deny": _static("deny", False),
         }
-        bounds: dict[str, Limits] = {} if limits is None else {"limits": limits}
-        self.verify = VerifyImage(POLICY, validators, self.metrics)
+        limits = limits or Limits()
+        self.verify = VerifyImage(POLICY, validators, self.metrics, limits=limits)
         self.review = ReviewAdmission(
             self.verify,
             features or Features(),
             self.clock,
             self.metrics,
             child_approval=ChildApproval(self.kube),
-            **bounds,
+            limits=limits,
         )
 
     async def create(self, obj: dict[str, Any], budget: float = 5.0) -> RequestVerdict:
