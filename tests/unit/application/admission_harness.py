@@ -66,13 +66,13 @@ class Admission:
         self.kube = kube or FakeKubernetesApi()
         self.metrics = FakeMetrics()
         self.clock = FakeClock()
-        validators: dict[str, Validator] = {
+        self.validators: dict[str, Validator] = {
             "fake": self.fake,
             "allow": _static("allow", True),
             "deny": _static("deny", False),
         }
         limits = limits or Limits()
-        self.verify = VerifyImage(POLICY, validators, self.metrics, limits=limits)
+        self.verify = VerifyImage(POLICY, self.validators, self.metrics, limits=limits)
         self.review = ReviewAdmission(
             self.verify,
             features or Features(),
