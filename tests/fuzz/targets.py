@@ -303,7 +303,13 @@ class ServedRegistry:
         return self._manifest
 
     async def blob(
-        self, image: ImageReference, digest: str, endpoint: Endpoint, deadline: Deadline
+        self,
+        image: ImageReference,
+        digest: str,
+        endpoint: Endpoint,
+        deadline: Deadline,
+        *,
+        max_bytes: int | None = None,
     ) -> bytes:
         return _NOTATION_BLOB if digest.endswith("1") else _COSIGN_PAYLOAD
 
