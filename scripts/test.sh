@@ -10,4 +10,4 @@ export PATH="$PWD/.tools/bin:$PATH"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+bash scripts/with-docker.sh .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -1,8 +1,8 @@
 """End to end: the webhook (``connaisseur serve`` as a subprocess, HTTPS) and ``connaisseur verify``
 with a cosign and a Notation validator against a REAL registry.
 
-The registry is Debian's ``docker-registry`` (distribution 2.8; ``registry:2`` through
-testcontainers when a Docker engine answers — printed) over HTTPS with a test CA and htpasswd
+The registry is Debian's ``docker-registry`` (distribution 2.8; a container instead when
+the binary is missing — printed) over HTTPS with a test CA and htpasswd
 Basic auth. The test pushes the images itself: a cosign-signed one (ECDSA key generated per
 session, ``sha256-<hex>.sig`` layout), a Notation-signed one (JWS envelope, per-session PKI,
 referrers tag schema) and an unsigned one per validator. The generated configuration gives each

@@ -1,8 +1,7 @@
 """``RedisCache`` against a real Redis: TLS + password, HMAC integrity, TTL, outages (D5).
 
-Backend: Debian's ``redis-server`` (TLS on) started on a free loopback port; when a Docker
-engine answers, the official ``redis:7`` image via testcontainers (plain TCP) instead. Each
-test prints which backend ran.
+Backend: ``redis-server`` (TLS on) on a free loopback port, once as Debian's binary and once in a
+container (the ``backend`` fixture, tests/integration/conftest.py). Each test prints which ran.
 """
 
 from __future__ import annotations
@@ -21,9 +20,10 @@ from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import CachedResult
 from connaisseur.application.verify import CachePolicy, VerifyImage, VerifyImageCommand
 from connaisseur.domain.policy import Policy, Rule
+from tests.support.containers import Backend
 from tests.support.fakes import FakeClock, FakeMetrics
 from tests.support.feature_doubles import MOCK_DIGEST, MockValidator
-from tests.support.servers import RedisServer, docker_available, redis_container, redis_server
+from tests.support.servers import RedisServer, redis_server
 from tests.support.tls import make_tls
 
 pytestmark = pytest.mark.integration
@@ -31,14 +31,9 @@ KEY = b"k" * 32
 
 
 @pytest.fixture(scope="module")
-def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    if docker_available():
-        with redis_container() as server:
-            print(f"redis backend: {server.backend}")
-            yield server
-        return
+def redis(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Iterator[RedisServer]:
     workdir = tmp_path_factory.mktemp("redis")
-    with redis_server(workdir, make_tls(workdir / "tls")) as server:
+    with redis_server(workdir, make_tls(workdir / "tls"), backend=backend) as server:
         print(f"redis backend: {server.backend} (TLS)")
         yield server
 
@@ -112,10 +107,10 @@ async def test_verifications_share_results_through_redis(redis: RedisServer) -> 
     assert validator.calls == ["registry.test/shared:1"]
 
 
-async def test_redis_going_away_never_fails_an_admission(tmp_path: Path) -> None:
+async def test_redis_going_away_never_fails_an_admission(tmp_path: Path, backend: Backend) -> None:
     """An outage mid-run: lookups become misses, quickly, and verification carries on."""
     validator = MockValidator("v", "cosign", "mock_allow")
-    with redis_server(tmp_path / "r", make_tls(tmp_path / "tls")) as server:
+    with redis_server(tmp_path / "r", make_tls(tmp_path / "tls"), backend=backend) as server:
         cache = RedisCache(_client(server), KEY, breaker_seconds=30)
         policy = Policy((Rule(pattern="*", validator="v"),))
         verify = VerifyImage(

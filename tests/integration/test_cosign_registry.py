@@ -1,7 +1,7 @@
 """The registry adapter and the cosign validator against a REAL registry.
 
 Backend: Debian's ``docker-registry`` (CNCF distribution 2.8) started on 127.0.0.1 with a free
-port — or ``registry:2`` through testcontainers when a Docker engine answers (the fixture's
+port, and the same in a container (the ``backend`` fixture; the registry's
 ``backend`` says which ran; it is printed in the test report). Once over plain HTTP (reached
 through the loopback HTTPS→HTTP fallback), once over HTTPS with a test CA and htpasswd Basic
 auth (bcrypt hashes from the ``bcrypt`` PyPI package). Images and cosign-layout signatures are
@@ -28,6 +28,7 @@ from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
 from connaisseur.domain.trust import TrustRoot
+from tests.support.containers import Backend
 from tests.support.cosign import Signer, image_manifest, payload, sign_layout
 from tests.support.fakes import FakeClock, unreachable_transparency_log
 from tests.support.oci_push import Pusher
@@ -40,15 +41,20 @@ NO_TLOG = RuleOptions(verify_in_transparency_log=False)
 
 
 @pytest.fixture(scope="module")
-def plain_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    with registry_server(tmp_path_factory.mktemp("plain")) as server:
+def plain_registry(
+    tmp_path_factory: pytest.TempPathFactory, backend: Backend
+) -> Iterator[RegistryServer]:
+    with registry_server(tmp_path_factory.mktemp("plain"), backend=backend) as server:
         print(f"registry backend: {server.backend} (plain HTTP)")
         yield server
 
 
 @pytest.fixture(scope="module")
-def secure_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    with secure_registry_server(tmp_path_factory.mktemp("secure"), "alice", "s3cret") as server:
+def secure_registry(
+    tmp_path_factory: pytest.TempPathFactory, backend: Backend
+) -> Iterator[RegistryServer]:
+    work = tmp_path_factory.mktemp("secure")
+    with secure_registry_server(work, "alice", "s3cret", backend=backend) as server:
         yield server
 
 

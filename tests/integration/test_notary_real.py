@@ -1,7 +1,7 @@
 """NotaryV1Validator + NotaryV1HttpClient against the real Notary stack and the real client.
 
 Trust data is created inside the tests by the ``notary`` CLI (init, addhash, publish,
-delegation add, key import, key rotate). The backend (Debian binaries or testcontainers) is
+delegation add, key import, key rotate). Every test runs on both backends (Debian binaries, containers); the one in use is
 printed and recorded as a test property.
 """
 
@@ -23,6 +23,7 @@ from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
 from connaisseur.domain.trust import TrustRoot
+from tests.support.containers import Backend
 from tests.support.fakes import FakeClock
 from tests.support.notary_sim import digest_of
 from tests.support.notary_stack import NotaryCli, NotaryStack, notary_stack
@@ -34,8 +35,8 @@ A, B, C = digest_of("real-a"), digest_of("real-b"), digest_of("real-c")
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NotaryStack]:
-    with notary_stack(tmp_path_factory.mktemp("notary")) as running_stack:
+def stack(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Iterator[NotaryStack]:
+    with notary_stack(tmp_path_factory.mktemp("notary"), backend) as running_stack:
         print(f"\nNotary backend: {running_stack.backend}")
         yield running_stack
 

@@ -2,7 +2,7 @@
 
 Backend: Debian's ``docker-registry`` (CNCF distribution 2.8) on 127.0.0.1 with a free port,
 TLS from a per-module test CA (given to the validator as its ``cert``, the only roots) and
-htpasswd Basic auth — or ``registry:2`` through testcontainers when a Docker engine answers
+htpasswd Basic auth — once as Debian's binary and once in a container (``backend`` fixture)
 (the fixture prints which backend ran). Distribution 2.8 has no referrers API: the tests check
 that it answers 404 there and that signatures are found through the referrers tag schema
 (``sha256-<hex>`` holding an OCI index), which the tests push themselves together with the
@@ -30,6 +30,7 @@ from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
 from connaisseur.domain.trust import TrustRoot
+from tests.support.containers import Backend
 from tests.support.cosign import image_manifest
 from tests.support.fakes import FakeClock
 from tests.support.notation_oci import (
@@ -78,9 +79,11 @@ def pki() -> Pki:
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+def registry(
+    tmp_path_factory: pytest.TempPathFactory, backend: Backend
+) -> Iterator[RegistryServer]:
     work = tmp_path_factory.mktemp("notation-registry")
-    with secure_registry_server(work, USER, PASSWORD) as server:
+    with secure_registry_server(work, USER, PASSWORD, backend) as server:
         yield server
 
 

@@ -1,7 +1,7 @@
 """Which requests a Notation verification sends, and in what order, against a REAL registry.
 
-Backend: Debian's ``docker-registry`` (distribution 2.8: no referrers API) on 127.0.0.1, or
-``registry:2`` through testcontainers when a Docker engine answers; in front of it the counting
+Backend: Debian's ``docker-registry`` (distribution 2.8: no referrers API) on 127.0.0.1, then the
+same in a container (the ``backend`` fixture); in front of it the counting
 proxy of ``tests/support/registry_proxy.py`` over HTTPS (test CA = the validator's ``cert``),
 demanding a Bearer token. Requests are counted and ordered, never timed (the fewest
 sequential round trips, docs/decisions/0018-performance-targets.md;
@@ -31,6 +31,7 @@ from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
 from connaisseur.domain.trust import TrustRoot
+from tests.support.containers import Backend
 from tests.support.cosign import image_manifest, sha256
 from tests.support.fakes import FakeClock
 from tests.support.notation_oci import (
@@ -95,8 +96,8 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def registry(work: Path) -> Iterator[RegistryServer]:
-    with registry_server(work / "registry") as server:
+def registry(work: Path, backend: Backend) -> Iterator[RegistryServer]:
+    with registry_server(work / f"registry-{backend}", backend=backend) as server:
         print(f"registry backend: {server.backend} (behind an HTTPS counting proxy)")
         yield server
 

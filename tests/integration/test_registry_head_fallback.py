@@ -23,6 +23,7 @@ from connaisseur.application.ports import Endpoint
 from connaisseur.application.settings import AuthSettings
 from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference
+from tests.support.containers import Backend
 from tests.support.cosign import image_manifest
 from tests.support.fakes import FakeClock
 from tests.support.oci_push import Pusher
@@ -35,8 +36,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    with registry_server(tmp_path_factory.mktemp("head-registry")) as server:
+def registry(
+    tmp_path_factory: pytest.TempPathFactory, backend: Backend
+) -> Iterator[RegistryServer]:
+    with registry_server(tmp_path_factory.mktemp("head-registry"), backend=backend) as server:
         print(f"registry backend: {server.backend} (plain HTTP)")
         yield server
 

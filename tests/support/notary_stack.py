@@ -1,8 +1,8 @@
 """The real Notary v1 stack for integration tests, the demo and the benchmark.
 
 ``notary_stack()`` starts ``notary-signer`` and ``notary-server`` (memory storage, TLS from a
-throw-away CA) on free loopback ports — Debian's binaries, or the official ``notary:signer`` /
-``notary:server`` images through testcontainers when a Docker engine answers. ``NotaryCli``
+throw-away CA) on free loopback ports — Debian's binaries, or containers with the same command
+line (``backend``, see tests/support/containers.py). ``NotaryCli``
 drives the real ``notary`` client to create trust data (init, addhash, publish, delegations,
 key rotation).
 """
@@ -14,7 +14,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import shutil
 import ssl
 import subprocess
 import urllib.request
@@ -26,8 +25,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.support.servers import docker_available, free_port, running
-from tests.support.tls import TlsFiles, certificate, certificate_pem, make_tls, private_key_pem
+from tests.support import containers
+from tests.support.containers import Backend
+from tests.support.processes import free_port
+from tests.support.tls import certificate, certificate_pem, make_tls, private_key_pem
 
 PASSPHRASES = {
     "NOTARY_ROOT_PASSPHRASE": "root-pass",
@@ -57,23 +58,12 @@ def _write_json(path: Path, doc: object) -> Path:
 
 
 @contextlib.contextmanager
-def notary_stack(workdir: Path) -> Iterator[NotaryStack]:
-    """Start signer + server; testcontainers (official images) when Docker answers."""
+def notary_stack(workdir: Path, backend: Backend | None = None) -> Iterator[NotaryStack]:
+    """Start signer + server on free loopback ports; stop both when the block ends."""
+    services = [containers.NOTARY_SIGNER, containers.NOTARY_SERVER]
+    ran = containers.resolve(backend, services)
     workdir.mkdir(parents=True, exist_ok=True)
     tls = make_tls(workdir / "tls")
-    if docker_available():
-        with _containers(workdir, tls) as stack:
-            yield stack
-        return
-    with _debian(workdir, tls) as stack:
-        yield stack
-
-
-@contextlib.contextmanager
-def _debian(workdir: Path, tls: TlsFiles) -> Iterator[NotaryStack]:
-    for binary in ("notary-server", "notary-signer"):
-        if shutil.which(binary) is None:
-            raise RuntimeError(f"{binary} is not installed (apt-get install {binary})")
     grpc_port, http_port = free_port(), free_port()
     signer = _write_json(
         workdir / "signer.json",
@@ -108,79 +98,21 @@ def _debian(workdir: Path, tls: TlsFiles) -> Iterator[NotaryStack]:
     )
     env = {"NOTARY_SIGNER_TEST": "signer-pass"}
     with (
-        running(["notary-signer", "-config", str(signer)], grpc_port, workdir / "signer.log", env),
-        running(["notary-server", "-config", str(server)], http_port, workdir / "server.log"),
-    ):
+        containers.run_service(
+            ran, services[0], ["-config", str(signer)], grpc_port, workdir / "signer.log",
+            [workdir], env,
+        ),
+        containers.run_service(
+            ran, services[1], ["-config", str(server)], http_port, workdir / "server.log",
+            [workdir],
+        ),
+    ):  # fmt: skip
         yield NotaryStack(
             url=f"https://127.0.0.1:{http_port}",
             ca_pem=tls.ca_pem,
             ca_file=tls.ca_file,
-            backend="debian notary-server + notary-signer",
+            backend=" + ".join(containers.describe(ran, s) for s in services),
         )
-
-
-@contextlib.contextmanager
-def _containers(workdir: Path, tls: TlsFiles) -> Iterator[NotaryStack]:
-    """Official images; the signer is reached by the server over a shared Docker network."""
-    from testcontainers.core.container import DockerContainer
-    from testcontainers.core.network import Network
-
-    certs = str(tls.cert_file.parent)
-    _write_json(
-        workdir / "signer.json",
-        {
-            "server": {
-                "grpc_addr": ":7899",
-                "tls_cert_file": "/certs/server.pem",
-                "tls_key_file": "/certs/server-key.pem",
-            },
-            "storage": {"backend": "memory", "default_alias": "test"},
-        },
-    )
-    _write_json(
-        workdir / "server.json",
-        {
-            "server": {
-                "http_addr": ":4443",
-                "tls_cert_file": "/certs/server.pem",
-                "tls_key_file": "/certs/server-key.pem",
-            },
-            "trust_service": {
-                "type": "remote",
-                "hostname": "notarysigner",
-                "port": "7899",
-                "key_algorithm": "ecdsa",
-                "tls_ca_file": "/certs/ca.pem",
-            },
-            "storage": {"backend": "memory"},
-        },
-    )
-    with Network() as network:
-        signer = (
-            DockerContainer("notary:signer-0.7.0")
-            .with_network(network)
-            .with_network_aliases("notarysigner")
-            .with_volume_mapping(certs, "/certs")
-            .with_volume_mapping(str(workdir / "signer.json"), "/config/signer.json")
-            .with_env("NOTARY_SIGNER_TEST", "signer-pass")
-            .with_command("notary-signer -config /config/signer.json")
-        )
-        server = (
-            DockerContainer("notary:server-0.7.0")
-            .with_network(network)
-            .with_volume_mapping(certs, "/certs")
-            .with_volume_mapping(str(workdir / "server.json"), "/config/server.json")
-            .with_exposed_ports(4443)
-            .with_command("notary-server -config /config/server.json")
-        )
-        with signer, server:
-            port = server.get_exposed_port(4443)
-            yield NotaryStack(
-                url=f"https://127.0.0.1:{port}",
-                ca_pem=tls.ca_pem,
-                ca_file=tls.ca_file,
-                backend="testcontainers notary:server/notary:signer",
-            )
 
 
 def make_delegation_key(directory: Path, name: str) -> tuple[Path, Path]:
