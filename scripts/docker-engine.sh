@@ -92,6 +92,12 @@ stop() {
       kill -KILL "$pid" 2>/dev/null || true
     fi
   fi
+  # dockerd leaves its host-network namespace bind-mounted under its exec root; only ours
+  local run mounted
+  run="$(exec_root)"
+  while read -r _ mounted _; do
+    case "$mounted" in "$run"/*) umount "$mounted" 2>/dev/null || true ;; esac
+  done </proc/mounts
   rm -f "$owned"
   log "stopped dockerd (pid $pid)"
 }
