@@ -1,8 +1,8 @@
 """NotaryV1Validator + NotaryV1HttpClient against the real Notary stack and the real client.
 
 Trust data is created inside the tests by the ``notary`` CLI (init, addhash, publish,
-delegation add, key import, key rotate). Every test runs on both backends (Debian binaries, containers); the one in use is
-printed and recorded as a test property.
+delegation add, key import, key rotate). Every test runs on both backends (Debian binaries,
+containers); the one in use is printed and recorded as a test property.
 """
 
 from __future__ import annotations
