@@ -17,8 +17,15 @@ RUN apt-get update -qq \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 RUN python3 -m venv /opt/connaisseur
-# .pip-ca.pem (optional, see below) matches nothing in a plain checkout
-COPY pyproject.toml README.md .pip-ca.pe[m] ./
+# .pip-ca.pem: the CA bundle pip needs when the package index is reached through a TLS proxy
+# (scripts build it into the context; it matches nothing in a plain checkout). Used in this
+# stage only, never in the final image.
+COPY pyproject.toml .pip-ca.pe[m] ./
+# The dependencies first, in a layer of their own: a change to the sources does not refetch them.
+RUN if [ -f .pip-ca.pem ]; then export PIP_CERT="$PWD/.pip-ca.pem"; fi \
+ && /opt/connaisseur/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' >/tmp/requirements.txt \
+ && /opt/connaisseur/bin/pip install -q -r /tmp/requirements.txt
+COPY README.md ./
 COPY domain/ domain/
 COPY application/ application/
 COPY adapters/ adapters/
@@ -26,10 +33,8 @@ COPY config/ config/
 COPY entrypoints/ entrypoints/
 # src/connaisseur links the layer folders into the one installed package, connaisseur.<layer>.
 COPY src/ src/
-# .pip-ca.pem: the CA bundle pip needs when the package index is reached through a TLS proxy
-# (scripts/images.py puts the host's there); used in this stage only, never in the final image.
 RUN if [ -f .pip-ca.pem ]; then export PIP_CERT="$PWD/.pip-ca.pem"; fi \
- && /opt/connaisseur/bin/pip install -q . \
+ && /opt/connaisseur/bin/pip install -q --no-deps . \
  && /opt/connaisseur/bin/pip uninstall -q --yes pip setuptools wheel \
  && find /opt/connaisseur -name '__pycache__' -type d -prune -exec rm -rf {} +
 COPY scripts/image_rootfs.py /tmp/
