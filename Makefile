@@ -14,6 +14,7 @@ bench: setup
 	.venv/bin/python -m bench.notary_roundtrips
 	.venv/bin/python -m bench.cosign_roundtrips
 	.venv/bin/python -m bench.notation_roundtrips
+	.venv/bin/python -m bench.event_loop_stall
 
 demo: setup
 	bash scripts/system-packages.sh

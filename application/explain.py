@@ -51,6 +51,9 @@ class ExplainImage:
             )
             return replace(found, rule=rule, error=missing)
         roots, error = _trust_roots(validator, rule)
+        uncovered = rule.uncovered_digest(raw, image.digest) if validator.approve else None
+        if uncovered is not None and validator.type == "static":
+            error = ConnaisseurError(uncovered, category=Category.STATIC_DENY)
         return replace(found, rule=rule, validator=validator, trust_roots=roots, error=error)
 
 

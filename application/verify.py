@@ -260,15 +260,9 @@ def _static(
             f"static deny for image {raw} using rule {rule.pattern}", category=e.category
         )
         return _failed(raw, image, rule, validator, denial)
-    if image.digest and rule.restricts_tag_only:
-        # The runtime pulls the digest and ignores the tag: allowing "app:1" must not allow
-        # "app:1@<any digest>" (docs/decisions/0020-tag-patterns-and-digests.md).
-        denial = ConnaisseurError(
-            f"static allow for tag pattern {rule.pattern} does not cover the digest in {raw}: "
-            "the digest is what runs, whatever the tag says (name the digest in the pattern, "
-            "or allow the whole repository)",
-            category=Category.STATIC_DENY,
-        )
+    uncovered = rule.uncovered_digest(raw, image.digest)
+    if uncovered is not None:
+        denial = ConnaisseurError(uncovered, category=Category.STATIC_DENY)
         return _failed(raw, image, rule, validator, denial)
     return _trusted(raw, image, rule, validator, evidence)
 

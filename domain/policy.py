@@ -88,6 +88,19 @@ class Rule:
     def matches(self, name: str) -> bool:
         return self.regex.fullmatch(name) is not None
 
+    def uncovered_digest(self, raw: str, digest: str) -> str | None:
+        """Why a static allow under this rule does not admit ``raw``, which names ``digest``
+        (``None`` when it does): the runtime pulls the digest and ignores the tag, so allowing
+        ``app:1`` must not allow ``app:1@<any digest>``
+        (docs/decisions/0020-tag-patterns-and-digests.md)."""
+        if not digest or not self.restricts_tag_only:
+            return None
+        return (
+            f"static allow for tag pattern {self.pattern} does not cover the digest in {raw}: "
+            "the digest is what runs, whatever the tag says (name the digest in the pattern, "
+            "or allow the whole repository)"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Specificity:

@@ -30,6 +30,7 @@ validators:
           -----END PUBLIC KEY-----
 policy:
   - {pattern: "registry.k8s.io/*:*", validator: allow}
+  - {pattern: "registry.k8s.io/pause:3.9", validator: allow}
   - {pattern: "docker.io/team/*:*", validator: notary, with: {trustRoot: "*"}}
   - {pattern: "docker.io/team/app:*", validator: notary, with: {trustRoot: bob}}
   - {pattern: "docker.io/team/odd:*", validator: notary, with: {trustRoot: carol}}
@@ -74,3 +75,14 @@ def test_problems_are_reported_not_raised() -> None:
         error = explain(raw).error
         assert error is not None, raw
         assert error.category is category, raw
+
+
+def test_a_tag_only_static_allow_is_explained_as_not_covering_a_digest() -> None:
+    """docs/decisions/0020-tag-patterns-and-digests.md: explain says what the webhook does."""
+    digest = "sha256:" + "ab" * 32
+    found = explain(f"registry.k8s.io/pause:3.9@{digest}")
+    assert found.rule is not None
+    assert found.rule.pattern == "registry.k8s.io/pause:3.9"
+    assert found.error is not None
+    assert found.error.category is Category.STATIC_DENY
+    assert explain("registry.k8s.io/pause:3.9").error is None
