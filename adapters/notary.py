@@ -18,7 +18,6 @@ from urllib.parse import quote, urlsplit
 from connaisseur.adapters.http import HttpClient, status_error
 from connaisseur.adapters.upstream_auth import Challenge, UpstreamAuth, parse_challenge
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.notaryv1 import host_problem
 from connaisseur.application.ports import Endpoint, Notary
 from connaisseur.domain.errors import Category, VerificationError
 from connaisseur.domain.urls import SafeUrl
@@ -45,13 +44,7 @@ class NotaryV1HttpClient(Notary):
             VerificationError: ``fetch_failed`` (unreachable, unusable URL, truncated body,
                 over-size), ``timeout``, ``unauthorized``, ``rate_limited``, ``unavailable``.
         """
-        base = host.rstrip("/")
-        problem = host_problem(base)
-        if problem is not None:
-            raise VerificationError(
-                f"invalid url for notary host {str(SafeUrl.of(host))!r}: {problem}",
-                category=Category.FETCH_FAILED,
-            )
+        base = host.rstrip("/")  # checked by the configuration loader; HttpClient refuses junk
         headers = await self._authorization(base, gun, endpoint, deadline)
         results = await asyncio.gather(
             *(self._fetch_role(base, gun, role, headers, endpoint, deadline) for role in roles),

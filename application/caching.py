@@ -23,9 +23,16 @@ from connaisseur.domain.verdict import ImageVerdict
 
 
 def stable(value: Any) -> Any:
-    """A JSON-able form of settings values (dataclasses, enums, tuples), every field included."""
+    """A JSON-able form of settings values (dataclasses, enums, tuples).
+
+    Every field that takes part in equality is included; fields left out of it
+    (``compare=False``) hold parsed forms of another field, e.g. a key parsed from its PEM, whose
+    ``repr`` would differ between processes.
+    """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: stable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: stable(getattr(value, f.name)) for f in dataclasses.fields(value) if f.compare
+        }
     if isinstance(value, tuple | list):
         return [stable(v) for v in value]
     if isinstance(value, Enum):

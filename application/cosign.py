@@ -14,7 +14,6 @@ import binascii
 import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import Clock, Endpoint, KubernetesApi, Registry, TransparencyLog
@@ -22,7 +21,6 @@ from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain.cosign import (
     MAX_PAYLOAD_BYTES,
     CheckOptions,
-    KubernetesKeyRef,
     RekorEntry,
     RootOutcome,
     SignatureLayer,
@@ -42,47 +40,18 @@ from connaisseur.domain.cosign import (
 )
 from connaisseur.domain.errors import (
     Category,
-    ConfigError,
     ConnaisseurError,
     TrustRootError,
     VerificationError,
 )
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from connaisseur.domain.trust import (
-    PublicKey,
-    duplicate_names,
-    load_certificates,
-    load_public_key,
-)
-from connaisseur.domain.urls import SafeUrl
+from connaisseur.domain.trust import KubernetesKeyRef, PublicKey, load_public_key
 from connaisseur.domain.verdict import TrustedDigest
 
-DEFAULT_REKOR = "https://rekor.sigstore.dev"
 #: How long a ``k8s://`` key is used before its Secret is read again
 #: (docs/decisions/0028-trust-material-has-a-lifetime.md).
 K8S_KEY_TTL_SECONDS = 60.0
-
-
-def rekor_url(value: str | None, validator: str) -> str:
-    """The Rekor base URL (``https://`` added when no scheme is given).
-
-    Raises:
-        ConfigError: the URL cannot be parsed (``unable to create Rekor client``).
-    """
-    url = value or DEFAULT_REKOR
-    if "://" not in url:
-        url = "https://" + url
-    try:
-        parts = urlsplit(url)
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and "\\" not in url
-    except ValueError:
-        valid = False
-    if not valid:
-        raise ConfigError(
-            f"validator {validator}: unable to create Rekor client for {SafeUrl.of(url)}"
-        )
-    return url
 
 
 def transparency_switches(options: RuleOptions) -> tuple[bool, bool]:
@@ -105,49 +74,25 @@ class CosignValidator:
         kubernetes: KubernetesApi | None = None,
         public_good: TransparencyMaterial | None = None,
     ) -> None:
-        """Check the configuration now, so that errors stop start-up.
-
-        Raises:
-            ConfigError: no trust roots, two with one name, bad Rekor URL, bad
-                ``cert``/``host`` material, unsupported key reference, incomplete keyless
-                identity.
-            TrustRootError: a key is not usable (``invalid_key``).
-        """
+        """Use the settings as the configuration loader parsed and checked them."""
         self.name = settings.name
         self._settings = settings
         self._registry = registry
         self._tlog = tlog
         self._clock = clock
         self._kubernetes = kubernetes
-        if not settings.trust_roots:
-            raise ConfigError(f"no trust roots provided for validator {settings.name}")
-        twice = duplicate_names(settings.trust_roots)
-        if twice:
-            raise ConfigError(
-                f"validator {settings.name}: trust root names used more than once: "
-                + ", ".join(twice)
-            )
         self._verifiers = tuple(load_verifier(root) for root in settings.trust_roots)
         host = settings.transparency
-        self._rekor = rekor_url(host.rekor if host else None, settings.name)
-        self.material = override_material(
+        self._rekor = host.rekor
+        self._material = override_material(
             public_good,
-            rekor_pubkey=host.rekor_pubkey if host else None,
-            fulcio_cert=host.fulcio_cert if host else None,
-            ct_log_pubkey=host.ct_log_pubkey if host else None,
-            validator=settings.name,
+            rekor_pubkey=host.rekor_pubkey,
+            fulcio_cert=host.fulcio_cert,
+            ct_log_pubkey=host.ct_log_pubkey,
         )
-        if settings.cert:
-            try:
-                load_certificates(settings.cert)
-            except TrustRootError as e:
-                raise ConfigError(f"invalid certificate for validator {settings.name}") from e
-        self._endpoint = Endpoint(auth=settings.auth, ca_pem=settings.cert)
+        cert = settings.cert.pem if settings.cert else None
+        self._endpoint = Endpoint(auth=settings.auth, ca_pem=cert)
         self._k8s_keys: dict[KubernetesKeyRef, tuple[PublicKey, float]] = {}
-
-    @property
-    def verifiers(self) -> tuple[Verifier, ...]:
-        return self._verifiers
 
     async def validate(
         self, image: ImageReference, options: RuleOptions, deadline: Deadline
@@ -263,7 +208,7 @@ class CosignValidator:
                         layer,
                         verifier,
                         key,
-                        self.material,
+                        self._material,
                         check,
                         log_entries=entries.get(layer.payload, ()),
                         now=now,

@@ -28,9 +28,7 @@ from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import (
     Category,
-    ConfigError,
     ConnaisseurError,
-    TrustRootError,
     VerificationError,
 )
 from connaisseur.domain.image import ImageReference, is_digest
@@ -84,25 +82,15 @@ class NotationValidator:
         clock: Clock,
         revocation: RevocationCheck = revocation_not_checked,
     ) -> None:
-        """Parse the trust roots now, so a bad certificate stops start-up.
-
-        Raises:
-            ConfigError: no trust roots, a root without ``cert``, or unparsable PEM.
-        """
+        """Use the settings as the configuration loader parsed and checked them."""
         self.name = settings.name
         self._roots = settings.trust_roots
-        try:
-            self._store = NotationTrustStore.from_roots(settings.trust_roots)
-        except TrustRootError as e:
-            raise ConfigError(f"validators[{settings.name}]: {e.message}") from e
-        self._endpoint = Endpoint(auth=settings.auth, ca_pem=settings.cert)
+        self._store = NotationTrustStore.from_roots(settings.trust_roots)
+        cert = settings.cert.pem if settings.cert else None
+        self._endpoint = Endpoint(auth=settings.auth, ca_pem=cert)
         self._registry = registry
         self._clock = clock
         self._revocation = revocation
-
-    @property
-    def trust_store(self) -> NotationTrustStore:
-        return self._store
 
     async def validate(
         self, image: ImageReference, options: RuleOptions, deadline: Deadline

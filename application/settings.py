@@ -7,7 +7,11 @@ from enum import StrEnum
 from typing import Any
 
 from connaisseur.domain.policy import Policy
-from connaisseur.domain.trust import TrustRoot
+from connaisseur.domain.trust import Certificates, PemPublicKey, TrustRoot
+
+#: The key of credentials that name no registry (a ``secret.yaml`` without ``registry``).
+EMPTY_AUTH = "EMPTYAUTH"
+DEFAULT_REKOR = "https://rekor.sigstore.dev"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,7 +36,7 @@ class AuthSettings:
         target = f"{registry}/{repository}" if repository else registry
         best: tuple[int, Credentials] | None = None
         for key, creds in self.credentials:
-            if key == "EMPTYAUTH":
+            if key == EMPTY_AUTH:
                 continue
             if (target == key or target.startswith(key + "/")) and (
                 best is None or len(key) > best[0]
@@ -43,24 +47,28 @@ class AuthSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TransparencySettings:
-    """Cosign ``host`` block: Rekor URL and overrides of the public-good trust material."""
+    """Cosign ``host`` block: Rekor base URL and overrides of the public-good trust material."""
 
-    rekor: str | None = None
-    rekor_pubkey: str | None = None
-    fulcio_cert: str | None = None
-    ct_log_pubkey: str | None = None
+    rekor: str = DEFAULT_REKOR
+    rekor_pubkey: PemPublicKey | None = None
+    fulcio_cert: Certificates | None = None
+    ct_log_pubkey: PemPublicKey | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ValidatorSettings:
-    """One entry of ``validators``."""
+    """One entry of ``validators``, parsed and checked by the configuration loader.
+
+    ``host`` is the Notary base URL of a ``notaryv1`` validator; ``transparency`` is the
+    ``host`` block of a ``cosign`` validator; ``cert`` is the only CA trusted for the upstream.
+    """
 
     name: str
     type: str
     approve: bool = False
-    host: str | None = None
-    transparency: TransparencySettings | None = None
-    cert: str | None = None
+    host: str = ""
+    transparency: TransparencySettings = field(default_factory=TransparencySettings)
+    cert: Certificates | None = None
     auth: AuthSettings = field(default_factory=AuthSettings)
     trust_roots: tuple[TrustRoot, ...] = ()
 

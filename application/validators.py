@@ -7,7 +7,7 @@ from typing import Protocol
 
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.settings import ValidatorSettings
-from connaisseur.domain.errors import Category, ConfigError, ConnaisseurError, VerificationError
+from connaisseur.domain.errors import Category, ConfigError, VerificationError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
 from connaisseur.domain.verdict import TrustedDigest
@@ -69,17 +69,15 @@ def build_validators(
 ) -> dict[str, Validator]:
     """Instantiate every configured validator by type; the first of a duplicate name wins.
 
+    The settings were checked when the configuration loaded; a validator takes them as given.
+
     Raises:
-        ConfigError: a validator type has no factory, or a validator rejects its settings.
+        ConfigError: a validator type has no factory (a build without that validator).
     """
     validators: dict[str, Validator] = {}
     for i, spec in enumerate(settings):
         factory = factories.get(spec.type)
         if factory is None:
             raise ConfigError(f"validators[{i}]: type {spec.type!r} is not supported")
-        try:
-            validator = factory(spec)
-        except ConnaisseurError as e:
-            raise ConfigError(f"validators[{i}] ({spec.name}): {e.message}") from e
-        validators.setdefault(spec.name, validator)
+        validators.setdefault(spec.name, factory(spec))
     return validators

@@ -30,15 +30,14 @@ from connaisseur.adapters.http import HttpClient
 from connaisseur.adapters.registry import AiohttpRegistryClient
 from connaisseur.application.cosign import CosignValidator
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from connaisseur.domain.trust import TrustRoot
 from tests.support.cosign import Signer, image_manifest, payload, sign_layout
 from tests.support.fakes import FakeClock, unreachable_transparency_log
 from tests.support.oci_push import Pusher
 from tests.support.registry_proxy import RegistryProxy
 from tests.support.servers import registry_server, serving
+from tests.support.settings import validator_settings
 from tests.support.tls import make_tls, server_context
 
 # (seconds, registry requests, token requests, sequential round trips) of one verification
@@ -93,13 +92,9 @@ async def bench(
                 body = payload(digest, f"{host}/bench/app") + b" " * i  # distinct blobs
                 layers.append((body, s.sign(body), {}))
             await pusher.signatures("bench/app", digest, sign_layout(layers))
-            settings = ValidatorSettings(
-                name="bench",
-                type="cosign",
-                cert=tls.ca_pem,
-                trust_roots=tuple(
-                    TrustRoot(name=f"k{i}", key=s.public_pem) for i, s in enumerate(signers)
-                ),
+            roots = [{"name": f"k{i}", "key": s.public_pem} for i, s in enumerate(signers)]
+            settings = validator_settings(
+                {"name": "bench", "type": "cosign", "cert": tls.ca_pem, "trustRoots": roots}
             )
             clock = FakeClock()
             options = RuleOptions(trust_root="*", verify_in_transparency_log=False)

@@ -27,13 +27,12 @@ from connaisseur.adapters.http import HttpClient, HttpResponse
 from connaisseur.adapters.notary import NotaryV1HttpClient
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.notaryv1 import NotaryV1Validator
-from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from connaisseur.domain.trust import TrustRoot
 from tests.support.notary_sim import digest_of
 from tests.support.notary_stack import NotaryCli, NotaryStack, notary_stack
 from tests.support.servers import free_port
+from tests.support.settings import validator_settings
 
 
 class TimedHttpClient(HttpClient):
@@ -104,12 +103,14 @@ async def measure(
     delegations: tuple[str, ...],
     runs: int,
 ) -> Mapping[str, tuple[int, int, float]]:
-    settings = ValidatorSettings(
-        name="bench",
-        type="notaryv1",
-        host=f"https://127.0.0.1:{proxy_port}",
-        cert=stack.ca_pem,
-        trust_roots=(TrustRoot(name="default", key=pem),),
+    settings = validator_settings(
+        {
+            "name": "bench",
+            "type": "notaryv1",
+            "host": f"https://127.0.0.1:{proxy_port}",
+            "cert": stack.ca_pem,
+            "trustRoots": [{"name": "default", "key": pem}],
+        }
     )
     results: dict[str, list[tuple[int, int, float]]] = {"cold": [], "warm": []}
     for _ in range(runs):

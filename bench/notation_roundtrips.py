@@ -42,13 +42,13 @@ from connaisseur.application.notation import NotationValidator
 from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from connaisseur.domain.trust import TrustRoot
 from tests.support.cosign import image_manifest
 from tests.support.fakes import FakeClock
 from tests.support.notation_oci import JWS, Subject, push_signatures, signature_artifact
 from tests.support.notation_signing import DAY, REAL_NOW, Signer, issue, make_ca, sign_jws, target
 from tests.support.oci_push import Pusher
 from tests.support.servers import registry_server, serving
+from tests.support.settings import validator_settings
 from tests.support.tls import make_tls, server_context
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -75,11 +75,13 @@ async def main(latency: float, runs: int, bearer: bool, show: bool) -> None:
             ):
                 root = make_ca("bench-root")
                 images = await push_scenarios(Pusher(session, registry.url), root)
-                settings = ValidatorSettings(
-                    name="bench",
-                    type="notation",
-                    cert=tls.ca_pem,
-                    trust_roots=(TrustRoot(name="default", cert=root.pem()),),
+                settings = validator_settings(
+                    {
+                        "name": "bench",
+                        "type": "notation",
+                        "cert": tls.ca_pem,
+                        "trustRoots": [{"name": "default", "cert": root.pem()}],
+                    }
                 )
                 host = url.removeprefix("https://")
                 results = {

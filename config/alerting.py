@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from connaisseur.application.alerting import AlertingSettings, Receiver
+from connaisseur.config.urls import url_problem
 from connaisseur.domain.alert_template import AlertTemplate, TemplateError
 from connaisseur.domain.errors import ConfigError, ConnaisseurError
 
@@ -101,21 +101,15 @@ def load_template(name: str, dirs: Sequence[Path]) -> AlertTemplate:
 
 
 def check_url(url: str) -> str:
-    """An ``http(s)`` URL with a host.
+    """An ``http(s)`` URL with a host (:func:`connaisseur.config.urls.url_problem`).
 
     Raises:
-        ConfigError: anything else.
+        ConfigError: anything else; the URL itself is never echoed (webhook URLs often carry
+            their token in the path).
     """
-    # The URL itself is never echoed: webhook URLs often carry their token in the path.
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as e:
-        raise ConfigError("invalid receiverUrl: not a URL (bad host or port)") from e
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"invalid receiverUrl: must be an http(s) URL with a host (scheme {parts.scheme!r})"
-        )
+    problem = url_problem(url, base=False)
+    if problem is not None:
+        raise ConfigError(f"invalid receiverUrl: {problem}")
     return url
 
 

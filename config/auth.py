@@ -17,14 +17,13 @@ from typing import Any
 
 import yaml
 
-from connaisseur.application.settings import AuthSettings, Credentials
+from connaisseur.application.settings import EMPTY_AUTH, AuthSettings, Credentials
 from connaisseur.domain.errors import ConfigError, InvalidReferenceError
 from connaisseur.domain.image import normalise_registry_repo
 from connaisseur.domain.urls import SafeUrl
 
 SECRET_FILES = ("secret.yaml", ".dockerconfigjson")
 MAX_SECRET_FILE_BYTES = 1024 * 1024
-EMPTY_AUTH = "EMPTYAUTH"
 
 
 def load_auth(

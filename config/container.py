@@ -89,7 +89,7 @@ def validator_factories(
 
 def _public_good(settings: ValidatorSettings) -> TransparencyMaterial | None:
     custom = settings.transparency
-    if custom is not None and custom.rekor_pubkey and custom.fulcio_cert and custom.ct_log_pubkey:
+    if custom.rekor_pubkey and custom.fulcio_cert and custom.ct_log_pubkey:
         return None
     return _public_good_cached()
 

@@ -7,6 +7,7 @@ A configuration is either a Helm values file (its ``application`` section and to
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from marshmallow import (
@@ -30,16 +31,12 @@ class _Strict(Schema):
 
 
 class KeylessSchema(_Strict):
+    """The fields only; which combinations are valid is checked by ``config.validators``."""
+
     issuer = fields.String()
     subject = fields.String()
     issuerRegex = fields.String()
     subjectRegex = fields.String()
-
-    @validates_schema
-    def _one_of_each(self, data: dict[str, Any], **_: Any) -> None:
-        for plain, regex in (("issuer", "issuerRegex"), ("subject", "subjectRegex")):
-            if (plain in data) == (regex in data):
-                raise ValidationError(f"exactly one of {plain} and {regex} must be set")
 
 
 class TrustRootSchema(_Strict):
@@ -208,3 +205,33 @@ class ValuesSchema(Schema):
 
     application = fields.Raw(required=True)
     alerting = fields.Raw()
+
+
+def load(s: Schema, raw: Any, path: str, problems: list[str]) -> dict[str, Any]:
+    """``raw`` loaded by ``s``; each error is added to ``problems`` with its path under ``path``,
+    and what did load is returned."""
+    try:
+        result: dict[str, Any] = s.load(raw if raw is not None else {})
+        return result
+    except ValidationError as e:
+        problems.extend(_flatten(e.messages, path))
+        valid = e.valid_data
+        return valid if isinstance(valid, dict) else {}
+
+
+def _flatten(messages: Any, path: str) -> list[str]:
+    if isinstance(messages, Mapping):
+        out = []
+        for key, value in messages.items():
+            if key == "_schema":
+                out += _flatten(value, path)
+            elif isinstance(key, int):
+                out += _flatten(value, f"{path}[{key}]")
+            else:
+                out += _flatten(value, f"{path}.{key}" if path else str(key))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{path or '<root>'}: {m}" for m in messages]
+    if isinstance(messages, list):
+        return [line for m in messages for line in _flatten(m, path)]
+    return [f"{path or '<root>'}: {messages}"]

@@ -36,18 +36,19 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import (
     Category,
-    ConfigError,
     InvalidReferenceError,
     TrustRootError,
     VerificationError,
 )
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.trust import (
+    Certificates,
     KeylessIdentity,
+    KubernetesKeyRef,
+    PemPublicKey,
     PublicKey,
     TrustRoot,
     load_certificates,
-    load_public_key,
 )
 
 SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -60,8 +61,6 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 
 _OIDC_ISSUER_V1 = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 _OIDC_ISSUER_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
-_UNSUPPORTED_KEY_SCHEMES = ("awskms://", "gcpkms://", "azurekms://", "hashivault://", "gitlab://")
-_K8S_REF = re.compile(r"k8s://([a-z0-9][a-z0-9.-]{0,252})/([a-z0-9][a-z0-9.-]{0,252})")
 
 
 def signature_tag(digest: str) -> str:
@@ -135,57 +134,34 @@ class TransparencyMaterial:
         return dict(self.ct_keys).get(sct_log_id)
 
 
-def keyring(pem: str, what: str) -> tuple[tuple[str, PublicKey], ...]:
-    """One PEM public key as a one-entry keyring keyed by log id.
-
-    Raises:
-        ConfigError: the PEM is not a usable public key (``error adding <what>``).
-    """
-    try:
-        key = load_public_key(pem)
-    except TrustRootError as e:
-        raise ConfigError(f"error adding {what}: {e.message}") from e
-    return ((log_id(key), key),)
+def keyring(key: PemPublicKey) -> tuple[tuple[str, PublicKey], ...]:
+    """One public key as a one-entry keyring keyed by log id."""
+    return ((log_id(key.key), key.key),)
 
 
 def override_material(
     default: TransparencyMaterial | None,
     *,
-    rekor_pubkey: str | None,
-    fulcio_cert: str | None,
-    ct_log_pubkey: str | None,
-    validator: str,
+    rekor_pubkey: PemPublicKey | None,
+    fulcio_cert: Certificates | None,
+    ct_log_pubkey: PemPublicKey | None,
 ) -> TransparencyMaterial:
     """The public-good material with the validator's ``host`` overrides applied.
 
     A configured ``fulcioCert`` is used as roots only, without the default intermediates.
-
-    Raises:
-        ConfigError: an override is not valid PEM of the right kind.
     """
     base = default or TransparencyMaterial()
     fulcio = base.fulcio
     if fulcio_cert:
-        try:
-            fulcio = (FulcioAuthority(roots=tuple(load_certificates(fulcio_cert))),)
-        except TrustRootError as e:
-            raise ConfigError(f"invalid fulcio certificate for validator {validator}") from e
+        fulcio = (FulcioAuthority(roots=fulcio_cert.certificates),)
     # A key configured by hand has no window; the public-good windows stay with their keys.
     return TransparencyMaterial(
-        rekor_keys=keyring(rekor_pubkey, "rekor public key") if rekor_pubkey else base.rekor_keys,
-        ct_keys=keyring(ct_log_pubkey, "ct log public key") if ct_log_pubkey else base.ct_keys,
+        rekor_keys=keyring(rekor_pubkey) if rekor_pubkey else base.rekor_keys,
+        ct_keys=keyring(ct_log_pubkey) if ct_log_pubkey else base.ct_keys,
         fulcio=fulcio,
         rekor_validity={} if rekor_pubkey else base.rekor_validity,
         ct_validity={} if ct_log_pubkey else base.ct_validity,
     )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class KubernetesKeyRef:
-    """``k8s://<namespace>/<secret>``: a ``cosign.pub`` in a Kubernetes secret."""
-
-    namespace: str
-    name: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -203,61 +179,14 @@ class Verifier:
 
 
 def load_verifier(root: TrustRoot) -> Verifier:
-    """Turn a trust root into a verifier; a ``key`` wins over ``keyless``
-    (as in Connaisseur v3).
-
-    Raises:
-        TrustRootError: ``invalid_key`` when the key is neither PEM nor a key reference.
-        ConfigError: a KMS URI (not supported), or neither key nor a complete keyless identity.
-    """
-    if root.key:
-        key = root.key.strip()
-        if key.startswith("-----BEGIN"):
-            return Verifier(name=root.name, key=load_public_key(root.key))
-        return Verifier(name=root.name, key_ref=parse_key_reference(key, root.name))
-    if root.keyless is not None:
-        check_keyless(root.keyless, root.name)
-        return Verifier(name=root.name, keyless=root.keyless)
-    raise ConfigError(f"trust root {root.name!r}: no public key or keyless configuration found")
-
-
-def parse_key_reference(ref: str, root: str) -> KubernetesKeyRef:
-    """Parse a key reference; only ``k8s://namespace/secret`` is supported.
-
-    Raises:
-        ConfigError: a KMS, PKCS#11 or GitLab reference (not supported by this build).
-        TrustRootError: anything else (``invalid_key``: not PEM and not a key reference).
-    """
-    match = _K8S_REF.fullmatch(ref)
-    if match:
-        return KubernetesKeyRef(namespace=match.group(1), name=match.group(2))
-    if ref.startswith(_UNSUPPORTED_KEY_SCHEMES) or ref.startswith("pkcs11:"):
-        scheme = ref.split(":", 1)[0]
-        raise ConfigError(f"trust root {root!r}: key references of type {scheme} are not supported")
-    raise TrustRootError(
-        f"trust root {root!r}: error parsing public key", category=Category.INVALID_KEY
+    """A verifier for a trust root as the configuration loader parsed it (key, key reference
+    or keyless identity; the loader lets a key win over keyless, as Connaisseur v3 does)."""
+    return Verifier(
+        name=root.name,
+        key=root.key.key if root.key else None,
+        key_ref=root.key_ref,
+        keyless=root.keyless,
     )
-
-
-def check_keyless(identity: KeylessIdentity, root: str) -> None:
-    """Exactly one issuer form and one subject form, with compilable regexes.
-
-    Raises:
-        ConfigError: a form is missing or doubled, or a regex does not compile.
-    """
-    for plain, regex, what in (
-        (identity.issuer, identity.issuer_regex, "issuer"),
-        (identity.subject, identity.subject_regex, "subject"),
-    ):
-        if bool(plain) == bool(regex):
-            raise ConfigError(
-                f"trust root {root!r}: keyless needs exactly one of {what} and {what}Regex"
-            )
-        if regex:
-            try:
-                re.compile(regex)
-            except re.error as e:
-                raise ConfigError(f"trust root {root!r}: invalid {what}Regex: {e}") from e
 
 
 def resolve_trust_roots(

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from connaisseur.domain.errors import Category, TrustRootError, VerificationError
-from connaisseur.domain.trust import PublicKey, TrustRoot, load_public_key
+from connaisseur.domain.trust import PublicKey, TrustRoot
 from connaisseur.domain.tuf import (
     Envelope,
     RoleKeys,
@@ -55,19 +55,14 @@ class PinnedKey:
 
 
 def pinned_key(root: TrustRoot) -> PinnedKey:
-    """Parse one trust root's PEM ``PUBLIC KEY`` (label ``ecdsa``, ``rsa`` or ``unknown``).
+    """A trust root's parsed public key with its Notary label (``ecdsa``, ``rsa`` or ``unknown``).
 
     Raises:
-        TrustRootError: invalid_key when the key is not one PEM SPKI block of a known type.
+        TrustRootError: invalid_key when the root has no key (a certificate or keyless root).
     """
-    if not root.key:
+    if root.key is None:
         raise TrustRootError(f"trust root {root.name} has no key", category=Category.INVALID_KEY)
-    try:
-        key = load_public_key(root.key)
-    except TrustRootError as e:
-        raise TrustRootError(
-            f"key of trust root {root.name} is unusable: {e.message}", category=e.category
-        ) from e
+    key = root.key.key
     alg = (
         "ecdsa"
         if isinstance(key, ec.EllipticCurvePublicKey)
@@ -83,7 +78,7 @@ def pinned_key(root: TrustRoot) -> PinnedKey:
 
 
 def pinned_keys(roots: Sequence[TrustRoot]) -> tuple[PinnedKey, ...]:
-    """Parse every selected trust root (see :func:`pinned_key`).
+    """The pinned keys of the selected trust roots (see :func:`pinned_key`).
 
     Raises:
         TrustRootError: invalid_key, or trust_root_not_found when ``roots`` is empty.

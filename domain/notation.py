@@ -45,7 +45,7 @@ from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import Category, TrustRootError, VerificationError
 from connaisseur.domain.policy import RuleOptions
 from connaisseur.domain.rfc3161 import TimestampError, verify_timestamp_token
-from connaisseur.domain.trust import TrustRoot, load_certificates, select_trust_roots
+from connaisseur.domain.trust import TrustRoot, select_trust_roots
 from connaisseur.domain.verdict import TrustedDigest
 
 ARTIFACT_TYPE = "application/vnd.cncf.notary.signature"
@@ -139,32 +139,26 @@ class NotationTrustStore:
 
     @classmethod
     def from_roots(cls, roots: Sequence[TrustRoot]) -> NotationTrustStore:
-        """Parse every root's ``cert`` (and ``tsCert``); the first root of a name wins.
+        """The stores of the roots' parsed ``cert`` (and ``tsCert``); the first root of a name
+        wins. The configuration loader guarantees every root of a notation validator a ``cert``
+        and a known ``storeType``.
 
         Raises:
-            TrustRootError: no roots, a root without ``cert``, or unparsable PEM
-                (message prefixed with the ``trustRoots[i]`` path).
+            TrustRootError: an unknown store type (see :func:`store_type_of`).
         """
-        if not roots:
-            raise TrustRootError("no trust roots provided for validator")
         signing: dict[StoreType, dict[str, tuple[x509.Certificate, ...]]] = {
             StoreType.CA: {},
             StoreType.SIGNING_AUTHORITY: {},
         }
         tsa: dict[str, tuple[x509.Certificate, ...]] = {}
         seen: set[str] = set()
-        for index, root in enumerate(roots):
-            if root.name in seen:
+        for root in roots:
+            if root.name in seen or root.cert is None:
                 continue
             seen.add(root.name)
-            if not root.cert:
-                raise TrustRootError(
-                    f"trustRoots[{index}].cert: no certificate provided for trust root {root.name}"
-                )
-            store = signing[store_type_of(root)]
-            store[root.name] = _certificates(root.cert, f"trustRoots[{index}].cert")
+            signing[store_type_of(root)][root.name] = root.cert.certificates
             if root.ts_cert:
-                tsa[root.name] = _certificates(root.ts_cert, f"trustRoots[{index}].tsCert")
+                tsa[root.name] = root.ts_cert.certificates
         return cls(
             ca=signing[StoreType.CA],
             tsa=tsa,
@@ -200,13 +194,6 @@ def store_type_of(root: TrustRoot) -> StoreType:
     raise TrustRootError(
         f"trust root {root.name}: storeType must be ca or signingAuthority, not {root.store_type!r}"
     )
-
-
-def _certificates(pem: str, path: str) -> tuple[x509.Certificate, ...]:
-    try:
-        return tuple(load_certificates(pem))
-    except TrustRootError as e:
-        raise TrustRootError(f"{path}: {e.message}", category=e.category) from e
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

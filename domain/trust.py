@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -22,7 +22,11 @@ _PEM_BLOCK = re.compile(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeylessIdentity:
-    """Who must have signed a keyless (Fulcio) signature; regexes are searched, not anchored."""
+    """Who must have signed a keyless (Fulcio) signature; regexes are searched, not anchored.
+
+    Built by the configuration loader, which guarantees exactly one issuer form and one subject
+    form, and regexes that compile.
+    """
 
     issuer: str | None = None
     subject: str | None = None
@@ -30,14 +34,58 @@ class KeylessIdentity:
     subject_regex: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PemPublicKey:
+    """A public key as configured (``pem``, which identifies it) and parsed (``key``)."""
+
+    pem: str
+    key: PublicKey = field(repr=False, compare=False)
+
+    @classmethod
+    def parse(cls, pem: str) -> PemPublicKey:
+        """Parse ``pem`` (see :func:`load_public_key`).
+
+        Raises:
+            TrustRootError: not one PEM public key of a supported type (invalid_key).
+        """
+        return cls(pem, load_public_key(pem))
+
+
+@dataclass(frozen=True, slots=True)
+class Certificates:
+    """PEM certificates as configured (``pem``, which identifies them) and parsed."""
+
+    pem: str
+    certificates: tuple[x509.Certificate, ...] = field(repr=False, compare=False)
+
+    @classmethod
+    def parse(cls, pem: str) -> Certificates:
+        """Parse ``pem`` (see :func:`load_certificates`).
+
+        Raises:
+            TrustRootError: not PEM certificates (invalid_key).
+        """
+        return cls(pem, tuple(load_certificates(pem)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KubernetesKeyRef:
+    """``k8s://<namespace>/<secret>``: a ``cosign.pub`` in a Kubernetes secret."""
+
+    namespace: str
+    name: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrustRoot:
-    """A named anchor of trust: a PEM public key, a PEM certificate (+ TSA cert), or keyless."""
+    """A named anchor of trust, parsed when the configuration loads: a public key or a key
+    reference, certificates (+ TSA certificates), or a keyless identity."""
 
     name: str
-    key: str | None = None
-    cert: str | None = None
-    ts_cert: str | None = None
+    key: PemPublicKey | None = None
+    key_ref: KubernetesKeyRef | None = None
+    cert: Certificates | None = None
+    ts_cert: Certificates | None = None
     keyless: KeylessIdentity | None = None
     #: Notation only: the trust store type of ``cert`` (``None`` is ``ca``; ``signingAuthority``
     #: must be configured explicitly, see docs/decisions/0025-notation-signing-authority.md).

@@ -284,7 +284,8 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 async def _build_validators(container: Container) -> None:
-    """Construct every validator (no network): their own load-time checks run too."""
+    """Construct every validator (no network), as ``serve`` does at start-up: the wiring and
+    the packaged trust material (sigstore's public-good keys) are exercised too."""
     async with aiohttp.ClientSession() as session:
         container.session.override(session)
         container.validators()

@@ -29,16 +29,21 @@ from connaisseur.adapters.registry import AiohttpRegistryClient
 from connaisseur.adapters.sigstore_trust import public_good_material
 from connaisseur.application.cosign import CosignValidator, transparency_switches
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.settings import AuthSettings
+from connaisseur.application.settings import AuthSettings, ValidatorSettings
 from connaisseur.config.auth import load_auth
-from connaisseur.config.loader import keyless_identity
-from connaisseur.domain.cosign import Verifier, load_verifier, resolve_trust_roots
+from connaisseur.config.validators import parse_trust_root
+from connaisseur.domain.cosign import (
+    Verifier,
+    load_verifier,
+    override_material,
+    resolve_trust_roots,
+)
 from connaisseur.domain.errors import ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from connaisseur.domain.trust import TrustRoot
-from tests.support.cosign import TreeRegistry, validator_settings
+from tests.support.cosign import TreeRegistry
 from tests.support.fakes import FakeClock, unreachable_transparency_log
+from tests.support.settings import validator_settings
 
 T = TypeVar("T")
 HERE = Path(__file__).parent
@@ -75,10 +80,20 @@ def load_validator_doc(path: str) -> Any:
     return yaml.safe_load((DATA / path).read_text())
 
 
+def load_settings(doc: Any) -> ValidatorSettings:
+    """A validator file's document through the real configuration loader."""
+    return validator_settings(doc, DATA / "auth")
+
+
+def verifiers(doc: Any) -> list[Verifier]:
+    """The verifiers a validator of ``doc`` checks signatures with, one per trust root."""
+    return [load_verifier(root) for root in load_settings(doc).trust_roots]
+
+
 def make_validator(
     doc: Any, registry: AiohttpRegistryClient | None = None, auth: AuthSettings | None = None
 ) -> CosignValidator:
-    settings = validator_settings(doc, DATA / "auth")
+    settings = load_settings(doc)
     if auth is not None:
         settings = dataclasses.replace(settings, auth=auth)
     return CosignValidator(
@@ -114,9 +129,8 @@ def expect_error(exc: ConnaisseurError, expected: Mapping[str, Any]) -> None:
 @pytest.mark.parametrize("case", cases("cosign", "load_validator"))
 def test_load_validator(case: Any) -> None:
     expected = case["expected"]
-    validator, error = attempt(
-        lambda: make_validator(load_validator_doc(case["inputs"]["validator"]))
-    )
+    doc = load_validator_doc(case["inputs"]["validator"])
+    validator, error = attempt(lambda: make_validator(doc))
     if error is not None:
         assert not expected["ok"], error.message
         expect_error(error, expected)
@@ -124,15 +138,15 @@ def test_load_validator(case: Any) -> None:
     assert expected["ok"]
     assert validator is not None
     assert validator.name == expected["name"]
-    assert [v.name for v in validator.verifiers] == expected["trust_roots"]
+    assert [v.name for v in verifiers(doc)] == expected["trust_roots"]
 
 
 @pytest.mark.parametrize("case", cases("cosign", "select_verifiers"))
 def test_select_verifiers(case: Any) -> None:
     inputs, expected = case["inputs"], case["expected"]
-    validator = make_validator(load_validator_doc(inputs["validator"]))
+    doc = load_validator_doc(inputs["validator"])
     try:
-        chosen = resolve_trust_roots(validator.verifiers, inputs["key_refs"], use_default=True)
+        chosen = resolve_trust_roots(verifiers(doc), inputs["key_refs"], use_default=True)
     except ConnaisseurError as e:
         assert not expected["ok"]
         expect_error(e, expected)
@@ -157,7 +171,7 @@ async def test_check_options(case: Any, session: aiohttp.ClientSession) -> None:
     try:
         host = f"127.0.0.1:{server.port}"
         doc = load_validator_doc(inputs["validator"])
-        settings = validator_settings(doc, DATA / "auth")
+        settings = load_settings(doc)
         # As upstream: re-key the validator's single credential entry to the mock host.
         auth = dataclasses.replace(
             settings.auth, credentials=tuple((host, c) for _, c in settings.auth.credentials)
@@ -178,9 +192,16 @@ async def test_check_options(case: Any, session: aiohttp.ClientSession) -> None:
         want = expected["registry_basic_auth"]
         user = f"{want['username']}:{want['password']}" if want["username"] else ""
         assert mock.basic_seen[-1] == user
+        host = settings.transparency
+        material = override_material(
+            public_good_material(),
+            rekor_pubkey=host.rekor_pubkey,
+            fulcio_cert=host.fulcio_cert,
+            ct_log_pubkey=host.ct_log_pubkey,
+        )
         for field, attr in (("rekor_keys", "rekor_keys"), ("ctlog_keys", "ct_keys")):
             if field in expected:
-                keys = dict(getattr(validator.material, attr))
+                keys = dict(getattr(material, attr))
                 for log_id, want_key in expected[field].items():
                     assert key_x_int64(keys[log_id]) == want_key["key_x_int64"]
     finally:
@@ -236,12 +257,13 @@ async def test_validate_image(
 @pytest.mark.parametrize("case", cases("cosign", "load_verifier"))
 def test_load_verifier(case: Any) -> None:
     raw, expected = case["inputs"]["trust_root"], case["expected"]
-    root = TrustRoot(
-        name=raw.get("name", ""),
-        key=(DATA / raw["key_file"]).read_text() if "key_file" in raw else raw.get("key"),
-        keyless=keyless_identity(raw.get("keyless")),
+    written = {k: v for k, v in raw.items() if k != "key_file"}
+    if "key_file" in raw:
+        written["key"] = (DATA / raw["key_file"]).read_text()
+    # Parsed as the configuration loader parses a cosign trust root, then made a verifier.
+    verifier, error = attempt(
+        lambda: load_verifier(parse_trust_root(written, "cosign", "trustRoots[0]"))
     )
-    verifier, error = attempt(lambda: load_verifier(root))
     if error is not None:
         assert not expected["ok"], error.message
         expect_error(error, expected)

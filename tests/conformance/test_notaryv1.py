@@ -2,7 +2,13 @@
 
 Server-backed cases run the real adapter against the conformance notary mock serving the
 byte-exact ``served/`` bodies. Where the product deliberately differs (D4, D9:
-docs/decisions/0004 and 0009) the test asserts our behaviour and names the difference.
+docs/decisions/0004 and 0009, and 0013 for configuration checked when it loads) the test asserts
+our behaviour and names the difference.
+
+Validator settings are built by the real configuration loader. Upstream parses a trust root's
+key only when a rule selects it; our loader refuses a validator with any unusable key
+(0013), so the per-root operations (``validate_image``, ``trust_root_keys``) load the roots the
+rule selects.
 """
 
 from __future__ import annotations
@@ -21,10 +27,11 @@ import yaml
 from connaisseur.adapters.http import HttpClient
 from connaisseur.adapters.notary import NotaryV1HttpClient
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.notaryv1 import NotaryV1Validator, check_notaryv1_settings, notary_host
+from connaisseur.application.notaryv1 import NotaryV1Validator
 from connaisseur.application.ports import Endpoint
 from connaisseur.application.settings import AuthSettings, Credentials, ValidatorSettings
 from connaisseur.config.loader import build_settings
+from connaisseur.config.validators import parse_trust_root
 from connaisseur.domain.errors import Category, ConfigError, ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.notaryv1 import (
@@ -39,6 +46,7 @@ from connaisseur.domain.trust import TrustRoot, select_trust_roots
 from connaisseur.domain.tuf import Envelope, RoleKeys, check_expiry, check_hashes, parse_keys
 from tests.support.fakes import FakeClock
 from tests.support.notary_mock import NotaryMock, notary_mock
+from tests.support.settings import trust_root, validator_settings
 
 HERE = Path(__file__).parent
 DATA = HERE / "data"
@@ -49,11 +57,17 @@ CASES = [
 TYPES = {"root": "Root", "targets": "Targets", "snapshot": "Snapshot", "timestamp": "Timestamp"}
 
 #: Cases whose outcome our product changes on purpose: case id → (our category, reason).
+_AT_LOAD = "0013: the configuration loader refuses it, so the validator never exists"
 DIFFERENCES = {
     "notaryv1-055": (
         Category.UNAUTHORIZED,
         "D9: a refused token request is reported as 'unauthorized', not a generic fetch failure",
     ),
+    # A DER (not PEM) key, and hosts that are no plain http(s) base URL: refused at start-up
+    # instead of failing every request.
+    "notaryv1-024": (Category.CONFIG_INVALID, _AT_LOAD),
+    "notaryv1-025": (Category.CONFIG_INVALID, _AT_LOAD),
+    "notaryv1-045": (Category.CONFIG_INVALID, _AT_LOAD),
 }
 
 #: Cases with no equivalent unit in our design (level: component), and why.
@@ -76,15 +90,20 @@ def load_yaml(rel: str) -> Any:
     return yaml.safe_load((DATA / rel).read_text())
 
 
-def validator_settings(doc: dict[str, Any], host: str | None = None) -> ValidatorSettings:
-    roots = tuple(TrustRoot(name=r["name"], key=r.get("key")) for r in doc.get("trustRoots") or [])
-    return ValidatorSettings(
-        name=doc["name"],
-        type=doc["type"],
-        host=host if host is not None else doc.get("host"),
-        cert=doc.get("cert"),
-        trust_roots=roots,
-    )
+def selected_roots(doc: dict[str, Any], ref: str | None) -> list[dict[str, Any]]:
+    """The ``trustRoots`` entries a rule's ``trustRoot`` selects, as written.
+
+    Raises:
+        TrustRootError: trust_root_not_found, as the validator raises it.
+    """
+    written = doc.get("trustRoots") or []
+    chosen = select_trust_roots([TrustRoot(name=r["name"]) for r in written], ref)
+    return [next(r for r in written if r["name"] == c.name) for c in chosen]
+
+
+def notary_settings(doc: dict[str, Any], host: str, ref: str | None = None) -> ValidatorSettings:
+    """The validator file with ``host``, and only the roots ``ref`` selects, through the loader."""
+    return validator_settings({**doc, "host": host, "trustRoots": selected_roots(doc, ref)})
 
 
 def read_text_input(value: str) -> str:
@@ -92,7 +111,7 @@ def read_text_input(value: str) -> str:
 
 
 def pins(paths: list[str]) -> list[Any]:
-    roots = [TrustRoot(name=p, key=(DATA / p).read_text()) for p in paths]
+    roots = [trust_root("notaryv1", p, key=(DATA / p).read_text()) for p in paths]
     return list(pinned_keys(roots)) if roots else []
 
 
@@ -132,9 +151,9 @@ async def op_validate_image(
 ) -> dict[str, Any]:
     inputs = case["inputs"]
     host = inputs["host"].replace("<notary mock base URL>", mock.url if mock else "")
-    settings = validator_settings(load_yaml(inputs["validator"]), host)
-    validator = NotaryV1Validator(settings, client, clock_of(case))
     rule = inputs.get("rule") or {}
+    settings = notary_settings(load_yaml(inputs["validator"]), host, rule.get("trustRoot"))
+    validator = NotaryV1Validator(settings, client, clock_of(case))
     options = RuleOptions(
         trust_root=rule.get("trustRoot"), delegations=tuple(rule.get("delegations") or ())
     )
@@ -143,8 +162,8 @@ async def op_validate_image(
 
 
 async def op_trust_root_keys(case: dict[str, Any], *_: Any) -> dict[str, Any]:
-    settings = validator_settings(load_yaml(case["inputs"]["validator"]))
-    roots = select_trust_roots(settings.trust_roots, case["inputs"]["trust_root"])
+    written = selected_roots(load_yaml(case["inputs"]["validator"]), case["inputs"]["trust_root"])
+    roots = [parse_trust_root(r, "notaryv1", f"trustRoots[{i}]") for i, r in enumerate(written)]
     return {"keys": [{"alg": k.alg, "id": k.key_id} for k in pinned_keys(roots)]}
 
 
@@ -159,11 +178,10 @@ async def op_load_validator(case: dict[str, Any], *_: Any) -> dict[str, Any]:
         settings = build_settings(document, secrets_dir=secrets, env={}).validators[0]
     except ConfigError as e:
         raise ConfigError(e.message, e.problems) from e
-    check_notaryv1_settings(settings)
     return {
         "name": settings.name,
-        "host": notary_host(settings.host),
-        "cert": settings.cert or "",
+        "host": settings.host,
+        "cert": settings.cert.pem if settings.cert else "",
         "trust_roots": [r.name for r in settings.trust_roots],
         "auth": {
             key: {"username": c.username, "password": c.password}
@@ -184,32 +202,28 @@ async def op_search_targets(case: dict[str, Any], *_: Any) -> dict[str, Any]:
     }
 
 
+def client_settings(host: str, cert: str | None) -> ValidatorSettings:
+    """A notaryv1 validator for ``host`` (and ``cert``) through the real configuration loader."""
+    key = (DATA / "cosign/default.key").read_text()
+    entry = {"name": "default", "type": "notaryv1", "host": host, "cert": cert}
+    written = {k: v for k, v in entry.items() if v}
+    return validator_settings({**written, "trustRoots": [{"name": "default", "key": key}]})
+
+
 async def op_client_setup(
     case: dict[str, Any], mock: NotaryMock | None, client: NotaryV1HttpClient
 ) -> dict[str, Any]:
     inputs = case["inputs"]
     host = inputs["host"].replace("<notary mock base URL>", mock.url if mock else "")
     host = host.replace("<closed port>", str(_closed_port()))
-    settings = ValidatorSettings(
-        name="default",
-        type="notaryv1",
-        cert=inputs.get("cert") or None,
-        trust_roots=(TrustRoot(name="default", key=(DATA / "cosign/default.key").read_text()),),
-    )
-    check_notaryv1_settings(settings)
+    settings = client_settings(host, inputs.get("cert"))
     gun = ImageReference.parse(inputs["image"]).notary_reference
-    await client.fetch_roles(notary_host(host), gun, [], endpoint(case, mock), deadline())
-    return {"repo": gun, "host": notary_host(host)}
+    await client.fetch_roles(settings.host, gun, [], endpoint(case, mock), deadline())
+    return {"repo": gun, "host": settings.host}
 
 
 async def op_tls_config(case: dict[str, Any], *_: Any) -> dict[str, Any]:
-    settings = ValidatorSettings(
-        name="default",
-        type="notaryv1",
-        cert=read_text_input(case["inputs"]["cert"]),
-        trust_roots=(TrustRoot(name="default", key=(DATA / "cosign/default.key").read_text()),),
-    )
-    check_notaryv1_settings(settings)
+    client_settings("", read_text_input(case["inputs"]["cert"]))
     return {}
 
 

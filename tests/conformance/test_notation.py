@@ -57,10 +57,9 @@ def rule_options(rule: dict[str, str] | None) -> RuleOptions:
 
 
 def run_load_validator(case: dict[str, Any]) -> dict[str, Any]:
-    validator = NotationValidator(
-        load_settings(case["inputs"]["validator"]), FakeRegistry(), FakeClock(CLOCK, frozen=True)
-    )
-    store = validator.trust_store
+    settings = load_settings(case["inputs"]["validator"])
+    validator = NotationValidator(settings, FakeRegistry(), FakeClock(CLOCK, frozen=True))
+    store = NotationTrustStore.from_roots(settings.trust_roots)
     return {
         "name": validator.name,
         "type": validator.type,

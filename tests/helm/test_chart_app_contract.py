@@ -284,9 +284,7 @@ def test_api_access_is_granted_exactly_when_the_app_uses_the_api(
     assert app_looks_up_owners is owner_lookups
     assert ("ClusterRole" in {m["kind"] for m in manifests}) is owner_lookups
     app_reads_keys = any(
-        str(root.key or "").startswith("k8s://")
-        for v in settings.validators
-        for root in v.trust_roots
+        root.key_ref is not None for v in settings.validators for root in v.trust_roots
     )
     assert app_reads_keys is key_reads
     assert ("Role" in {m["kind"] for m in manifests}) is key_reads

@@ -11,7 +11,8 @@ token-guarding proxy in front of the real registry.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import aiohttp
 import pytest
@@ -23,17 +24,17 @@ from connaisseur.adapters.registry import AiohttpRegistryClient
 from connaisseur.application.cosign import CosignValidator
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import Endpoint
-from connaisseur.application.settings import AuthSettings, Credentials, ValidatorSettings
+from connaisseur.application.settings import AuthSettings
 from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from connaisseur.domain.trust import TrustRoot
 from tests.support.containers import Backend
 from tests.support.cosign import Signer, image_manifest, payload, sign_layout
 from tests.support.fakes import FakeClock, unreachable_transparency_log
 from tests.support.oci_push import Pusher
 from tests.support.registry_proxy import RegistryProxy
 from tests.support.servers import RegistryServer, registry_server, secure_registry_server
+from tests.support.settings import validator_settings
 
 pytestmark = pytest.mark.integration
 CLOCK = FakeClock()
@@ -68,15 +69,12 @@ def validator(
     signer: Signer,
     *,
     cert: str | None = None,
-    auth: AuthSettings | None = None,
+    auth: Mapping[str, str] | None = None,
 ) -> CosignValidator:
-    settings = ValidatorSettings(
-        name="cosign",
-        type="cosign",
-        cert=cert,
-        auth=auth or AuthSettings(),
-        trust_roots=(TrustRoot(name="default", key=signer.public_pem),),
-    )
+    roots = [{"name": "default", "key": signer.public_pem}]
+    entry: dict[str, Any] = {"name": "cosign", "type": "cosign", "trustRoots": roots}
+    optional = {"cert": cert, "auth": auth}
+    settings = validator_settings(entry | {k: v for k, v in optional.items() if v})
     return CosignValidator(settings, registry, unreachable_transparency_log(), CLOCK)
 
 
@@ -204,8 +202,9 @@ async def test_referrers_fall_back_to_the_tag_schema(
 # ------------------------------------------------------------------ HTTPS + Basic
 
 
-def alice(host: str, password: str) -> AuthSettings:
-    return AuthSettings(credentials=((host, Credentials(username="alice", password=password)),))
+def alice(host: str, password: str) -> dict[str, str]:
+    """Inline credentials as a values file writes them."""
+    return {"username": "alice", "password": password, "registry": host}
 
 
 async def test_https_basic_auth_with_the_validator_cert(

@@ -18,16 +18,15 @@ from connaisseur.adapters.http import HttpClient
 from connaisseur.adapters.notary import NotaryV1HttpClient
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.notaryv1 import NotaryV1Validator
-from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from connaisseur.domain.trust import TrustRoot
 from tests.support.containers import Backend
 from tests.support.fakes import FakeClock
 from tests.support.notary_sim import digest_of
 from tests.support.notary_stack import NotaryCli, NotaryStack, notary_stack
 from tests.support.servers import free_port
+from tests.support.settings import validator_settings
 
 pytestmark = pytest.mark.integration
 
@@ -60,14 +59,10 @@ def validator(
     host: str | None = None,
     cert: str | None = "",
 ) -> NotaryV1Validator:
-    roots = tuple(TrustRoot(name=f"k{i}", key=pem) for i, pem in enumerate(pems))
-    settings = ValidatorSettings(
-        name="real",
-        type="notaryv1",
-        host=host or stack.url,
-        cert=stack.ca_pem if cert == "" else cert,
-        trust_roots=roots,
-    )
+    roots = [{"name": f"k{i}", "key": pem} for i, pem in enumerate(pems)]
+    entry = {"name": "real", "type": "notaryv1", "host": host or stack.url, "trustRoots": roots}
+    ca = stack.ca_pem if cert == "" else cert
+    settings = validator_settings({**entry, "cert": ca} if ca else entry)
     return NotaryV1Validator(settings, notary, FakeClock(now or dt.datetime.now(dt.UTC)))
 
 

@@ -76,7 +76,7 @@ def test_the_cases_use_the_https_mock_and_its_ca() -> None:
         assert case["inputs"]["server"] == "notation_registry"
         settings = load_settings(case["inputs"]["validator"])
         assert settings.cert is not None
-        assert settings.cert.strip() == (NOTATION / "ca.pem").read_text().strip()
+        assert settings.cert.pem.strip() == (NOTATION / "ca.pem").read_text().strip()
 
 
 @pytest.mark.parametrize("case", VALIDATE, ids=[c["id"] for c in VALIDATE])

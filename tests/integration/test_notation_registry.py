@@ -25,11 +25,9 @@ from connaisseur.adapters.http import HttpClient
 from connaisseur.adapters.registry import AiohttpRegistryClient
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.notation import NotationValidator
-from connaisseur.application.settings import AuthSettings, Credentials, ValidatorSettings
 from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from connaisseur.domain.trust import TrustRoot
 from tests.support.containers import Backend
 from tests.support.cosign import image_manifest
 from tests.support.fakes import FakeClock
@@ -52,6 +50,7 @@ from tests.support.notation_signing import (
 )
 from tests.support.oci_push import Pusher
 from tests.support.servers import RegistryServer, secure_registry_server
+from tests.support.settings import validator_settings
 
 pytestmark = pytest.mark.integration
 CLOCK = FakeClock(REAL_NOW)
@@ -94,14 +93,14 @@ def pusher(registry: RegistryServer, session: aiohttp.ClientSession) -> Pusher:
 def validator(
     registry: RegistryServer, session: aiohttp.ClientSession, pki: Pki
 ) -> NotationValidator:
-    settings = ValidatorSettings(
-        name="notation",
-        type="notation",
-        cert=registry.ca_pem,
-        auth=AuthSettings(
-            credentials=((registry.host, Credentials(username=USER, password=PASSWORD)),)
-        ),
-        trust_roots=(TrustRoot(name="default", cert=pki.root.pem()),),
+    settings = validator_settings(
+        {
+            "name": "notation",
+            "type": "notation",
+            "cert": registry.ca_pem,
+            "auth": {"username": USER, "password": PASSWORD, "registry": registry.host},
+            "trustRoots": [{"name": "default", "cert": pki.root.pem()}],
+        }
     )
     return NotationValidator(settings, AiohttpRegistryClient(HttpClient(session), CLOCK), CLOCK)
 

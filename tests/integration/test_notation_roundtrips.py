@@ -27,10 +27,8 @@ from connaisseur.adapters.http import HttpClient
 from connaisseur.adapters.registry import AiohttpRegistryClient
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.notation import NotationValidator
-from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from connaisseur.domain.trust import TrustRoot
 from tests.support.containers import Backend
 from tests.support.cosign import image_manifest, sha256
 from tests.support.fakes import FakeClock
@@ -46,6 +44,7 @@ from tests.support.notation_signing import REAL_NOW, issue, make_ca, sign_jws, t
 from tests.support.oci_push import Pusher
 from tests.support.registry_proxy import RegistryProxy
 from tests.support.servers import RegistryServer, registry_server, serving
+from tests.support.settings import validator_settings
 from tests.support.tls import TlsFiles, make_tls, server_context
 
 pytestmark = pytest.mark.integration
@@ -131,12 +130,9 @@ async def signed(registry: RegistryServer, session: aiohttp.ClientSession) -> Si
 def validator(
     proxied: Proxied, session: aiohttp.ClientSession, signed: Signed
 ) -> NotationValidator:
-    settings = ValidatorSettings(
-        name="rt",
-        type="notation",
-        cert=proxied.ca_pem,
-        trust_roots=(TrustRoot(name="default", cert=signed.root_pem),),
-    )
+    roots = [{"name": "default", "cert": signed.root_pem}]
+    entry = {"name": "rt", "type": "notation", "cert": proxied.ca_pem, "trustRoots": roots}
+    settings = validator_settings(entry)
     return NotationValidator(settings, AiohttpRegistryClient(HttpClient(session), CLOCK), CLOCK)
 
 

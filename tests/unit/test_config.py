@@ -11,11 +11,13 @@ import aiohttp
 import pytest
 import yaml
 
+from connaisseur.application.caching import fingerprint_hash, stable
 from connaisseur.application.settings import ResourceValidationMode
 from connaisseur.config.container import build_container
 from connaisseur.config.loader import DEFAULT_CONFIG, build_settings, load_settings
 from connaisseur.domain.errors import Category, ConfigError
 from connaisseur.domain.image import ImageReference
+from connaisseur.domain.trust import KubernetesKeyRef
 from tests.support.notation_signing import make_ca
 
 KEY = """-----BEGIN PUBLIC KEY-----
@@ -198,6 +200,51 @@ def test_deeper_checks_still_run_next_to_schema_errors_of_the_same_validator() -
     }
 
 
+def test_what_each_validator_type_needs_is_reported_for_every_validator_in_one_pass() -> None:
+    """Trust anchors a validator type cannot use, an incomplete keyless identity and a bad
+    Rekor URL are found by the loader, all at once, each with its path (they used to surface
+    one at a time, when the first validator was constructed)."""
+    cert = {"name": "c", "cert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"}
+    cosign = {
+        "name": "cs",
+        "type": "cosign",
+        "host": {"rekor": "ftp://rekor.example"},
+        "trustRoots": [
+            {"name": "half", "keyless": {"issuer": "https://issuer"}},
+            {"name": "ref", "key": "k8s://Not A Ref/x"},
+        ],
+    }
+    notation = {"name": "nt", "type": "notation", "trustRoots": [{"name": "k", "key": KEY}]}
+    problems = problems_of(app(validators=[STATIC, cosign, notation, notary(trustRoots=[cert])]))
+    assert {p.split(":")[0] for p in problems} == {
+        "validators[1].host.rekor",
+        "validators[1].trustRoots[0].keyless",
+        "validators[1].trustRoots[1].key",
+        "validators[2].trustRoots[0].cert",
+        "validators[3].trustRoots[0].cert",
+    }
+
+
+def test_a_keyless_regex_that_does_not_compile_is_refused() -> None:
+    keyless = {"issuerRegex": "(", "subject": "me"}
+    cosign = {"name": "cs", "type": "cosign", "trustRoots": [{"name": "k", "keyless": keyless}]}
+    (problem,) = problems_of(app(validators=[cosign]))
+    assert problem.startswith("validators[0].trustRoots[0].keyless.issuerRegex: invalid regular")
+
+
+def test_the_validator_fingerprint_is_the_same_in_every_process() -> None:
+    """Cache keys (D5) hash the parsed settings; a parsed key must not leak an object ``repr``
+    (which differs between processes, so replicas sharing Redis would never hit)."""
+    cosign = {"name": "cs", "type": "cosign", "trustRoots": [{"name": "k", "key": KEY}]}
+    first, second = (
+        build_settings(app(validators=[cosign]), secrets_dir=None, env={}) for _ in "12"
+    )
+    a, b = first.validators[0], second.validators[0]
+    assert a.trust_roots[0].key is not b.trust_roots[0].key
+    assert fingerprint_hash(a.fingerprint()) == fingerprint_hash(b.fingerprint())
+    assert "object at 0x" not in json.dumps(stable(a.fingerprint()))
+
+
 def test_kms_and_k8s_key_references(tmp_path: Path) -> None:
     cosign = {
         "name": "c",
@@ -205,7 +252,8 @@ def test_kms_and_k8s_key_references(tmp_path: Path) -> None:
         "trustRoots": [{"name": "default", "key": "k8s://ns/secret"}],
     }
     settings = build_settings(app(validators=[cosign]), secrets_dir=tmp_path, env={})
-    assert settings.validators[0].trust_roots[0].key == "k8s://ns/secret"
+    ref = settings.validators[0].trust_roots[0].key_ref
+    assert ref == KubernetesKeyRef(namespace="ns", name="secret")
     # k8s:// is a cosign feature only
     notary_ref = notary(trustRoots=[{"name": "default", "key": "k8s://ns/secret"}])
     assert problems_of(app(validators=[notary_ref]))

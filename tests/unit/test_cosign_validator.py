@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from connaisseur.application.cosign import K8S_KEY_TTL_SECONDS, CosignValidator
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.settings import TransparencySettings, ValidatorSettings
 from connaisseur.domain.cosign import BUNDLE_ANNOTATION, signature_tag
 from connaisseur.domain.errors import (
     Category,
@@ -32,7 +31,6 @@ from connaisseur.domain.errors import (
 )
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from connaisseur.domain.trust import KeylessIdentity, TrustRoot
 from tests.support.cosign import (
     FakeRekor,
     Layout,
@@ -44,6 +42,7 @@ from tests.support.cosign import (
 )
 from tests.support.fake_oci_registry import FakeRegistry
 from tests.support.fakes import FakeClock, FakeTransparencyLog
+from tests.support.settings import validator_settings
 
 DATA = Path(__file__).parents[1] / "conformance" / "data"
 IMAGE = ImageReference.parse("registry.example/team/app:1.0")
@@ -93,15 +92,15 @@ class FakeKubernetes:
 
 
 def validator(
-    roots: Sequence[TrustRoot],
+    roots: Sequence[Mapping[str, Any]],
     registry: FakeRegistry,
     tlog: FakeTransparencyLog | None = None,
-    transparency: TransparencySettings | None = None,
+    host: Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> CosignValidator:
-    settings = ValidatorSettings(
-        name="cosign", type="cosign", trust_roots=tuple(roots), transparency=transparency
-    )
+    """A validator of the ``trustRoots`` (and ``host`` block) as a user writes them."""
+    entry = {"name": "cosign", "type": "cosign", "trustRoots": list(roots), "host": host or {}}
+    settings = validator_settings(entry)
     return CosignValidator(settings, registry, tlog or FakeTransparencyLog(), CLOCK, **kwargs)
 
 
@@ -133,7 +132,7 @@ async def test_each_key_type_verifies_and_pins_the_resolved_digest(
     reg = FakeRegistry()
     digest = push_image(reg, "1.0")
     push_signatures(reg, digest, sign_layout([signed(signers[kind], digest)]))
-    v = validator([TrustRoot(name="default", key=signers[kind].public_pem)], reg)
+    v = validator([{"name": "default", "key": signers[kind].public_pem}], reg)
     result = await run(v)
     assert result.digest == digest
     assert result.signers == ("default",)
@@ -144,7 +143,7 @@ async def test_unsigned_image_is_no_trust_data_naming_image_and_roots(
 ) -> None:
     reg = FakeRegistry()
     push_image(reg, "1.0")
-    v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
+    v = validator([{"name": "default", "key": signers["p256"].public_pem}], reg)
     err = await denied(v)
     assert err.category is Category.NO_TRUST_DATA
     assert IMAGE.name in err.message
@@ -155,7 +154,7 @@ async def test_signed_by_another_key_is_signature_invalid(signers: dict[str, Sig
     reg = FakeRegistry()
     digest = push_image(reg, "1.0")
     push_signatures(reg, digest, sign_layout([signed(signers["other"], digest)]))
-    v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
+    v = validator([{"name": "default", "key": signers["p256"].public_pem}], reg)
     assert (await denied(v)).category is Category.SIGNATURE_INVALID
 
 
@@ -167,7 +166,7 @@ async def test_d2_signature_over_another_digest_is_digest_mismatch(
     digest = push_image(reg, "1.0")
     other = push_image(reg, "old", seed="b")
     push_signatures(reg, digest, sign_layout([signed(signers["p256"], other)]))
-    v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
+    v = validator([{"name": "default", "key": signers["p256"].public_pem}], reg)
     err = await denied(v)
     assert err.category is Category.DIGEST_MISMATCH
     assert other in err.message
@@ -180,7 +179,7 @@ async def test_d2_reference_of_another_repository_denied_unless_ignore_reference
     digest = push_image(reg, "1.0")
     layout = sign_layout([signed(signers["p256"], digest, "mirror.example/team/app")])
     push_signatures(reg, digest, layout)
-    v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
+    v = validator([{"name": "default", "key": signers["p256"].public_pem}], reg)
     assert (await denied(v)).category is Category.REFERENCE_NOT_FOUND
     result = await run(v, dataclasses.replace(NO_TLOG, ignore_reference=True))
     assert result.digest == digest
@@ -194,7 +193,7 @@ async def test_a_bad_signature_does_not_hide_a_good_one(signers: dict[str, Signe
         digest,
         sign_layout([signed(signers["other"], digest), signed(signers["p256"], digest)]),
     )
-    v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
+    v = validator([{"name": "default", "key": signers["p256"].public_pem}], reg)
     assert (await run(v)).digest == digest
 
 
@@ -204,18 +203,18 @@ async def test_tampered_payload_fails_verification(signers: dict[str, Signer]) -
     body, sig, _ = signed(signers["p256"], digest)
     tampered = body.replace(b"cosign container", b"cosign  container")
     push_signatures(reg, digest, sign_layout([(tampered, sig, {})]))
-    v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
+    v = validator([{"name": "default", "key": signers["p256"].public_pem}], reg)
     assert (await denied(v)).category is Category.SIGNATURE_INVALID
 
 
 # ------------------------------------------------------------------ thresholds (D3)
 
 
-def three_roots(signers: dict[str, Signer]) -> list[TrustRoot]:
+def three_roots(signers: dict[str, Signer]) -> list[dict[str, str]]:
     return [
-        TrustRoot(name="alice", key=signers["p256"].public_pem),
-        TrustRoot(name="bob", key=signers["p384"].public_pem),
-        TrustRoot(name="charlie", key=signers["ed25519"].public_pem),
+        {"name": "alice", "key": signers["p256"].public_pem},
+        {"name": "bob", "key": signers["p384"].public_pem},
+        {"name": "charlie", "key": signers["ed25519"].public_pem},
     ]
 
 
@@ -235,7 +234,7 @@ async def test_d3_two_trust_roots_with_the_same_key_count_once(signers: dict[str
     digest = push_image(reg, "1.0")
     push_signatures(reg, digest, sign_layout([signed(signers["p256"], digest)]))
     same = signers["p256"].public_pem
-    v = validator([TrustRoot(name="a", key=same), TrustRoot(name="b", key=same)], reg)
+    v = validator([{"name": "a", "key": same}, {"name": "b", "key": same}], reg)
     err = await denied(v, dataclasses.replace(NO_TLOG, trust_root="*", threshold=2))
     assert err.category is Category.THRESHOLD_NOT_MET
 
@@ -288,7 +287,7 @@ async def test_registry_errors_keep_their_category_and_name_the_image(
     reg.fail[f"{REPOSITORY}/manifests/{IMAGE.tag}"] = VerificationError(
         "registry says no", category=category
     )
-    v = validator([TrustRoot(name="default", key=signers["p256"].public_pem)], reg)
+    v = validator([{"name": "default", "key": signers["p256"].public_pem}], reg)
     err = await denied(v)
     assert err.category is category
     assert IMAGE.name in err.message
@@ -313,10 +312,10 @@ def tlog_validator(
     log: FakeTransparencyLog | None = None,
 ) -> CosignValidator:
     return validator(
-        [TrustRoot(name="default", key=signers["p256"].public_pem)],
+        [{"name": "default", "key": signers["p256"].public_pem}],
         reg,
         log,
-        TransparencySettings(rekor="https://rekor.test", rekor_pubkey=rekor.public_pem),
+        {"rekor": "https://rekor.test", "rekorPubkey": rekor.public_pem},
     )
 
 
@@ -408,16 +407,9 @@ def keyless_validator(
 ) -> CosignValidator:
     doc = yaml.safe_load((DATA / "cosign" / "11_keyless.yaml").read_text())
     host = {**doc["host"], **(host_overrides or {})}
-    ident = identity or {"issuer_regex": "github", "subject_regex": "philipp"}
-    return validator(
-        [TrustRoot(name="default", keyless=KeylessIdentity(**ident))],
-        keyless_registry(),
-        transparency=TransparencySettings(
-            rekor_pubkey=host["rekorPubkey"],
-            fulcio_cert=host["fulcioCert"],
-            ct_log_pubkey=host["ctLogPubkey"],
-        ),
-    )
+    keyless = identity or {"issuerRegex": "github", "subjectRegex": "philipp"}
+    overrides = {k: host[k] for k in ("rekorPubkey", "fulcioCert", "ctLogPubkey")}
+    return validator([{"name": "default", "keyless": keyless}], keyless_registry(), host=overrides)
 
 
 KEYLESS = ImageReference.parse("registry.example/team/app:keyless")
@@ -451,9 +443,9 @@ async def test_keyless_sct_from_an_unknown_ct_log_fails_unless_verify_sct_is_off
 
 async def test_keyless_regexes_are_searched_not_anchored() -> None:
     # issuer is https://github.com/login/oauth; "github" matches anywhere (as in Connaisseur v3).
-    v = keyless_validator(issuer_regex="github", subject="philipp.belitz@securesystems.de")
+    v = keyless_validator(issuerRegex="github", subject="philipp.belitz@securesystems.de")
     assert (await run(v, KEYLESS_OPTIONS, KEYLESS)).digest is not None
-    v = keyless_validator(issuer="github", subject_regex="philipp")
+    v = keyless_validator(issuer="github", subjectRegex="philipp")
     with pytest.raises(ConnaisseurError) as err:
         await run(v, KEYLESS_OPTIONS, KEYLESS)
     assert err.value.category is Category.IDENTITY_MISMATCH
@@ -479,7 +471,7 @@ async def test_k8s_key_reference_reads_cosign_pub_through_the_api(
     push_signatures(reg, digest, sign_layout([signed(signers["p256"], digest)]))
     pem = base64.b64encode(signers["p256"].public_pem.encode()).decode()
     kube = FakeKubernetes({("keys", "signing"): {"data": {"cosign.pub": pem}}})
-    v = validator([TrustRoot(name="default", key="k8s://keys/signing")], reg, kubernetes=kube)
+    v = validator([{"name": "default", "key": "k8s://keys/signing"}], reg, kubernetes=kube)
     assert (await run(v)).digest == digest
 
 
@@ -498,11 +490,8 @@ async def test_k8s_key_rotation_takes_effect_after_the_key_ttl(
 
     kube = FakeKubernetes({("keys", "signing"): secret(signers["p256"])})
     clock = FakeClock(frozen=True)
-    settings = ValidatorSettings(
-        name="cosign",
-        type="cosign",
-        trust_roots=(TrustRoot(name="default", key="k8s://keys/signing"),),
-    )
+    roots = [{"name": "default", "key": "k8s://keys/signing"}]
+    settings = validator_settings({"name": "cosign", "type": "cosign", "trustRoots": roots})
     v = CosignValidator(settings, reg, FakeTransparencyLog(), clock, kubernetes=kube)
 
     async def verifies(tag: str) -> bool:
@@ -532,18 +521,26 @@ async def test_k8s_key_reference_to_a_missing_secret_is_trust_root_not_found(
     digest = push_image(reg, "1.0")
     push_signatures(reg, digest, sign_layout([signed(signers["p256"], digest)]))
     v = validator(
-        [TrustRoot(name="default", key="k8s://keys/gone")], reg, kubernetes=FakeKubernetes({})
+        [{"name": "default", "key": "k8s://keys/gone"}], reg, kubernetes=FakeKubernetes({})
     )
     with pytest.raises(TrustRootError):
         await run(v)
 
 
 @pytest.mark.parametrize(
-    "ref", ["awskms://alias/x", "gcpkms://projects/p", "hashivault://k", "pkcs11:token=x"]
+    ("ref", "scheme"),
+    [
+        ("awskms://alias/x", "awskms://"),
+        ("gcpkms://projects/p", "gcpkms://"),
+        ("hashivault://k", "hashivault://"),
+        ("pkcs11:token=x", "pkcs11:"),
+    ],
 )
-def test_kms_key_references_fail_at_load_as_not_supported(ref: str) -> None:
-    with pytest.raises(ConfigError, match="not supported"):
-        validator([TrustRoot(name="default", key=ref)], FakeRegistry())
+def test_kms_key_references_fail_at_load_as_not_supported(ref: str, scheme: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        validator([{"name": "default", "key": ref}], FakeRegistry())
+    problem = f"validators[0].trustRoots[0].key: key reference {scheme} is not supported"
+    assert err.value.problems == (problem,)
 
 
 def test_malformed_signature_manifest_layers_are_bounded() -> None:

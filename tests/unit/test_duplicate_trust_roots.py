@@ -28,7 +28,7 @@ from connaisseur.domain.cosign import (
 )
 from connaisseur.domain.errors import Category, ConfigError, VerificationError
 from connaisseur.domain.image import ImageReference
-from connaisseur.domain.trust import KeylessIdentity, TrustRoot
+from connaisseur.domain.trust import KeylessIdentity
 from tests.support.cosign import Signer, payload, sign_layout
 from tests.support.fake_oci_registry import FakeRegistry
 from tests.support.fakes import DEFAULT_NOW
@@ -52,10 +52,12 @@ def alice() -> Signer:
     return Signer(ec.generate_private_key(ec.SECP256R1()))
 
 
-def test_two_roots_with_one_name_are_refused_by_the_validator(alice: Signer) -> None:
-    same = TrustRoot(name="alice", key=alice.public_pem)
-    with pytest.raises(ConfigError, match="alice"):
+def test_two_roots_with_one_name_never_reach_a_validator(alice: Signer) -> None:
+    """The loader refuses them (a validator takes its checked settings as given)."""
+    same = {"name": "alice", "key": alice.public_pem}
+    with pytest.raises(ConfigError) as err:
         validator([same, same], FakeRegistry())
+    assert any("alice" in p and "more than once" in p for p in err.value.problems)
 
 
 def test_outcomes_under_one_name_count_once() -> None:
@@ -70,7 +72,7 @@ async def test_required_roots_sharing_one_key_need_two_signers(alice: Signer) ->
     reg = FakeRegistry()
     digest = push_image(reg, "1.0")
     push_signatures(reg, digest, sign_layout([signed(alice, digest)]))
-    roots = [TrustRoot(name="a", key=alice.public_pem), TrustRoot(name="b", key=alice.public_pem)]
+    roots = [{"name": "a", "key": alice.public_pem}, {"name": "b", "key": alice.public_pem}]
     options = dataclasses.replace(NO_TLOG, trust_root="*", required=("a", "b"))
     err = await denied(validator(roots, reg), options)
     assert err.category is Category.REQUIRED_SIGNER_MISSING

@@ -22,14 +22,13 @@ import pytest
 from connaisseur.adapters.sigstore_trust import material_from_trusted_root, public_good_material
 from connaisseur.application.cosign import CosignValidator
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain.cosign import Validity
 from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from connaisseur.domain.trust import KeylessIdentity, TrustRoot
 from tests.support.fake_oci_registry import FakeRegistry
 from tests.support.fakes import FakeClock, FakeTransparencyLog
+from tests.support.settings import validator_settings
 
 DATA = resources.files("tests") / "conformance" / "data" / "cosign"
 IMAGE = ImageReference.parse("registry.example/team/app:keyless")
@@ -63,10 +62,9 @@ async def verify(edit: Edit | None = None) -> str:
     doc = copy.deepcopy(public_good_document())
     if edit is not None:
         edit(doc)
-    identity = KeylessIdentity(issuer_regex="github", subject_regex="philipp")
-    settings = ValidatorSettings(
-        name="keyless", type="cosign", trust_roots=(TrustRoot(name="default", keyless=identity),)
-    )
+    keyless = {"issuerRegex": "github", "subjectRegex": "philipp"}
+    roots = [{"name": "default", "keyless": keyless}]
+    settings = validator_settings({"name": "keyless", "type": "cosign", "trustRoots": roots})
     clock = FakeClock()
     validator = CosignValidator(
         settings,

@@ -103,7 +103,7 @@ def test_pem_blocks_returns_labels_and_der(ec_pem: str, cert_pem: str) -> None:
     assert all(der for _, der in blocks)
 
 
-ROOTS = (TrustRoot(name="default", key="k1"), TrustRoot(name="alice", key="k2"))
+ROOTS = (TrustRoot(name="default"), TrustRoot(name="alice"))
 
 
 def test_trust_root_selection() -> None:

@@ -8,21 +8,18 @@ from collections.abc import Mapping, Sequence
 import pytest
 
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.notaryv1 import (
-    DEFAULT_NOTARY_HOST,
-    NotaryV1Validator,
-    check_notaryv1_settings,
-    notary_auth,
-    notary_host,
-)
+from connaisseur.application.notaryv1 import NotaryV1Validator
 from connaisseur.application.ports import Endpoint, Notary
-from connaisseur.application.settings import AuthSettings, Credentials, ValidatorSettings
+from connaisseur.application.settings import Credentials, ValidatorSettings
 from connaisseur.domain.errors import Category, ConfigError, ConnaisseurError, TrustRootError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from connaisseur.domain.trust import TrustRoot
 from tests.support.fakes import FakeClock
 from tests.support.notary_sim import NotaryV1Simulator, digest_of
+from tests.support.notation_signing import make_ca
+from tests.support.settings import validator_settings
+
+DOCKER_HUB_NOTARY = "https://notary.docker.io"
 
 NOW = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
 A, B = digest_of("a"), digest_of("b")
@@ -42,9 +39,16 @@ class FakeNotary(Notary):
         return {r: self.files.get(r) for r in roles}
 
 
-def settings(sim: NotaryV1Simulator, host: str | None = "notary.test") -> ValidatorSettings:
-    root = TrustRoot(name="default", key=sim.pinned_pem)
-    return ValidatorSettings(name="nv1", type="notaryv1", host=host, trust_roots=(root,))
+def entry(sim: NotaryV1Simulator, **fields: object) -> dict[str, object]:
+    """A ``notaryv1`` entry as a user writes it, pinning the simulator's root key
+    (``host=None``: no ``host`` key at all)."""
+    roots = [{"name": "default", "key": sim.pinned_pem}]
+    written = {"name": "nv1", "type": "notaryv1", "host": "notary.test", "trustRoots": roots}
+    return {k: v for k, v in {**written, **fields}.items() if v is not None}
+
+
+def settings(sim: NotaryV1Simulator, **fields: object) -> ValidatorSettings:
+    return validator_settings(entry(sim, **fields))
 
 
 async def validate(v: NotaryV1Validator, image: str, **options: object) -> str | None:
@@ -85,14 +89,11 @@ async def test_rollback_after_a_newer_version_was_verified() -> None:
     assert await validate(v, "myorg/other:v1") == A
 
 
-async def test_unusable_host_fails_without_contacting_anything() -> None:
-    sim = NotaryV1Simulator()
-    notary = FakeNotary({})
-    v = NotaryV1Validator(settings(sim, host="def:// invalid url"), notary, FakeClock(frozen=True))
-    with pytest.raises(ConnaisseurError) as info:
-        await validate(v, "myorg/app:v1")
-    assert info.value.category is Category.FETCH_FAILED
-    assert notary.calls == []
+def test_unusable_host_is_refused_when_the_configuration_loads() -> None:
+    # No validator exists for it, so nothing can ever be contacted (it used to fail per request).
+    with pytest.raises(ConfigError) as info:
+        settings(NotaryV1Simulator(), host="def:// invalid url")
+    assert info.value.problems[0].startswith("validators[0].host: invalid URL")
 
 
 async def test_unknown_trust_root_is_trust_root_not_found() -> None:
@@ -106,36 +107,52 @@ async def test_unknown_trust_root_is_trust_root_not_found() -> None:
 @pytest.mark.parametrize(
     ("host", "url"),
     [
-        (None, DEFAULT_NOTARY_HOST),
-        ("", DEFAULT_NOTARY_HOST),
+        (None, DOCKER_HUB_NOTARY),
+        ("", DOCKER_HUB_NOTARY),
         ("notary.example:4443", "https://notary.example:4443"),
         ("HTTP://127.0.0.1:4443", "HTTP://127.0.0.1:4443"),
     ],
 )
 def test_notary_host_defaults_and_scheme(host: str | None, url: str) -> None:
-    assert notary_host(host) == url
+    assert settings(NotaryV1Simulator(), host=host).host == url
 
 
 def test_lone_emptyauth_secret_is_keyed_to_the_notary_host() -> None:
     creds = Credentials(username="u", password="p")
-    auth = notary_auth(AuthSettings(credentials=(("EMPTYAUTH", creds),)), "https://ghcr.io")
+    inline = {"username": "u", "password": "p"}
+    auth = settings(NotaryV1Simulator(), host="https://ghcr.io", auth=inline).auth
     assert auth.lookup("ghcr.io") == creds
-    keyed = AuthSettings(credentials=(("registry.io", creds),))
-    assert notary_auth(keyed, "https://ghcr.io").lookup("ghcr.io") is None
+    keyed = {**inline, "registry": "registry.io"}
+    auth = settings(NotaryV1Simulator(), host="https://ghcr.io", auth=keyed).auth
+    assert auth.lookup("ghcr.io") is None
 
 
 @pytest.mark.parametrize(
-    ("change", "error"),
+    ("change", "problem"),
     [
-        ({"host": "\\\\\\"}, ConfigError),
-        ({"trust_roots": ()}, ConfigError),
-        ({"cert": "aaa"}, ConfigError),
-        ({"trust_roots": (TrustRoot(name="x", key="MFkwEwYHKoZIzj0CAQYIKoZ"),)}, TrustRootError),
+        ({"host": "\\\\\\"}, "validators[0].host: invalid URL"),
+        ({"trustRoots": []}, "validators[0].trustRoots: no trust roots provided"),
+        ({"cert": "aaa"}, "validators[0].cert: invalid certificate"),
+        (
+            {"trustRoots": [{"name": "x", "key": "MFkwEwYHKoZIzj0CAQYIKoZ"}]},
+            "validators[0].trustRoots[0].key: key material must be PEM",
+        ),
+        (
+            {"trustRoots": [{"name": "x", "cert": "aaa"}]},
+            "validators[0].trustRoots[0].cert: invalid certificate",
+        ),
     ],
 )
-def test_load_time_checks(change: dict[str, object], error: type[Exception]) -> None:
-    base = settings(NotaryV1Simulator())
-    values = {f: getattr(base, f) for f in ("name", "type", "host", "cert", "trust_roots")}
-    with pytest.raises(error):
-        check_notaryv1_settings(ValidatorSettings(**{**values, **change}))  # type: ignore[arg-type]
-    check_notaryv1_settings(base)
+def test_load_time_checks(change: dict[str, object], problem: str) -> None:
+    sim = NotaryV1Simulator()
+    with pytest.raises(ConfigError) as info:
+        settings(sim, **change)
+    assert any(p.startswith(problem) for p in info.value.problems), info.value.problems
+    settings(sim)
+
+
+def test_a_certificate_root_is_no_notary_trust_root() -> None:
+    pem = make_ca("not a notary key").pem()
+    with pytest.raises(ConfigError) as info:
+        settings(NotaryV1Simulator(), trustRoots=[{"name": "c", "cert": pem}])
+    assert any("no public key provided for trust root c" in p for p in info.value.problems)

@@ -17,7 +17,6 @@ from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain.errors import Category, ConfigError, TrustRootError, VerificationError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from connaisseur.domain.trust import TrustRoot
 from tests.support.fake_oci_registry import FakeRegistry
 from tests.support.fakes import FakeClock
 from tests.support.notation_signing import (
@@ -29,6 +28,7 @@ from tests.support.notation_signing import (
     sign_jws,
     target,
 )
+from tests.support.settings import validator_settings
 
 REPO = "team/app"
 IMAGE = f"registry.test/{REPO}:v1"
@@ -42,14 +42,8 @@ def pki() -> tuple[Signer, Signer, Signer]:
 
 
 def settings(root: Signer, other: Signer) -> ValidatorSettings:
-    return ValidatorSettings(
-        name="notation",
-        type="notation",
-        trust_roots=(
-            TrustRoot(name="default", cert=root.pem()),
-            TrustRoot(name="other", cert=other.pem()),
-        ),
-    )
+    roots = [{"name": "default", "cert": root.pem()}, {"name": "other", "cert": other.pem()}]
+    return validator_settings({"name": "notation", "type": "notation", "trustRoots": roots})
 
 
 def validator(root: Signer, other: Signer, registry: FakeRegistry) -> NotationValidator:
@@ -197,12 +191,13 @@ async def test_unknown_trust_root_fails_before_any_request(
     assert registry.requests == []
 
 
-def test_bad_certificate_stops_construction() -> None:
-    bad = ValidatorSettings(
-        name="n", type="notation", trust_roots=(TrustRoot(name="default", cert="x"),)
+def test_bad_certificate_is_refused_when_the_configuration_loads() -> None:
+    bad = {"name": "n", "type": "notation", "trustRoots": [{"name": "default", "cert": "x"}]}
+    with pytest.raises(ConfigError) as info:
+        validator_settings(bad)
+    assert info.value.problems[0].startswith(
+        "validators[0].trustRoots[0].cert: invalid certificate"
     )
-    with pytest.raises(ConfigError, match=r"validators\[n\]: trustRoots\[0\]\.cert"):
-        NotationValidator(bad, FakeRegistry(), CLOCK)
 
 
 async def test_missing_tag_is_image_not_found(pki: tuple[Signer, Signer, Signer]) -> None:

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from connaisseur.domain.errors import Category, VerificationError
 from connaisseur.domain.notaryv1 import pinned_keys, roles_to_fetch, verify_notary_image
-from connaisseur.domain.trust import TrustRoot
 from tests.support.notary_sim import NotaryV1Simulator, SimKey, digest_of, sim_key
+from tests.support.settings import trust_root
 
 NOW = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
 PAST = NOW - dt.timedelta(days=1)
@@ -38,7 +38,7 @@ class Scenario:
 
 
 def run(s: Scenario) -> str:
-    roots = [TrustRoot(name=f"k{i}", key=pem) for i, pem in enumerate(s.pinned)]
+    roots = [trust_root("notaryv1", f"k{i}", key=pem) for i, pem in enumerate(s.pinned)]
     files = {r: s.files.get(r) for r in roles_to_fetch(s.delegations)}
     return verify_notary_image(
         files,

@@ -10,10 +10,11 @@ from datetime import datetime
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from connaisseur.application.notation_envelopes import parse_envelope
-from connaisseur.domain.errors import Category, TrustRootError, VerificationError
+from connaisseur.domain.errors import Category, ConfigError, TrustRootError, VerificationError
 from connaisseur.domain.notation import (
     MEDIA_TYPE_COSE,
     MEDIA_TYPE_JWS,
@@ -41,6 +42,7 @@ from tests.support.notation_signing import (
     sign_jws,
     target,
 )
+from tests.support.settings import trust_root, validator_settings
 
 IMAGE = "registry.example/app/web:1.0"
 DIGEST = "sha256:" + "ab" * 32
@@ -81,10 +83,10 @@ def pki() -> Pki:
 
 
 def roots(pki: Pki, *, tsa: bool = False) -> list[TrustRoot]:
-    ts_cert = pki.tsa_root.pem() if tsa else None
+    ts_cert = {"tsCert": pki.tsa_root.pem()} if tsa else {}
     return [
-        TrustRoot(name="default", cert=pki.root.pem(), ts_cert=ts_cert),
-        TrustRoot(name="other", cert=pki.other_root.pem()),
+        trust_root("notation", "default", cert=pki.root.pem(), **ts_cert),
+        trust_root("notation", "other", cert=pki.other_root.pem()),
     ]
 
 
@@ -276,12 +278,9 @@ SIGNING_AUTHORITY = "notary.x509.signingAuthority"
 
 
 def authority_roots(pki: Pki, *, tsa: bool = False) -> list[TrustRoot]:
-    ts_cert = pki.tsa_root.pem() if tsa else None
-    return [
-        TrustRoot(
-            name="default", cert=pki.root.pem(), ts_cert=ts_cert, store_type="signingAuthority"
-        )
-    ]
+    ts_cert = {"tsCert": pki.tsa_root.pem()} if tsa else {}
+    authority = {"cert": pki.root.pem(), "storeType": "signingAuthority", **ts_cert}
+    return [trust_root("notation", "default", **authority)]
 
 
 def test_notation_signing_authority_signature_is_refused_against_ca_trust_roots(pki: Pki) -> None:
@@ -421,13 +420,30 @@ def test_default_revocation_hook_reports_unchecked(pki: Pki) -> None:
 # --- trust store, policy and error selection -----------------------------------------------
 
 
-def test_trust_store_rejects_missing_and_invalid_certificates(pki: Pki) -> None:
-    with pytest.raises(TrustRootError, match="no certificate provided"):
-        NotationTrustStore.from_roots([TrustRoot(name="default", key="x")])
-    with pytest.raises(TrustRootError, match=r"trustRoots\[0\].cert"):
-        NotationTrustStore.from_roots([TrustRoot(name="default", cert="not pem")])
-    with pytest.raises(TrustRootError, match="no trust roots"):
-        NotationTrustStore.from_roots([])
+@pytest.mark.parametrize(
+    ("anchors", "problem"),
+    [
+        ([{"key": "PUBLIC KEY"}], "validators[0].trustRoots[0].cert: no certificate provided"),
+        ([{"cert": "not pem"}], "validators[0].trustRoots[0].cert: invalid certificate"),
+        ([], "validators[0].trustRoots: no trust roots provided"),
+    ],
+)
+def test_missing_and_invalid_certificates_are_refused_when_the_configuration_loads(
+    pki: Pki, anchors: list[dict[str, str]], problem: str
+) -> None:
+    key = pki.root.key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    written = [
+        {"name": "default", **{k: key.decode() if v == "PUBLIC KEY" else v for k, v in a.items()}}
+        for a in anchors
+    ]
+    with pytest.raises(ConfigError) as info:
+        validator_settings({"name": "n", "type": "notation", "trustRoots": written})
+    assert info.value.problems[0].startswith(problem), info.value.problems
+
+
+def test_trust_store_holds_the_parsed_certificates_by_store(pki: Pki) -> None:
     store = NotationTrustStore.from_roots(roots(pki, tsa=True))
     assert store.certificates(StoreType.TSA, "default") == (pki.tsa_root.cert,)
     with pytest.raises(TrustRootError):

@@ -1,0 +1,248 @@
+"""A ``validators`` entry → :class:`ValidatorSettings`, every part parsed and checked once.
+
+The one place a validator's configuration is checked (docs/decisions/0013-strict-configuration.md):
+its schema, base URLs (Notary host, Rekor), keys and key references, certificates, keyless
+identities, which trust anchor each validator type reads from a trust root, and its ``auth``
+block. The settings it returns hold parsed values (keys, certificates, identities, URLs);
+validators take them as given and never check them again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from connaisseur.application.settings import TransparencySettings, ValidatorSettings
+from connaisseur.config import schema
+from connaisseur.config.auth import load_auth
+from connaisseur.config.urls import base_url
+from connaisseur.domain.errors import Category, ConfigError, ConnaisseurError, TrustRootError
+from connaisseur.domain.trust import (
+    Certificates,
+    KeylessIdentity,
+    KubernetesKeyRef,
+    PemPublicKey,
+    TrustRoot,
+    duplicate_names,
+)
+
+_T = TypeVar("_T")
+
+DEFAULT_NOTARY_HOST = "https://notary.docker.io"
+#: Key references this build cannot resolve; ``k8s://<namespace>/<secret>`` is the only one it
+#: can (cosign validators only).
+UNSUPPORTED_KEY_SCHEMES = (
+    "awskms://",
+    "gcpkms://",
+    "azurekms://",
+    "hashivault://",
+    "gitlab://",
+    "pkcs11:",
+)
+_K8S_REF = re.compile(r"k8s://([a-z0-9][a-z0-9.-]{0,252})/([a-z0-9][a-z0-9.-]{0,252})")
+
+
+def load_validator(entry: Any, secrets_dir: Path | None, path: str) -> ValidatorSettings:
+    """One ``validators`` entry (``path`` is where it sits, e.g. ``validators[0]``).
+
+    ``secrets_dir=None`` leaves ``auth.secretName`` unresolved (commands without network).
+
+    Raises:
+        ConfigError: every problem of the entry, each with its path.
+    """
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{path}: must be a mapping")
+    vtype = entry.get("type")
+    cls = schema.VALIDATOR_SCHEMAS.get(vtype) if isinstance(vtype, str) else None
+    if cls is None:
+        what = "missing" if vtype is None else f"unsupported type {vtype!r}"
+        raise ConfigError(f"{path}.type: {what} (one of {', '.join(schema.VALIDATOR_TYPES)})")
+    problems: list[str] = []
+    # Even after schema errors, check what did load (keys, hosts, certificates), so one pass
+    # of check-config reports every problem.
+    data = schema.load(cls(), entry, path, problems)
+    settings = _validator(data, str(vtype), secrets_dir, path, problems)
+    if problems or settings is None:
+        raise ConfigError(f"{path} has {len(problems)} error(s)", tuple(problems))
+    return settings
+
+
+def _validator(
+    data: Mapping[str, Any], vtype: str, secrets_dir: Path | None, path: str, problems: list[str]
+) -> ValidatorSettings | None:
+    """Parse what the schema let through; every failing part is added to ``problems``."""
+    before = len(problems)
+
+    def checked(parse: Callable[..., _T], *args: Any) -> _T | None:
+        try:
+            return parse(*args)
+        except ConnaisseurError as e:
+            problems.extend(e.problems if isinstance(e, ConfigError) else [e.message])
+            return None
+
+    roots = [
+        checked(parse_trust_root, r, vtype, f"{path}.trustRoots[{j}]")
+        for j, r in enumerate(data.get("trustRoots") or [])
+        if isinstance(r, Mapping) and "name" in r
+    ]
+    twice = duplicate_names([r for r in roots if r is not None])
+    if twice:
+        problems.append(
+            f"{path}.trustRoots: names used more than once: {', '.join(twice)} "
+            "(each trust root is one signer)"
+        )
+    raw_host = data.get("host")
+    host = checked(_notary_host, raw_host, f"{path}.host") if vtype == "notaryv1" else ""
+    transparency = checked(_transparency, raw_host, f"{path}.host") if vtype == "cosign" else None
+    cert = checked(parse_certificates, data.get("cert"), f"{path}.cert")
+    auth = checked(load_auth, data.get("auth"), secrets_dir, f"{path}.auth", vtype, host)
+    if len(problems) != before or "name" not in data or auth is None or host is None:
+        return None
+    return ValidatorSettings(
+        name=data["name"],
+        type=vtype,
+        approve=bool(data.get("approve", False)),
+        host=host,
+        transparency=transparency or TransparencySettings(),
+        cert=cert,
+        auth=auth,
+        trust_roots=tuple(r for r in roots if r is not None),
+    )
+
+
+def parse_trust_root(raw: Mapping[str, Any], vtype: str, path: str) -> TrustRoot:
+    """A trust root with the anchor its validator type reads, parsed.
+
+    notaryv1 reads a PEM ``key``; cosign a PEM ``key`` or ``k8s://`` reference, else
+    ``keyless`` (a key wins over keyless, as in Connaisseur v3); notation a ``cert`` (and an
+    optional ``tsCert`` and ``storeType``).
+
+    Raises:
+        ConfigError: the anchor the type needs is missing, a key reference is not supported,
+            a keyless identity is incomplete, a certificate does not parse.
+        TrustRootError: ``invalid_key``: a key is neither PEM nor a supported reference.
+    """
+    name = str(raw.get("name", ""))
+    if "storeType" in raw and vtype != "notation":
+        raise ConfigError(f"{path}.storeType: only notation trust roots have a store type")
+    references = vtype == "cosign"
+    key = parse_key(raw["key"], f"{path}.key", references=references) if raw.get("key") else None
+    keyless = parse_keyless(raw["keyless"], f"{path}.keyless") if raw.get("keyless") else None
+    root = TrustRoot(
+        name=name,
+        key=key if isinstance(key, PemPublicKey) else None,
+        key_ref=key if isinstance(key, KubernetesKeyRef) else None,
+        cert=parse_certificates(raw.get("cert"), f"{path}.cert"),
+        ts_cert=parse_certificates(raw.get("tsCert"), f"{path}.tsCert"),
+        keyless=None if key is not None else keyless,
+        store_type=raw.get("storeType"),
+    )
+    _require_anchor(root, vtype, path)
+    return root
+
+
+def _require_anchor(root: TrustRoot, vtype: str, path: str) -> None:
+    if vtype == "notaryv1" and root.key is None:
+        raise ConfigError(f"{path}: no public key provided for trust root {root.name}")
+    if vtype == "cosign" and root.key is None and root.key_ref is None and root.keyless is None:
+        raise ConfigError(f"{path}: no public key or keyless configuration found")
+    if vtype == "notation" and root.cert is None:
+        raise ConfigError(f"{path}.cert: no certificate provided for trust root {root.name}")
+
+
+def parse_key(text: str, path: str, *, references: bool) -> PemPublicKey | KubernetesKeyRef:
+    """A PEM public key or, where ``references`` are allowed, ``k8s://<namespace>/<secret>``.
+
+    Raises:
+        ConfigError: a key reference of a kind this build does not support.
+        TrustRootError: ``invalid_key``: neither a usable PEM public key nor a key reference.
+    """
+    if references and text.startswith("k8s://"):
+        match = _K8S_REF.fullmatch(text)
+        if match is None:
+            raise TrustRootError(
+                f"{path}: a Kubernetes key reference is k8s://<namespace>/<secret>",
+                category=Category.INVALID_KEY,
+            )
+        return KubernetesKeyRef(namespace=match.group(1), name=match.group(2))
+    return parse_public_key(text, path)
+
+
+def parse_public_key(text: str, path: str) -> PemPublicKey:
+    """A PEM public key (SPKI: ECDSA, RSA or Ed25519).
+
+    Raises:
+        ConfigError: a key reference of a kind this build does not support.
+        TrustRootError: ``invalid_key``: not one usable PEM public key.
+    """
+    scheme = next((s for s in UNSUPPORTED_KEY_SCHEMES if text.startswith(s)), None)
+    if scheme is not None:
+        raise ConfigError(f"{path}: key reference {scheme} is not supported")
+    try:
+        return PemPublicKey.parse(text)
+    except TrustRootError as e:
+        raise TrustRootError(f"{path}: {e.message}", category=e.category) from e
+
+
+def parse_keyless(raw: Mapping[str, Any], path: str) -> KeylessIdentity:
+    """A keyless identity: exactly one of issuer/issuerRegex and of subject/subjectRegex, and
+    regexes that compile.
+
+    Raises:
+        ConfigError: listing every incomplete pair and every regex that does not compile.
+    """
+    problems = []
+    for plain, regex in (("issuer", "issuerRegex"), ("subject", "subjectRegex")):
+        if bool(raw.get(plain)) == bool(raw.get(regex)):
+            problems.append(f"{path}: exactly one of {plain} and {regex} must be set")
+        elif raw.get(regex):
+            try:
+                re.compile(raw[regex])
+            except re.error as e:
+                problems.append(f"{path}.{regex}: invalid regular expression: {e}")
+    if problems:
+        raise ConfigError(problems[0], tuple(problems))
+    return KeylessIdentity(
+        issuer=raw.get("issuer"),
+        subject=raw.get("subject"),
+        issuer_regex=raw.get("issuerRegex"),
+        subject_regex=raw.get("subjectRegex"),
+    )
+
+
+def parse_certificates(pem: str | None, path: str) -> Certificates | None:
+    """PEM certificates, or ``None`` when not configured.
+
+    Raises:
+        ConfigError: not PEM certificates.
+    """
+    if pem is None:
+        return None
+    try:
+        return Certificates.parse(pem)
+    except TrustRootError as e:
+        raise ConfigError(f"{path}: invalid certificate ({e.message})") from e
+
+
+def _notary_host(host: str | None, path: str) -> str:
+    return base_url(host or DEFAULT_NOTARY_HOST, path)
+
+
+def _transparency(host: Mapping[str, Any] | None, path: str) -> TransparencySettings:
+    host = host or {}
+    rekor = host.get("rekor")
+    rekor_pubkey, ct_log_pubkey = (
+        parse_public_key(host[field], f"{path}.{field}") if host.get(field) is not None else None
+        for field in ("rekorPubkey", "ctLogPubkey")
+    )
+    material = TransparencySettings(
+        rekor_pubkey=rekor_pubkey,
+        fulcio_cert=parse_certificates(host.get("fulcioCert"), f"{path}.fulcioCert"),
+        ct_log_pubkey=ct_log_pubkey,
+    )
+    if rekor is None:
+        return material
+    return replace(material, rekor=base_url(rekor, f"{path}.rekor"))
