@@ -31,7 +31,7 @@ from connaisseur.application.deadline import Deadline
 from connaisseur.application.notation import NotationValidator
 from connaisseur.application.notation_envelopes import parse_envelope
 from connaisseur.application.ports import Endpoint, Manifest
-from connaisseur.application.settings import AuthSettings, Credentials, ValidatorSettings
+from connaisseur.application.settings import AuthSettings, Credentials
 from connaisseur.config.loader import load_settings
 from connaisseur.domain import cosign
 from connaisseur.domain.errors import Category, ConnaisseurError
@@ -48,12 +48,13 @@ from connaisseur.domain.notation import (
 from connaisseur.domain.policy import Policy, RuleOptions
 from connaisseur.domain.policy import Rule as PolicyRule
 from connaisseur.domain.rfc3161 import Der, parse_der, verify_timestamp_token
-from connaisseur.domain.trust import TrustRoot, load_certificates
+from connaisseur.domain.trust import PemPublicKey, load_certificates
 from connaisseur.domain.workload import Workload
 from connaisseur.entrypoints.admission import decode_json, parse_review
 from tests.fuzz import corpus
 from tests.fuzz.make_seeds import IMAGE_MANIFEST
 from tests.support.fakes import FakeClock, FakeTransparencyLog
+from tests.support.settings import trust_root, validator_settings
 
 
 class Finding(Exception):
@@ -155,7 +156,7 @@ def config_loader(data: bytes) -> None:
 # --- Notary v1 (TUF) --------------------------------------------------------------------------
 
 _NOTARY_KEY = (corpus.DATA / "notaryv1" / "trust_data" / "keys" / "root.pub").read_text()
-_NOTARY_PINNED = pinned_keys([TrustRoot(name="root", key=_NOTARY_KEY)])
+_NOTARY_PINNED = pinned_keys([trust_root("notaryv1", "root", key=_NOTARY_KEY)])
 _NOTARY_FILES = corpus.notary_files()
 
 
@@ -176,10 +177,11 @@ def cosign_payload(data: bytes) -> None:
     cosign.SimpleSigningPayload.parse(data)
 
 
-_REKOR_KEY = cosign.keyring((corpus.DATA / "cosign" / "alice.key").read_text(), "rekor public key")
+_ALICE_PEM = (corpus.DATA / "cosign" / "alice.key").read_text()
+_REKOR_KEY = cosign.keyring(PemPublicKey.parse(_ALICE_PEM))
 _MATERIAL = cosign.TransparencyMaterial(rekor_keys=_REKOR_KEY)
-_ALICE_ROOT = TrustRoot(name="alice", key=(corpus.DATA / "cosign" / "alice.key").read_text())
-_ALICE = cosign.load_verifier(_ALICE_ROOT)
+_ALICE_ROOT = {"name": "alice", "key": _ALICE_PEM}
+_ALICE = cosign.load_verifier(trust_root("cosign", **_ALICE_ROOT))
 
 
 def rekor_bundle(data: bytes) -> None:
@@ -206,14 +208,15 @@ def rekor_bundle(data: bytes) -> None:
 
 # --- Notation ---------------------------------------------------------------------------------
 
-_NOTATION_ROOTS = (
-    TrustRoot(
-        name="default",
-        cert=(corpus.SEEDS / "ca.pem").read_text(),
-        ts_cert=(corpus.SEEDS / "tsa-ca.pem").read_text(),
-    ),
-    TrustRoot(name="conformance", cert=(corpus.DATA / "notation" / "ca.pem").read_text()),
-)
+_NOTATION_WRITTEN = [
+    {
+        "name": "default",
+        "cert": (corpus.SEEDS / "ca.pem").read_text(),
+        "tsCert": (corpus.SEEDS / "tsa-ca.pem").read_text(),
+    },
+    {"name": "conformance", "cert": (corpus.DATA / "notation" / "ca.pem").read_text()},
+]
+_NOTATION_ROOTS = tuple(trust_root("notation", **r) for r in _NOTATION_WRITTEN)
 _NOTATION_STORE = NotationTrustStore.from_roots(_NOTATION_ROOTS)
 _NOTATION_POLICY = NotationPolicy.build(
     "registry.test/app", RuleOptions(trust_root="*"), _NOTATION_ROOTS
@@ -317,8 +320,10 @@ class ServedRegistry:
         return self._referrers
 
 
-_COSIGN = ValidatorSettings(name="cosign", type="cosign", trust_roots=(_ALICE_ROOT,))
-_NOTATION = ValidatorSettings(name="notation", type="notation", trust_roots=_NOTATION_ROOTS)
+_COSIGN = validator_settings({"name": "cosign", "type": "cosign", "trustRoots": [_ALICE_ROOT]})
+_NOTATION = validator_settings(
+    {"name": "notation", "type": "notation", "trustRoots": _NOTATION_WRITTEN}
+)
 _NO_TLOG = RuleOptions(verify_in_transparency_log=False, trust_root="*")
 
 
