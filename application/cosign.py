@@ -233,7 +233,7 @@ class CosignValidator:
             for layer in layers
             if not layer.bundle
             and any(
-                worth_a_log_lookup(layer, v, keys.get(v.name), self.material, check, now=now)
+                worth_a_log_lookup(layer, v, keys.get(v.name), self._material, check, now=now)
                 for v in verifiers
             )
         ]

@@ -14,12 +14,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from connaisseur.adapters.metrics import PrometheusMetrics
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.settings import Limits, TransparencySettings
+from connaisseur.application.settings import Limits
 from connaisseur.application.verify import VerifyImage, VerifyImageCommand
 from connaisseur.domain.cosign import MAX_PAYLOAD_BYTES
 from connaisseur.domain.errors import Category
 from connaisseur.domain.policy import Policy, Rule, RuleOptions
-from connaisseur.domain.trust import TrustRoot
 from tests.support.cosign import FakeRekor, Signer, sha256, sign_layout
 from tests.support.fake_oci_registry import FakeRegistry
 from tests.support.fakes import FakeClock, FakeMetrics, FakeTransparencyLog
@@ -127,7 +126,7 @@ async def test_signature_blobs_are_read_with_the_payload_cap() -> None:
     reg = FakeRegistry()
     digest = push_image(reg, "1.0")
     push_signatures(reg, digest, sign_layout([signed(signer, digest)]))
-    v = validator([TrustRoot(name="default", key=signer.public_pem)], reg)
+    v = validator([{"name": "default", "key": signer.public_pem}], reg)
     await v.validate(
         IMAGE, RuleOptions(verify_in_transparency_log=False), Deadline.after(FakeClock(), 5.0)
     )
@@ -140,7 +139,7 @@ async def test_an_oversized_signature_layer_is_not_fetched() -> None:
     digest = push_image(reg, "1.0")
     huge = (b"x" * (MAX_PAYLOAD_BYTES + 1), b"sig", {})
     push_signatures(reg, digest, sign_layout([huge, signed(signer, digest)]))
-    v = validator([TrustRoot(name="default", key=signer.public_pem)], reg)
+    v = validator([{"name": "default", "key": signer.public_pem}], reg)
     result = await v.validate(
         IMAGE, RuleOptions(verify_in_transparency_log=False), Deadline.after(FakeClock(), 5.0)
     )
@@ -161,10 +160,10 @@ async def test_rekor_is_asked_only_about_signatures_that_verify() -> None:
     entry = rekor.entry(good[0], good[1], signer.public_pem, 1_700_000_000)
     log = FakeTransparencyLog({sha256(good[0]): [FakeRekor.api_entry(entry)]})
     v = validator(
-        [TrustRoot(name="default", key=signer.public_pem)],
+        [{"name": "default", "key": signer.public_pem}],
         reg,
         log,
-        TransparencySettings(rekor="https://rekor.test", rekor_pubkey=rekor.public_pem),
+        {"rekor": "https://rekor.test", "rekorPubkey": rekor.public_pem},
     )
     result = await v.validate(IMAGE, RuleOptions(), Deadline.after(FakeClock(), 5.0))
     assert result.digest == digest
