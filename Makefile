@@ -1,4 +1,4 @@
-.PHONY: setup run test bench demo fuzz
+.PHONY: setup run test bench bench-image demo demo-containers fuzz
 
 setup:
 	bash scripts/setup.sh
@@ -19,6 +19,18 @@ bench: setup
 demo: setup
 	bash scripts/system-packages.sh
 	.venv/bin/python scripts/demo.py
+
+# registry, Notary and the product image all in containers (a Docker engine and the images are
+# brought by scripts/with-docker.sh; the chart is rendered with helm)
+demo-containers: setup
+	bash scripts/system-packages.sh
+	bash scripts/install-helm.sh
+	bash scripts/with-docker.sh .venv/bin/python scripts/demo.py --containers
+
+# the product image as the chart runs it: size, start-to-ready time, memory
+bench-image: setup
+	bash scripts/install-helm.sh
+	bash scripts/with-docker.sh .venv/bin/python -m bench.image
 
 # >= 100,000 inputs per parser target (atheris where it installs, else the built-in engine),
 # then >= 100,000 mutated AdmissionReviews against `connaisseur serve` over HTTPS.

@@ -6,12 +6,21 @@ root key, then sends two AdmissionReviews: the signed image (admitted, pinned to
 and an unsigned tag (denied, with the reason). Everything it starts is stopped at the end.
 Only 127.0.0.1 is contacted.
 
-    make demo        (or: .venv/bin/python scripts/demo.py)
+With ``--containers`` the registry, the Notary server and signer and the webhook all run in
+containers: the servers from the locally built images, the webhook from the product image, run
+the way the Helm chart runs it (read-only root, UID 10001, no capabilities, its configuration and
+certificate mounted read-only from the rendered chart). It needs a Docker engine and the images;
+``make demo-containers`` brings both (scripts/with-docker.sh).
+
+    make demo             (or: .venv/bin/python scripts/demo.py)
+    make demo-containers  (or: bash scripts/with-docker.sh .venv/bin/python scripts/demo.py \
+                               --containers)
 """
 
 # ruff: noqa: S310, S603  -- every URL and command here is built by this script for 127.0.0.1.
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import gzip
@@ -31,6 +40,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import yaml
+
+from tests.support import chart_pod, images
+from tests.support.containers import Backend
 from tests.support.notary_stack import NotaryCli, notary_stack
 from tests.support.servers import free_port, registry_server, wait_for_port
 from tests.support.tls import make_tls
@@ -147,8 +160,26 @@ def webhook(config: Path, workdir: Path) -> Iterator[tuple[str, ssl.SSLContext]]
         log.close()
 
 
-def review(url: str, context: ssl.SSLContext, image: str) -> dict[str, Any]:
-    body = {
+@contextlib.contextmanager
+def webhook_container(config: Path, workdir: Path) -> Iterator[chart_pod.PodClient]:
+    """The product image as the chart runs it, with ``config`` as the chart's application."""
+    values = {"application": yaml.safe_load(config.read_text())}
+    values["application"]["features"] = {
+        "automaticChildApproval": False,
+        "cache": {"expirySeconds": 0},
+    }
+    manifests = chart_pod.render_chart(values, workdir)
+    run = chart_pod.pod_run(manifests, workdir / "volumes", free_port(), {})
+    image = images.PRODUCT.name()
+    print(f"$ docker run --network host {' '.join(run.options)} {image} {' '.join(run.args)}")
+    with chart_pod.running_pod(image, run) as pod:
+        client = chart_pod.PodClient(run)
+        print(f"ready after {client.wait_ready(pod):.2f} s")
+        yield client
+
+
+def review_body(image: str) -> dict[str, Any]:
+    return {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "request": {
@@ -164,9 +195,12 @@ def review(url: str, context: ssl.SSLContext, image: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def review(url: str, context: ssl.SSLContext, image: str) -> dict[str, Any]:
     req = urllib.request.Request(
         f"{url}/mutate?timeout=10s",
-        data=json.dumps(body).encode(),
+        data=json.dumps(review_body(image)).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
@@ -184,12 +218,29 @@ def show(response: dict[str, Any]) -> None:
         print("reason:  " + response["status"]["message"])
 
 
-def main() -> int:
+def review_container(client: chart_pod.PodClient, image: str) -> dict[str, Any]:
+    status, body = client.request(
+        "POST", "/mutate?timeout=10s", json.dumps(review_body(image)).encode()
+    )
+    if status != 200:
+        raise RuntimeError(f"webhook answered {status}: {body[:200]!r}")
+    response: dict[str, Any] = json.loads(body)["response"]
+    return response
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--containers", action="store_true", help="everything in containers")
+    in_containers = parser.parse_args(argv).containers
+    backend: Backend = "containers" if in_containers else "auto"
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="connaisseur-demo-") as tmp:
         work = Path(tmp)
         say("Starting a local registry and a Notary server + signer")
-        with registry_server(work / "registry") as registry, notary_stack(work / "notary") as ns:
+        with (
+            registry_server(work / "registry", backend=backend) as registry,
+            notary_stack(work / "notary", backend) as ns,
+        ):
             print(f"registry: {registry.url} ({registry.backend})")
             print(f"notary:   {ns.url} ({ns.backend})")
             say("Pushing the demo image (tags v1 and unsigned)")
@@ -205,14 +256,19 @@ def main() -> int:
             root_pem = cli.root_public_pem(gun)
             config = work / "config.yaml"
             write_config(config, registry.host, ns.url, ns.ca_pem, root_pem)
-            say("Starting the webhook pinned to the demo root key")
-            with webhook(config, work) as (url, context):
-                signed = f"{gun}:v1"
-                say(f"AdmissionReview for the signed image {signed}")
-                show(review(url, context, signed))
-                unsigned = f"{gun}:unsigned"
-                say(f"AdmissionReview for the unsigned image {unsigned}")
-                show(review(url, context, unsigned))
+            signed, unsigned = f"{gun}:v1", f"{gun}:unsigned"
+            if in_containers:
+                say("Starting the product image the way the chart runs it, pinned to the root key")
+                with webhook_container(config, work) as client:
+                    for image in (signed, unsigned):
+                        say(f"AdmissionReview for {image}")
+                        show(review_container(client, image))
+            else:
+                say("Starting the webhook pinned to the demo root key")
+                with webhook(config, work) as (url, context):
+                    for image in (signed, unsigned):
+                        say(f"AdmissionReview for {image}")
+                        show(review(url, context, image))
         say(f"Stopped everything ({time.monotonic() - started:.1f}s)")
     return 0
 
