@@ -1,14 +1,15 @@
 """The composition root: the only module that knows every concrete class.
 
-``Container`` is built from frozen :class:`Settings`; the aiohttp ``ClientSession`` is created by
-the running process (webhook start-up or CLI) and provided with ``container.session.override``.
+``Container`` is built from frozen :class:`Settings`; :func:`running` gives it its aiohttp
+``ClientSession`` for as long as an entry point uses it, and closes what it opened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import aiohttp
@@ -29,6 +30,7 @@ from connaisseur.application.alerting import AlertingSettings, Notifier
 from connaisseur.application.approval import ChildApproval
 from connaisseur.application.caching import fingerprint_hash
 from connaisseur.application.cosign import CosignValidator
+from connaisseur.application.explain import ExplainImage
 from connaisseur.application.notaryv1 import NotaryV1Validator
 from connaisseur.application.notation import NotationValidator
 from connaisseur.application.ports import Cache, Clock, KubernetesApi
@@ -228,6 +230,7 @@ class Container(containers.DeclarativeContainer):
         caching=cache_policy,
         limits=settings.provided.limits,
     )
+    explain_image = providers.Singleton(ExplainImage, settings=settings)
     review_admission = providers.Singleton(
         ReviewAdmission,
         verify=verify_image,
@@ -261,8 +264,28 @@ def build_container(settings: Settings, clock: Clock | None = None) -> Container
     return container
 
 
-async def close_resources(container: Container) -> None:
-    """Let background alerts finish and close the Redis connection pool (shutdown)."""
+@contextlib.asynccontextmanager
+async def running(container: Container) -> AsyncIterator[Container]:
+    """``container`` in use, for as long as the webhook or a command needs it: the lifecycle
+    every entry point shares (``serve``, ``review``, ``verify``, ``explain``, ``check-config``).
+
+    On entry the one outbound HTTP session is opened and every validator is built, so a broken
+    one stops start-up before the first request. On exit background alerts finish, the Redis
+    pool closes and then the HTTP session.
+    """
+    connector = aiohttp.TCPConnector(limit=100, ttl_dns_cache=300)
+    async with aiohttp.ClientSession(connector=connector, raise_for_status=False) as session:
+        container.session.override(session)
+        try:
+            container.validators()
+            yield container
+        finally:
+            await _close(container)
+            container.session.reset_override()
+
+
+async def _close(container: Container) -> None:
+    """Let background alerts finish and close the Redis connection pool."""
     notifier = container.notifier()
     if notifier is not None:
         await notifier.drain()

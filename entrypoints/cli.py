@@ -19,23 +19,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 
 from connaisseur.adapters.clock import FixedClock
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.explain import ExplainImage
+from connaisseur.application.explain import Explanation
 from connaisseur.application.settings import Settings
 from connaisseur.application.verify import VerifyImageCommand
 from connaisseur.config.container import (
     Container,
     build_container,
-    close_resources,
+    running,
     warn_about_features,
 )
 from connaisseur.config.loader import DEFAULT_SECRETS_DIR, load_settings
 from connaisseur.domain.errors import ConfigError
-from connaisseur.domain.verdict import ImageVerdict
+from connaisseur.domain.verdict import ImageVerdict, RequestVerdict
 from connaisseur.entrypoints.admission import (
     BadRequestError,
     decode_json,
@@ -78,41 +77,48 @@ class UsageError(Exception):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="connaisseur", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    # Each option shared by several commands is defined once, in its group.
+    common = _group()
+    common.add_argument("--config", type=Path, help="values file or application config")
+    common.add_argument("--format", choices=("json", "text"), default=None)
+    secrets = _group()
+    secrets.add_argument("--secrets-dir", type=Path, default=DEFAULT_SECRETS_DIR)
+    clock = _group()
+    clock.add_argument("--now", type=_rfc3339, help="fix the clock (RFC 3339)")
+    alerting = _group()
+    alerting.add_argument("--alert-templates-dir", type=Path, help=_TEMPLATES_HELP)
+    alerting.add_argument("--alerting-config", type=Path, metavar="FILE", help=_ALERTING_HELP)
 
     def command(
-        name: str, run: Callable[[argparse.Namespace], int], help_: str
+        name: str,
+        run: Callable[[argparse.Namespace], int],
+        help_: str,
+        *groups: argparse.ArgumentParser,
     ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_)
+        p = sub.add_parser(name, help=help_, parents=[common, *groups])
         p.set_defaults(run=run)
-        p.add_argument("--config", type=Path, help="values file or application config")
-        p.add_argument("--format", choices=("json", "text"), default=None)
         return p
 
-    serve = command("serve", _serve, "run the webhook")
-    serve.add_argument("--secrets-dir", type=Path, default=DEFAULT_SECRETS_DIR)
+    serve = command("serve", _serve, "run the webhook", secrets, alerting)
     serve.add_argument("--listen", default="0.0.0.0:5000")
     serve.add_argument("--tls-cert", type=Path)
     serve.add_argument("--tls-key", type=Path)
-    serve.add_argument("--alert-templates-dir", type=Path, help=_TEMPLATES_HELP)
-    serve.add_argument("--alerting-config", type=Path, metavar="FILE", help=_ALERTING_HELP)
-    verify = command("verify", _verify, "verify images against the policy")
-    verify.add_argument("--secrets-dir", type=Path, default=DEFAULT_SECRETS_DIR)
-    verify.add_argument("--now", type=_rfc3339)
+    verify = command("verify", _verify, "verify images against the policy", secrets, clock)
     verify.add_argument("images", nargs="+", metavar="IMAGE")
-    review = command("review", _review, "answer an AdmissionReview like the webhook")
-    review.add_argument("--secrets-dir", type=Path, default=DEFAULT_SECRETS_DIR)
-    review.add_argument("--now", type=_rfc3339)
+    review = command(
+        "review", _review, "answer an AdmissionReview like the webhook", secrets, clock, alerting
+    )
     review.add_argument("--explain", action="store_true", help="also show the decoded patch")
-    review.add_argument("--alert-templates-dir", type=Path, help=_TEMPLATES_HELP)
-    review.add_argument("--alerting-config", type=Path, metavar="FILE", help=_ALERTING_HELP)
     review.add_argument("file", metavar="FILE|-")
     explain = command("explain", _explain, "show how the policy applies (no network)")
     explain.add_argument("images", nargs="+", metavar="IMAGE")
-    check = command("check-config", _check_config, "validate the configuration")
-    check.add_argument("--secrets-dir", type=Path, default=DEFAULT_SECRETS_DIR)
-    check.add_argument("--alert-templates-dir", type=Path, help=_TEMPLATES_HELP)
-    check.add_argument("--alerting-config", type=Path, metavar="FILE", help=_ALERTING_HELP)
+    command("check-config", _check_config, "validate the configuration", secrets, alerting)
     return parser
+
+
+def _group() -> argparse.ArgumentParser:
+    """Options to share between commands (an argparse parent parser)."""
+    return argparse.ArgumentParser(add_help=False)
 
 
 def _rfc3339(value: str) -> datetime:
@@ -137,9 +143,10 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _container(args: argparse.Namespace) -> Container:
+def _container(args: argparse.Namespace, settings: Settings) -> Container:
+    """The composition for ``settings``, its clock fixed when ``--now`` is given."""
     now = getattr(args, "now", None)
-    return build_container(_settings(args), FixedClock(now) if now else None)
+    return build_container(settings, FixedClock(now) if now else None)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -148,24 +155,21 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings.log_level, settings.log_format)
     warn_about_features(settings)
-    return serve(settings, build_container(settings), args.listen, args.tls_cert, args.tls_key)
+    container = _container(args, settings)
+    return serve(settings, container, args.listen, args.tls_cert, args.tls_key)
 
 
 def _verify(args: argparse.Namespace) -> int:
-    container = _container(args)
+    container = _container(args, _settings(args))
 
     async def run() -> list[ImageVerdict]:
-        async with aiohttp.ClientSession() as session:
-            container.session.override(session)
+        async with running(container):
             verify = container.verify_image()
             deadline = Deadline.after(
                 container.clock(), container.settings().limits.deadline_cap_seconds
             )
-            return list(
-                await asyncio.gather(
-                    *(verify.execute(VerifyImageCommand(image=i), deadline) for i in args.images)
-                )
-            )
+            commands = [VerifyImageCommand(image=image) for image in args.images]
+            return list(await asyncio.gather(*(verify.execute(c, deadline) for c in commands)))
 
     verdicts = asyncio.run(run())
     for verdict in verdicts:
@@ -197,32 +201,29 @@ def _review(args: argparse.Namespace) -> int:
     # The same admission log line as the webhook, on stderr so stdout stays the answer.
     configure_logging(settings.log_level, "json", sys.stderr)
     warn_about_features(settings)
-    now = getattr(args, "now", None)
-    container = build_container(settings, FixedClock(now) if now else None)
+    container = _container(args, settings)
     try:
         body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
-        limits = container.settings().limits
+        limits = settings.limits
         command, api_version = parse_review(
             decode_json(body, limits.max_json_depth), limits.deadline_cap_seconds
         )
     except (OSError, BadRequestError) as e:
         raise UsageError(str(e)) from e
 
-    async def run() -> dict[str, Any]:
-        async with aiohttp.ClientSession() as session:
-            container.session.override(session)
+    async def run() -> RequestVerdict:
+        async with running(container):  # leaving it waits for alerts still being sent
             started = time.perf_counter()
             verdict = await container.review_admission().execute(command)
             log_admission(command, verdict, time.perf_counter() - started)
-            await close_resources(container)
-            answer = render_review(verdict, api_version)
-            if args.explain:  # always present with --explain: [] says "nothing to patch"
-                answer["patchDecoded"] = [
-                    {"op": "replace", "path": p.path, "value": p.value} for p in verdict.patch
-                ]
-            return answer
+            return verdict
 
-    answer = asyncio.run(run())
+    verdict = asyncio.run(run())
+    answer = render_review(verdict, api_version)
+    if args.explain:  # always present with --explain: [] says "nothing to patch"
+        answer["patchDecoded"] = [
+            {"op": "replace", "path": p.path, "value": p.value} for p in verdict.patch
+        ]
     _emit(args, answer, orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
     return EXIT_OK if answer["response"]["allowed"] else EXIT_DENIED
 
@@ -230,16 +231,21 @@ def _review(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     # No network, so no credentials: secretName stays unresolved (there is no --secrets-dir).
     settings = load_settings(args.config, secrets_dir=None, env=os.environ)
+    container = _container(args, settings)
+
+    async def run() -> list[dict[str, Any]]:
+        async with running(container):
+            explain = container.explain_image()
+            return [_explain_report(explain.execute(raw)) for raw in args.images]
+
     code = EXIT_OK
-    for raw in args.images:
-        report = _explain_image(settings, raw)
+    for report in asyncio.run(run()):
         code = max(code, EXIT_OK if report.get("rule") else EXIT_DENIED)
         _emit(args, report, orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     return code
 
 
-def _explain_image(settings: Settings, raw: str) -> dict[str, Any]:
-    found = ExplainImage(settings).execute(raw)
+def _explain_report(found: Explanation) -> dict[str, Any]:
     report: dict[str, Any] = {
         "image": found.image,
         "reference": found.reference,
@@ -267,7 +273,7 @@ def _explain_image(settings: Settings, raw: str) -> dict[str, Any]:
 
 def _check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    asyncio.run(_build_validators(build_container(settings)))
+    asyncio.run(_start(_container(args, settings)))
     summary = {
         "ok": True,
         "problems": [],
@@ -283,12 +289,11 @@ def _check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _build_validators(container: Container) -> None:
-    """Construct every validator (no network), as ``serve`` does at start-up: the wiring and
-    the packaged trust material (sigstore's public-good keys) are exercised too."""
-    async with aiohttp.ClientSession() as session:
-        container.session.override(session)
-        container.validators()
+async def _start(container: Container) -> None:
+    """Start the composition as ``serve`` does, without serving (and without network): every
+    validator is built, the packaged trust material (sigstore's public-good keys) read."""
+    async with running(container):
+        pass
 
 
 def _emit_problems(args: argparse.Namespace, problems: Sequence[str]) -> None:

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.web_runner import GracefulExit
 
 from connaisseur.application.settings import Settings
-from connaisseur.config.container import Container
+from connaisseur.config.container import Container, running
 from connaisseur.entrypoints.logs import configure_logging
 from connaisseur.entrypoints.tls import server_context, throwaway_certificate
 from connaisseur.entrypoints.webhook import webhook_server
@@ -50,7 +50,8 @@ def serve(
 
 
 async def _run(container: Container, host: str, port: int, context: ssl.SSLContext) -> None:
-    async with webhook_server(container) as server:
+    async with running(container):
+        server = webhook_server(container)
         runner = web.ServerRunner(server, handle_signals=True, shutdown_timeout=5)
         await runner.setup()
         try:

@@ -12,12 +12,9 @@ skipping them saves 4-7 % of a static admission's CPU time (bench/README.md).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
 
-import aiohttp
 import orjson
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
@@ -28,7 +25,7 @@ from aiohttp.web_protocol import RequestHandler
 from connaisseur.application.deadline import request_budget
 from connaisseur.application.review import ReviewCommand
 from connaisseur.application.settings import Limits
-from connaisseur.config.container import Container, close_resources
+from connaisseur.config.container import Container
 from connaisseur.entrypoints.admission import (
     BadRequestError,
     MalformedRequestError,
@@ -44,25 +41,15 @@ _BUDGET_MEMO_SIZE = 64
 log = logging.getLogger("connaisseur.admission")
 
 
-@contextlib.asynccontextmanager
-async def webhook_server(container: Container) -> AsyncIterator[web.Server]:
-    """The webhook's HTTP server; the outbound HTTP session lives and dies with it.
+def webhook_server(container: Container) -> web.Server:
+    """The webhook's HTTP server over a running container (:func:`config.container.running`).
 
-    Serve it with ``web.ServerRunner``; leave this context only after the runner's cleanup.
+    Serve it with ``web.ServerRunner``; leave the container's ``running`` only after the
+    runner's cleanup.
     """
-    connector = aiohttp.TCPConnector(limit=100, ttl_dns_cache=300)
-    async with aiohttp.ClientSession(connector=connector, raise_for_status=False) as session:
-        container.session.override(session)
-        container.validators()  # build every validator before the first request
-        container.review_admission()
-        try:
-            webhook = Webhook(container)
-            yield web.Server(
-                webhook.dispatch, request_factory=webhook.make_request, access_log=None
-            )
-        finally:
-            await close_resources(container)
-            container.session.reset_override()
+    container.review_admission()  # built before the first request
+    webhook = Webhook(container)
+    return web.Server(webhook.dispatch, request_factory=webhook.make_request, access_log=None)
 
 
 class Webhook:

@@ -18,7 +18,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import yaml
 from dependency_injector import providers
@@ -26,7 +25,7 @@ from dependency_injector import providers
 from connaisseur.application.review import UNCHANGED_WARNING
 from connaisseur.application.settings import Settings, ValidatorSettings
 from connaisseur.application.validators import Validator, ValidatorFactory, build_validators
-from connaisseur.config.container import Container, build_container
+from connaisseur.config.container import Container, build_container, running
 from connaisseur.config.loader import load_settings
 from tests.support.fakes import FakeClock
 from tests.support.feature_doubles import MockValidator
@@ -281,14 +280,9 @@ async def running_container(
     extras: Sequence[Validator] = (),
     clock: FakeClock | None = None,
 ) -> AsyncIterator[Container]:
-    """:func:`case_container` with an HTTP session provided (closed afterwards)."""
-    container = case_container(settings, extras, clock)
-    async with aiohttp.ClientSession() as session:
-        container.session.override(session)
-        try:
-            yield container
-        finally:
-            container.session.reset_override()
+    """:func:`case_container`, running as the webhook runs it (HTTP session, closed after)."""
+    async with running(case_container(settings, extras, clock)) as container:
+        yield container
 
 
 def static_settings(name: str, approve: bool) -> ValidatorSettings:

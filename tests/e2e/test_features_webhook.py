@@ -24,7 +24,7 @@ from aiohttp import web
 from dependency_injector import providers
 
 from connaisseur.application.validators import StaticValidator, build_validators
-from connaisseur.config.container import build_container
+from connaisseur.config.container import build_container, running
 from connaisseur.config.loader import load_settings
 from connaisseur.entrypoints.webhook import webhook_server
 from tests.support.feature_doubles import (
@@ -95,8 +95,8 @@ async def start(tls: TlsFiles, tmp_path: Path) -> AsyncIterator[Any]:
         validators = build_validators(settings.validators, {"static": StaticValidator})
         validators["signed"] = signed
         container.validators.override(providers.Object(validators))
-        server = await stack.enter_async_context(webhook_server(container))
-        runner = web.ServerRunner(server)
+        await stack.enter_async_context(running(container))
+        runner = web.ServerRunner(webhook_server(container))
         await runner.setup()
         runners.append(runner)
         port = free_port()

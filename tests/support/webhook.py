@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import BaseTestServer, TestClient
 
-from connaisseur.config.container import Container
+from connaisseur.config.container import Container, running
 from connaisseur.entrypoints.webhook import webhook_server
 
 
@@ -26,9 +26,10 @@ class WebhookTestServer(BaseTestServer):
 
 @contextlib.asynccontextmanager
 async def webhook_client(container: Container) -> AsyncIterator[TestClient[Any, Any]]:
-    """A test client of the webhook over plain HTTP, with the outbound session open."""
+    """A test client of the webhook over plain HTTP, the container running as ``serve`` runs
+    it (outbound session open, closed afterwards)."""
     async with (
-        webhook_server(container) as server,
-        TestClient(WebhookTestServer(server)) as client,
+        running(container),
+        TestClient(WebhookTestServer(webhook_server(container))) as client,
     ):
         yield client

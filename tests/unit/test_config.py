@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import yaml
 
 from connaisseur.application.caching import fingerprint_hash, stable
 from connaisseur.application.settings import ResourceValidationMode
-from connaisseur.config.container import build_container
+from connaisseur.config.container import build_container, running
 from connaisseur.config.loader import DEFAULT_CONFIG, build_settings, load_settings
 from connaisseur.domain.errors import Category, ConfigError
 from connaisseur.domain.image import ImageReference
@@ -461,9 +460,7 @@ def test_default_policy_routes_images(image: str, validator: str) -> None:
 
 
 async def test_default_configuration_builds_a_container() -> None:
-    container = build_container(load_settings())
-    async with aiohttp.ClientSession() as session:
-        container.session.override(session)
+    async with running(build_container(load_settings())) as container:
         validators = container.validators()
     assert set(validators) == {"allow", "deny", "dockerhub"}
 
