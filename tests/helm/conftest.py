@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support import containers, images
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm"
 HERE = Path(__file__).resolve().parent
@@ -80,6 +82,13 @@ def render(helm_bin: Path) -> Renderer:
         return [doc for doc in yaml.safe_load_all(text) if doc]
 
     return _render
+
+
+@pytest.fixture(scope="session")
+def product_image() -> str:
+    """The product image, built from the Dockerfile once per content (needs a Docker engine)."""
+    containers.require_engine()
+    return images.build_product()
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.helm.conftest import Manifest, find
-from tests.support import containers, images
+from tests.support import images
 
 pytestmark = pytest.mark.helm
 
@@ -28,16 +28,6 @@ FORBIDDEN_NAMES = {
     "sh", "bash", "dash", "busybox", "apt", "apt-get", "dpkg", "pip", "pip3", "ensurepip",
     "setuptools", "gcc", "cc", "c++", "g++", "ld", "as", "make", "perl", "curl", "wget",
 }  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def product_image() -> str:
-    reason = containers.engine_missing_reason()
-    if reason is not None:
-        if containers.containers_required():
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return images.build_product()
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.helm.conftest import Manifest, Renderer
-from tests.support import chart_pod, containers, images
+from tests.support import chart_pod, images
 from tests.support.admission import admission_review, decoded_patch, pod
 from tests.support.cosign import Signer, image_manifest, payload, sign_layout
 from tests.support.oci_push import Pusher
@@ -46,16 +46,6 @@ class Deployed:
     digest: str  # its manifest digest
     unsigned: str
     ready_seconds: float
-
-
-@pytest.fixture(scope="module")
-def product_image() -> str:
-    reason = containers.engine_missing_reason()
-    if reason is not None:
-        if containers.containers_required():
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return images.build_product()
 
 
 async def push_images(registry: RegistryServer, signer: Signer) -> dict[str, str]:

@@ -14,9 +14,5 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     """``binaries`` or ``containers``; the latter skips without an engine (fails in CI)."""
     chosen: Backend = request.param
     if chosen == "containers":
-        reason = containers.engine_missing_reason()
-        if reason is not None:
-            if containers.containers_required():
-                pytest.fail(reason)
-            pytest.skip(reason)
+        containers.require_engine()
     return chosen

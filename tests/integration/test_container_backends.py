@@ -18,11 +18,7 @@ ABSENT = "connaisseur-test/absent:never-built"
 
 @pytest.fixture
 def engine() -> None:
-    reason = containers.engine_missing_reason()
-    if reason is not None:
-        if containers.containers_required():
-            pytest.fail(reason)
-        pytest.skip(reason)
+    containers.require_engine()
 
 
 def our_containers() -> list[str]:

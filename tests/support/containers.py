@@ -53,6 +53,18 @@ def containers_required() -> bool:
     return os.environ.get(REQUIRE_VARIABLE) == "1"
 
 
+def require_engine() -> None:
+    """In a test: skip without an engine, or fail when containers are required (CI)."""
+    import pytest
+
+    reason = engine_missing_reason()
+    if reason is None:
+        return
+    if containers_required():
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 def engine_missing_reason() -> str | None:
     """Why the container backend cannot run at all, or None."""
     if engine_answers():

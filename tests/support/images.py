@@ -185,22 +185,26 @@ def build_base() -> str:
     return name
 
 
-def build_server(setting: Setting) -> str:
+def _build_on_base(setting: Setting, *args: str, stdin: bytes | None = None) -> str:
+    """``docker build`` on the Debian base unless the image exists or its name is a setting."""
     name = setting.name()
     if image_present(name) or not setting.is_local():
         return name
     started = time.monotonic()
     docker(
-        "build", "-q", "--network", "host",
-        "--build-arg", f"BASE_IMAGE={build_base()}",
-        "--target", setting.target,
-        "-f", str(SERVERS_DOCKERFILE),
-        "-t", name,
-        str(SERVERS_DOCKERFILE.parent),
-        log=WORK / f"build-{setting.target}.log",
+        "build", "-q", "--network", "host", "--build-arg", f"BASE_IMAGE={build_base()}",
+        "-t", name, *args,
+        stdin=stdin, log=WORK / f"build-{setting.target}.log",
     )  # fmt: skip
     _timed("built", name, started)
     return name
+
+
+def build_server(setting: Setting) -> str:
+    return _build_on_base(
+        setting, "--target", setting.target, "-f", str(SERVERS_DOCKERFILE),
+        str(SERVERS_DOCKERFILE.parent),
+    )  # fmt: skip
 
 
 def _pip_ca() -> Path | None:
@@ -226,20 +230,7 @@ def product_context() -> bytes:
 
 
 def build_product() -> str:
-    name = PRODUCT.name()
-    if image_present(name) or not PRODUCT.is_local():
-        return name
-    started = time.monotonic()
-    docker(
-        "build", "-q", "--network", "host",
-        "--build-arg", f"BASE_IMAGE={build_base()}",
-        "-t", name,
-        "-",
-        stdin=product_context(),
-        log=WORK / "build-product.log",
-    )  # fmt: skip
-    _timed("built", name, started)
-    return name
+    return _build_on_base(PRODUCT, "-", stdin=product_context())
 
 
 def main(argv: list[str] | None = None) -> int:
