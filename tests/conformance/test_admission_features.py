@@ -16,6 +16,7 @@ Deliberate differences asserted here instead of the upstream behaviour:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -32,7 +33,6 @@ from connaisseur.application.alerting import AlertingSettings, Notifier, Receive
 from connaisseur.application.approval import ChildApproval
 from connaisseur.application.caching import cache_key, fingerprint_hash, rule_fingerprint
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.ports import Alert
 from connaisseur.application.review import ReviewAdmission, ReviewCommand
 from connaisseur.application.settings import Features, Settings
 from connaisseur.application.validators import StaticValidator, Validator, build_validators
@@ -43,10 +43,11 @@ from connaisseur.config.loader import load_settings
 from connaisseur.config.schema import AlertingSchema
 from connaisseur.domain.alert_template import AlertTemplate
 from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import Policy
 from connaisseur.domain.verdict import SkipReason
 from connaisseur.domain.workload import OwnerReference, Workload
 from tests.conformance.harness import expected_of
-from tests.support.fakes import FakeClock, FakeMetrics
+from tests.support.fakes import FakeClock, FakeKubernetesApi, FakeMetrics, RecordingAlertSink
 from tests.support.feature_doubles import (
     MockValidator,
     Received,
@@ -107,7 +108,7 @@ async def _child_approved(case: dict[str, Any], parent: list[str], images: list[
         features,
         FakeClock(),
         FakeMetrics(),
-        child_approval=ChildApproval(_StaticKubeApi({"owner": parent})),
+        child_approval=ChildApproval(FakeKubernetesApi([_replica_set("owner", parent)])),
     )
     verdict = await review.execute(_command(_workload(images, owners=1)))
     if verdict.allowed:
@@ -196,7 +197,7 @@ async def test_skip_decision(case: dict[str, Any]) -> None:
     for raw, value in inputs["cache_before"].items():
         cache.seed(raw, value)
     for raw in inputs.get("cache_read_fails_for", []):
-        cache.failing.add(_key_for(verify, raw))
+        cache.failing.add(cache.key_of(raw))
     image = inputs["image"]
     unchanged = (
         frozenset(inputs["previous_images"])
@@ -242,7 +243,7 @@ async def test_review_features(case: dict[str, Any], kube_tls: Any, tmp_path: Pa
     verify, cache = _verify_with_cache(*doubles, settings=settings)
     for raw, value in inputs["cache_before"].items():
         cache.seed(raw, value)
-    sink = _RecordingSink()
+    sink = RecordingAlertSink()
     notifier = Notifier(_alerting_to_record(), sink, FakeClock())
     review_doc = json.loads((DATA / inputs["admission_review"]).read_text())
     command = _command_from(review_doc["request"], inputs.get("deadline"))
@@ -301,7 +302,7 @@ def _assert_cache_after(
     before: Mapping[str, Any],
 ) -> None:
     """D5: entries live under raw image + configuration hash; only definitive results."""
-    keys = {_key_for(verify, raw): raw for raw in expected}
+    keys = {cache.key_of(raw): raw for raw in expected}
     assert set(cache.stored) == set(keys)
     for key, raw in keys.items():
         stored, want = cache.stored[key], expected[raw]
@@ -416,30 +417,15 @@ async def test_validation_metrics(case: dict[str, Any]) -> None:
 # --- helpers --------------------------------------------------------------------------------
 
 
-class _StaticKubeApi:
-    """A ``KubernetesApi`` holding ReplicaSets by name, all with UID ``uid-<name>``."""
-
-    def __init__(self, images: Mapping[str, list[str]]) -> None:
-        self._images = images
-
-    async def get(
-        self, api_version: str, kind: str, namespace: str, name: str, deadline: Deadline
-    ) -> Mapping[str, Any] | None:
-        if name not in self._images:
-            return None
-        containers = [{"name": f"c{i}", "image": im} for i, im in enumerate(self._images[name])]
-        return {
-            "metadata": {"name": name, "uid": f"uid-{name}"},
-            "spec": {"template": {"spec": {"containers": containers}}},
-        }
-
-
-class _RecordingSink:
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    async def send(self, alert: Alert, deadline: Deadline) -> None:
-        self.messages.append(json.loads(alert.body)["m"])
+def _replica_set(name: str, images: list[str]) -> dict[str, Any]:
+    """ReplicaSet ``name`` in namespace ``ns`` (UID ``uid-<name>``) whose pods run ``images``."""
+    containers = [{"name": f"c{i}", "image": im} for i, im in enumerate(images)]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"namespace": "ns", "name": name, "uid": f"uid-{name}"},
+        "spec": {"template": {"spec": {"containers": containers}}},
+    }
 
 
 def _alerting_to_record() -> AlertingSettings:
@@ -500,7 +486,7 @@ def _extra_validators(inputs: Mapping[str, Any]) -> list[MockValidator]:
 
 
 def _verify_with(*validators: MockValidator) -> VerifyImage:
-    from connaisseur.domain.policy import Policy, Rule
+    from connaisseur.domain.policy import Rule
 
     policy = Policy((Rule(pattern="*", validator=validators[0].name),))
     return VerifyImage(policy, {v.name: v for v in validators}, FakeMetrics())
@@ -509,7 +495,7 @@ def _verify_with(*validators: MockValidator) -> VerifyImage:
 def _verify_with_cache(
     *doubles: MockValidator, settings: Settings | None = None, metrics: FakeMetrics | None = None
 ) -> tuple[VerifyImage, UpstreamFormatCache]:
-    from connaisseur.domain.policy import Policy, Rule
+    from connaisseur.domain.policy import Rule
 
     if settings is None:
         policy = Policy((Rule(pattern="*", validator=doubles[0].name),))
@@ -520,8 +506,7 @@ def _verify_with_cache(
         validators = build_validators(settings.validators, {"static": StaticValidator})
         validators.update({v.name: v for v in doubles})
         fingerprints = {v.name: fingerprint_hash(v.fingerprint()) for v in settings.validators}
-    holder: list[VerifyImage] = []
-    cache = UpstreamFormatCache(lambda raw: _key_for(holder[0], raw))
+    cache = UpstreamFormatCache(functools.partial(_key_under, policy, fingerprints))
     caching = CachePolicy(
         cache=cache,
         ttl_seconds=30,
@@ -529,14 +514,11 @@ def _verify_with_cache(
         validator_fingerprints=fingerprints,
     )
     verify = VerifyImage(policy, validators, metrics or FakeMetrics(), caching)
-    holder.append(verify)
     return verify, cache
 
 
-def _key_for(verify: VerifyImage, raw: str) -> str:
-    """Our cache key for ``raw`` under ``verify``'s configuration (D5)."""
-    rule = verify._policy.match(ImageReference.parse(raw).name)
-    return cache_key(raw, verify._configuration(rule))
-
-
-assert rule_fingerprint  # re-exported for readers: the hash behind ``_configuration``
+def _key_under(policy: Policy, fingerprints: Mapping[str, str], raw: str) -> str:
+    """Our cache key for ``raw`` under ``policy`` and these validator configurations (D5),
+    computed from the public caching functions the use case composes."""
+    rule = policy.match(ImageReference.parse(raw).name)
+    return cache_key(raw, rule_fingerprint(rule, fingerprints.get(rule.validator or "default", "")))

@@ -56,21 +56,25 @@ async def test_round_trip_over_tls_with_password(redis: RedisServer) -> None:
     denial = CachedResult(category="signature_invalid", message="no valid signature")
     await cache.put("img:2|cfg", denial, 30)
     assert await cache.get("img:2|cfg") == denial
-    ttl = await cache._client.ttl("connaisseur:v1:img:1|cfg")
+    observer = _client(redis)  # what any other Redis client sees of the entry
+    ttl = await observer.ttl("connaisseur:v1:img:1|cfg")
     assert 0 < ttl <= 30
     await cache.close()
+    await observer.aclose()
 
 
 async def test_entries_failing_the_hmac_are_ignored(redis: RedisServer) -> None:
     honest = RedisCache(_client(redis), KEY)
     await honest.put("img:3|cfg", CachedResult(digest=MOCK_DIGEST), 30)
-    raw = await honest._client.get("connaisseur:v1:img:3|cfg")
+    attacker = _client(redis)  # can write to Redis, but does not have the HMAC key
+    raw = await attacker.get("connaisseur:v1:img:3|cfg")
     assert raw is not None
     assert raw.split(b".", 1)[0] != b""  # stored with its MAC
     # someone without the key writes a forged entry, or moves an entry to another image
     forged = b"00" * 32 + b'.{"digest":"sha256:' + b"6" * 64 + b'","category":null,"message":null}'
-    await honest._client.set("connaisseur:v1:img:4|cfg", forged)
-    await honest._client.set("connaisseur:v1:img:5|cfg", raw)
+    await attacker.set("connaisseur:v1:img:4|cfg", forged)
+    await attacker.set("connaisseur:v1:img:5|cfg", raw)
+    await attacker.aclose()
     assert await honest.get("img:4|cfg") is None
     assert await honest.get("img:5|cfg") is None
     # another install (another key) cannot read this one's entries

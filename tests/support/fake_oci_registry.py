@@ -9,6 +9,7 @@ the adapter's round trips are tested against the real registry.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -120,3 +121,19 @@ class FakeRegistry(Registry):
             raise
         index = json.loads(body)
         return [m for m in index.get("manifests", []) if m.get("artifactType") == artifact_type]
+
+
+class CountingRegistry(FakeRegistry):
+    """Yields to the event loop on every fetch and records how many overlap."""
+
+    in_flight: int = 0
+    most_in_flight: int = 0
+
+    async def manifest(self, *args: Any, **kwargs: Any) -> Manifest:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0)
+            return await super().manifest(*args, **kwargs)
+        finally:
+            self.in_flight -= 1

@@ -5,15 +5,26 @@ Each names the Protocol it implements so mypy checks it where it is defined.
 
 from __future__ import annotations
 
+import io
+import json
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.ports import Clock, KubernetesApi, Metrics, TransparencyLog
+from connaisseur.application.ports import (
+    Alert,
+    AlertSink,
+    Clock,
+    Endpoint,
+    KubernetesApi,
+    Metrics,
+    Notary,
+    TransparencyLog,
+)
 
 DEFAULT_NOW = datetime(2026, 11, 29, tzinfo=UTC)
 
@@ -119,3 +130,60 @@ class FakeKubernetesApi(KubernetesApi):
         key = (api_version, kind, namespace, name)
         self.gets.append(key)
         return self.objects.get(key)
+
+
+class FakeNotary(Notary):
+    """Implements ``Notary``: serves whatever ``files`` holds for any GUN; records every call."""
+
+    def __init__(self, files: Mapping[str, bytes]) -> None:
+        self.files = dict(files)
+        self.calls: list[tuple[str, str, tuple[str, ...]]] = []
+
+    async def fetch_roles(
+        self, host: str, gun: str, roles: Sequence[str], endpoint: Endpoint, deadline: Deadline
+    ) -> Mapping[str, bytes | None]:
+        self.calls.append((host, gun, tuple(roles)))
+        return {r: self.files.get(r) for r in roles}
+
+
+class RecordingNotifier:
+    """Stands in for the alert ``Notifier``: records that pending alerts were awaited."""
+
+    def __init__(self) -> None:
+        self.drained = 0
+
+    async def drain(self) -> None:
+        self.drained += 1
+
+
+class CountingStream(io.StringIO):
+    """A stream that remembers what was flushed (what a reader of stdout would see)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+        self.visible = ""
+
+    def flush(self) -> None:
+        self.flushes += 1
+        self.visible = self.getvalue()
+
+
+class Ticks:
+    """A monotonic clock (a callable) that moves only when told to (``now``)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class RecordingAlertSink(AlertSink):
+    """Implements ``AlertSink``: records the ``m`` field of every alert body it is sent."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    async def send(self, alert: Alert, deadline: Deadline) -> None:
+        self.messages.append(json.loads(alert.body)["m"])

@@ -82,7 +82,7 @@ class UpstreamFormatCache:
     """
 
     def __init__(self, key_of: Callable[[str], str]) -> None:
-        self._key_of = key_of
+        self.key_of = key_of
         self.entries: dict[str, CachedResult | None] = {}
         self.stored: dict[str, CachedResult] = {}
         self.failing: set[str] = set()
@@ -91,10 +91,10 @@ class UpstreamFormatCache:
         try:
             data = json.loads(value)
         except ValueError:
-            self.entries[self._key_of(raw_image)] = None  # unreadable → a miss
+            self.entries[self.key_of(raw_image)] = None  # unreadable → a miss
             return
         error = data.get("error") or None
-        self.entries[self._key_of(raw_image)] = CachedResult(
+        self.entries[self.key_of(raw_image)] = CachedResult(
             digest=data.get("digest") or None,
             category="validation_failed" if error else None,
             message=error,

@@ -19,19 +19,19 @@ from connaisseur.application.verify import VerifyImage, VerifyImageCommand
 from connaisseur.domain.cosign import MAX_PAYLOAD_BYTES
 from connaisseur.domain.errors import Category
 from connaisseur.domain.policy import Policy, Rule, RuleOptions
+from tests.support.admission_harness import Admission, untrusted, workload
 from tests.support.cosign import FakeRekor, Signer, sha256, sign_layout
-from tests.support.fake_oci_registry import FakeRegistry
-from tests.support.fakes import FakeClock, FakeMetrics, FakeTransparencyLog
-from tests.unit.application.admission_harness import Admission, untrusted, workload
-from tests.unit.fakes import FakeValidator
-from tests.unit.fakes import Outcome as Scripted
-from tests.unit.test_cosign_validator import (
+from tests.support.cosign_validator import (
     IMAGE,
     push_image,
     push_signatures,
     signed,
     validator,
 )
+from tests.support.fake_oci_registry import FakeRegistry
+from tests.support.fake_validator import FakeValidator
+from tests.support.fake_validator import Outcome as Scripted
+from tests.support.fakes import FakeClock, FakeMetrics, FakeTransparencyLog
 
 # ------------------------------------------------------------------ images per object
 

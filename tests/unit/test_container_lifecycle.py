@@ -10,16 +10,7 @@ from dependency_injector import errors, providers
 
 from connaisseur.config.container import Container, build_container, running
 from connaisseur.config.loader import load_settings
-
-
-class RecordingNotifier:
-    """Stands in for the alert notifier; records that pending alerts were awaited."""
-
-    def __init__(self) -> None:
-        self.drained = 0
-
-    async def drain(self) -> None:
-        self.drained += 1
+from tests.support.fakes import RecordingNotifier
 
 
 def container_with_notifier() -> tuple[Container, RecordingNotifier]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +33,26 @@ from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
 from tests.support.cosign import (
     FakeRekor,
-    Layout,
     Signer,
-    image_manifest,
-    payload,
     sha256,
     sign_layout,
 )
+from tests.support.cosign_validator import (
+    IMAGE,
+    NO_TLOG,
+    REPOSITORY,
+    denied,
+    push_image,
+    push_signatures,
+    run,
+    signed,
+    validator,
+)
 from tests.support.fake_oci_registry import FakeRegistry
-from tests.support.fakes import FakeClock, FakeTransparencyLog
+from tests.support.fakes import FakeClock, FakeKubernetesApi, FakeTransparencyLog
 from tests.support.settings import validator_settings
 
 DATA = Path(__file__).parents[1] / "conformance" / "data"
-IMAGE = ImageReference.parse("registry.example/team/app:1.0")
-CLOCK = FakeClock()
 
 
 @pytest.fixture(scope="session")
@@ -64,62 +70,11 @@ def signers() -> dict[str, Signer]:
     }
 
 
-REPOSITORY = IMAGE.repository
-
-
-def push_image(reg: FakeRegistry, tag: str, seed: str = "a") -> str:
-    body, blobs = image_manifest(seed)
-    for blob in blobs.values():
-        reg.put_blob(REPOSITORY, blob)
-    return reg.put_manifest(REPOSITORY, body, tag)
-
-
-def push_signatures(reg: FakeRegistry, digest: str, layout: Layout) -> None:
-    for blob in layout.blobs.values():
-        reg.put_blob(REPOSITORY, blob)
-    reg.put_manifest(REPOSITORY, layout.manifest, signature_tag(digest))
-
-
-class FakeKubernetes:
-    def __init__(self, objects: Mapping[tuple[str, str], Mapping[str, Any]]) -> None:
-        self.objects = objects
-
-    async def get(
-        self, api_version: str, kind: str, namespace: str, name: str, deadline: Deadline
-    ) -> Mapping[str, Any] | None:
-        assert (api_version, kind) == ("v1", "Secret")
-        return self.objects.get((namespace, name))
-
-
-def validator(
-    roots: Sequence[Mapping[str, Any]],
-    registry: FakeRegistry,
-    tlog: FakeTransparencyLog | None = None,
-    host: Mapping[str, str] | None = None,
-    **kwargs: Any,
-) -> CosignValidator:
-    """A validator of the ``trustRoots`` (and ``host`` block) as a user writes them."""
-    entry = {"name": "cosign", "type": "cosign", "trustRoots": list(roots), "host": host or {}}
-    settings = validator_settings(entry)
-    return CosignValidator(settings, registry, tlog or FakeTransparencyLog(), CLOCK, **kwargs)
-
-
-def signed(signer: Signer, digest: str, reference: str = IMAGE.context, **extra: str):  # type: ignore[no-untyped-def]
-    body = payload(digest, reference)
-    return body, signer.sign(body), dict(extra)
-
-
-NO_TLOG = RuleOptions(verify_in_transparency_log=False)
-
-
-async def run(v: CosignValidator, options: RuleOptions = NO_TLOG, image: ImageReference = IMAGE):  # type: ignore[no-untyped-def]
-    return await v.validate(image, options, Deadline.after(CLOCK, 5))
-
-
-async def denied(v: CosignValidator, options: RuleOptions = NO_TLOG) -> ConnaisseurError:
-    with pytest.raises(ConnaisseurError) as err:
-        await run(v, options)
-    return err.value
+def cosign_secret(namespace: str, name: str, pem: str) -> dict[str, Any]:
+    """A Kubernetes Secret holding ``cosign.pub`` as ``k8s://<namespace>/<name>`` reads it."""
+    data = {"cosign.pub": base64.b64encode(pem.encode()).decode()}
+    metadata = {"namespace": namespace, "name": name}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "data": data}
 
 
 # ------------------------------------------------------------------ keys and basic outcomes
@@ -469,8 +424,7 @@ async def test_k8s_key_reference_reads_cosign_pub_through_the_api(
     reg = FakeRegistry()
     digest = push_image(reg, "1.0")
     push_signatures(reg, digest, sign_layout([signed(signers["p256"], digest)]))
-    pem = base64.b64encode(signers["p256"].public_pem.encode()).decode()
-    kube = FakeKubernetes({("keys", "signing"): {"data": {"cosign.pub": pem}}})
+    kube = FakeKubernetesApi([cosign_secret("keys", "signing", signers["p256"].public_pem)])
     v = validator([{"name": "default", "key": "k8s://keys/signing"}], reg, kubernetes=kube)
     assert (await run(v)).digest == digest
 
@@ -486,9 +440,9 @@ async def test_k8s_key_rotation_takes_effect_after_the_key_ttl(
     push_signatures(reg, new_digest, sign_layout([signed(signers["other"], new_digest)]))
 
     def secret(signer: Signer) -> dict[str, Any]:
-        return {"data": {"cosign.pub": base64.b64encode(signer.public_pem.encode()).decode()}}
+        return cosign_secret("keys", "signing", signer.public_pem)
 
-    kube = FakeKubernetes({("keys", "signing"): secret(signers["p256"])})
+    kube = FakeKubernetesApi([secret(signers["p256"])])
     clock = FakeClock(frozen=True)
     roots = [{"name": "default", "key": "k8s://keys/signing"}]
     settings = validator_settings({"name": "cosign", "type": "cosign", "trustRoots": roots})
@@ -503,13 +457,13 @@ async def test_k8s_key_rotation_takes_effect_after_the_key_ttl(
         return True
 
     assert await verifies("old")
-    kube.objects = {("keys", "signing"): secret(signers["other"])}  # the key is rotated
+    kube.add(secret(signers["other"]))  # the key is rotated
     clock.advance(K8S_KEY_TTL_SECONDS - 1)
     assert await verifies("old")  # still within the key's time to live
     clock.advance(2)
     assert not await verifies("old")
     assert await verifies("new")
-    kube.objects = {}  # the Secret is deleted: nothing stale is trusted after the TTL
+    kube.objects.clear()  # the Secret is deleted: nothing stale is trusted after the TTL
     clock.advance(K8S_KEY_TTL_SECONDS + 1)
     assert not await verifies("new")
 
@@ -521,7 +475,7 @@ async def test_k8s_key_reference_to_a_missing_secret_is_trust_root_not_found(
     digest = push_image(reg, "1.0")
     push_signatures(reg, digest, sign_layout([signed(signers["p256"], digest)]))
     v = validator(
-        [{"name": "default", "key": "k8s://keys/gone"}], reg, kubernetes=FakeKubernetes({})
+        [{"name": "default", "key": "k8s://keys/gone"}], reg, kubernetes=FakeKubernetesApi()
     )
     with pytest.raises(TrustRootError):
         await run(v)

@@ -30,10 +30,7 @@ from connaisseur.domain.errors import Category, ConfigError, VerificationError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.trust import KeylessIdentity
 from tests.support.cosign import Signer, payload, sign_layout
-from tests.support.fake_oci_registry import FakeRegistry
-from tests.support.fakes import DEFAULT_NOW
-from tests.support.fulcio import FakeFulcio
-from tests.unit.test_cosign_validator import (
+from tests.support.cosign_validator import (
     NO_TLOG,
     denied,
     push_image,
@@ -41,6 +38,9 @@ from tests.unit.test_cosign_validator import (
     signed,
     validator,
 )
+from tests.support.fake_oci_registry import FakeRegistry
+from tests.support.fakes import DEFAULT_NOW
+from tests.support.fulcio import FakeFulcio
 
 IMAGE = ImageReference.parse("registry.example/team/app:1.0")
 DIGEST = "sha256:" + "c0" * 32

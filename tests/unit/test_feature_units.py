@@ -12,14 +12,7 @@ from connaisseur.config.env import infrastructure
 from connaisseur.domain.errors import Category
 from connaisseur.domain.policy import Rule, RuleOptions
 from connaisseur.domain.verdict import ImageVerdict
-
-
-class Ticks:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.fakes import Ticks
 
 
 async def test_in_memory_cache_expires_and_stays_bounded() -> None:

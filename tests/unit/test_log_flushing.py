@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 from collections.abc import Iterator
 
 import pytest
 
 from connaisseur.entrypoints.logs import JsonFormatter, LoopFlushingHandler
-
-
-class CountingStream(io.StringIO):
-    """A stream that remembers what was flushed (what a reader of stdout would see)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.flushes = 0
-        self.visible = ""
-
-    def flush(self) -> None:
-        self.flushes += 1
-        self.visible = self.getvalue()
+from tests.support.fakes import CountingStream
 
 
 @pytest.fixture

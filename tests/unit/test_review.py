@@ -21,8 +21,8 @@ from connaisseur.domain.errors import Category
 from connaisseur.domain.policy import Mode, Policy, Rule, RuleOptions
 from connaisseur.domain.verdict import Outcome as RequestOutcome
 from connaisseur.domain.verdict import SkipReason
+from tests.support.fake_validator import DIGEST, FakeValidator, Outcome
 from tests.support.fakes import FakeClock, FakeMetrics
-from tests.unit.fakes import DIGEST, FakeValidator, Outcome
 
 POLICY = Policy(
     (

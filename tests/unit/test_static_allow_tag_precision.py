@@ -15,8 +15,8 @@ from connaisseur.application.validators import StaticValidator, Validator
 from connaisseur.application.verify import VerifyImage, VerifyImageCommand
 from connaisseur.domain.errors import Category
 from connaisseur.domain.policy import Policy, Rule
+from tests.support.fake_validator import FakeValidator
 from tests.support.fakes import FakeMetrics
-from tests.unit.fakes import FakeValidator
 
 ANY_DIGEST = "sha256:" + "66" * 32
 

@@ -7,40 +7,10 @@ from connaisseur.application.settings import ValidatorSettings
 from connaisseur.application.validators import StaticValidator, Validator
 from connaisseur.application.verify import VerifyImage, VerifyImageCommand
 from connaisseur.domain.errors import Category
-from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import Mode, Policy, Rule, RuleOptions
-from connaisseur.domain.verdict import ImageVerdict, SkipReason, TrustedDigest
-
-DIGEST = "sha256:" + "a" * 64
-
-
-class FakeMetrics:
-    def __init__(self) -> None:
-        self.validations: list[tuple[str, str, str]] = []
-
-    def admission(self, allowed: bool, timed_out: bool, seconds: float) -> None:
-        pass
-
-    def validation(
-        self, validator_type: str, validator: str, category: str, seconds: float
-    ) -> None:
-        self.validations.append((validator_type, validator, category))
-
-
-class FakeSigned:
-    """A non-static validator that approves with a fixed digest and counts its calls."""
-
-    name = "signed"
-    type = "cosign"
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def validate(
-        self, image: ImageReference, options: RuleOptions, deadline: Deadline
-    ) -> TrustedDigest:
-        self.calls += 1
-        return TrustedDigest(digest=DIGEST)
+from connaisseur.domain.verdict import ImageVerdict, SkipReason
+from tests.support.fake_validator import DIGEST, CountingStaticValidator, FakeValidator
+from tests.support.fakes import FakeClock, FakeMetrics
 
 
 def use_case() -> tuple[VerifyImage, FakeMetrics]:
@@ -59,7 +29,7 @@ def use_case() -> tuple[VerifyImage, FakeMetrics]:
     validators: dict[str, Validator] = {
         "allow": StaticValidator(ValidatorSettings(name="allow", type="static", approve=True)),
         "deny": StaticValidator(ValidatorSettings(name="deny", type="static", approve=False)),
-        "signed": FakeSigned(),
+        "signed": FakeValidator("signed"),
     }
     metrics = FakeMetrics()
     return VerifyImage(policy, validators, metrics), metrics
@@ -124,7 +94,7 @@ async def test_non_static_images_still_go_to_their_validator() -> None:
     verify, _ = use_case()
     command = VerifyImageCommand(image="signed.example.com/app:1")
     assert verify.decide_now(command) is None
-    deadline = Deadline.after(_Clock(), 5)
+    deadline = Deadline.after(FakeClock(frozen=True), 5)
     first = await verify.execute(command, deadline)
     second = await verify.execute(command, deadline)
     assert first.new_image == second.new_image == f"signed.example.com/app:1@{DIGEST}"
@@ -132,15 +102,18 @@ async def test_non_static_images_still_go_to_their_validator() -> None:
 
 
 def test_the_memo_stays_bounded() -> None:
-    verify, _ = use_case()
-    for n in range(5000):
-        assert decide(verify, f"registry.example.com/app:{n}").allowed
-    assert len(verify._static_verdicts) <= 4096
-
-
-class _Clock:
-    def monotonic(self) -> float:
-        return 0.0
-
-    def now(self) -> object:
-        raise AssertionError("not used")
+    """At most 4096 raw images are remembered: once that many are, the memo starts again, so
+    the first image is decided by its validator anew."""
+    counting = CountingStaticValidator()
+    verify = VerifyImage(
+        Policy((Rule(pattern="*:*", validator="allow"),)), {"allow": counting}, FakeMetrics()
+    )
+    images = [f"registry.example.com/app:{n}" for n in range(4096)]
+    for image in images:
+        assert decide(verify, image).allowed
+    for image in images:  # all remembered: none is decided again
+        assert decide(verify, image).allowed
+    assert counting.decisions == 4096
+    assert decide(verify, "registry.example.com/app:one-more").allowed
+    assert decide(verify, images[0]).allowed
+    assert counting.decisions == 4098

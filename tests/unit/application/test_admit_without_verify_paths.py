@@ -21,9 +21,7 @@ from connaisseur.config.container import build_container
 from connaisseur.config.loader import build_settings
 from connaisseur.domain.errors import Category
 from connaisseur.domain.verdict import SkipReason
-from tests.support.fakes import FakeKubernetesApi
-from tests.support.webhook import webhook_client
-from tests.unit.application.admission_harness import (
+from tests.support.admission_harness import (
     DENIED,
     EVIL,
     EVIL_PINNED,
@@ -33,7 +31,9 @@ from tests.unit.application.admission_harness import (
     owner_ref,
     workload,
 )
-from tests.unit.fakes import DIGEST
+from tests.support.fake_validator import DIGEST
+from tests.support.fakes import FakeKubernetesApi
+from tests.support.webhook import webhook_client
 
 
 async def test_unchanged_approval_verifies_an_image_added_next_to_an_old_one() -> None:

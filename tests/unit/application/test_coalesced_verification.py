@@ -15,8 +15,8 @@ from connaisseur.application.deadline import Deadline
 from connaisseur.application.verify import VerifyImage, VerifyImageCommand
 from connaisseur.domain.errors import Category
 from connaisseur.domain.policy import Policy, Rule
+from tests.support.fake_validator import FakeValidator, Outcome
 from tests.support.fakes import FakeClock, FakeMetrics
-from tests.unit.fakes import FakeValidator, Outcome
 
 IMAGE = "registry.test/app:1"
 COMMAND = VerifyImageCommand(image=IMAGE)

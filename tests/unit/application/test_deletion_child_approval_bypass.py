@@ -10,8 +10,7 @@ with the same image: child approval admitted it unverified. Each half is closed 
 from __future__ import annotations
 
 from connaisseur.domain.verdict import SkipReason
-from tests.support.fakes import FakeKubernetesApi
-from tests.unit.application.admission_harness import (
+from tests.support.admission_harness import (
     EVIL,
     EVIL_PINNED,
     SIGNED,
@@ -19,6 +18,7 @@ from tests.unit.application.admission_harness import (
     owner_ref,
     workload,
 )
+from tests.support.fakes import FakeKubernetesApi
 
 
 async def test_terminating_pod_switched_to_a_new_image_is_verified() -> None:

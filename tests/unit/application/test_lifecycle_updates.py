@@ -20,7 +20,7 @@ from connaisseur.application.review import (
 from connaisseur.application.settings import Features, Limits, ResourceValidationMode
 from connaisseur.domain.errors import Category
 from connaisseur.domain.verdict import Outcome
-from tests.unit.application.admission_harness import (
+from tests.support.admission_harness import (
     ALLOWED,
     DENIED,
     EVIL,
@@ -29,7 +29,7 @@ from tests.unit.application.admission_harness import (
     untrusted,
     workload,
 )
-from tests.unit.fakes import Outcome as Scripted
+from tests.support.fake_validator import Outcome as Scripted
 
 
 def _relabelled(obj: dict[str, Any], **labels: str) -> dict[str, Any]:

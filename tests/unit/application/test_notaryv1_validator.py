@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
 
 import pytest
 
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.notaryv1 import NotaryV1Validator
-from connaisseur.application.ports import Endpoint, Notary
 from connaisseur.application.settings import Credentials, ValidatorSettings
 from connaisseur.domain.errors import Category, ConfigError, ConnaisseurError, TrustRootError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from tests.support.fakes import FakeClock
+from tests.support.fakes import FakeClock, FakeNotary
 from tests.support.notary_sim import NotaryV1Simulator, digest_of
 from tests.support.notation_signing import make_ca
 from tests.support.settings import validator_settings
@@ -23,20 +21,6 @@ DOCKER_HUB_NOTARY = "https://notary.docker.io"
 
 NOW = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
 A, B = digest_of("a"), digest_of("b")
-
-
-class FakeNotary(Notary):
-    """Serves whatever ``files`` holds for any GUN; records every call."""
-
-    def __init__(self, files: Mapping[str, bytes]) -> None:
-        self.files = dict(files)
-        self.calls: list[tuple[str, str, tuple[str, ...]]] = []
-
-    async def fetch_roles(
-        self, host: str, gun: str, roles: Sequence[str], endpoint: Endpoint, deadline: Deadline
-    ) -> Mapping[str, bytes | None]:
-        self.calls.append((host, gun, tuple(roles)))
-        return {r: self.files.get(r) for r in roles}
 
 
 def entry(sim: NotaryV1Simulator, **fields: object) -> dict[str, object]:

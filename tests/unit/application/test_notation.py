@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.notation import NotationValidator
-from connaisseur.application.ports import Manifest
 from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain.errors import Category, ConfigError, TrustRootError, VerificationError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from tests.support.fake_oci_registry import FakeRegistry
+from tests.support.fake_oci_registry import CountingRegistry, FakeRegistry
 from tests.support.fakes import FakeClock
 from tests.support.notation_signing import (
     DAY,
@@ -247,22 +244,6 @@ async def test_rotated_key_the_expired_signature_first_the_current_one_verifies(
     push_signature(registry, digest, sign_jws(old, signed, signing_time=REAL_NOW - 9 * DAY), old)
     push_signature(registry, digest, sign_jws(current, signed), current)
     assert await validate(validator(root, other, registry)) == digest
-
-
-class CountingRegistry(FakeRegistry):
-    """Yields to the event loop on every fetch and records how many overlap."""
-
-    in_flight: int = 0
-    most_in_flight: int = 0
-
-    async def manifest(self, *args: Any, **kwargs: Any) -> Manifest:
-        self.in_flight += 1
-        self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        try:
-            await asyncio.sleep(0)
-            return await super().manifest(*args, **kwargs)
-        finally:
-            self.in_flight -= 1
 
 
 async def test_signatures_are_fetched_concurrently_but_bounded(

@@ -13,8 +13,8 @@ from connaisseur.application.verify import VerifyImage
 from connaisseur.domain.errors import Category
 from connaisseur.domain.policy import Policy, Rule
 from connaisseur.domain.verdict import RequestVerdict
+from tests.support.fake_validator import DIGEST, FakeValidator, Outcome
 from tests.support.fakes import FakeClock, FakeKubernetesApi, FakeMetrics
-from tests.unit.fakes import DIGEST, FakeValidator, Outcome
 
 SIGNED = f"a.io/signed:1@{DIGEST}"
 EVIL = "evil.io/miner:1"

@@ -1,4 +1,4 @@
-"""A scripted ``Validator`` for the use-case unit tests (port fakes: tests/support/fakes.py)."""
+"""A scripted ``Validator`` for the use-case tests (other port fakes: tests/support/fakes.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import asyncio
 from dataclasses import dataclass
 
 from connaisseur.application.deadline import Deadline
+from connaisseur.application.settings import ValidatorSettings
+from connaisseur.application.validators import StaticValidator
 from connaisseur.domain.errors import Category, VerificationError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
@@ -66,3 +68,15 @@ class FakeValidator:
             raise
         finally:
             self.in_flight -= 1
+
+
+class CountingStaticValidator(StaticValidator):
+    """A ``static`` validator that counts how often it is asked to decide (not remembered)."""
+
+    def __init__(self, name: str = "allow", approve: bool = True) -> None:
+        super().__init__(ValidatorSettings(name=name, type="static", approve=approve))
+        self.decisions = 0
+
+    def decide(self, image: ImageReference) -> TrustedDigest:
+        self.decisions += 1
+        return super().decide(image)
