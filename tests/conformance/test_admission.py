@@ -28,7 +28,7 @@ from connaisseur.domain.policy import RuleOptions
 from connaisseur.domain.verdict import ImageVerdict, RequestVerdict, SkipReason
 from connaisseur.domain.workload import ContainerSlot, Workload
 from connaisseur.entrypoints.admission import BadRequestError, parse_review, render_review
-from tests.conformance.harness import (
+from tests.support.conformance import (
     SKIP_FEATURES,
     budget_seconds,
     case_by_id,
@@ -39,12 +39,12 @@ from tests.conformance.harness import (
     data_path,
     expected_of,
     extra_validators,
+    load_validator_file,
     object_from,
     params,
     read_json,
     running_container,
 )
-from tests.conformance.test_config import _load_validator
 from tests.support.fakes import FakeClock
 from tests.support.feature_doubles import MockValidator
 from tests.support.webhook import webhook_client
@@ -278,7 +278,7 @@ async def test_validate_workload(case: dict[str, Any]) -> None:
 async def test_static_validate(case: dict[str, Any]) -> None:
     inputs, expected = case["inputs"], expected_of(case)
     if "validator" in inputs:
-        settings = _load_validator(data_path(inputs["validator"])).validators[0]
+        settings = load_validator_file(data_path(inputs["validator"])).validators[0]
     else:
         settings = build_settings(
             {

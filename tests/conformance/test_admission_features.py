@@ -46,7 +46,7 @@ from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import Policy
 from connaisseur.domain.verdict import SkipReason
 from connaisseur.domain.workload import OwnerReference, Workload
-from tests.conformance.harness import expected_of
+from tests.support.conformance import expected_of
 from tests.support.fakes import FakeClock, FakeKubernetesApi, FakeMetrics, RecordingAlertSink
 from tests.support.feature_doubles import (
     MockValidator,

@@ -6,16 +6,15 @@ the path of what is wrong; the tests assert that path, not only the category.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connaisseur.application.settings import Features, ResourceValidationMode, Settings
 from connaisseur.config.env import apply_env, go_bool
-from connaisseur.config.loader import build_settings, load_settings, read_document
+from connaisseur.config.loader import build_settings, load_settings
 from connaisseur.domain.errors import Category, ConfigError
-from tests.conformance.harness import cases, data_path, params
+from tests.support.conformance import cases, data_path, load_validator_file, params
 
 NO_SECRETS = data_path("auth")
 
@@ -58,11 +57,6 @@ DIFFERENCES = {
 
 def _load_inline(document: Any) -> Settings:
     return build_settings(document, secrets_dir=NO_SECRETS, env={})
-
-
-def _load_validator(path: Path) -> Settings:
-    document = read_document(path)
-    return _load_inline({"validators": [document], "policy": [{"pattern": "*"}]})
 
 
 def _expect_problem(case: dict[str, Any], error: ConfigError) -> None:
@@ -109,10 +103,10 @@ def test_parse_validator(case: dict[str, Any]) -> None:
     path = data_path(case["inputs"]["validator"])
     if not expected["ok"]:
         with pytest.raises(ConfigError) as info:
-            _load_validator(path)
+            load_validator_file(path)
         _expect_problem(case, info.value)
         return
-    assert _load_validator(path).validators[0].type == expected["type"]
+    assert load_validator_file(path).validators[0].type == expected["type"]
 
 
 @pytest.mark.parametrize("case", params("config", ["validator_lookup"]))

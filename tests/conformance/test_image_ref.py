@@ -8,7 +8,7 @@ import pytest
 
 from connaisseur.domain.errors import ConnaisseurError
 from connaisseur.domain.image import ImageReference, normalise_registry_repo
-from tests.conformance.harness import params
+from tests.support.conformance import params
 
 
 def _run(case: dict[str, Any]) -> dict[str, Any]:

@@ -8,57 +8,36 @@ registry adapter's integration tests, not here.
 
 from __future__ import annotations
 
-import datetime as dt
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.notation import NotationValidator
-from connaisseur.application.settings import ValidatorSettings
-from connaisseur.config.loader import build_settings
 from connaisseur.domain.errors import ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.notation import NotationPolicy, NotationTrustStore, StoreType
-from connaisseur.domain.policy import RuleOptions
+from tests.support import conformance
+from tests.support.conformance import (
+    NOTATION_CLOCK,
+    cases,
+    notation_rule_options,
+    notation_settings,
+)
 from tests.support.fake_oci_registry import FakeRegistry
 from tests.support.fakes import FakeClock
 
-HERE = Path(__file__).parent
-DATA = HERE / "data"
-CASES = [
-    c for c in yaml.safe_load((HERE / "cases.yaml").read_text())["cases"] if c["area"] == "notation"
-]
+CASES = cases("notation")
+DATA = conformance.DATA
 REGISTRY_HOST = "127.0.0.1:5000"
-CLOCK = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
 
 #: Cases whose input our design hands to another unit; each says which and why.
 SKIPPED: dict[str, str] = {}
 
 
-def load_settings(path: str) -> ValidatorSettings:
-    """A validator file → settings through the real configuration loader (YAML, schema, PEM)."""
-    document = {
-        "validators": [yaml.safe_load((DATA / path).read_text())],
-        "policy": [{"pattern": "*"}],
-    }
-    return build_settings(document, secrets_dir=DATA / "auth", env={}).validators[0]
-
-
-def rule_options(rule: dict[str, str] | None) -> RuleOptions:
-    rule = rule or {}
-    return RuleOptions(
-        trust_root=rule.get("trustRoot"),
-        verification_level=rule.get("verificationLevel", "strict"),
-        verify_timestamp=rule.get("verifyTimestamp", "always"),
-    )
-
-
 def run_load_validator(case: dict[str, Any]) -> dict[str, Any]:
-    settings = load_settings(case["inputs"]["validator"])
-    validator = NotationValidator(settings, FakeRegistry(), FakeClock(CLOCK, frozen=True))
+    settings = notation_settings(case["inputs"]["validator"])
+    validator = NotationValidator(settings, FakeRegistry(), FakeClock(NOTATION_CLOCK, frozen=True))
     store = NotationTrustStore.from_roots(settings.trust_roots)
     return {
         "name": validator.name,
@@ -72,20 +51,20 @@ async def run_validate_image(case: dict[str, Any]) -> dict[str, Any]:
     inputs = case["inputs"]
     registry = FakeRegistry.from_tree(DATA / "notation")
     validator = NotationValidator(
-        load_settings(inputs["validator"]), registry, FakeClock(CLOCK, frozen=True)
+        notation_settings(inputs["validator"]), registry, FakeClock(NOTATION_CLOCK, frozen=True)
     )
     image = ImageReference.parse(inputs["image"].replace("<REGISTRY>", REGISTRY_HOST))
-    deadline = Deadline.after(FakeClock(CLOCK, frozen=True), 30)
-    evidence = await validator.validate(image, rule_options(inputs.get("rule")), deadline)
+    deadline = Deadline.after(FakeClock(NOTATION_CLOCK, frozen=True), 30)
+    evidence = await validator.validate(image, notation_rule_options(inputs.get("rule")), deadline)
     return {"digest": evidence.digest}
 
 
 def run_trust_policy(case: dict[str, Any]) -> dict[str, Any]:
     inputs = case["inputs"]
-    settings = load_settings(inputs["validator"])
+    settings = notation_settings(inputs["validator"])
     image = ImageReference.parse(inputs["image"])
     policy = NotationPolicy.build(
-        image.context, rule_options(inputs.get("rule")), settings.trust_roots
+        image.context, notation_rule_options(inputs.get("rule")), settings.trust_roots
     )
     return {
         "registry_scopes": list(policy.registry_scopes),
@@ -97,7 +76,7 @@ def run_trust_policy(case: dict[str, Any]) -> dict[str, Any]:
 
 def run_trust_store_lookup(case: dict[str, Any]) -> dict[str, Any]:
     inputs = case["inputs"]
-    store = NotationTrustStore.from_roots(load_settings(inputs["validator"]).trust_roots)
+    store = NotationTrustStore.from_roots(notation_settings(inputs["validator"]).trust_roots)
     certs = store.certificates(StoreType(inputs["store_type"]), inputs["store_name"])
     return {"found": bool(certs)}
 

@@ -16,7 +16,7 @@ from connaisseur.config.loader import load_settings
 from connaisseur.domain.errors import PolicyError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import Policy, Rule, Specificity, normalise_pattern
-from tests.conformance.harness import data_path, params
+from tests.support.conformance import data_path, params
 
 #: Cases whose upstream outcome changes under D1, and what we assert instead.
 D1_METRICS = {

@@ -23,14 +23,20 @@ from connaisseur.application.deadline import Deadline
 from connaisseur.application.notation import NotationValidator
 from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference
-from tests.conformance.test_notation import CASES, CLOCK, DATA, load_settings, rule_options
+from tests.support.conformance import (
+    DATA,
+    NOTATION_CLOCK,
+    cases,
+    notation_rule_options,
+    notation_settings,
+)
 from tests.support.fakes import FakeClock
 from tests.support.notation_tree_registry import NotationTreeRegistry
 from tests.support.threaded_server import serve_in_thread
 from tests.support.tls import server_context
 
 pytestmark = pytest.mark.integration
-VALIDATE = [c for c in CASES if c["op"] == "validate_image"]
+VALIDATE = cases("notation", ["validate_image"])
 NOTATION = DATA / "notation"
 
 
@@ -46,21 +52,21 @@ def mock() -> Iterator[tuple[NotationTreeRegistry, str]]:
 @pytest.fixture
 async def client() -> AsyncIterator[AiohttpRegistryClient]:
     async with aiohttp.ClientSession() as session:
-        yield AiohttpRegistryClient(HttpClient(session), FakeClock(CLOCK))
+        yield AiohttpRegistryClient(HttpClient(session), FakeClock(NOTATION_CLOCK))
 
 
 async def run_case(
     case: dict[str, Any], client: AiohttpRegistryClient, host: str, *, cert: str | None = "ca"
 ) -> str | None:
     inputs = case["inputs"]
-    settings = load_settings(inputs["validator"])
+    settings = notation_settings(inputs["validator"])
     if cert is None:
         settings = replace(settings, cert=None)
-    clock = FakeClock(CLOCK)
+    clock = FakeClock(NOTATION_CLOCK)
     validator = NotationValidator(settings, client, clock)
     image = ImageReference.parse(inputs["image"].replace("<REGISTRY>", host))
     evidence = await validator.validate(
-        image, rule_options(inputs.get("rule")), Deadline.after(clock, 10)
+        image, notation_rule_options(inputs.get("rule")), Deadline.after(clock, 10)
     )
     return evidence.digest
 
@@ -74,7 +80,7 @@ def test_the_cases_use_the_https_mock_and_its_ca() -> None:
     assert len(VALIDATE) == 4
     for case in VALIDATE:
         assert case["inputs"]["server"] == "notation_registry"
-        settings = load_settings(case["inputs"]["validator"])
+        settings = notation_settings(case["inputs"]["validator"])
         assert settings.cert is not None
         assert settings.cert.pem.strip() == (NOTATION / "ca.pem").read_text().strip()
 

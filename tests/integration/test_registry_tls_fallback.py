@@ -23,7 +23,7 @@ from connaisseur.application.ports import Endpoint
 from connaisseur.application.settings import AuthSettings
 from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference
-from tests.conformance.test_notation import CLOCK, DATA
+from tests.support.conformance import DATA, NOTATION_CLOCK
 from tests.support.fakes import FakeClock
 from tests.support.notation_tree_registry import NotationTreeRegistry
 from tests.support.servers import free_port
@@ -44,13 +44,13 @@ def tls_context() -> ssl.SSLContext:
 @pytest.fixture
 async def client() -> AsyncIterator[AiohttpRegistryClient]:
     async with aiohttp.ClientSession() as session:
-        yield AiohttpRegistryClient(HttpClient(session), FakeClock(CLOCK))
+        yield AiohttpRegistryClient(HttpClient(session), FakeClock(NOTATION_CLOCK))
 
 
 async def resolve(client: AiohttpRegistryClient, port: int, ca_pem: str | None) -> str:
     image = ImageReference.parse(f"127.0.0.1:{port}/{SIGNED}")
     endpoint = Endpoint(auth=AuthSettings(), ca_pem=ca_pem)
-    return await client.resolve(image, endpoint, Deadline.after(FakeClock(CLOCK), 5))
+    return await client.resolve(image, endpoint, Deadline.after(FakeClock(NOTATION_CLOCK), 5))
 
 
 async def test_regression_https_outage_pinned_loopback_registry_to_http(

@@ -14,7 +14,7 @@ import yaml
 from connaisseur.application.settings import Settings
 from connaisseur.config.container import Container, build_container
 from connaisseur.entrypoints import cli
-from tests.conformance.harness import add_extra_validators
+from tests.support.conformance import add_extra_validators
 from tests.support.feature_doubles import MOCK_DIGEST, MockValidator
 
 

@@ -1,4 +1,4 @@
-"""Shared harness for the conformance vectors in ``tests/conformance/cases.yaml``.
+"""The harness of the conformance vectors in ``tests/conformance/cases.yaml``.
 
 Every area's table-driven tests use it: load and filter cases, resolve data paths, the default
 clock, the test-double validators of ``test_doubles.validators`` (``mock_table``, ``mock_allow``,
@@ -14,7 +14,7 @@ import functools
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,12 @@ from connaisseur.application.review import UNCHANGED_WARNING
 from connaisseur.application.settings import Settings, ValidatorSettings
 from connaisseur.application.validators import Validator, ValidatorFactory, build_validators
 from connaisseur.config.container import Container, build_container, running
-from connaisseur.config.loader import load_settings
+from connaisseur.config.loader import build_settings, load_settings, read_document
+from connaisseur.domain.policy import RuleOptions
 from tests.support.fakes import FakeClock
 from tests.support.feature_doubles import MockValidator
 
-CONFORMANCE_DIR = Path(__file__).resolve().parent
+CONFORMANCE_DIR = Path(__file__).resolve().parents[1] / "conformance"
 CASES_FILE = CONFORMANCE_DIR / "cases.yaml"
 DATA = CONFORMANCE_DIR / "data"
 SKIP_FEATURES = "covered by tests/conformance/test_admission_features.py"
@@ -287,3 +288,38 @@ async def running_container(
 
 def static_settings(name: str, approve: bool) -> ValidatorSettings:
     return ValidatorSettings(name=name, type="static", approve=approve)
+
+
+def load_validator_file(path: Path) -> Settings:
+    """A configuration holding only the validator file at ``path`` and a catch-all rule,
+    through the real loader; ``auth.secretName`` resolves under ``data/auth``.
+
+    Raises:
+        ConfigError: every problem of the file, with its path.
+    """
+    document = read_document(path)
+    policy = [{"pattern": "*"}]
+    return build_settings(
+        {"validators": [document], "policy": policy}, secrets_dir=DATA / "auth", env={}
+    )
+
+
+# --- notation -------------------------------------------------------------------------------
+
+#: The vectors' default clock for notation cases.
+NOTATION_CLOCK = datetime(2026, 11, 29, tzinfo=UTC)
+
+
+def notation_settings(relative: str) -> ValidatorSettings:
+    """A notation validator file (under ``data/``) → settings, through the real loader."""
+    return load_validator_file(data_path(relative)).validators[0]
+
+
+def notation_rule_options(rule: Mapping[str, str] | None) -> RuleOptions:
+    """A notation case's ``rule`` as the policy's options."""
+    rule = rule or {}
+    return RuleOptions(
+        trust_root=rule.get("trustRoot"),
+        verification_level=rule.get("verificationLevel", "strict"),
+        verify_timestamp=rule.get("verifyTimestamp", "always"),
+    )
