@@ -1,39 +1,15 @@
-"""E2E fixtures: the ``connaisseur`` process started as a subprocess, HTTPS with a test CA."""
+"""E2E fixtures: the ``connaisseur`` process started as a subprocess, HTTPS with a test CA
+(the process and its client: tests/support/webhook_process.py)."""
 
 from __future__ import annotations
 
-import contextlib
-import http.client
-import json
-import ssl
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from tests.support.servers import free_port, running
-from tests.support.tls import TlsFiles, make_tls
-
-ROOT = Path(__file__).resolve().parents[2]
-STATIC_CONFIG = {
-    "validators": [
-        {"name": "allow", "type": "static", "approve": True},
-        {"name": "deny", "type": "static", "approve": False},
-    ],
-    "policy": [
-        {"pattern": "*:*", "validator": "deny"},
-        {"pattern": "my.reg/allowed", "validator": "allow"},
-        {"pattern": "registry.k8s.io/*:*", "validator": "allow"},
-    ],
-}
-
-
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "connaisseur.entrypoints.cli", *args]
+from tests.support.webhook_process import STATIC_CONFIG, Webhook, serve_webhook
 
 
 @pytest.fixture(scope="session")
@@ -43,67 +19,7 @@ def static_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@dataclass
-class Webhook:
-    """A running webhook and a client for it (a new HTTPS connection per request)."""
-
-    port: int
-    tls: TlsFiles
-    log: Path
-
-    def context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.tls.ca_file))
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        content_type: str | None = "application/json",
-    ) -> tuple[int, bytes, dict[str, str]]:
-        conn = http.client.HTTPSConnection(
-            "127.0.0.1", self.port, context=self.context(), timeout=30
-        )
-        headers = {"Content-Type": content_type} if content_type else {}
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            resp = conn.getresponse()
-            return resp.status, resp.read(), dict(resp.getheaders())
-        finally:
-            conn.close()
-
-    def review(self, document: Any, path: str = "/mutate") -> dict[str, Any]:
-        status, body, _ = self.request("POST", path, json.dumps(document).encode())
-        assert status == 200, body
-        answer: dict[str, Any] = json.loads(body)
-        return answer
-
-
 @pytest.fixture(scope="module")
 def webhook(tmp_path_factory: pytest.TempPathFactory, static_config: Path) -> Iterator[Webhook]:
     with serve_webhook(tmp_path_factory.mktemp("webhook"), static_config) as webhook:
         yield webhook
-
-
-@contextlib.contextmanager
-def serve_webhook(workdir: Path, config: Path, *options: str) -> Iterator[Webhook]:
-    """``connaisseur serve --config config *options`` on a free port with a throw-away
-    certificate; its log is ``workdir/webhook.log``. Listening means started: the validators
-    are built before the site opens."""
-    tls = make_tls(workdir / "tls")
-    port = free_port()
-    command = cli(
-        "serve",
-        "--config",
-        str(config),
-        *options,
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--tls-cert",
-        str(tls.cert_file),
-        "--tls-key",
-        str(tls.key_file),
-    )
-    log = workdir / "webhook.log"
-    with running(command, port, log, env={"PYTHONPATH": str(ROOT)}):
-        yield Webhook(port, tls, log)

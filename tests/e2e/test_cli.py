@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.conftest import ROOT, cli
+from tests.support.webhook_process import ROOT, command_line
 
 DIGEST = "sha256:" + "ab" * 32
 VERIFY_KEYS = {"image", "reference", "allowed", "digest", "rule", "validator", "error"}
@@ -19,7 +19,7 @@ VERIFY_KEYS = {"image", "reference", "allowed", "digest", "rule", "validator", "
 
 def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        cli(*args), cwd=ROOT, input=stdin, capture_output=True, timeout=60, check=False
+        command_line(*args), cwd=ROOT, input=stdin, capture_output=True, timeout=60, check=False
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Webhook
+from tests.support.webhook_process import Webhook
 
 ALLOWED_IMAGE = "my.reg/allowed:1"  # admitted by the static allow rule of the e2e config
 WRONG_TYPES: list[Any] = [[{}], ["x"], {"a": 1}, 7, -1.5, True, False, "text"]

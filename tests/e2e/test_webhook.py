@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Webhook
+from tests.support.webhook_process import Webhook
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -29,7 +29,6 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.e2e.conftest import ROOT, Webhook, cli, serve_webhook
 from tests.support.cosign import Signer as CosignSigner
 from tests.support.cosign import image_manifest, payload, sign_layout
 from tests.support.notation_oci import JWS, Subject, push_signatures, signature_artifact
@@ -40,6 +39,7 @@ from tests.support.servers import (
     RegistryServer,
     secure_registry_server,
 )
+from tests.support.webhook_process import ROOT, Webhook, command_line, serve_webhook
 
 pytestmark = pytest.mark.integration
 USER, PASSWORD = "e2e", "e2e-s3cret"
@@ -338,7 +338,7 @@ def verify(world: World, *images: str, now: str | None = None) -> tuple[int, lis
     if now is not None:
         args += ["--now", now]
     done = subprocess.run(
-        cli(*args, *images), cwd=ROOT, capture_output=True, timeout=60, check=False
+        command_line(*args, *images), cwd=ROOT, capture_output=True, timeout=60, check=False
     )
     lines = done.stdout.decode().splitlines()
     return done.returncode, [json.loads(line) for line in lines]
