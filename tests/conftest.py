@@ -7,6 +7,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+#: Fixtures shared by test folders that do not share a conftest (chart and cluster tests).
+pytest_plugins = ("tests.support.helm_fixtures",)
+
 
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:

@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.conftest import (
+from tests.cluster.images import SIGNED, SIGNED_TOO, UNSIGNED, Images
+from tests.cluster.workloads import KINDS, Manifest, api_path, images_of, workload
+from tests.support.cluster import (
     RELEASE_NAMESPACE,
     SELECTOR_KEY,
     WEBHOOK_NAME,
     create_namespace,
     webhook_changed,
 )
-from tests.cluster.images import SIGNED, SIGNED_TOO, UNSIGNED, Images
-from tests.cluster.workloads import KINDS, Manifest, api_path, images_of, workload
-from tests.helm.conftest import Renderer, armed_webhook
+from tests.support.helm import Renderer, armed_webhook
 from tests.support.kube import Cluster, KubectlError
 from tests.support.servers import free_port
 

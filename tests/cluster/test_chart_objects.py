@@ -8,7 +8,7 @@ import copy
 
 import pytest
 
-from tests.cluster.conftest import (
+from tests.support.cluster import (
     KEY_SECRET,
     KEYS_NAMESPACE,
     RELEASE_NAMESPACE,
@@ -16,7 +16,7 @@ from tests.cluster.conftest import (
     create_namespace,
     is_hook,
 )
-from tests.helm.conftest import ALL_FEATURES, Manifest, Renderer
+from tests.support.helm import ALL_FEATURES, Manifest, Renderer
 from tests.support.kube import Cluster, KubectlError
 
 pytestmark = pytest.mark.cluster

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.conftest import SELECTOR_KEY, create_namespace
-from tests.helm.conftest import CHART, RELEASE, Manifest, armed_webhook
-from tests.helm.test_chart_tls import self_signed
+from tests.support.cluster import SELECTOR_KEY, create_namespace
+from tests.support.helm import CHART, RELEASE, Manifest, armed_webhook
 from tests.support.kube import Cluster
+from tests.support.tls import self_signed
 
 pytestmark = pytest.mark.cluster
 

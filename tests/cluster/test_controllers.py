@@ -9,7 +9,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.cluster.conftest import (
+from tests.cluster.images import SIGNED, UNSIGNED, Images
+from tests.cluster.workloads import api_path, images_of, workload
+from tests.support.cluster import (
     CHILD,
     Webhook,
     admissions,
@@ -17,8 +19,6 @@ from tests.cluster.conftest import (
     owner,
     running_deployment,
 )
-from tests.cluster.images import SIGNED, UNSIGNED, Images
-from tests.cluster.workloads import api_path, images_of, workload
 from tests.support.kube import Cluster, KubectlError
 
 pytestmark = pytest.mark.cluster

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.conftest import (
+from tests.cluster.images import Images
+from tests.cluster.workloads import api_path, images_of, workload
+from tests.support.cluster import (
     CHILD,
     Webhook,
     admissions,
@@ -23,8 +25,6 @@ from tests.cluster.conftest import (
     owner,
     running_deployment,
 )
-from tests.cluster.images import Images
-from tests.cluster.workloads import api_path, images_of, workload
 from tests.support.kube import Cluster, KubectlError
 
 pytestmark = pytest.mark.cluster

@@ -1,7 +1,7 @@
 """The chart and the application agree: what the pods get is what the application reads.
 
 Each test renders the chart, builds what the kubelet would give the container (environment and
-mounted files, ``tests/helm/pod.py``) and runs the application's own start-up code over it
+mounted files, ``tests/support/helm_pod.py``) and runs the application's own start-up code over it
 (``config.env.infrastructure``, ``config.loader.load_settings``, ``adapters.cache``,
 ``config.alerting``, ``config.container``) — so a renamed variable, key, file or path on either
 side fails here.
@@ -19,12 +19,10 @@ import yaml
 
 from connaisseur.adapters.cache import load_hmac_key
 from connaisseur.adapters.http import HttpClient
-from connaisseur.application.settings import Settings
 from connaisseur.config.alerting import build_alerting, template_dirs
 from connaisseur.config.container import make_child_approval
 from connaisseur.config.env import infrastructure
-from connaisseur.config.loader import load_settings
-from tests.helm.conftest import (
+from tests.support.helm import (
     ALL_FEATURES,
     CHART,
     HelmError,
@@ -34,7 +32,7 @@ from tests.helm.conftest import (
     find,
     names,
 )
-from tests.helm.pod import (
+from tests.support.helm_pod import (
     arg_value,
     container,
     in_root,
@@ -42,6 +40,7 @@ from tests.helm.pod import (
     object_data,
     pod_spec,
     resolve_env,
+    served_settings,
 )
 
 pytestmark = pytest.mark.helm
@@ -54,20 +53,6 @@ REDIS_KINDS = {
     ("Secret", "connaisseur-cache-key"),
 }
 CACHE_ENV = {"REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "CACHE_HMAC_KEY"}
-
-
-def served_settings(manifests: list[Manifest], root: Path) -> Settings:
-    """Settings as ``connaisseur serve`` loads them in the rendered pod (files under ``root``)."""
-    materialize(manifests, "connaisseur", root)
-    args = container(manifests, "connaisseur")["args"]
-    assert args[0] == "serve"
-    alerting = arg_value(args, "--alerting-config") if "--alerting-config" in args else None
-    return load_settings(
-        in_root(root, arg_value(args, "--config")),
-        secrets_dir=in_root(root, arg_value(args, "--secrets-dir")),
-        env=resolve_env(manifests, "connaisseur"),
-        alerting_config=in_root(root, alerting) if alerting else None,
-    )
 
 
 def tls_handshake(cert_pem: str, key_pem: str, ca_file: Path, hostname: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
 
-from tests.helm.conftest import (
+from tests.support.helm import (
     ALL_FEATURES,
     CHART,
     CONNAISSEUR_2X,

@@ -23,9 +23,8 @@ from connaisseur.adapters.cache import RedisCache
 from connaisseur.adapters.metrics import PrometheusMetrics
 from connaisseur.application.ports import CachedResult
 from connaisseur.config.container import make_cache
-from tests.helm.conftest import Manifest, find
-from tests.helm.pod import command_line, in_root
-from tests.helm.test_chart_app_contract import served_settings
+from tests.support.helm import Manifest, find
+from tests.support.helm_pod import command_line, in_root, served_settings
 from tests.support.servers import free_port, running
 
 pytestmark = [pytest.mark.helm, pytest.mark.integration]

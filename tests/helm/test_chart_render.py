@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helm.conftest import (
+from tests.support.helm import (
     ALL_FEATURES,
     CHART,
     NAMESPACE,
@@ -241,7 +241,7 @@ def test_config_checksum_rolls_pods_only_when_the_config_changes(
 
 def supplied_tls_values(tmp_path: Path) -> Path:
     """A values file that supplies a fixed webhook certificate."""
-    from tests.helm.test_chart_tls import self_signed
+    from tests.support.tls import self_signed
 
     cert, key = self_signed("connaisseur-svc.connaisseur.svc")
     path = tmp_path / "tls.yaml"

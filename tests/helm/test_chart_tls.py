@@ -10,10 +10,10 @@ import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from tests.helm.conftest import (
+from tests.support.helm import (
     ALL_FEATURES,
     NAMESPACE,
     HelmError,
@@ -22,20 +22,11 @@ from tests.helm.conftest import (
     armed_webhook,
     find,
 )
-from tests.support.tls import certificate, certificate_pem, private_key_pem
+from tests.support.tls import self_signed
 
 pytestmark = pytest.mark.helm
 
 DAY = dt.timedelta(days=1)
-
-
-def self_signed(cn: str) -> tuple[str, str]:
-    """A throw-away self-signed certificate and key (PEM)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    san = (x509.SubjectAlternativeName([x509.DNSName(cn)]), False)
-    cert = certificate(cn, key, not_before=now, not_after=now + 30 * DAY, extensions=[san])
-    return certificate_pem(cert).decode(), private_key_pem(key).decode()
 
 
 def secret_pem(secret: Manifest, key: str) -> bytes:

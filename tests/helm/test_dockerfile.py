@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.helm.conftest import Manifest, find
 from tests.support import images
+from tests.support.helm import Manifest, find
 
 pytestmark = pytest.mark.helm
 

@@ -24,10 +24,10 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.helm.conftest import Manifest, Renderer
 from tests.support import chart_pod, images
 from tests.support.admission import admission_review, decoded_patch, pod
 from tests.support.cosign import Signer, image_manifest, payload, sign_layout
+from tests.support.helm import Manifest, Renderer
 from tests.support.oci_push import Pusher
 from tests.support.processes import free_port
 from tests.support.servers import RegistryServer, secure_registry_server

@@ -109,3 +109,14 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
     return context
+
+
+def self_signed(cn: str) -> tuple[str, str]:
+    """A throw-away self-signed certificate and key (PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    san = (x509.SubjectAlternativeName([x509.DNSName(cn)]), False)
+    cert = certificate(
+        cn, key, not_before=now, not_after=now + 30 * dt.timedelta(days=1), extensions=[san]
+    )
+    return certificate_pem(cert).decode(), private_key_pem(key).decode()

@@ -15,7 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.helm.conftest import Manifest, find
+from connaisseur.application.settings import Settings
+from connaisseur.config.loader import load_settings
+from tests.support.helm import Manifest, find
 
 #: Injected by the kubelet into every container (lowest precedence, like service links).
 KUBELET_ENV = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
@@ -138,3 +140,17 @@ def command_line(manifests: list[Manifest], deployment: str, root: Path) -> list
                 break  # mapped once: the new path may itself start with a mount path (/tmp)
         out.append(arg)
     return out
+
+
+def served_settings(manifests: list[Manifest], root: Path) -> Settings:
+    """Settings as ``connaisseur serve`` loads them in the rendered pod (files under ``root``)."""
+    materialize(manifests, "connaisseur", root)
+    args = container(manifests, "connaisseur")["args"]
+    assert args[0] == "serve"
+    alerting = arg_value(args, "--alerting-config") if "--alerting-config" in args else None
+    return load_settings(
+        in_root(root, arg_value(args, "--config")),
+        secrets_dir=in_root(root, arg_value(args, "--secrets-dir")),
+        env=resolve_env(manifests, "connaisseur"),
+        alerting_config=in_root(root, alerting) if alerting else None,
+    )
