@@ -15,13 +15,12 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connaisseur.adapters.http import HttpResponse
 from connaisseur.adapters.notary import NotaryV1HttpClient
 from connaisseur.adapters.registry import AiohttpRegistryClient
 from connaisseur.adapters.rekor import AiohttpRekorClient
@@ -30,7 +29,7 @@ from connaisseur.application.cosign import CosignValidator
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.notation import NotationValidator
 from connaisseur.application.notation_envelopes import parse_envelope
-from connaisseur.application.ports import Endpoint, Manifest
+from connaisseur.application.ports import Endpoint
 from connaisseur.application.settings import AuthSettings, Credentials
 from connaisseur.config.loader import load_settings
 from connaisseur.domain import cosign
@@ -53,7 +52,8 @@ from connaisseur.domain.workload import Workload
 from connaisseur.entrypoints.admission import decode_json, parse_review
 from tests.fuzz import corpus
 from tests.fuzz.make_seeds import IMAGE_MANIFEST
-from tests.support.fakes import FakeClock, FakeTransparencyLog
+from tests.support.fake_oci_registry import ServedRegistry
+from tests.support.fakes import FakeClock, FakeTransparencyLog, ScriptedHttp
 from tests.support.settings import trust_root, validator_settings
 
 
@@ -97,16 +97,16 @@ def text(data: bytes) -> str:
 
 
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
-_CLOCK = FakeClock(NOW, frozen=True)
+CLOCK = FakeClock(NOW, frozen=True)
 _LOOP = asyncio.new_event_loop()
 
 
-def _deadline(seconds: float = 0.05) -> Deadline:
+def deadline(seconds: float = 0.05) -> Deadline:
     """A frozen budget: short enough that a ``Retry-After`` is never waited for."""
-    return Deadline.after(_CLOCK, seconds)
+    return Deadline.after(CLOCK, seconds)
 
 
-def _run(coroutine: Any) -> Any:
+def run_sync(coroutine: Any) -> Any:
     return _LOOP.run_until_complete(coroutine)
 
 
@@ -157,7 +157,7 @@ def config_loader(data: bytes) -> None:
 
 _NOTARY_KEY = (corpus.DATA / "notaryv1" / "trust_data" / "keys" / "root.pub").read_text()
 _NOTARY_PINNED = pinned_keys([trust_root("notaryv1", "root", key=_NOTARY_KEY)])
-_NOTARY_FILES = corpus.notary_files()
+NOTARY_FILES = corpus.notary_files()
 
 
 def notary_tuf(data: bytes) -> None:
@@ -165,7 +165,7 @@ def notary_tuf(data: bytes) -> None:
     if not data:
         return
     role = corpus.NOTARY_ROLES[data[0] % len(corpus.NOTARY_ROLES)]
-    files: dict[str, bytes | None] = {**_NOTARY_FILES, role: data[1:]}
+    files: dict[str, bytes | None] = {**NOTARY_FILES, role: data[1:]}
     for tag, delegations in (("sign", ()), ("sign", ("del1",)), ("v1", ("del2",))):
         verify_notary_image(files, _NOTARY_PINNED, NOW, tag=tag, digest="", delegations=delegations)
 
@@ -199,7 +199,7 @@ def rekor_bundle(data: bytes) -> None:
     except (ConnaisseurError, cosign.SignatureRejected):
         pass
     client = AiohttpRekorClient(ScriptedHttp([(200, {}, b'["uuid"]'), (200, {}, data)]))  # type: ignore[arg-type]
-    for raw in _run(client.find_entries("https://rekor.test", "sha256:00", _deadline())):
+    for raw in run_sync(client.find_entries("https://rekor.test", "sha256:00", deadline())):
         try:
             cosign.RekorEntry.from_api(raw)
         except ConnaisseurError:
@@ -264,60 +264,13 @@ def rfc3161_token(data: bytes) -> None:
 # --- registry: manifests, referrers, auth challenges ------------------------------------------
 
 
-class ScriptedHttp:
-    """Stands in for ``adapters.http.HttpClient``: answers requests from a script, in order
-    (the last answer repeats), so the adapters read attacker-chosen statuses, headers and
-    bodies."""
-
-    def __init__(self, script: Sequence[tuple[int, Mapping[str, str], bytes]]) -> None:
-        self._script = list(script)
-        self.requests: list[str] = []
-
-    async def request(self, method: str, url: str, deadline: Deadline, **_: Any) -> HttpResponse:
-        self.requests.append(f"{method} {url}")
-        status, headers, body = self._script[min(len(self.requests), len(self._script)) - 1]
-        return HttpResponse(url=url, status=status, headers=dict(headers), body=body)
-
-
-_IMAGE = ImageReference.parse("registry.test/app:1")
-_ENDPOINT = Endpoint(
+IMAGE = ImageReference.parse("registry.test/app:1")
+ENDPOINT = Endpoint(
     auth=AuthSettings(credentials=(("registry.test", Credentials(username="u", password="p")),))
 )
 _JSON = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
 _COSIGN_PAYLOAD = corpus.cosign_payloads()[0]
 _NOTATION_BLOB = (corpus.SEEDS / "notation.jws.json").read_bytes()
-
-
-class ServedRegistry:
-    """A ``Registry`` port serving the fuzzed manifest wherever a signature manifest is read."""
-
-    def __init__(self, manifest: Manifest, referrers: Sequence[Mapping[str, Any]]) -> None:
-        self._manifest = manifest
-        self._referrers = referrers
-
-    async def resolve(self, image: ImageReference, endpoint: Endpoint, deadline: Deadline) -> str:
-        return "sha256:" + hashlib.sha256(b"image").hexdigest()
-
-    async def manifest(
-        self, image: ImageReference, reference: str, endpoint: Endpoint, deadline: Deadline
-    ) -> Manifest:
-        if reference == image.tag:
-            return Manifest(digest="sha256:" + "1" * 64, media_type="x", body=b"{}")
-        return self._manifest
-
-    async def blob(
-        self,
-        image: ImageReference,
-        digest: str,
-        endpoint: Endpoint,
-        deadline: Deadline,
-        *,
-        max_bytes: int | None = None,
-    ) -> bytes:
-        return _NOTATION_BLOB if digest.endswith("1") else _COSIGN_PAYLOAD
-
-    async def referrers(self, *_: Any) -> Sequence[Mapping[str, Any]]:
-        return self._referrers
 
 
 _COSIGN = validator_settings({"name": "cosign", "type": "cosign", "trustRoots": [_ALICE_ROOT]})
@@ -327,27 +280,31 @@ _NOTATION = validator_settings(
 _NO_TLOG = RuleOptions(verify_in_transparency_log=False, trust_root="*")
 
 
+def _served_blob(digest: str) -> bytes:
+    return _NOTATION_BLOB if digest.endswith("1") else _COSIGN_PAYLOAD
+
+
 def registry_manifest(data: bytes) -> None:
     """The body as a manifest and as a referrers index through the registry adapter, then the
     manifest as a cosign signature manifest and a Notation signature manifest."""
     served = [(200, _JSON, data)]
-    manifest = _run(
-        AiohttpRegistryClient(ScriptedHttp(served), _CLOCK).manifest(  # type: ignore[arg-type]
-            _IMAGE, "1", _ENDPOINT, _deadline()
+    manifest = run_sync(
+        AiohttpRegistryClient(ScriptedHttp(served), CLOCK).manifest(  # type: ignore[arg-type]
+            IMAGE, "1", ENDPOINT, deadline()
         )
     )
-    referrers = _run(
-        AiohttpRegistryClient(ScriptedHttp(served), _CLOCK).referrers(  # type: ignore[arg-type]
-            _IMAGE, "sha256:" + "1" * 64, "", _ENDPOINT, _deadline()
+    referrers = run_sync(
+        AiohttpRegistryClient(ScriptedHttp(served), CLOCK).referrers(  # type: ignore[arg-type]
+            IMAGE, "sha256:" + "1" * 64, "", ENDPOINT, deadline()
         )
     )
-    registry = ServedRegistry(manifest, referrers)
+    registry = ServedRegistry(manifest, referrers, _served_blob)
     for validator in (
-        CosignValidator(_COSIGN, registry, FakeTransparencyLog(), _CLOCK),  # type: ignore[arg-type]
-        NotationValidator(_NOTATION, registry, _CLOCK),  # type: ignore[arg-type]
+        CosignValidator(_COSIGN, registry, FakeTransparencyLog(), CLOCK),  # type: ignore[arg-type]
+        NotationValidator(_NOTATION, registry, CLOCK),  # type: ignore[arg-type]
     ):
         try:
-            _run(validator.validate(_IMAGE, _NO_TLOG, _deadline(5.0)))
+            run_sync(validator.validate(IMAGE, _NO_TLOG, deadline(5.0)))
         except ConnaisseurError:
             continue
 
@@ -362,15 +319,15 @@ def auth_challenge(data: bytes) -> None:
     headers = {"WWW-Authenticate": header, "Retry-After": header}
     script = [(401, headers, b""), (200, {}, body), (429, headers, b""), (200, _JSON, b"{}")]
     with contextlib.suppress(ConnaisseurError):
-        _run(
-            AiohttpRegistryClient(ScriptedHttp(script), _CLOCK).manifest(  # type: ignore[arg-type]
-                _IMAGE, "1", _ENDPOINT, _deadline()
+        run_sync(
+            AiohttpRegistryClient(ScriptedHttp(script), CLOCK).manifest(  # type: ignore[arg-type]
+                IMAGE, "1", ENDPOINT, deadline()
             )
         )
     notary = NotaryV1HttpClient(ScriptedHttp(script))  # type: ignore[arg-type]
-    _run(
+    run_sync(
         notary.fetch_roles(
-            "https://notary.test", "registry.test/app", ["root"], _ENDPOINT, _deadline()
+            "https://notary.test", "registry.test/app", ["root"], ENDPOINT, deadline()
         )
     )
 

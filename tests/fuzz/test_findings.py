@@ -27,6 +27,7 @@ from connaisseur.domain.tuf import Envelope, canonical_json
 from tests.fuzz import targets
 from tests.fuzz.corpus import SEEDS
 from tests.fuzz.engine import bounded
+from tests.support.fakes import ScriptedHttp
 
 DEEP = b"[" * 5000 + b"]" * 5000
 
@@ -62,12 +63,12 @@ def test_fuzz_finding_json_nested_past_the_recursion_limit_in_a_manifest() -> No
 
 def test_fuzz_finding_registry_answers_nested_past_the_recursion_limit() -> None:
     """Referrers index and token answer: the registry adapter's JSON bodies."""
-    http = targets.ScriptedHttp([(200, {}, DEEP)])
-    client = AiohttpRegistryClient(http, targets._CLOCK)  # type: ignore[arg-type]
+    http = ScriptedHttp([(200, {}, DEEP)])
+    client = AiohttpRegistryClient(http, targets.CLOCK)  # type: ignore[arg-type]
     with pytest.raises(VerificationError) as info:
-        targets._run(
+        targets.run_sync(
             client.referrers(
-                targets._IMAGE, "sha256:" + "1" * 64, "", targets._ENDPOINT, targets._deadline()
+                targets.IMAGE, "sha256:" + "1" * 64, "", targets.ENDPOINT, targets.deadline()
             )
         )
     assert info.value.category is Category.MALFORMED_TRUST_DATA
@@ -147,15 +148,17 @@ def test_fuzz_finding_configuration_nested_past_the_recursion_limit(tmp_path: Pa
 def test_fuzz_finding_token_realm_no_url_can_carry(challenge: str) -> None:
     """Registry and Notary token flows: ``ValueError``/``UnicodeEncodeError`` escaped."""
     script = [(401, {"WWW-Authenticate": challenge}, b""), (200, {}, b'{"token":"t"}')]
-    registry = AiohttpRegistryClient(targets.ScriptedHttp(script), targets._CLOCK)  # type: ignore[arg-type]
+    registry = AiohttpRegistryClient(ScriptedHttp(script), targets.CLOCK)  # type: ignore[arg-type]
     with pytest.raises(VerificationError) as info:
-        targets._run(registry.manifest(targets._IMAGE, "1", targets._ENDPOINT, targets._deadline()))
+        targets.run_sync(
+            registry.manifest(targets.IMAGE, "1", targets.ENDPOINT, targets.deadline())
+        )
     assert info.value.category is Category.FETCH_FAILED
-    notary = NotaryV1HttpClient(targets.ScriptedHttp(script))  # type: ignore[arg-type]
+    notary = NotaryV1HttpClient(ScriptedHttp(script))  # type: ignore[arg-type]
     with pytest.raises(ConnaisseurError) as failed:
-        targets._run(
+        targets.run_sync(
             notary.fetch_roles(
-                "https://notary.test", "app", ["root"], targets._ENDPOINT, targets._deadline()
+                "https://notary.test", "app", ["root"], targets.ENDPOINT, targets.deadline()
             )
         )
     assert failed.value.category is Category.FETCH_FAILED
@@ -165,7 +168,7 @@ def test_fuzz_finding_tuf_lone_surrogate_fails_the_signature_not_the_encoder() -
     """Canonical JSON of ``"\\udded"`` raised ``UnicodeEncodeError``; no signer can have
     signed such bytes, so they are encoded as they are and the signature check fails."""
     assert canonical_json({"a": "\udded"}) == b'{"a":"\xed\xb7\xad"}'
-    files = dict(targets._NOTARY_FILES)
+    files = dict(targets.NOTARY_FILES)
     targets_doc = json.loads(files["targets"])
     targets_doc["signed"]["custom"] = "\udded"
     files["targets"] = json.dumps(targets_doc).encode()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,3 +137,42 @@ class CountingRegistry(FakeRegistry):
             return await super().manifest(*args, **kwargs)
         finally:
             self.in_flight -= 1
+
+
+class ServedRegistry:
+    """A ``Registry`` serving one manifest wherever a signature manifest is read, and
+    ``blob(digest)`` for every blob (fuzzing: the attacker's manifest reaches the validators)."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        referrers: Sequence[Mapping[str, Any]],
+        blob: Callable[[str], bytes],
+    ) -> None:
+        self._manifest = manifest
+        self._referrers = referrers
+        self._blob = blob
+
+    async def resolve(self, image: ImageReference, endpoint: Endpoint, deadline: Deadline) -> str:
+        return "sha256:" + hashlib.sha256(b"image").hexdigest()
+
+    async def manifest(
+        self, image: ImageReference, reference: str, endpoint: Endpoint, deadline: Deadline
+    ) -> Manifest:
+        if reference == image.tag:
+            return Manifest(digest="sha256:" + "1" * 64, media_type="x", body=b"{}")
+        return self._manifest
+
+    async def blob(
+        self,
+        image: ImageReference,
+        digest: str,
+        endpoint: Endpoint,
+        deadline: Deadline,
+        *,
+        max_bytes: int | None = None,
+    ) -> bytes:
+        return self._blob(digest)
+
+    async def referrers(self, *_: Any) -> Sequence[Mapping[str, Any]]:
+        return self._referrers

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from connaisseur.adapters.http import HttpResponse
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import (
     Alert,
@@ -187,3 +188,18 @@ class RecordingAlertSink(AlertSink):
 
     async def send(self, alert: Alert, deadline: Deadline) -> None:
         self.messages.append(json.loads(alert.body)["m"])
+
+
+class ScriptedHttp:
+    """Stands in for ``adapters.http.HttpClient``: answers requests from a script, in order
+    (the last answer repeats), so the adapters read attacker-chosen statuses, headers and
+    bodies."""
+
+    def __init__(self, script: Sequence[tuple[int, Mapping[str, str], bytes]]) -> None:
+        self._script = list(script)
+        self.requests: list[str] = []
+
+    async def request(self, method: str, url: str, deadline: Deadline, **_: Any) -> HttpResponse:
+        self.requests.append(f"{method} {url}")
+        status, headers, body = self._script[min(len(self.requests), len(self._script)) - 1]
+        return HttpResponse(url=url, status=status, headers=dict(headers), body=body)
