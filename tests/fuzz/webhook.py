@@ -32,8 +32,7 @@ import aiohttp
 import yaml
 
 from tests.fuzz.mutate import Mutator, interesting_values
-from tests.support.servers import free_port, running
-from tests.support.tls import make_tls
+from tests.support.webhook_process import Webhook, serve_webhook
 
 ALLOWED = "allowed.example/app"
 CONFIG = {
@@ -320,41 +319,24 @@ class Campaign:
 
 
 @contextlib.contextmanager
-def serving(workdir: Path) -> Iterator[tuple[int, ssl.SSLContext, Any]]:
+def serving(workdir: Path) -> Iterator[Webhook]:
     """``connaisseur serve`` with the fuzz policy on a free port, over a throw-away CA."""
-    import sys
-
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "config.yaml"
     config.write_text(yaml.safe_dump(CONFIG))
-    tls = make_tls(workdir / "tls")
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "connaisseur.entrypoints.cli",
-        "serve",
-        "--config",
-        str(config),
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--tls-cert",
-        str(tls.cert_file),
-        "--tls-key",
-        str(tls.key_file),
-    ]
-    env = {"LOG_LEVEL": "warning"}
-    with running(command, port, workdir / "webhook.log", env=env) as proc:
-        yield port, ssl.create_default_context(cafile=str(tls.ca_file)), proc
+    with serve_webhook(workdir, config, env={"LOG_LEVEL": "warning"}) as webhook:
+        yield webhook
 
 
 def run_campaign(inputs: int, seed: int, out: Path, huge_every: int = 2000) -> Report:
     campaign = Campaign(inputs, seed, out, huge_every)
     report = campaign.report
-    with serving(out) as (port, context, proc):
+    with serving(out) as webhook:
+        proc = webhook.process
+        assert proc is not None
         report.rss_start_mib = report.rss_peak_mib = rss_mib(proc.pid)
         started = time.perf_counter()
-        asyncio.run(campaign.send_all(port, context, proc.pid))
+        asyncio.run(campaign.send_all(webhook.port, webhook.context(), proc.pid))
         report.seconds = time.perf_counter() - started
         report.inputs = inputs
         report.crashed = proc.poll() is not None

@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import json
 import ssl
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class Webhook:
     port: int
     tls: TlsFiles
     log: Path
+    process: subprocess.Popen[bytes] | None = None
 
     def context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.tls.ca_file))
@@ -72,7 +74,9 @@ class Webhook:
 
 
 @contextlib.contextmanager
-def serve_webhook(workdir: Path, config: Path, *options: str) -> Iterator[Webhook]:
+def serve_webhook(
+    workdir: Path, config: Path, *options: str, env: dict[str, str] | None = None
+) -> Iterator[Webhook]:
     """``connaisseur serve --config config *options`` on a free port with a throw-away
     certificate; its log is ``workdir/webhook.log``. Listening means started: the validators
     are built before the site opens."""
@@ -91,5 +95,5 @@ def serve_webhook(workdir: Path, config: Path, *options: str) -> Iterator[Webhoo
         str(tls.key_file),
     )
     log = workdir / "webhook.log"
-    with running(command, port, log, env={"PYTHONPATH": str(ROOT)}):
-        yield Webhook(port, tls, log)
+    with running(command, port, log, env={"PYTHONPATH": str(ROOT), **(env or {})}) as proc:
+        yield Webhook(port, tls, log, proc)

@@ -40,6 +40,11 @@ def notary(**fields: Any) -> dict[str, Any]:
     }
 
 
+def problem_paths(document: Any) -> set[str]:
+    """Where the problems of ``document`` are (the path before each message's colon)."""
+    return {problem.split(":")[0] for problem in problems_of(document)}
+
+
 def problems_of(document: Any, secrets_dir: Path = Path("/nonexistent")) -> tuple[str, ...]:
     with pytest.raises(ConfigError) as info:
         build_settings(document, secrets_dir=secrets_dir, env={})
@@ -174,8 +179,7 @@ def test_all_problems_are_reported_at_once() -> None:
         policy=[{"pattern": "*", "with": {"threshold": -1}}, {"pattern": "["}],
         bogus=True,
     )
-    problems = problems_of(document)
-    assert {p.split(":")[0] for p in problems} == {
+    assert problem_paths(document) == {
         "validators[1].name",
         "policy[0].with.threshold",
         "policy[1].pattern",
@@ -190,8 +194,7 @@ def test_deeper_checks_still_run_next_to_schema_errors_of_the_same_validator() -
         cert="not a certificate",
         trustRoots=[{"name": "a", "key": "not a key"}, {"name": "b", "key": KEY}, {"key": KEY}],
     )
-    problems = problems_of(app(validators=[STATIC, broken]))
-    assert {p.split(":")[0] for p in problems} == {
+    assert problem_paths(app(validators=[STATIC, broken])) == {
         "validators[1].trustRoots[2].name",
         "validators[1].trustRoots[0].key",
         "validators[1].host",
@@ -214,8 +217,7 @@ def test_what_each_validator_type_needs_is_reported_for_every_validator_in_one_p
         ],
     }
     notation = {"name": "nt", "type": "notation", "trustRoots": [{"name": "k", "key": KEY}]}
-    problems = problems_of(app(validators=[STATIC, cosign, notation, notary(trustRoots=[cert])]))
-    assert {p.split(":")[0] for p in problems} == {
+    assert problem_paths(app(validators=[STATIC, cosign, notation, notary(trustRoots=[cert])])) == {
         "validators[1].host.rekor",
         "validators[1].trustRoots[0].keyless",
         "validators[1].trustRoots[1].key",
