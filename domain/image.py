@@ -17,8 +17,20 @@ from connaisseur.domain.urls import SafeUrl
 DOCKER_HUB = "index.docker.io"
 DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 
-_TAG = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-_REPOSITORY = re.compile(r"[a-z0-9_./-]{1,255}")
+# Lengths as the reference grammar bounds them: a tag 128 characters, a repository 255 (Docker
+# and go-containerregistry); a registry 255 (a DNS name has at most 253, plus a port). So no
+# valid reference is longer than MAX_REFERENCE_LENGTH, and a longer string is refused before any
+# other work (docs/decisions/0021-linear-time-policy-matching.md).
+MAX_TAG_LENGTH = 128
+MAX_REPOSITORY_LENGTH = 255
+MAX_REGISTRY_LENGTH = 255
+_DIGEST_LENGTH = len("sha256:") + 64
+MAX_REFERENCE_LENGTH = (
+    MAX_REGISTRY_LENGTH + MAX_REPOSITORY_LENGTH + MAX_TAG_LENGTH + _DIGEST_LENGTH + 3
+)
+
+_TAG = re.compile(rf"[A-Za-z0-9_.-]{{1,{MAX_TAG_LENGTH}}}")
+_REPOSITORY = re.compile(rf"[a-z0-9_./-]{{1,{MAX_REPOSITORY_LENGTH}}}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 # RFC 3986 authority as Go's url.Parse("//"+host) accepts it, with an optional decimal port.
 _HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]*)?")
@@ -91,6 +103,10 @@ class ImageReference:
 
 @lru_cache(maxsize=4096)
 def _parse_cached(raw: str) -> ImageReference:
+    if len(raw) > MAX_REFERENCE_LENGTH:
+        raise InvalidReferenceError(
+            f"invalid image reference: {len(raw)} characters, more than {MAX_REFERENCE_LENGTH}"
+        )
     tag_form = _parse_tag_form(raw)
     if tag_form is not None:
         registry, repository, tag = tag_form
@@ -157,7 +173,11 @@ def split_repository(value: str) -> tuple[str, str]:
 
 def is_valid_registry(host: str) -> bool:
     """True for an RFC 3986 authority with an optional decimal port (Go ``url.Parse`` rules)."""
-    return bool(host) and _HOST.fullmatch(host) is not None and "/" not in host
+    return (
+        0 < len(host) <= MAX_REGISTRY_LENGTH
+        and _HOST.fullmatch(host) is not None
+        and "/" not in host
+    )
 
 
 def normalise_registry_repo(value: str) -> str:

@@ -12,15 +12,19 @@ image verified under it), but a static allow under such a pattern does not admit
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from connaisseur.domain.errors import PolicyError
+from connaisseur.domain.glob import Glob, Seq, Star, literal, none_of, optional, parse
 from connaisseur.domain.image import DOCKER_HUB, DOCKER_HUB_ALIASES
 
 _GLOB_META = frozenset("*?[{\\")
+#: The implicit suffixes: a pattern without a tag matches any tag, one without a digest any
+#: digest (a tag or digest never contains ``/`` or ``@``).
+_ANY_TAG = optional(Seq((literal(":"), Star(none_of("/@")))))
+_ANY_DIGEST = optional(Seq((literal("@"), Star(none_of("/@")))))
 
 
 class Mode(StrEnum):
@@ -69,7 +73,7 @@ class Rule:
     validator: str = "default"
     options: RuleOptions = field(default_factory=RuleOptions)
     normalised: str = field(init=False, repr=False)
-    regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    glob: Glob = field(init=False, repr=False, compare=False)
     #: the pattern restricts the tag and says nothing about the digest (``app:1``, ``app:v1.*``;
     #: not ``app``, ``*:*``, ``app:1@*``): a static allow then covers no digest-qualified
     #: reference (docs/decisions/0020-tag-patterns-and-digests.md)
@@ -80,13 +84,13 @@ class Rule:
         object.__setattr__(self, "normalised", normalised)
         object.__setattr__(self, "restricts_tag_only", _restricts_tag_only(normalised))
         try:
-            object.__setattr__(self, "regex", compile_pattern(normalised))
+            object.__setattr__(self, "glob", compile_pattern(normalised))
         except PolicyError as e:  # name the pattern as the user wrote it
             reason = e.message.rpartition(": ")[2]
             raise PolicyError(f"invalid pattern {self.pattern!r}: {reason}") from e
 
     def matches(self, name: str) -> bool:
-        return self.regex.fullmatch(name) is not None
+        return self.glob.fullmatch(name)
 
     def uncovered_digest(self, raw: str, digest: str) -> str | None:
         """Why a static allow under this rule does not admit ``raw``, which names ``digest``
@@ -201,8 +205,9 @@ def _restricts_tag_only(pattern: str) -> bool:
     return bool(colon) and not at and tag != "*"
 
 
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile a normalised pattern to an anchored regex with the implicit tag/digest suffixes.
+def compile_pattern(pattern: str) -> Glob:
+    """Compile a normalised pattern, with the implicit tag and digest suffixes, to a matcher
+    that runs in time linear in the name (docs/decisions/0021-linear-time-policy-matching.md).
 
     Raises:
         PolicyError: the glob syntax is invalid.
@@ -210,18 +215,16 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     repo, at, digest = _split_top_level(pattern, "@")
     last = repo.rsplit("/", 1)[-1]
     has_tag = _split_top_level(last, ":")[1] != ""
-    body = _glob_to_regex(repo, pattern)
+    parts = list(parse(repo, pattern).parts)
     if at:
-        tag = "" if has_tag else r"(?::[^/@]*)?"
-        body += tag + "@" + _glob_to_regex(digest, pattern)
+        if not has_tag:
+            parts.append(_ANY_TAG)
+        parts += [literal("@"), *parse(digest, pattern).parts]
     elif has_tag:
-        body += r"(?:@[^/@]*)?"
+        parts.append(_ANY_DIGEST)
     else:
-        body += r"(?::[^/@]*)?(?:@[^/@]*)?"
-    try:
-        return re.compile(body, re.DOTALL)
-    except re.error as e:
-        raise PolicyError(f"invalid pattern {pattern!r}: {e}") from e
+        parts += [_ANY_TAG, _ANY_DIGEST]
+    return Glob(Seq(tuple(parts)))
 
 
 def _split_top_level(text: str, sep: str) -> tuple[str, str, str]:
@@ -240,46 +243,3 @@ def _split_top_level(text: str, sep: str) -> tuple[str, str, str]:
             return text[:i], sep, text[i + 1 :]
         i += 1
     return text, "", ""
-
-
-def _glob_to_regex(glob: str, whole: str) -> str:
-    out: list[str] = []
-    i, braces = 0, 0
-    while i < len(glob):
-        c = glob[i]
-        if c == "\\":
-            if i + 1 >= len(glob):
-                raise PolicyError(f"invalid pattern {whole!r}: trailing escape")
-            out.append(re.escape(glob[i + 1]))
-            i += 2
-            continue
-        if c == "[":
-            end = glob.find("]", i + 2)
-            if end == -1:
-                raise PolicyError(f"invalid pattern {whole!r}: unterminated '['")
-            out.append(_char_class(glob[i + 1 : end], whole))
-            i = end + 1
-            continue
-        if c == "{":
-            braces += 1
-            out.append("(?:")
-        elif c == "}" and braces:
-            braces -= 1
-            out.append(")")
-        elif c == "," and braces:
-            out.append("|")
-        else:
-            out.append({"*": ".*", "?": "."}.get(c, re.escape(c)))
-        i += 1
-    if braces:
-        raise PolicyError(f"invalid pattern {whole!r}: unterminated '{{'")
-    return "".join(out)
-
-
-def _char_class(body: str, whole: str) -> str:
-    negate = body.startswith("!")
-    body = body[1:] if negate else body
-    if not body:
-        raise PolicyError(f"invalid pattern {whole!r}: empty character class")
-    escaped = "".join("\\" + c if c in "\\^[]" else c for c in body)
-    return f"[{'^' if negate else ''}{escaped}]"

@@ -23,10 +23,11 @@ from connaisseur.domain import jsondoc
 from connaisseur.domain.cosign import RekorEntry, SimpleSigningPayload
 from connaisseur.domain.errors import Category, ConfigError, ConnaisseurError, VerificationError
 from connaisseur.domain.notation import MEDIA_TYPE_COSE, MEDIA_TYPE_JWS, THUMBPRINT_ANNOTATION
+from connaisseur.domain.policy import Rule as PolicyRule
 from connaisseur.domain.tuf import Envelope, canonical_json
 from tests.fuzz import targets
 from tests.fuzz.corpus import SEEDS
-from tests.fuzz.engine import bounded
+from tests.fuzz.engine import HANG_SECONDS, bounded
 from tests.support.fakes import ScriptedHttp
 
 DEEP = b"[" * 5000 + b"]" * 5000
@@ -174,3 +175,26 @@ def test_fuzz_finding_tuf_lone_surrogate_fails_the_signature_not_the_encoder() -
     files["targets"] = json.dumps(targets_doc).encode()
     with pytest.raises(VerificationError):
         targets.notary_tuf(b"\3" + files["targets"])
+
+
+@pytest.mark.parametrize(
+    ("name", "matches"),
+    [
+        ("docker.io/" + "a/" * 495 + "b", False),  # the input found: 1,000 characters
+        ("docker.io/" + "a/" * 495 + "x", True),
+        ("docker.io/" + "a/" * 40 + "x", False),  # too few '/' for 50 stars
+        ("doc" + "/" * 997, False),
+    ],
+)
+def test_fuzz_finding_policy_pattern_with_many_stars_backtracks(name: str, matches: bool) -> None:
+    """``doc*/*/…/x`` with 50 stars against a long name took seconds (``re`` backtracks: time
+    grows as the name's length to the power of the stars; a 71-character name took 40 s).
+    Matching now runs an automaton whose work is bounded per character of the name
+    (docs/decisions/0021-linear-time-policy-matching.md); work is counted in NFA instructions
+    visited, not measured in seconds."""
+    rule = PolicyRule(pattern="doc" + "*/" * 50 + "x")
+    before = rule.glob.work
+    assert rule.matches(name) is matches
+    assert rule.glob.work - before <= rule.glob.work_per_character * len(name)
+    with bounded(HANG_SECONDS):  # and through the fuzz target, as it was found
+        targets.check(targets.TARGETS["policy_pattern"], f"{rule.pattern}\0{name}".encode())

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from connaisseur.domain.errors import Category, InvalidReferenceError
-from connaisseur.domain.image import ImageReference, normalise_registry_repo
+from connaisseur.domain.image import (
+    MAX_REFERENCE_LENGTH,
+    MAX_REGISTRY_LENGTH,
+    MAX_REPOSITORY_LENGTH,
+    MAX_TAG_LENGTH,
+    ImageReference,
+    normalise_registry_repo,
+)
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
@@ -103,3 +110,31 @@ def test_credential_keys_normalise(raw: str, key: str) -> None:
 def test_bad_credential_keys_are_refused(raw: str) -> None:
     with pytest.raises(InvalidReferenceError):
         normalise_registry_repo(raw)
+
+
+def _longest(registry: int, repository: int, tag: int) -> str:
+    return f"{'r' * (registry - 3)}.io/{'a' * repository}:{'t' * tag}@{DIGEST}"
+
+
+def test_references_are_bounded_as_the_grammar_bounds_them() -> None:
+    """Registry and repository 255 characters, tag 128: the longest valid reference is
+    MAX_REFERENCE_LENGTH long, and one character more in any part is refused
+    (docs/decisions/0021-linear-time-policy-matching.md)."""
+    longest = _longest(MAX_REGISTRY_LENGTH, MAX_REPOSITORY_LENGTH, MAX_TAG_LENGTH)
+    assert len(longest) == MAX_REFERENCE_LENGTH
+    assert ImageReference.parse(longest).name == longest
+    for too_long in (
+        _longest(MAX_REGISTRY_LENGTH + 1, MAX_REPOSITORY_LENGTH, MAX_TAG_LENGTH - 1),
+        _longest(MAX_REGISTRY_LENGTH, MAX_REPOSITORY_LENGTH + 1, MAX_TAG_LENGTH - 1),
+        _longest(MAX_REGISTRY_LENGTH - 1, MAX_REPOSITORY_LENGTH, MAX_TAG_LENGTH + 1),
+    ):
+        with pytest.raises(InvalidReferenceError):
+            ImageReference.parse(too_long)
+
+
+def test_a_huge_image_string_is_refused_without_being_echoed() -> None:
+    huge = "registry.example/" + "a" * (3 * 1024 * 1024)
+    with pytest.raises(InvalidReferenceError) as info:
+        ImageReference.parse(huge)
+    assert len(info.value.message) < 200
+    assert str(MAX_REFERENCE_LENGTH) in info.value.message
