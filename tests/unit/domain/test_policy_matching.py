@@ -18,12 +18,13 @@ from hypothesis import strategies as st
 
 from connaisseur.domain.errors import PolicyError
 from connaisseur.domain.glob import MAX_BRACE_DEPTH, MAX_STATES, MAX_TRANSITIONS
-from connaisseur.domain.policy import Rule, compile_pattern
+from connaisseur.domain.policy import Rule, _split_top_level, compile_pattern
 
 SETTINGS = settings(max_examples=3000, derandomize=True, database=None, deadline=None)
 
 
 # --- the oracle: the regex translation matching used before ------------------------------------
+# (where a pattern splits into repository, tag and digest did not change: that part is shared)
 
 
 def oracle(pattern: str) -> re.Pattern[str]:
@@ -43,23 +44,6 @@ def oracle(pattern: str) -> re.Pattern[str]:
             return re.compile(body, re.DOTALL)
     except re.error as e:
         raise PolicyError(str(e)) from e
-
-
-def _split_top_level(text: str, sep: str) -> tuple[str, str, str]:
-    depth, i = 0, 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c in "[{":
-            depth += 1
-        elif c in "]}":
-            depth = max(0, depth - 1)
-        elif c == sep and depth == 0:
-            return text[:i], sep, text[i + 1 :]
-        i += 1
-    return text, "", ""
 
 
 def _glob_to_regex(glob: str, whole: str) -> str:
