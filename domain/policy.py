@@ -185,7 +185,7 @@ def normalise_pattern(pattern: str) -> str:
     first, sep, rest = pattern.partition("/")
     # A glob in the registry (or in a bare repository such as ``*:*``) leaves the pattern as
     # written; a glob only in the tag or digest (``nginx:*``) still names a Docker Hub image.
-    head = first if sep else _split_top_level(_split_top_level(pattern, "@")[0], ":")[0]
+    head = first if sep else split_top_level(split_top_level(pattern, "@")[0], ":")[0]
     if _GLOB_META.intersection(head):
         return pattern
     if sep and ("." in first or ":" in first):
@@ -200,8 +200,8 @@ def normalise_pattern(pattern: str) -> str:
 
 
 def _restricts_tag_only(pattern: str) -> bool:
-    repo, at, _ = _split_top_level(pattern, "@")
-    _, colon, tag = _split_top_level(repo.rsplit("/", 1)[-1], ":")
+    repo, at, _ = split_top_level(pattern, "@")
+    _, colon, tag = split_top_level(repo.rsplit("/", 1)[-1], ":")
     return bool(colon) and not at and tag != "*"
 
 
@@ -212,9 +212,9 @@ def compile_pattern(pattern: str) -> Glob:
     Raises:
         PolicyError: the glob syntax is invalid.
     """
-    repo, at, digest = _split_top_level(pattern, "@")
+    repo, at, digest = split_top_level(pattern, "@")
     last = repo.rsplit("/", 1)[-1]
-    has_tag = _split_top_level(last, ":")[1] != ""
+    has_tag = split_top_level(last, ":")[1] != ""
     parts = list(parse(repo, pattern).parts)
     if at:
         if not has_tag:
@@ -227,7 +227,7 @@ def compile_pattern(pattern: str) -> Glob:
     return Glob(Seq(tuple(parts)))
 
 
-def _split_top_level(text: str, sep: str) -> tuple[str, str, str]:
+def split_top_level(text: str, sep: str) -> tuple[str, str, str]:
     """Partition at the first ``sep`` outside ``[]``/``{}`` and not escaped."""
     depth, i = 0, 0
     while i < len(text):

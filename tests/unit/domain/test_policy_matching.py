@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from connaisseur.domain.errors import PolicyError
 from connaisseur.domain.glob import MAX_BRACE_DEPTH, MAX_STATES, MAX_TRANSITIONS
-from connaisseur.domain.policy import Rule, _split_top_level, compile_pattern
+from connaisseur.domain.policy import Rule, compile_pattern, split_top_level
 
 SETTINGS = settings(max_examples=3000, derandomize=True, database=None, deadline=None)
 
@@ -28,9 +28,9 @@ SETTINGS = settings(max_examples=3000, derandomize=True, database=None, deadline
 
 
 def oracle(pattern: str) -> re.Pattern[str]:
-    repo, at, digest = _split_top_level(pattern, "@")
+    repo, at, digest = split_top_level(pattern, "@")
     last = repo.rsplit("/", 1)[-1]
-    has_tag = _split_top_level(last, ":")[1] != ""
+    has_tag = split_top_level(last, ":")[1] != ""
     body = _glob_to_regex(repo, pattern)
     if at:
         body += ("" if has_tag else r"(?::[^/@]*)?") + "@" + _glob_to_regex(digest, pattern)
