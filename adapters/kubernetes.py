@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from connaisseur.adapters.http import HttpClient
+from connaisseur.adapters.http import HttpClient, status_error
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import KubernetesApi
-from connaisseur.domain.errors import ConnaisseurError
+from connaisseur.domain.errors import Category, VerificationError
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,10 @@ class ServiceAccountToken:
 
 
 class AiohttpKubernetesApi(KubernetesApi):
-    """Reads workload objects from the API server; any failure is ``None`` (no approval)."""
+    """Reads workload objects and Secrets from the API server. Only a 404 means "not found";
+    an API server that cannot answer is an error of a transient category, so that an outage is
+    never mistaken for (or cached as) a missing object
+    (docs/decisions/0009-transient-vs-permanent.md)."""
 
     def __init__(
         self, http: HttpClient, base_url: str, token: ServiceAccountToken, ca_pem: str | None
@@ -75,34 +78,47 @@ class AiohttpKubernetesApi(KubernetesApi):
     async def get(
         self, api_version: str, kind: str, namespace: str, name: str, deadline: Deadline
     ) -> Mapping[str, Any] | None:
-        """The object, or ``None`` when it does not exist, cannot be read or is not JSON."""
+        """The object, or ``None`` when it does not exist (404, or a name no object can have).
+
+        Raises:
+            VerificationError: the API server cannot be reached or does not answer in time
+                (``fetch_failed``, ``timeout``), answers 5xx (``unavailable``), 429
+                (``rate_limited``), 401/403 (``unauthorized``), another status or a body that
+                is not a JSON object (``fetch_failed``).
+        """
         path = object_path(api_version, kind, namespace, name)
         if path is None:
             return None
+        what = f"Kubernetes API: {kind} {namespace}/{name}"
+        response = await self._http.request(
+            "GET",
+            self._base + path,
+            _capped(deadline),
+            headers=self._headers(),
+            ca_pem=self._ca_pem,
+            max_bytes=_MAX_OBJECT_BYTES,
+        )
+        if response.status == 404:
+            return None
+        failed = status_error(response.status, what) if response.status != 200 else None
+        if failed is not None:
+            raise failed
+        try:
+            document = json.loads(response.body)
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            raise VerificationError(
+                f"{what}: the answer is not a JSON object", category=Category.FETCH_FAILED
+            )
+        return document
+
+    def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json"}
         token = self._token.get()
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        try:
-            response = await self._http.request(
-                "GET",
-                self._base + path,
-                _capped(deadline),
-                headers=headers,
-                ca_pem=self._ca_pem,
-                max_bytes=_MAX_OBJECT_BYTES,
-            )
-        except ConnaisseurError as e:
-            log.info("owner lookup %s %s/%s failed: %s", kind, namespace, name, e.message)
-            return None
-        if response.status != 200:
-            log.info("owner lookup %s %s/%s: HTTP %d", kind, namespace, name, response.status)
-            return None
-        try:
-            document = json.loads(response.body)
-        except ValueError:
-            return None
-        return document if isinstance(document, dict) else None
+        return headers
 
 
 def _capped(deadline: Deadline) -> Deadline:

@@ -26,7 +26,7 @@ from typing import Any
 
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import KubernetesApi
-from connaisseur.domain.errors import InvalidReferenceError, WorkloadError
+from connaisseur.domain.errors import ConnaisseurError, InvalidReferenceError, WorkloadError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.workload import (
     CONTROLLERS,
@@ -80,9 +80,14 @@ class ChildApproval:
     async def _owner_object(
         self, owner: OwnerReference, child: Workload, deadline: Deadline
     ) -> Mapping[str, Any] | None:
-        obj = await self._api.get(
-            owner.api_version, owner.kind, child.namespace, owner.name, deadline
-        )
+        try:
+            obj = await self._api.get(
+                owner.api_version, owner.kind, child.namespace, owner.name, deadline
+            )
+        except ConnaisseurError as e:
+            # No answer, no approval: the child is verified like any other object.
+            log.info("owner lookup %s %s/%s failed: %s", owner.kind, child.namespace, owner.name, e)
+            return None
         if obj is None:
             return None
         if _uid(obj) != owner.uid or not owner.uid:

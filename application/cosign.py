@@ -290,8 +290,14 @@ class CosignValidator:
         where = f"k8s://{ref.namespace}/{ref.name}"
         if self._kubernetes is None:
             raise TrustRootError(f"cannot read {where}: no Kubernetes API available")
-        secret = await self._kubernetes.get("v1", "Secret", ref.namespace, ref.name, deadline)
-        encoded = (secret or {}).get("data", {}).get("cosign.pub")
+        try:
+            secret = await self._kubernetes.get("v1", "Secret", ref.namespace, ref.name, deadline)
+        except ConnaisseurError as e:
+            # An API outage is not a missing key: keep its (transient) category, so the denial
+            # is never cached (docs/decisions/0005-honest-cache.md).
+            raise VerificationError(f"cannot read {where}: {e.message}", category=e.category) from e
+        data = (secret or {}).get("data")
+        encoded = data.get("cosign.pub") if isinstance(data, Mapping) else None
         if not isinstance(encoded, str):
             raise TrustRootError(f"secret {where} does not exist or has no cosign.pub")
         try:

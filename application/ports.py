@@ -190,12 +190,17 @@ class AlertSink(Protocol):
 
 
 class KubernetesApi(Protocol):
-    """Read-only access to workload objects, for automatic child approval."""
+    """Read-only access to workload objects (automatic child approval) and Secrets
+    (``k8s://`` cosign keys)."""
 
     async def get(
         self, api_version: str, kind: str, namespace: str, name: str, deadline: Deadline
     ) -> Mapping[str, Any] | None:
-        """The object, or ``None`` when it does not exist or cannot be read."""
+        """The object, or ``None`` when it does not exist.
+
+        Errors: ``ConnaisseurError`` when the API cannot tell, with a transient category
+        (``fetch_failed``, ``timeout``, ``unavailable``, ``rate_limited``) for an outage and
+        ``unauthorized`` when it refuses us: never ``None``, which would read as "deleted"."""
         ...
 
 

@@ -26,6 +26,7 @@ from connaisseur.application.ports import (
     Notary,
     TransparencyLog,
 )
+from connaisseur.domain.errors import ConnaisseurError
 
 DEFAULT_NOW = datetime(2026, 11, 29, tzinfo=UTC)
 
@@ -112,11 +113,12 @@ def unreachable_transparency_log(
 
 class FakeKubernetesApi(KubernetesApi):
     """Implements ``KubernetesApi`` over objects keyed by (apiVersion, kind, namespace, name);
-    records every lookup."""
+    records every lookup; raises ``failure`` instead of answering while it is set."""
 
     def __init__(self, objects: list[Mapping[str, Any]] | None = None) -> None:
         self.objects: dict[tuple[str, str, str, str], Mapping[str, Any]] = {}
         self.gets: list[tuple[str, str, str, str]] = []
+        self.failure: ConnaisseurError | None = None
         for obj in objects or []:
             self.add(obj)
 
@@ -130,6 +132,8 @@ class FakeKubernetesApi(KubernetesApi):
     ) -> Mapping[str, Any] | None:
         key = (api_version, kind, namespace, name)
         self.gets.append(key)
+        if self.failure is not None:
+            raise self.failure
         return self.objects.get(key)
 
 

@@ -9,6 +9,7 @@ with the same image: child approval admitted it unverified. Each half is closed 
 
 from __future__ import annotations
 
+from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.verdict import SkipReason
 from tests.support.admission_harness import (
     EVIL,
@@ -62,6 +63,20 @@ async def test_child_of_an_owner_being_deleted_is_verified() -> None:
     verdict = await admission.create(child)
     assert not verdict.allowed
     assert admission.fake.calls == [EVIL_PINNED]
+
+
+async def test_child_of_an_owner_the_api_cannot_show_is_verified() -> None:
+    """An API server that cannot answer lends no approval; the child is verified, as any
+    other object, rather than the review failing."""
+    owner = workload("ReplicaSet", SIGNED, name="rs", uid="uid-rs")
+    kube = FakeKubernetesApi([owner])
+    kube.failure = ConnaisseurError("API down", category=Category.UNAVAILABLE)
+    admission = Admission(kube=kube)
+    child = workload("Pod", SIGNED, name="rs-x", owners=(owner_ref(owner),))
+    verdict = await admission.create(child)
+    assert verdict.allowed
+    assert admission.fake.calls == [SIGNED]
+    assert kube.gets
 
 
 async def test_child_of_an_owner_with_unpinned_images_is_verified() -> None:
