@@ -48,6 +48,23 @@ class TlsTrustError(VerificationError):
     category = Category.FETCH_FAILED
 
 
+class BodyTooLargeError(VerificationError):
+    """The server answered ``status`` with a body longer than the cap (``fetch_failed``): the
+    server does answer, and a caller that knows how long a successful body must be may call
+    it malformed."""
+
+    category = Category.FETCH_FAILED
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+#: How much of an answer that is not a success is read whatever the caller's cap (a cap sized
+#: for one small blob must not cut off the registry's 401 or 404 answer).
+ERROR_BODY_BYTES = 64 * 1024
+
+
 @lru_cache(maxsize=64)
 def ssl_context(ca_pem: str | None) -> ssl.SSLContext:
     """System roots, or ``ca_pem`` as the *only* roots (a validator's ``cert``); TLS ≥ 1.2."""
@@ -218,17 +235,15 @@ class HttpClient:
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int, host: str) -> bytes:
+    if not 200 <= resp.status < 300:
+        limit = max(limit, ERROR_BODY_BYTES)
     if resp.content_length is not None and resp.content_length > limit:
-        raise VerificationError(
-            f"response from {host} exceeds {limit} bytes", category=Category.FETCH_FAILED
-        )
+        raise BodyTooLargeError(f"response from {host} exceeds {limit} bytes", resp.status)
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > limit:
-            raise VerificationError(
-                f"response from {host} exceeds {limit} bytes", category=Category.FETCH_FAILED
-            )
+            raise BodyTooLargeError(f"response from {host} exceeds {limit} bytes", resp.status)
         chunks.append(chunk)
     return b"".join(chunks)

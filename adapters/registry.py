@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from connaisseur.adapters.http import (
+    BodyTooLargeError,
     HttpClient,
     HttpResponse,
     TlsTrustError,
@@ -134,8 +135,10 @@ class AiohttpRegistryClient(Registry):
         deadline: Deadline,
         *,
         max_bytes: int | None = None,
+        size: int | None = None,
     ) -> bytes:
-        """Fetch a blob and check it against ``digest``.
+        """Fetch a blob and check it against ``digest`` and the ``size`` its descriptor
+        declares; never read past that size.
 
         Raises:
             VerificationError: see the port; a 404 is ``no_trust_data``.
@@ -144,18 +147,31 @@ class AiohttpRegistryClient(Registry):
             raise VerificationError(
                 f"unsupported blob digest {digest[:80]!r}", category=Category.MALFORMED_TRUST_DATA
             )
-        path = f"/v2/{image.repository}/blobs/{digest}"
+        where = f"blob {digest} of {image.context}"
         limit = self._max_blob if max_bytes is None else min(max_bytes, self._max_blob)
-        resp = await self._fetch("GET", image, path, endpoint, deadline, max_bytes=limit)
+        if size is not None and size > limit:
+            raise VerificationError(
+                f"{where} declares {size} bytes, more than {limit}",
+                category=Category.MALFORMED_TRUST_DATA,
+            )
+        path = f"/v2/{image.repository}/blobs/{digest}"
+        read = limit if size is None else max(size, 1)
+        try:
+            resp = await self._fetch("GET", image, path, endpoint, deadline, max_bytes=read)
+        except BodyTooLargeError as e:
+            if size is None or not 200 <= e.status < 300:
+                raise
+            raise _size_lie(where, size, "more") from e
         if resp.status == 404:
             raise VerificationError(
                 f"blob {digest} is missing in {image.context}", category=Category.NO_TRUST_DATA
             )
         self._raise_for_status(resp, image, digest)
+        if size is not None and len(resp.body) != size:
+            raise _size_lie(where, size, str(len(resp.body)))
         if "sha256:" + hashlib.sha256(resp.body).hexdigest() != digest:
             raise VerificationError(
-                f"blob {digest} of {image.context} does not match its digest",
-                category=Category.MALFORMED_TRUST_DATA,
+                f"{where} does not match its digest", category=Category.MALFORMED_TRUST_DATA
             )
         return resp.body
 
@@ -392,12 +408,22 @@ class AiohttpRegistryClient(Registry):
         return resp
 
 
+def _size_lie(where: str, declared: int, served: str) -> VerificationError:
+    # The descriptor is part of a manifest verified against its digest: a blob of another size
+    # is the registry's content being wrong, not an outage
+    # (docs/decisions/0009-transient-vs-permanent.md).
+    return VerificationError(
+        f"{where} is {served} bytes, its descriptor declares {declared}",
+        category=Category.MALFORMED_TRUST_DATA,
+    )
+
+
 def _may_fall_back_to_http(error: VerificationError, registry: str) -> bool:
     """Plain HTTP only for loopback registries that do not speak TLS; a server whose
     certificate is untrusted does speak TLS, so HTTP would only hide the real problem."""
     return (
         error.category is Category.FETCH_FAILED
-        and not isinstance(error, TlsTrustError)
+        and not isinstance(error, TlsTrustError | BodyTooLargeError)
         and is_loopback(registry)
     )
 

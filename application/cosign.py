@@ -151,15 +151,17 @@ class CosignValidator:
                 Category.MALFORMED_TRUST_DATA,
                 f"every signature payload is larger than {MAX_PAYLOAD_BYTES} bytes",
             )
-        unique = list(dict.fromkeys(d.digest for d in fitting))
+        unique = list(dict.fromkeys((d.digest, d.size) for d in fitting))
         blobs = await asyncio.gather(
             *(
-                self._registry.blob(image, d, self._endpoint, deadline, max_bytes=MAX_PAYLOAD_BYTES)
-                for d in unique
+                self._registry.blob(
+                    image, digest, self._endpoint, deadline, max_bytes=MAX_PAYLOAD_BYTES, size=size
+                )
+                for digest, size in unique
             )
         )
         payloads = dict(zip(unique, blobs, strict=True))
-        return [to_signature_layer(d, payloads[d.digest]) for d in fitting]
+        return [to_signature_layer(d, payloads[d.digest, d.size]) for d in fitting]
 
     async def _judge(
         self,

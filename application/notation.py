@@ -238,7 +238,10 @@ class NotationValidator:
                 f"Notation signature manifest {digest} has an unsupported envelope",
                 category=Category.MALFORMED_TRUST_DATA,
             )
-        blob = await self._registry.blob(image, blob_digest, self._endpoint, deadline)
+        size = layer.get("size")
+        blob = await self._registry.blob(
+            image, blob_digest, self._endpoint, deadline, size=size if type(size) is int else None
+        )
         return str(media_type), blob
 
 

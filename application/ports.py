@@ -98,10 +98,13 @@ class Registry(Protocol):
         deadline: Deadline,
         *,
         max_bytes: int | None = None,
+        size: int | None = None,
     ) -> bytes:
         """The blob ``digest`` in the image's repository, verified against its digest; a
         body over ``max_bytes`` (default: the configured document cap) is ``fetch_failed``
-        and is not read further."""
+        and is not read further. ``size`` is the size the blob's descriptor declares: a blob
+        of another size (read no further than that) is ``malformed_trust_data``, as is a
+        declared size over the cap."""
         ...
 
     async def referrers(

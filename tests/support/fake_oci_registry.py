@@ -94,9 +94,12 @@ class FakeRegistry(Registry):
         deadline: Deadline,
         *,
         max_bytes: int | None = None,
+        size: int | None = None,
     ) -> bytes:
         self.blob_caps.append(max_bytes)
         body = self._get(f"{image.repository}/blobs/{digest}", Category.NO_TRUST_DATA)
+        if size is not None and len(body) != size:
+            raise VerificationError("blob size mismatch", category=Category.MALFORMED_TRUST_DATA)
         if max_bytes is not None and len(body) > max_bytes:
             raise VerificationError("blob exceeds the cap", category=Category.FETCH_FAILED)
         if sha256(body) != digest:
@@ -171,6 +174,7 @@ class ServedRegistry:
         deadline: Deadline,
         *,
         max_bytes: int | None = None,
+        size: int | None = None,
     ) -> bytes:
         return self._blob(digest)
 
