@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +26,10 @@ from connaisseur.adapters.http import HttpClient
 from connaisseur.adapters.kubernetes import AiohttpKubernetesApi, ServiceAccountToken
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.verify import VerifyImageCommand
-from connaisseur.config.container import build_container
-from connaisseur.config.loader import load_settings
 from connaisseur.domain.errors import TRANSIENT_CATEGORIES, Category, ConnaisseurError
 from tests.support.cosign import TreeRegistry
 from tests.support.fakes import FakeClock
+from tests.support.in_cluster import pod_container
 from tests.support.processes import free_port
 from tests.support.servers import serving
 from tests.support.tls import TlsFiles, make_tls, server_context
@@ -205,41 +203,16 @@ def composed_verify(
 ) -> Any:
     """``VerifyImage`` of the container ``connaisseur serve`` builds in a pod whose API server
     is ``api_url``; the rule ignores the reference (the vector's signatures name Docker Hub)."""
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "validators": [
-                    {
-                        "name": "team",
-                        "type": "cosign",
-                        "trustRoots": [{"name": "alice", "key": key}],
-                    }
-                ],
-                "policy": [
-                    {
-                        "pattern": "*:*",
-                        "validator": "team",
-                        "with": {
-                            "trustRoot": "alice",
-                            "verifyInTransparencyLog": False,
-                            "ignoreReference": True,
-                        },
-                    }
-                ],
-            }
-        )
-    )
-    token = tmp_path / "token"
-    token.write_text(TOKEN)
-    env = {
-        "KUBERNETES_SERVICE_HOST": "127.0.0.1",
-        "KUBERNETES_SERVICE_PORT": api_url.rsplit(":", 1)[1],
+    options = {"trustRoot": "alice", "verifyInTransparencyLog": False, "ignoreReference": True}
+    config = {
+        "validators": [
+            {"name": "team", "type": "cosign", "trustRoots": [{"name": "alice", "key": key}]}
+        ],
+        "policy": [{"pattern": "*:*", "validator": "team", "with": options}],
     }
-    settings = load_settings(config, secrets_dir=None, env=env)
-    infra = replace(settings.infra, kube_token_file=str(token), kube_ca_file=str(tls.ca_file))
-    container = build_container(replace(settings, infra=infra))
-    container.session.override(providers.Object(session))
+    container = pod_container(
+        tmp_path, config, session, api_url=api_url, ca_file=tls.ca_file, token=TOKEN
+    )
     clock = FakeClock(frozen=True)
     container.clock.override(providers.Object(clock))
     use_case = container.verify_image()

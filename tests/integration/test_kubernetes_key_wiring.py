@@ -9,22 +9,20 @@ token; the image and its signature come from the conformance registry mock over 
 from __future__ import annotations
 
 import base64
-from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
 import pytest
 import yaml
 from aiohttp import web
-from dependency_injector import providers
 
 from connaisseur.application.deadline import Deadline
-from connaisseur.config.container import Container, build_container
-from connaisseur.config.loader import load_settings
+from connaisseur.config.container import Container
 from connaisseur.domain.errors import TrustRootError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
 from tests.support.cosign import TreeRegistry
+from tests.support.in_cluster import pod_container
 from tests.support.servers import serving
 from tests.support.tls import make_tls, server_context
 
@@ -69,32 +67,24 @@ def api_server(seen: list[tuple[str, str]]) -> web.Application:
     return app
 
 
-def composed(tmp_path: Path, env: dict[str, str], session: aiohttp.ClientSession) -> Container:
+CONFIG = {
+    "validators": [
+        {
+            "name": "team",
+            "type": "cosign",
+            "trustRoots": [{"name": "alice", "key": "k8s://signing/alice-key"}],
+        }
+    ],
+    "policy": [{"pattern": "*:*", "validator": "team"}],
+}
+
+
+def composed(tmp_path: Path, api_url: str | None, session: aiohttp.ClientSession) -> Container:
     """The container ``connaisseur serve`` builds, with the pod's service-account files."""
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "validators": [
-                    {
-                        "name": "team",
-                        "type": "cosign",
-                        "trustRoots": [{"name": "alice", "key": "k8s://signing/alice-key"}],
-                    }
-                ],
-                "policy": [{"pattern": "*:*", "validator": "team"}],
-            }
-        )
+    ca_file = tmp_path / "tls" / "ca.pem"
+    return pod_container(
+        tmp_path, CONFIG, session, api_url=api_url, ca_file=ca_file, token="sa-token"
     )
-    token = tmp_path / "token"
-    token.write_text("sa-token")
-    settings = load_settings(config, secrets_dir=None, env=env)
-    infra = replace(
-        settings.infra, kube_token_file=str(token), kube_ca_file=str(tmp_path / "tls" / "ca.pem")
-    )
-    container = build_container(replace(settings, infra=infra))
-    container.session.override(providers.Object(session))
-    return container
 
 
 async def test_k8s_key_is_read_through_the_in_cluster_api(
@@ -107,11 +97,7 @@ async def test_k8s_key_is_read_through_the_in_cluster_api(
         serving(api_server(seen), ctx) as api_url,
         serving(TreeRegistry(DATA / "cosign").app()) as registry_url,
     ):
-        env = {
-            "KUBERNETES_SERVICE_HOST": "127.0.0.1",
-            "KUBERNETES_SERVICE_PORT": api_url.rsplit(":", 1)[1],
-        }
-        container = composed(tmp_path, env, session)
+        container = composed(tmp_path, api_url, session)
         validator = container.validators()["team"]
         image = ImageReference.parse(f"{registry_url.removeprefix('http://')}/{IMAGE}")
         result = await validator.validate(image, OPTIONS, Deadline.after(container.clock(), 10))
@@ -124,7 +110,7 @@ async def test_k8s_key_out_of_cluster_is_a_trust_root_error(
 ) -> None:
     make_tls(tmp_path / "tls")
     async with serving(TreeRegistry(DATA / "cosign").app()) as registry_url:
-        container = composed(tmp_path, {}, session)
+        container = composed(tmp_path, None, session)
         validator = container.validators()["team"]
         image = ImageReference.parse(f"{registry_url.removeprefix('http://')}/{IMAGE}")
         with pytest.raises(TrustRootError, match="no Kubernetes API available"):
