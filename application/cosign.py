@@ -24,15 +24,11 @@ from connaisseur.domain.cosign import (
     RekorEntry,
     RootOutcome,
     SignatureLayer,
-    SignatureRejected,
     Stage,
     TransparencyMaterial,
-    Verifier,
     aggregate,
     check_signature,
-    load_verifier,
     override_material,
-    select_verifiers,
     signature_layers,
     signature_tag,
     to_signature_layer,
@@ -41,12 +37,20 @@ from connaisseur.domain.cosign import (
 from connaisseur.domain.errors import (
     Category,
     ConnaisseurError,
+    Rejection,
     TrustRootError,
     VerificationError,
+    closest_to_trust,
 )
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from connaisseur.domain.trust import KubernetesKeyRef, PublicKey, load_public_key
+from connaisseur.domain.trust import (
+    KubernetesKeyRef,
+    PublicKey,
+    TrustRoot,
+    load_public_key,
+    select_signers,
+)
 from connaisseur.domain.verdict import TrustedDigest
 
 #: How long a ``k8s://`` key is used before its Secret is read again
@@ -81,7 +85,7 @@ class CosignValidator:
         self._tlog = tlog
         self._clock = clock
         self._kubernetes = kubernetes
-        self._verifiers = tuple(load_verifier(root) for root in settings.trust_roots)
+        self._roots = settings.trust_roots
         host = settings.transparency
         self._rekor = host.rekor
         self._material = override_material(
@@ -107,27 +111,23 @@ class CosignValidator:
                 ``unavailable``, ``fetch_failed``, ``timeout``; the message names the image
                 and the trust roots.
         """
-        selection = select_verifiers(
-            self._verifiers, options.trust_root, options.threshold, options.required
+        selection = select_signers(
+            self._roots, options.trust_root, options.threshold, options.required
         )
-        roots = ", ".join(v.name for v in selection.verifiers)
         try:
             digest = await self._registry.resolve(image, self._endpoint, deadline)
             layers = await self._signatures(image, digest, deadline)
-            outcomes = await self._judge(
-                image, digest, layers, selection.verifiers, options, deadline
-            )
+            outcomes = await self._judge(image, digest, layers, selection.roots, options, deadline)
             signers = aggregate(outcomes, selection)
         except ConnaisseurError as e:
-            raise type(e)(
-                f"cosign: image {image.name} (trust roots: {roots}): {e.message}",
-                category=e.category,
+            raise e.reworded(
+                f"cosign: image {image.name} (trust roots: {selection.names}): {e.message}"
             ) from e
         return TrustedDigest(digest=digest, signers=signers)
 
     async def _signatures(
         self, image: ImageReference, digest: str, deadline: Deadline
-    ) -> list[SignatureLayer] | SignatureRejected:
+    ) -> list[SignatureLayer] | Rejection:
         """The signature layers with their payloads (blobs fetched concurrently)."""
         try:
             sig = await self._registry.manifest(
@@ -136,8 +136,8 @@ class CosignValidator:
             descriptors = signature_layers(sig.json())
         except VerificationError as e:
             if e.category is Category.NO_TRUST_DATA:
-                return SignatureRejected(
-                    Stage.PAYLOAD, Category.NO_TRUST_DATA, "no signatures found"
+                return Rejection(
+                    "no signatures found", category=Category.NO_TRUST_DATA, stage=Stage.PAYLOAD
                 )
             raise
         except ValueError as e:
@@ -146,10 +146,10 @@ class CosignValidator:
             ) from e
         fitting = [d for d in descriptors if not d.oversized]
         if not fitting:
-            return SignatureRejected(
-                Stage.PAYLOAD,
-                Category.MALFORMED_TRUST_DATA,
+            return Rejection(
                 f"every signature payload is larger than {MAX_PAYLOAD_BYTES} bytes",
+                category=Category.MALFORMED_TRUST_DATA,
+                stage=Stage.PAYLOAD,
             )
         unique = list(dict.fromkeys((d.digest, d.size) for d in fitting))
         blobs = await asyncio.gather(
@@ -167,13 +167,13 @@ class CosignValidator:
         self,
         image: ImageReference,
         digest: str,
-        layers: list[SignatureLayer] | SignatureRejected,
-        verifiers: Sequence[Verifier],
+        layers: list[SignatureLayer] | Rejection,
+        roots: Sequence[TrustRoot],
         options: RuleOptions,
         deadline: Deadline,
     ) -> list[RootOutcome]:
-        if isinstance(layers, SignatureRejected):
-            return [RootOutcome(name=v.name, failure=layers) for v in verifiers]
+        if isinstance(layers, Rejection):
+            return [RootOutcome(name=root.name, failure=layers) for root in roots]
         verify_tlog, verify_sct = transparency_switches(options)
         check = CheckOptions(
             image=image,
@@ -182,19 +182,20 @@ class CosignValidator:
             verify_sct=verify_sct,
             ignore_reference=options.ignore_reference,
         )
-        keys = await self._keys(verifiers, deadline)
+        keys = await self._keys(roots, deadline)
         now = self._clock.now()
         entries: Mapping[bytes, Sequence[RekorEntry]] = {}
         if check.verify_tlog:
-            worth = self._worth_a_lookup(layers, verifiers, keys, check, now)
+            worth = self._worth_a_lookup(layers, roots, keys, check, now)
             entries = await self._log_entries(worth, deadline)
         return [
-            self._judge_root(v, keys.get(v.name), layers, check, entries, now) for v in verifiers
+            self._judge_root(root, keys.get(root.name), layers, check, entries, now)
+            for root in roots
         ]
 
     def _judge_root(
         self,
-        verifier: Verifier,
+        root: TrustRoot,
         key: PublicKey | None,
         layers: Sequence[SignatureLayer],
         check: CheckOptions,
@@ -202,13 +203,13 @@ class CosignValidator:
         now: datetime,
     ) -> RootOutcome:
         signers: set[bytes] = set()
-        failures: list[SignatureRejected] = []
+        failures: list[Rejection] = []
         for layer in layers:
             try:
                 signers.add(
                     check_signature(
                         layer,
-                        verifier,
+                        root,
                         key,
                         self._material,
                         check,
@@ -216,15 +217,16 @@ class CosignValidator:
                         now=now,
                     )
                 )
-            except SignatureRejected as e:
+            except Rejection as e:
                 failures.append(e)
-        failure = max(failures, key=lambda f: f.stage, default=None)
-        return RootOutcome(name=verifier.name, signers=frozenset(signers), failure=failure)
+        return RootOutcome(
+            name=root.name, signers=frozenset(signers), failure=closest_to_trust(failures)
+        )
 
     def _worth_a_lookup(
         self,
         layers: Sequence[SignatureLayer],
-        verifiers: Sequence[Verifier],
+        roots: Sequence[TrustRoot],
         keys: Mapping[str, PublicKey],
         check: CheckOptions,
         now: datetime,
@@ -235,8 +237,8 @@ class CosignValidator:
             for layer in layers
             if not layer.bundle
             and any(
-                worth_a_log_lookup(layer, v, keys.get(v.name), self._material, check, now=now)
-                for v in verifiers
+                worth_a_log_lookup(layer, r, keys.get(r.name), self._material, check, now=now)
+                for r in roots
             )
         ]
 
@@ -266,13 +268,11 @@ class CosignValidator:
             found[payload] = parsed
         return found
 
-    async def _keys(
-        self, verifiers: Sequence[Verifier], deadline: Deadline
-    ) -> dict[str, PublicKey]:
-        keys = {v.name: v.key for v in verifiers if v.key is not None}
-        for v in verifiers:
-            if v.key_ref is not None:
-                keys[v.name] = await self._kubernetes_key(v.key_ref, deadline)
+    async def _keys(self, roots: Sequence[TrustRoot], deadline: Deadline) -> dict[str, PublicKey]:
+        keys = {root.name: root.key.key for root in roots if root.key is not None}
+        for root in roots:
+            if root.key_ref is not None:
+                keys[root.name] = await self._kubernetes_key(root.key_ref, deadline)
         return keys
 
     async def _kubernetes_key(self, ref: KubernetesKeyRef, deadline: Deadline) -> PublicKey:

@@ -64,7 +64,7 @@ def _trust_roots(
     if validator.type == "static":
         return (), None
     try:
-        roots = select_trust_roots(validator.trust_roots, rule.options.trust_root)
+        roots = select_trust_roots(validator.trust_roots, [rule.options.trust_root])
     except ConnaisseurError as e:
         return (), e
     return tuple(r.name for r in roots), None

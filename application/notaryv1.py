@@ -71,7 +71,7 @@ class NotaryV1Validator:
             VerificationError: fetch_failed, timeout, unauthorized, rate_limited, unavailable,
                 and every category of :func:`domain.notaryv1.verify_notary_image`.
         """
-        selected = select_trust_roots(self._roots, options.trust_root)
+        selected = select_trust_roots(self._roots, [options.trust_root])
         pinned = tuple(self._pinned[root.name] for root in selected)
         gun = image.notary_reference
         files = await self._notary.fetch_roles(

@@ -26,11 +26,7 @@ from connaisseur.application.notation_envelopes import parse_envelope
 from connaisseur.application.ports import Clock, Endpoint, Manifest, Registry
 from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain import jsondoc
-from connaisseur.domain.errors import (
-    Category,
-    ConnaisseurError,
-    VerificationError,
-)
+from connaisseur.domain.errors import Category, ConnaisseurError, Rejection
 from connaisseur.domain.image import ImageReference, is_digest
 from connaisseur.domain.notation import (
     ARTIFACT_TYPE,
@@ -40,8 +36,10 @@ from connaisseur.domain.notation import (
     NotationPolicy,
     NotationTrustStore,
     RevocationCheck,
+    Step,
     Target,
     chain_thumbprints,
+    malformed,
     most_relevant_failure,
     no_signature_error,
     revocation_not_checked,
@@ -112,7 +110,7 @@ class NotationValidator:
         batches = self._candidates(referrers, policy)
         if not batches:
             raise no_signature_error(pinned.name, policy)
-        errors: list[VerificationError] = []
+        errors: list[Rejection] = []
         for batch in batches:
             evidence = await self._first_verified(pinned, batch, target, policy, deadline, errors)
             if evidence is not None:
@@ -167,7 +165,7 @@ class NotationValidator:
         target: Target,
         policy: NotationPolicy,
         deadline: Deadline,
-        errors: list[VerificationError],
+        errors: list[Rejection],
     ) -> TrustedDigest | None:
         """Fetch the batch's envelopes concurrently (bounded), judge them in order: the first
         that verifies wins; per-signature failures are appended to ``errors``."""
@@ -186,7 +184,7 @@ class NotationValidator:
                 except ConnaisseurError as e:
                     if e.category not in _PER_SIGNATURE:
                         raise  # transient or environmental: the other signatures would fail alike
-                    errors.append(_as_verification_error(e))
+                    errors.append(_as_rejection(e))
             return None
         finally:
             for fetched in fetches:
@@ -221,23 +219,15 @@ class NotationValidator:
         """The signature manifest's single envelope layer: (media type, bytes)."""
         digest = descriptor.get("digest")
         if not isinstance(digest, str) or not is_digest(digest):
-            raise VerificationError(
-                "a Notation referrer has no valid digest", category=Category.MALFORMED_TRUST_DATA
-            )
+            raise malformed("a Notation referrer has no valid digest")
         manifest = await self._registry.manifest(image, digest, self._endpoint, deadline)
         layers = _json_object(manifest.body).get("layers")
         if not isinstance(layers, list) or len(layers) != 1 or not isinstance(layers[0], dict):
-            raise VerificationError(
-                f"Notation signature manifest {digest} must have exactly one layer",
-                category=Category.MALFORMED_TRUST_DATA,
-            )
+            raise malformed(f"Notation signature manifest {digest} must have exactly one layer")
         layer = layers[0]
         media_type, blob_digest = layer.get("mediaType"), layer.get("digest")
         if media_type not in ENVELOPE_MEDIA_TYPES or not isinstance(blob_digest, str):
-            raise VerificationError(
-                f"Notation signature manifest {digest} has an unsupported envelope",
-                category=Category.MALFORMED_TRUST_DATA,
-            )
+            raise malformed(f"Notation signature manifest {digest} has an unsupported envelope")
         size = layer.get("size")
         blob = await self._registry.blob(
             image, blob_digest, self._endpoint, deadline, size=size if type(size) is int else None
@@ -261,18 +251,15 @@ def _json_object(body: bytes) -> dict[str, Any]:
     try:
         doc = jsondoc.loads(body)
     except ValueError as e:
-        raise VerificationError(
-            "Notation signature manifest is not JSON", category=Category.MALFORMED_TRUST_DATA
-        ) from e
+        raise malformed("Notation signature manifest is not JSON") from e
     if not isinstance(doc, dict):
-        raise VerificationError(
-            "Notation signature manifest is not a JSON object",
-            category=Category.MALFORMED_TRUST_DATA,
-        )
+        raise malformed("Notation signature manifest is not a JSON object")
     return doc
 
 
-def _as_verification_error(error: ConnaisseurError) -> VerificationError:
-    if isinstance(error, VerificationError):
+def _as_rejection(error: ConnaisseurError) -> Rejection:
+    """A signature the registry would not serve (404, a digest that does not match) is
+    rejected at the first step."""
+    if isinstance(error, Rejection):
         return error
-    return VerificationError(error.message, category=error.category)
+    return Rejection(error.message, category=error.category, stage=Step.FETCH)

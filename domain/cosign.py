@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -37,16 +37,18 @@ from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import (
     Category,
     InvalidReferenceError,
+    Rejection,
     TrustRootError,
     VerificationError,
+    closest_to_trust,
 )
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.trust import (
     Certificates,
     KeylessIdentity,
-    KubernetesKeyRef,
     PemPublicKey,
     PublicKey,
+    Selection,
     TrustRoot,
     load_certificates,
 )
@@ -77,7 +79,7 @@ def log_id(key: PublicKey) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Trust material and verifiers (load time)
+# Trust material (load time)
 # --------------------------------------------------------------------------------------------
 
 
@@ -162,89 +164,6 @@ def override_material(
         rekor_validity={} if rekor_pubkey else base.rekor_validity,
         ct_validity={} if ct_log_pubkey else base.ct_validity,
     )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Verifier:
-    """A trust root ready to check signatures: a public key, a key reference, or keyless."""
-
-    name: str
-    key: PublicKey | None = None
-    key_ref: KubernetesKeyRef | None = None
-    keyless: KeylessIdentity | None = None
-
-    @property
-    def kind(self) -> str:
-        return "keyless" if self.keyless is not None else "key"
-
-
-def load_verifier(root: TrustRoot) -> Verifier:
-    """A verifier for a trust root as the configuration loader parsed it (key, key reference
-    or keyless identity; the loader lets a key win over keyless, as Connaisseur v3 does)."""
-    return Verifier(
-        name=root.name,
-        key=root.key.key if root.key else None,
-        key_ref=root.key_ref,
-        keyless=root.keyless,
-    )
-
-
-def resolve_trust_roots(
-    verifiers: Sequence[Verifier], refs: Sequence[str | None] | None, *, use_default: bool
-) -> tuple[Verifier, ...]:
-    """Pick verifiers by name: ``*`` alone is all; no reference is ``default`` if allowed.
-
-    Raises:
-        TrustRootError: a name is unknown, or there is no reference and no default.
-    """
-    names = [r for r in (refs or []) if r]
-    if not names:
-        if not use_default:
-            raise TrustRootError("no trust root references given")
-        names = ["default"]
-    if names == ["*"]:
-        return tuple(verifiers)
-    by_name = {v.name: v for v in reversed(verifiers)}
-    missing = [n for n in names if n not in by_name]
-    if missing:
-        raise TrustRootError(f"unable to find trust root {', '.join(missing)}")
-    return tuple(by_name[n] for n in dict.fromkeys(names))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Selection:
-    """Which verifiers run for a rule and how many distinct signers must succeed (D3)."""
-
-    verifiers: tuple[Verifier, ...]
-    threshold: int
-    required: tuple[str, ...]
-
-
-def select_verifiers(
-    verifiers: Sequence[Verifier],
-    trust_root: str | None,
-    threshold: int | None,
-    required: Sequence[str],
-) -> Selection:
-    """The verifiers and signer count for a rule's ``trustRoot``, ``threshold`` and ``required``.
-
-    Raises:
-        TrustRootError: a named or required trust root does not exist.
-    """
-    k = threshold or 0
-    if trust_root != "*":
-        chosen = resolve_trust_roots(verifiers, [trust_root], use_default=True)
-        if required:
-            resolve_trust_roots(verifiers, list(required), use_default=False)
-        return Selection(verifiers=chosen, threshold=0, required=tuple(required))
-    if required and k <= len(required):
-        chosen = resolve_trust_roots(verifiers, list(required), use_default=False)
-    else:
-        chosen = resolve_trust_roots(verifiers, ["*"], use_default=False)
-        if required:
-            resolve_trust_roots(verifiers, list(required), use_default=False)
-    effective = k if k > 0 else (0 if required else len({v.name for v in chosen}))
-    return Selection(verifiers=chosen, threshold=effective, required=tuple(required))
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,15 +368,6 @@ class Stage(IntEnum):
     CLAIMS = 7
 
 
-@dataclass(frozen=True, slots=True)
-class SignatureRejected(Exception):
-    """Why one signature does not count for one verifier."""
-
-    stage: Stage
-    category: Category
-    reason: str
-
-
 def verify_raw_signature(key: PublicKey, signature: bytes, data: bytes) -> None:
     """Check ``signature`` over ``data``: ECDSA (SHA-256 or the curve's hash), RSA PKCS#1 v1.5
     or PSS with SHA-256, Ed25519.
@@ -500,8 +410,8 @@ def _decode_signature(layer: SignatureLayer) -> bytes:
     try:
         return base64.b64decode(layer.signature, validate=True)
     except (binascii.Error, ValueError) as e:
-        raise SignatureRejected(
-            Stage.PAYLOAD, Category.MALFORMED_TRUST_DATA, "signature is not base64"
+        raise Rejection(
+            "signature is not base64", category=Category.MALFORMED_TRUST_DATA, stage=Stage.PAYLOAD
         ) from e
 
 
@@ -509,8 +419,10 @@ def _check_signature(key: PublicKey, signature: bytes, payload: bytes, who: str)
     try:
         verify_raw_signature(key, signature, payload)
     except InvalidSignature as e:
-        raise SignatureRejected(
-            Stage.SIGNATURE, Category.SIGNATURE_INVALID, f"signature does not verify with {who}"
+        raise Rejection(
+            f"signature does not verify with {who}",
+            category=Category.SIGNATURE_INVALID,
+            stage=Stage.SIGNATURE,
         ) from e
 
 
@@ -529,7 +441,7 @@ def verify_log_entry(
         The integrated time of the entry (UTC).
 
     Raises:
-        SignatureRejected: at stage ``TLOG``.
+        Rejection: at stage ``TLOG``.
     """
     key = material.rekor_key(entry.log_id)
     if key is None:
@@ -555,8 +467,8 @@ def verify_log_entry(
     return integrated
 
 
-def _tlog_error(reason: str) -> SignatureRejected:
-    return SignatureRejected(Stage.TLOG, Category.SIGNATURE_INVALID, reason)
+def _tlog_error(reason: str) -> Rejection:
+    return Rejection(reason, category=Category.SIGNATURE_INVALID, stage=Stage.TLOG)
 
 
 def _check_body(
@@ -612,7 +524,7 @@ def verify_chain(
         The chain above ``cert`` (issuer first).
 
     Raises:
-        SignatureRejected: at stage ``CHAIN``.
+        Rejection: at stage ``CHAIN``.
     """
     authorities = [a for a in material.fulcio if a.validity.contains(cert.not_valid_before_utc)]
     if not authorities:
@@ -622,15 +534,15 @@ def verify_chain(
             else "no Fulcio certificate authority of the trusted root was in service when the "
             f"certificate was issued ({cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ})"
         )
-        raise SignatureRejected(Stage.CHAIN, Category.SIGNATURE_INVALID, reason)
+        raise Rejection(reason, category=Category.SIGNATURE_INVALID, stage=Stage.CHAIN)
     for authority in authorities:
         chain = _chain_to(authority, cert, untrusted, at)
         if chain is not None:
             return chain
-    raise SignatureRejected(
-        Stage.CHAIN,
-        Category.SIGNATURE_INVALID,
+    raise Rejection(
         "the certificate does not chain to the Fulcio roots at signing time",
+        category=Category.SIGNATURE_INVALID,
+        stage=Stage.CHAIN,
     )
 
 
@@ -663,8 +575,10 @@ def _chain_to(
     except (x509v.VerificationError, x509.ExtensionNotFound, ValueError):
         return None
     if ExtendedKeyUsageOID.CODE_SIGNING not in usage:
-        raise SignatureRejected(
-            Stage.CHAIN, Category.SIGNATURE_INVALID, "the certificate is not for code signing"
+        raise Rejection(
+            "the certificate is not for code signing",
+            category=Category.SIGNATURE_INVALID,
+            stage=Stage.CHAIN,
         )
     return list(chain)
 
@@ -724,7 +638,7 @@ def verify_sct(
     """Verify an embedded SCT of ``cert`` against the CT log keys (RFC 6962 §3.2).
 
     Raises:
-        SignatureRejected: at stage ``SCT``.
+        Rejection: at stage ``SCT``.
     """
     try:
         scts = cert.extensions.get_extension_for_class(
@@ -732,8 +646,10 @@ def verify_sct(
         ).value
         tbs = cert.tbs_precertificate_bytes
     except (x509.ExtensionNotFound, ValueError) as e:
-        raise SignatureRejected(
-            Stage.SCT, Category.SIGNATURE_INVALID, "the certificate has no embedded SCT"
+        raise Rejection(
+            "the certificate has no embedded SCT",
+            category=Category.SIGNATURE_INVALID,
+            stage=Stage.SCT,
         ) from e
     issuer_key_hash = hashlib.sha256(
         issuer.public_key().public_bytes(
@@ -753,8 +669,10 @@ def verify_sct(
             return
         except InvalidSignature:
             continue
-    raise SignatureRejected(
-        Stage.SCT, Category.SIGNATURE_INVALID, "no SCT verifies with a trusted CT log key"
+    raise Rejection(
+        "no SCT verifies with a trusted CT log key",
+        category=Category.SIGNATURE_INVALID,
+        stage=Stage.SCT,
     )
 
 
@@ -774,7 +692,7 @@ def _sct_signed_data(
 
 
 # --------------------------------------------------------------------------------------------
-# One signature, one verifier
+# One signature, one trust root
 # --------------------------------------------------------------------------------------------
 
 
@@ -791,7 +709,7 @@ class CheckOptions:
 
 def check_signature(
     layer: SignatureLayer,
-    verifier: Verifier,
+    root: TrustRoot,
     key: PublicKey | None,
     material: TransparencyMaterial,
     options: CheckOptions,
@@ -799,7 +717,7 @@ def check_signature(
     log_entries: Sequence[RekorEntry],
     now: datetime,
 ) -> bytes:
-    """Verify one signature layer for one verifier; return who signed: the SPKI of a key, or
+    """Verify one signature layer for one trust root; return who signed: the SPKI of a key, or
     the OIDC issuer and subject of a keyless certificate (its key is thrown away after one
     signature, so two signatures by one identity are one signer, D3).
 
@@ -809,30 +727,30 @@ def check_signature(
     chain at the integrated time; 5 identity; 6 SCT; 7 claims: digest, then repository.
 
     Raises:
-        SignatureRejected: the first failing step, with its stage.
+        Rejection: the first failing step, with its stage.
     """
     # Step 1: signature over the payload bytes (nothing in the payload is read before).
     signature = _decode_signature(layer)
-    cert = _leaf_certificate(layer) if verifier.keyless is not None else None
-    signer_key = _signer_key(verifier, key, cert)
-    _check_signature(signer_key, signature, layer.payload, f"trust root {verifier.name}")
+    cert = _leaf_certificate(layer) if root.keyless is not None else None
+    signer_key = _signer_key(root, key, cert)
+    _check_signature(signer_key, signature, layer.payload, f"trust root {root.name}")
     # Step 2: payload.
     try:
         claims = SimpleSigningPayload.parse(layer.payload)
     except VerificationError as e:
-        raise SignatureRejected(Stage.PAYLOAD, e.category, e.message) from e
+        raise Rejection(e.message, category=e.category, stage=Stage.PAYLOAD) from e
     # Step 3: transparency log.
     signed_at = now
     if options.verify_tlog:
         signed_at = _verified_log_time(layer, material, signature, signer_key, cert, log_entries)
     # Steps 4-6: keyless certificate.
-    if cert is not None and verifier.keyless is not None:
+    if cert is not None and root.keyless is not None:
         chain = verify_chain(cert, _chain(layer), material, signed_at)
-        if not identity_matches(verifier.keyless, *certificate_identity(cert)):
-            raise SignatureRejected(
-                Stage.IDENTITY,
-                Category.IDENTITY_MISMATCH,
+        if not identity_matches(root.keyless, *certificate_identity(cert)):
+            raise Rejection(
                 "none of the expected identities matched",
+                category=Category.IDENTITY_MISMATCH,
+                stage=Stage.IDENTITY,
             )
         if options.verify_sct:
             verify_sct(cert, chain[0], material)
@@ -847,22 +765,22 @@ def check_signature(
 
 def worth_a_log_lookup(
     layer: SignatureLayer,
-    verifier: Verifier,
+    root: TrustRoot,
     key: PublicKey | None,
     material: TransparencyMaterial,
     options: CheckOptions,
     *,
     now: datetime,
 ) -> bool:
-    """Whether ``layer`` passes every check that needs no transparency log for ``verifier``:
+    """Whether ``layer`` passes every check that needs no transparency log for ``root``:
     only then is Rekor asked about it, so a registry listing forged signatures cannot make
     this process query Rekor for each. A keyless certificate's chain is checked at its own
     issuance time here (the Rekor entry proves the signing time later)."""
     at = now
-    if verifier.keyless is not None:
+    if root.keyless is not None:
         try:
             at = _leaf_certificate(layer).not_valid_before_utc
-        except SignatureRejected:
+        except Rejection:
             return False
     offline = CheckOptions(
         image=options.image,
@@ -872,41 +790,47 @@ def worth_a_log_lookup(
         ignore_reference=options.ignore_reference,
     )
     try:
-        check_signature(layer, verifier, key, material, offline, log_entries=(), now=at)
-    except SignatureRejected:
+        check_signature(layer, root, key, material, offline, log_entries=(), now=at)
+    except Rejection:
         return False
     return True
 
 
-def _signer_key(
-    verifier: Verifier, key: PublicKey | None, cert: x509.Certificate | None
-) -> PublicKey:
+def _signer_key(root: TrustRoot, key: PublicKey | None, cert: x509.Certificate | None) -> PublicKey:
     if cert is not None:
         public = cert.public_key()
         if isinstance(
             public, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
         ):
             return public
-        raise SignatureRejected(
-            Stage.SIGNATURE, Category.SIGNATURE_INVALID, "unsupported certificate key type"
+        raise Rejection(
+            "unsupported certificate key type",
+            category=Category.SIGNATURE_INVALID,
+            stage=Stage.SIGNATURE,
         )
     if key is None:
-        raise SignatureRejected(
-            Stage.SIGNATURE, Category.SIGNATURE_INVALID, f"trust root {verifier.name} has no key"
+        raise Rejection(
+            f"trust root {root.name} has no key",
+            category=Category.SIGNATURE_INVALID,
+            stage=Stage.SIGNATURE,
         )
     return key
 
 
 def _leaf_certificate(layer: SignatureLayer) -> x509.Certificate:
     if not layer.certificate:
-        raise SignatureRejected(
-            Stage.SIGNATURE, Category.SIGNATURE_INVALID, "keyless signature without certificate"
+        raise Rejection(
+            "keyless signature without certificate",
+            category=Category.SIGNATURE_INVALID,
+            stage=Stage.SIGNATURE,
         )
     try:
         return load_certificates(layer.certificate)[0]
     except TrustRootError as e:
-        raise SignatureRejected(
-            Stage.PAYLOAD, Category.MALFORMED_TRUST_DATA, "unparsable signing certificate"
+        raise Rejection(
+            "unparsable signing certificate",
+            category=Category.MALFORMED_TRUST_DATA,
+            stage=Stage.PAYLOAD,
         ) from e
 
 
@@ -916,8 +840,10 @@ def _chain(layer: SignatureLayer) -> list[x509.Certificate]:
     try:
         return load_certificates(layer.chain)
     except TrustRootError as e:
-        raise SignatureRejected(
-            Stage.PAYLOAD, Category.MALFORMED_TRUST_DATA, "unparsable certificate chain"
+        raise Rejection(
+            "unparsable certificate chain",
+            category=Category.MALFORMED_TRUST_DATA,
+            stage=Stage.PAYLOAD,
         ) from e
 
 
@@ -933,12 +859,12 @@ def _verified_log_time(
         try:
             entries: Sequence[RekorEntry] = [RekorEntry.from_bundle(layer.bundle)]
         except VerificationError as e:
-            raise SignatureRejected(Stage.TLOG, e.category, e.message) from e
+            raise Rejection(e.message, category=e.category, stage=Stage.TLOG) from e
     else:
         entries = looked_up
     if not entries:
         raise _tlog_error("the signature has no transparency log entry")
-    failures: list[SignatureRejected] = []
+    failures: list[Rejection] = []
     for entry in entries:
         try:
             return verify_log_entry(
@@ -949,17 +875,17 @@ def _verified_log_time(
                 signer_key=signer_key,
                 signer_cert=cert,
             )
-        except SignatureRejected as e:
+        except Rejection as e:
             failures.append(e)
     raise failures[-1]
 
 
 def _check_claims(claims: SimpleSigningPayload, options: CheckOptions) -> None:
     if claims.digest != options.digest:
-        raise SignatureRejected(
-            Stage.CLAIMS,
-            Category.DIGEST_MISMATCH,
+        raise Rejection(
             f"the signature is for digest {claims.digest}, not {options.digest}",
+            category=Category.DIGEST_MISMATCH,
+            stage=Stage.CLAIMS,
         )
     if options.ignore_reference:
         return
@@ -968,11 +894,11 @@ def _check_claims(claims: SimpleSigningPayload, options: CheckOptions) -> None:
     except InvalidReferenceError:
         signed = claims.docker_reference
     if signed != options.image.context:
-        raise SignatureRejected(
-            Stage.CLAIMS,
-            Category.REFERENCE_NOT_FOUND,
+        raise Rejection(
             f"the signature names repository {signed}, not {options.image.context}"
             " (with.ignoreReference allows copied signatures)",
+            category=Category.REFERENCE_NOT_FOUND,
+            stage=Stage.CLAIMS,
         )
 
 
@@ -983,16 +909,11 @@ def _check_claims(claims: SimpleSigningPayload, options: CheckOptions) -> None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RootOutcome:
-    """What one verifier found: the signer fingerprints that verified, or the best failure."""
+    """What one trust root found: the signer fingerprints that verified, or the best failure."""
 
     name: str
     signers: frozenset[bytes] = frozenset()
-    failure: SignatureRejected | None = None
-
-
-def best_failure(failures: Iterable[SignatureRejected]) -> SignatureRejected | None:
-    """The failure of the signature that got furthest (most informative)."""
-    return max(failures, key=lambda f: f.stage, default=None)
+    failure: Rejection | None = None
 
 
 def distinct_signers(outcomes: Sequence[RootOutcome], first: Sequence[str] = ()) -> list[str]:
@@ -1035,9 +956,9 @@ def aggregate(outcomes: Sequence[RootOutcome], selection: Selection) -> tuple[st
             informative per-signature failure when no trust root is satisfied.
     """
     signers = distinct_signers(outcomes, first=selection.required)
-    failure = best_failure(o.failure for o in outcomes if o.failure is not None)
+    failure = closest_to_trust(o.failure for o in outcomes if o.failure is not None)
     if selection.threshold > 0 and len(signers) < selection.threshold:
-        why = f"; other signatures: {failure.reason}" if failure else ""
+        why = f"; other signatures: {failure.message}" if failure else ""
         raise VerificationError(
             f"validation threshold not reached ({len(signers)}/{selection.threshold}){why}",
             category=Category.THRESHOLD_NOT_MET,
@@ -1051,5 +972,5 @@ def aggregate(outcomes: Sequence[RootOutcome], selection: Selection) -> tuple[st
     if not signers:
         if failure is None:
             raise VerificationError("no signed digests", category=Category.SIGNATURE_INVALID)
-        raise VerificationError(failure.reason, category=failure.category)
+        raise VerificationError(failure.message, category=failure.category)
     return tuple(signers)

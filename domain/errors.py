@@ -7,7 +7,9 @@ bodies, no stack traces, no credentials.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
+from typing import Self, TypeVar
 
 
 class Category(StrEnum):
@@ -77,6 +79,16 @@ class ConnaisseurError(Exception):
         """True when retrying later may succeed (network, 5xx, 429, timeout): never cached."""
         return self.category in TRANSIENT_CATEGORIES
 
+    def reworded(self, message: str) -> Self:
+        """This error — its class, category and every detail — saying ``message`` instead.
+
+        Built without calling ``__init__``, whose signature differs between subclasses.
+        """
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.args = (message,)
+        return clone
+
 
 class InvalidReferenceError(ConnaisseurError):
     """An image reference, registry or repository string cannot be parsed."""
@@ -110,6 +122,28 @@ class VerificationError(ConnaisseurError):
     """A validator could not establish trust in an image; the category says why."""
 
     category = Category.SIGNATURE_INVALID
+
+
+class Rejection(VerificationError):
+    """One candidate — a signature, a repository's trust data — does not establish trust.
+
+    ``stage`` says how far the candidate got through its validator's procedure before it
+    failed (each validator numbers its own steps, see ``domain.cosign.Stage`` and
+    ``domain.notation.Step``): the further, the closer to trust (:func:`closest_to_trust`).
+    """
+
+    def __init__(self, message: str, *, category: Category | None = None, stage: int = 0) -> None:
+        super().__init__(message, category=category)
+        self.stage = stage
+
+
+R = TypeVar("R", bound=Rejection)
+
+
+def closest_to_trust(rejections: Iterable[R]) -> R | None:
+    """The rule that explains a denial: of the rejected candidates, the one that got furthest
+    (highest ``stage``) — the first of equals; ``None`` when there is none."""
+    return max(rejections, key=lambda r: r.stage, default=None)
 
 
 class WorkloadError(ConnaisseurError):

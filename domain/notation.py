@@ -30,7 +30,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 from cryptography import x509
@@ -42,7 +42,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from connaisseur.domain import jsondoc
-from connaisseur.domain.errors import Category, TrustRootError, VerificationError
+from connaisseur.domain.errors import (
+    Category,
+    Rejection,
+    TrustRootError,
+    VerificationError,
+    closest_to_trust,
+)
 from connaisseur.domain.policy import RuleOptions
 from connaisseur.domain.rfc3161 import TimestampError, verify_timestamp_token
 from connaisseur.domain.trust import TrustRoot, select_trust_roots
@@ -118,6 +124,30 @@ class Check(StrEnum):
     AUTHENTIC_TIMESTAMP = "authenticTimestamp"
     EXPIRY = "expiry"
     REVOCATION = "revocation"
+
+
+class Step(IntEnum):
+    """How far a signature got before it was rejected (the verification steps in order, see
+    :func:`verify_signature`): the further, the closer to trust."""
+
+    FETCH = 0
+    ENVELOPE = 1
+    INTEGRITY = 2
+    PAYLOAD = 3
+    AUTHENTICITY = 4
+    TIMESTAMP = 5
+    EXPIRY = 6
+    REVOCATION = 7
+    TARGET = 8
+
+
+_STEP_OF: Mapping[Check, Step] = {
+    Check.INTEGRITY: Step.INTEGRITY,
+    Check.AUTHENTICITY: Step.AUTHENTICITY,
+    Check.AUTHENTIC_TIMESTAMP: Step.TIMESTAMP,
+    Check.EXPIRY: Step.EXPIRY,
+    Check.REVOCATION: Step.REVOCATION,
+}
 
 
 ENFORCED: Mapping[VerificationLevel, frozenset[Check]] = {
@@ -216,7 +246,7 @@ class NotationPolicy:
             TrustRootError: the rule's ``trustRoot`` names no configured root.
             VerificationError: unknown ``verificationLevel`` / ``verifyTimestamp`` values.
         """
-        selected = select_trust_roots(roots, options.trust_root)
+        selected = select_trust_roots(roots, [options.trust_root])
         try:
             level = VerificationLevel(options.verification_level or "strict")
             verify_timestamp = VerifyTimestamp(options.verify_timestamp or "always")
@@ -273,8 +303,8 @@ class Envelope:
     critical: tuple[str, ...] = ()
 
 
-def malformed(message: str) -> VerificationError:
-    return VerificationError(message, category=Category.MALFORMED_TRUST_DATA)
+def malformed(message: str, stage: Step = Step.ENVELOPE) -> Rejection:
+    return Rejection(message, category=Category.MALFORMED_TRUST_DATA, stage=stage)
 
 
 # --- Verification ------------------------------------------------------------------------
@@ -315,7 +345,7 @@ class _Run:
 
     def fail(self, check: Check, error: VerificationError) -> None:
         if check in ENFORCED[self.level]:
-            raise error
+            raise Rejection(error.message, category=error.category, stage=_STEP_OF[check])
         self.logged.append(f"{check.value}: {error.message}")
 
 
@@ -394,8 +424,8 @@ def verify_signature(
     )
 
 
-def _invalid(message: str) -> VerificationError:
-    return VerificationError(message, category=Category.SIGNATURE_INVALID)
+def _invalid(message: str, stage: Step = Step.INTEGRITY) -> Rejection:
+    return Rejection(message, category=Category.SIGNATURE_INVALID, stage=stage)
 
 
 def _reworded(error: VerificationError, image: str, roots: str) -> VerificationError:
@@ -568,18 +598,20 @@ def _target_descriptor(payload: bytes, image: str, roots: str) -> Mapping[str, A
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise malformed(
             f"the Notation signature payload of image {image} has no target descriptor "
-            f"(trust roots {roots})"
+            f"(trust roots {roots})",
+            Step.PAYLOAD,
         ) from e
     return descriptor  # type: ignore[no-any-return]
 
 
 def _check_target(descriptor: Mapping[str, Any], target: Target, image: str, roots: str) -> None:
     if descriptor["digest"] != target.digest or descriptor["size"] != target.size:
-        raise VerificationError(
+        raise Rejection(
             f"the Notation signature found for image {image} signs {descriptor['digest']} "
             f"(size {descriptor['size']}), not the admitted {target.digest} (size "
             f"{target.size}) (trust roots {roots})",
             category=Category.DIGEST_MISMATCH,
+            stage=Step.TARGET,
         )
 
 
@@ -654,34 +686,24 @@ def _require_within(
 # --- Several signatures ------------------------------------------------------------------
 
 
-def no_signature_error(image: str, policy: NotationPolicy) -> VerificationError:
+def no_signature_error(image: str, policy: NotationPolicy) -> Rejection:
     """The denial for an image without any Notation signature (``no_trust_data``)."""
-    return VerificationError(
+    return Rejection(
         f"no Notation signature is associated with image {image}, so it cannot be verified "
         f"against trust roots {policy.trust_root_names}",
         category=Category.NO_TRUST_DATA,
     )
 
 
-#: Which failure best explains a denial when every signature failed: the one closest to trust.
-_FAILURE_RANK = {
-    Category.EXPIRED: 4,
-    Category.DIGEST_MISMATCH: 3,
-    Category.SIGNATURE_INVALID: 2,
-    Category.MALFORMED_TRUST_DATA: 1,
-    Category.NO_TRUST_DATA: 0,
-}
-
-
-def most_relevant_failure(errors: Sequence[VerificationError]) -> VerificationError:
-    """The error to report when no signature verified (first of the highest rank).
+def most_relevant_failure(errors: Sequence[Rejection]) -> VerificationError:
+    """The error to report when no signature verified: the one closest to trust.
 
     Raises:
         ValueError: ``errors`` is empty (a caller bug: no signature means ``no_trust_data``).
     """
-    if not errors:
+    best = closest_to_trust(errors)
+    if best is None:
         raise ValueError("no failures to choose from")
-    best = max(errors, key=lambda e: _FAILURE_RANK.get(e.category, 2))
     if len(errors) == 1:
         return best
     return VerificationError(

@@ -92,21 +92,77 @@ class TrustRoot:
     store_type: str | None = None
 
 
-def select_trust_roots(roots: Sequence[TrustRoot], ref: str | None) -> tuple[TrustRoot, ...]:
-    """Resolve a rule's ``trustRoot`` (empty → ``default``, ``*`` → all), as Connaisseur v3.
+def select_trust_roots(
+    roots: Sequence[TrustRoot], refs: Sequence[str | None], *, use_default: bool = True
+) -> tuple[TrustRoot, ...]:
+    """The one trust-root selection of every validator, as Connaisseur v3 resolves a rule's
+    ``trustRoot`` (and cosign's ``required``): ``*`` alone is every root; no reference (or
+    only empty ones) is ``default`` when ``use_default``; otherwise the roots named, each once
+    (the first root of a name wins).
 
     Raises:
-        TrustRootError: a named trust root does not exist, or none are defined.
+        TrustRootError: a name is unknown, no root is defined, or there is no reference and
+            ``use_default`` is false.
     """
-    name = ref or "default"
-    if name == "*":
+    names = [r for r in refs if r]
+    if not names:
+        if not use_default:
+            raise TrustRootError("no trust root references given")
+        names = ["default"]
+    if names == ["*"]:
         if not roots:
             raise TrustRootError("no trust roots are defined")
         return tuple(roots)
-    for root in roots:
-        if root.name == name:
-            return (root,)
-    raise TrustRootError(f"unable to find trust root {name}")
+    by_name = {root.name: root for root in reversed(roots)}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise TrustRootError(f"unable to find trust root {', '.join(missing)}")
+    return tuple(by_name[n] for n in dict.fromkeys(names))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Selection:
+    """The trust roots a rule consults and how many distinct signers must vouch (D3,
+    docs/decisions/0003-thresholds-count-signers.md): ``threshold`` 0 means any one."""
+
+    roots: tuple[TrustRoot, ...]
+    threshold: int = 0
+    required: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> str:
+        """For messages: ``default, other`` (every consulted root, in order)."""
+        return ", ".join(dict.fromkeys(root.name for root in self.roots))
+
+
+def select_signers(
+    roots: Sequence[TrustRoot],
+    trust_root: str | None,
+    threshold: int | None = None,
+    required: Sequence[str] = (),
+) -> Selection:
+    """The roots and signer count for a rule's ``trustRoot``, ``threshold`` and ``required``:
+    a named (or default) root needs any one signature, and the ``required`` roots too; ``*``
+    needs ``threshold`` distinct signers (all roots when unset, unless roots are required),
+    consulting only the required roots when they alone can meet it.
+
+    Raises:
+        TrustRootError: a named or required trust root does not exist.
+    """
+    k = threshold or 0
+    if trust_root != "*":
+        chosen = select_trust_roots(roots, [trust_root])
+        if required:
+            select_trust_roots(roots, list(required), use_default=False)
+        return Selection(roots=chosen, required=tuple(required))
+    if required and k <= len(required):
+        chosen = select_trust_roots(roots, list(required), use_default=False)
+    else:
+        chosen = select_trust_roots(roots, ["*"], use_default=False)
+        if required:
+            select_trust_roots(roots, list(required), use_default=False)
+    effective = k if k > 0 else (0 if required else len({root.name for root in chosen}))
+    return Selection(roots=chosen, threshold=effective, required=tuple(required))
 
 
 def duplicate_names(roots: Sequence[TrustRoot]) -> list[str]:

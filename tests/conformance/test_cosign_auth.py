@@ -32,15 +32,11 @@ from connaisseur.application.deadline import Deadline
 from connaisseur.application.settings import AuthSettings, ValidatorSettings
 from connaisseur.config.auth import load_auth
 from connaisseur.config.validators import parse_trust_root
-from connaisseur.domain.cosign import (
-    Verifier,
-    load_verifier,
-    override_material,
-    resolve_trust_roots,
-)
+from connaisseur.domain.cosign import override_material
 from connaisseur.domain.errors import ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.trust import TrustRoot, select_trust_roots
 from tests.support.cosign import TreeRegistry
 from tests.support.fakes import FakeClock, unreachable_transparency_log
 from tests.support.settings import validator_settings
@@ -85,9 +81,14 @@ def load_settings(doc: Any) -> ValidatorSettings:
     return validator_settings(doc, DATA / "auth")
 
 
-def verifiers(doc: Any) -> list[Verifier]:
-    """The verifiers a validator of ``doc`` checks signatures with, one per trust root."""
-    return [load_verifier(root) for root in load_settings(doc).trust_roots]
+def trust_roots(doc: Any) -> tuple[TrustRoot, ...]:
+    """The trust roots a validator of ``doc`` checks signatures with, as the loader parsed them."""
+    return load_settings(doc).trust_roots
+
+
+def kind(root: TrustRoot) -> str:
+    """Upstream's verifier kind: a key (or key reference) wins over keyless."""
+    return "keyless" if root.keyless is not None else "key"
 
 
 def make_validator(
@@ -138,7 +139,7 @@ def test_load_validator(case: Any) -> None:
     assert expected["ok"]
     assert validator is not None
     assert validator.name == expected["name"]
-    assert [v.name for v in verifiers(doc)] == expected["trust_roots"]
+    assert [root.name for root in trust_roots(doc)] == expected["trust_roots"]
 
 
 @pytest.mark.parametrize("case", cases("cosign", "select_verifiers"))
@@ -146,17 +147,19 @@ def test_select_verifiers(case: Any) -> None:
     inputs, expected = case["inputs"], case["expected"]
     doc = load_validator_doc(inputs["validator"])
     try:
-        chosen = resolve_trust_roots(verifiers(doc), inputs["key_refs"], use_default=True)
+        chosen = select_trust_roots(trust_roots(doc), inputs["key_refs"] or [], use_default=True)
     except ConnaisseurError as e:
         assert not expected["ok"]
         expect_error(e, expected)
         return
     assert [v.name for v in chosen] == expected["trust_roots"]
-    assert [key_x_int64(v.key) for v in chosen] == expected["key_x_int64"]
-    for verifier, key_file in zip(chosen, expected["key_files"], strict=True):
+    assert [key_x_int64(root.key.key if root.key else None) for root in chosen] == expected[
+        "key_x_int64"
+    ]
+    for root, key_file in zip(chosen, expected["key_files"], strict=True):
         pem = (DATA / key_file).read_bytes()
-        assert verifier.key is not None
-        assert verifier.key.public_bytes(
+        assert root.key is not None
+        assert root.key.key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ) == serialization.load_pem_public_key(pem).public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -260,25 +263,23 @@ def test_load_verifier(case: Any) -> None:
     written = {k: v for k, v in raw.items() if k != "key_file"}
     if "key_file" in raw:
         written["key"] = (DATA / raw["key_file"]).read_text()
-    # Parsed as the configuration loader parses a cosign trust root, then made a verifier.
-    verifier, error = attempt(
-        lambda: load_verifier(parse_trust_root(written, "cosign", "trustRoots[0]"))
-    )
+    # Parsed as the configuration loader parses a cosign trust root.
+    root, error = attempt(lambda: parse_trust_root(written, "cosign", "trustRoots[0]"))
     if error is not None:
         assert not expected["ok"], error.message
         expect_error(error, expected)
         return
     assert expected["ok"]
-    assert verifier is not None
-    assert verifier.kind == expected["kind"]
-    if verifier.kind == "key":
-        assert key_x_int64(verifier.key) == expected["key_x_int64"]
+    assert root is not None
+    assert kind(root) == expected["kind"]
+    if kind(root) == "key":
+        assert key_x_int64(root.key.key if root.key else None) == expected["key_x_int64"]
         return
-    assert verifier.keyless is not None
-    assert (verifier.keyless.issuer or "") == expected["issuer"]
-    assert (verifier.keyless.subject or "") == expected["subject"]
-    assert (verifier.keyless.issuer_regex or "") == expected["issuer_regex"]
-    assert (verifier.keyless.subject_regex or "") == expected["subject_regex"]
+    assert root.keyless is not None
+    assert (root.keyless.issuer or "") == expected["issuer"]
+    assert (root.keyless.subject or "") == expected["subject"]
+    assert (root.keyless.issuer_regex or "") == expected["issuer_regex"]
+    assert (root.keyless.subject_regex or "") == expected["subject_regex"]
 
 
 # ------------------------------------------------------------------------------ auth
@@ -316,10 +317,10 @@ def test_lookup_credentials(case: Any) -> None:
 @pytest.mark.parametrize("case", cases("auth", "select_trust_roots"))
 def test_select_trust_roots(case: Any) -> None:
     inputs, expected = case["inputs"], case["expected"]
-    verifiers: Sequence[Verifier] = [Verifier(name=n) for n in inputs["trust_roots"]]
+    roots: Sequence[TrustRoot] = [TrustRoot(name=n) for n in inputs["trust_roots"]]
     try:
-        chosen = resolve_trust_roots(
-            verifiers, inputs["key_refs"], use_default=inputs["use_default"]
+        chosen = select_trust_roots(
+            roots, inputs["key_refs"] or [], use_default=inputs["use_default"]
         )
     except ConnaisseurError as e:
         assert not expected["ok"]

@@ -97,7 +97,7 @@ def selected_roots(doc: dict[str, Any], ref: str | None) -> list[dict[str, Any]]
         TrustRootError: trust_root_not_found, as the validator raises it.
     """
     written = doc.get("trustRoots") or []
-    chosen = select_trust_roots([TrustRoot(name=r["name"]) for r in written], ref)
+    chosen = select_trust_roots([TrustRoot(name=r["name"]) for r in written], [ref])
     return [next(r for r in written if r["name"] == c.name) for c in chosen]
 
 

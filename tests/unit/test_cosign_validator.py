@@ -249,6 +249,26 @@ async def test_registry_errors_keep_their_category_and_name_the_image(
     assert "default" in err.message
 
 
+async def test_a_configuration_error_keeps_its_class_when_image_and_roots_are_added(
+    signers: dict[str, Signer],
+) -> None:
+    """Regression: the context was added by rebuilding the error as
+    ``type(e)(message, category=...)``, a ``TypeError`` for a ``ConfigError``, whose
+    constructor takes no category: the denial became an internal error."""
+    reg = FakeRegistry()
+    reg.fail[f"{REPOSITORY}/manifests/{IMAGE.tag}"] = ConfigError(
+        "the registry CA cannot be read", ("validators[0].cert: unreadable",)
+    )
+    v = validator([{"name": "default", "key": signers["p256"].public_pem}], reg)
+    err = await denied(v)
+    assert type(err) is ConfigError
+    assert err.category is Category.CONFIG_INVALID
+    assert err.message == (
+        f"cosign: image {IMAGE.name} (trust roots: default): the registry CA cannot be read"
+    )
+    assert err.problems == ("validators[0].cert: unreadable",)
+
+
 # ------------------------------------------------------------------ transparency log
 
 

@@ -20,15 +20,13 @@ from connaisseur.config.loader import build_settings
 from connaisseur.domain.cosign import (
     CheckOptions,
     RootOutcome,
-    Selection,
     SignatureLayer,
-    Verifier,
     aggregate,
     check_signature,
 )
 from connaisseur.domain.errors import Category, ConfigError, VerificationError
 from connaisseur.domain.image import ImageReference
-from connaisseur.domain.trust import KeylessIdentity
+from connaisseur.domain.trust import KeylessIdentity, Selection, TrustRoot
 from tests.support.cosign import Signer, payload, sign_layout
 from tests.support.cosign_validator import (
     NO_TLOG,
@@ -64,7 +62,7 @@ def test_outcomes_under_one_name_count_once() -> None:
     """Should a duplicate name reach the tally, it is still one root."""
     outcomes = [RootOutcome(name="alice", signers=frozenset({b"k1"}))] * 2
     with pytest.raises(VerificationError) as err:
-        aggregate(outcomes, Selection(verifiers=(), threshold=2, required=()))
+        aggregate(outcomes, Selection(roots=(), threshold=2, required=()))
     assert err.value.category is Category.THRESHOLD_NOT_MET
 
 
@@ -84,7 +82,7 @@ def test_required_roots_keep_a_signer_of_their_own() -> None:
         RootOutcome(name="a", signers=frozenset({b"k1", b"k2"})),
         RootOutcome(name="b", signers=frozenset({b"k1"})),
     ]
-    signers = aggregate(outcomes, Selection(verifiers=(), threshold=2, required=("b",)))
+    signers = aggregate(outcomes, Selection(roots=(), threshold=2, required=("b",)))
     assert sorted(signers) == ["a", "b"]
 
 
@@ -98,7 +96,7 @@ def _keyless_outcome(fulcio: FakeFulcio, root: str, identity: KeylessIdentity, e
     check = CheckOptions(image=IMAGE, digest=DIGEST, verify_tlog=False, verify_sct=False)
     fingerprint = check_signature(
         layer,
-        Verifier(name=root, keyless=identity),
+        TrustRoot(name=root, keyless=identity),
         None,
         fulcio.material,
         check,
@@ -119,14 +117,12 @@ def test_one_keyless_identity_signing_twice_is_one_signer() -> None:
         _keyless_outcome(fulcio, "release", exact, "alice@example.com"),
     ]
     with pytest.raises(VerificationError) as err:
-        aggregate(outcomes, Selection(verifiers=(), threshold=2, required=()))
+        aggregate(outcomes, Selection(roots=(), threshold=2, required=()))
     assert err.value.category is Category.THRESHOLD_NOT_MET
     other = _keyless_outcome(
         fulcio, "release", KeylessIdentity(issuer=GITHUB, subject_regex="b"), "bob@example.com"
     )
-    assert (
-        len(aggregate([outcomes[0], other], Selection(verifiers=(), threshold=2, required=()))) == 2
-    )
+    assert len(aggregate([outcomes[0], other], Selection(roots=(), threshold=2, required=()))) == 2
 
 
 def _config(vtype: str, roots: list[dict[str, Any]]) -> dict[str, Any]:

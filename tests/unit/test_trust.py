@@ -107,11 +107,11 @@ ROOTS = (TrustRoot(name="default"), TrustRoot(name="alice"))
 
 
 def test_trust_root_selection() -> None:
-    assert select_trust_roots(ROOTS, None) == (ROOTS[0],)
-    assert select_trust_roots(ROOTS, "") == (ROOTS[0],)
-    assert select_trust_roots(ROOTS, "alice") == (ROOTS[1],)
-    assert select_trust_roots(ROOTS, "*") == ROOTS
+    assert select_trust_roots(ROOTS, [None]) == (ROOTS[0],)
+    assert select_trust_roots(ROOTS, [""]) == (ROOTS[0],)
+    assert select_trust_roots(ROOTS, ["alice"]) == (ROOTS[1],)
+    assert select_trust_roots(ROOTS, ["*"]) == ROOTS
     for roots, ref in ((ROOTS, "bob"), (ROOTS[1:], None), ((), "*")):
         with pytest.raises(TrustRootError) as info:
-            select_trust_roots(roots, ref)
+            select_trust_roots(roots, [ref])
         assert info.value.category is Category.TRUST_ROOT_NOT_FOUND

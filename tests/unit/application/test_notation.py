@@ -149,6 +149,25 @@ async def test_all_signatures_failing_reports_the_most_relevant(
     assert info.value.message.startswith("none of 2 Notation signatures verified")
 
 
+async def test_the_signature_rejected_at_the_latest_step_explains_the_denial(
+    pki: tuple[Signer, Signer, Signer],
+) -> None:
+    """One ranking rule for every validator: the rejection closest to trust is the one that
+    got furthest through the verification steps. A trusted, current signature over another
+    digest fails at the last step (the target); an expired one at the timestamp step."""
+    root, other, leaf = pki
+    old = issue(root, "old", start=REAL_NOW - 20 * DAY, end=REAL_NOW - 2 * DAY)
+    registry = FakeRegistry()
+    digest, size = push_image(registry)
+    stale = sign_jws(old, target(digest, size), signing_time=REAL_NOW - 9 * DAY)
+    push_signature(registry, digest, stale, old)
+    push_signature(registry, digest, sign_jws(leaf, target("sha256:" + "1" * 64, size)), leaf)
+    with pytest.raises(VerificationError) as info:
+        await validate(validator(root, other, registry))
+    assert info.value.category is Category.DIGEST_MISMATCH
+    assert "sha256:" + "1" * 64 in info.value.message
+
+
 async def test_transient_registry_failure_is_not_swallowed(
     pki: tuple[Signer, Signer, Signer],
 ) -> None:

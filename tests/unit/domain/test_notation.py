@@ -14,7 +14,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from connaisseur.application.notation_envelopes import parse_envelope
-from connaisseur.domain.errors import Category, ConfigError, TrustRootError, VerificationError
+from connaisseur.domain.errors import (
+    Category,
+    ConfigError,
+    Rejection,
+    TrustRootError,
+    VerificationError,
+)
 from connaisseur.domain.notation import (
     MEDIA_TYPE_COSE,
     MEDIA_TYPE_JWS,
@@ -22,6 +28,7 @@ from connaisseur.domain.notation import (
     NotationResult,
     NotationTrustStore,
     RevocationStatus,
+    Step,
     StoreType,
     Target,
     most_relevant_failure,
@@ -460,9 +467,9 @@ def test_no_signature_error_names_image_and_roots(pki: Pki) -> None:
 
 def test_most_relevant_failure_prefers_the_signature_closest_to_trust() -> None:
     errors = [
-        VerificationError("bad", category=Category.MALFORMED_TRUST_DATA),
-        VerificationError("old", category=Category.EXPIRED),
-        VerificationError("forged", category=Category.SIGNATURE_INVALID),
+        Rejection("bad", category=Category.MALFORMED_TRUST_DATA, stage=Step.ENVELOPE),
+        Rejection("old", category=Category.EXPIRED, stage=Step.EXPIRY),
+        Rejection("forged", category=Category.SIGNATURE_INVALID, stage=Step.INTEGRITY),
     ]
     chosen = most_relevant_failure(errors)
     assert chosen.category is Category.EXPIRED
