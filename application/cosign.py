@@ -12,22 +12,22 @@ import asyncio
 import base64
 import binascii
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.ports import Clock, Endpoint, KubernetesApi, Registry, TransparencyLog
+from connaisseur.application.pipeline import SignatureValidator, Verification
+from connaisseur.application.ports import Clock, KubernetesApi, Registry, TransparencyLog
 from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain.cosign import (
     MAX_PAYLOAD_BYTES,
     CheckOptions,
     RekorEntry,
-    RootOutcome,
     SignatureLayer,
     Stage,
     TransparencyMaterial,
-    aggregate,
-    check_signature,
+    judge_signature,
     override_material,
     signature_layers,
     signature_tag,
@@ -40,18 +40,16 @@ from connaisseur.domain.errors import (
     Rejection,
     TrustRootError,
     VerificationError,
-    closest_to_trust,
 )
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.signers import Judgement
 from connaisseur.domain.trust import (
     KubernetesKeyRef,
     PublicKey,
     TrustRoot,
     load_public_key,
-    select_signers,
 )
-from connaisseur.domain.verdict import TrustedDigest
 
 #: How long a ``k8s://`` key is used before its Secret is read again
 #: (docs/decisions/0028-trust-material-has-a-lifetime.md).
@@ -63,10 +61,22 @@ def transparency_switches(options: RuleOptions) -> tuple[bool, bool]:
     return options.verify_in_transparency_log is not False, options.verify_sct is not False
 
 
-class CosignValidator:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CosignCandidate:
+    """One signature layer with what its check needs: the claims it must make, the keys of
+    the selected roots (``k8s://`` ones read), and the Rekor entries found for its payload."""
+
+    layer: SignatureLayer
+    claims: CheckOptions
+    keys: Mapping[str, PublicKey] = field(repr=False)
+    log_entries: Sequence[RekorEntry] = ()
+
+
+class CosignValidator(SignatureValidator[CosignCandidate]):
     """Verifies cosign signatures (keys, keyless, Rekor) with D2 claims and D3 thresholds."""
 
     type = "cosign"
+    counts_signers = True
 
     def __init__(
         self,
@@ -79,13 +89,10 @@ class CosignValidator:
         public_good: TransparencyMaterial | None = None,
     ) -> None:
         """Use the settings as the configuration loader parsed and checked them."""
-        self.name = settings.name
-        self._settings = settings
+        super().__init__(settings, clock)
         self._registry = registry
         self._tlog = tlog
-        self._clock = clock
         self._kubernetes = kubernetes
-        self._roots = settings.trust_roots
         host = settings.transparency
         self._rekor = host.rekor
         self._material = override_material(
@@ -94,36 +101,56 @@ class CosignValidator:
             fulcio_cert=host.fulcio_cert,
             ct_log_pubkey=host.ct_log_pubkey,
         )
-        cert = settings.cert.pem if settings.cert else None
-        self._endpoint = Endpoint(auth=settings.auth, ca_pem=cert)
         self._k8s_keys: dict[KubernetesKeyRef, tuple[PublicKey, float]] = {}
 
-    async def validate(
-        self, image: ImageReference, options: RuleOptions, deadline: Deadline
-    ) -> TrustedDigest:
-        """Resolve the image, verify its cosign signatures, return the trusted digest.
+    async def candidates(
+        self, verification: Verification, deadline: Deadline
+    ) -> AsyncGenerator[CosignCandidate | Rejection, None]:
+        """Resolve the image, fetch its signature layers, the keys of the selected roots and
+        the Rekor entries of the layers worth a lookup.
 
         Raises:
-            ConnaisseurError: categories ``trust_root_not_found``, ``image_not_found``,
-                ``no_trust_data``, ``signature_invalid``, ``digest_mismatch``,
-                ``reference_not_found``, ``identity_mismatch``, ``threshold_not_met``,
-                ``required_signer_missing``, ``unauthorized``, ``rate_limited``,
-                ``unavailable``, ``fetch_failed``, ``timeout``; the message names the image
-                and the trust roots.
+            ConnaisseurError: ``image_not_found``, ``trust_root_not_found`` (a ``k8s://`` key),
+                ``malformed_trust_data`` and the Registry, Kubernetes and Rekor ports' errors.
         """
-        selection = select_signers(
-            self._roots, options.trust_root, options.threshold, options.required
+        image, options, roots = verification.image, verification.options, verification.roots
+        digest = await self._registry.resolve(image, self._endpoint, deadline)
+        layers = await self._signatures(image, digest, deadline)
+        if isinstance(layers, Rejection):
+            yield layers
+            return
+        verify_tlog, verify_sct = transparency_switches(options)
+        claims = CheckOptions(
+            image=image,
+            digest=digest,
+            verify_tlog=verify_tlog,
+            verify_sct=verify_sct,
+            ignore_reference=options.ignore_reference,
         )
-        try:
-            digest = await self._registry.resolve(image, self._endpoint, deadline)
-            layers = await self._signatures(image, digest, deadline)
-            outcomes = await self._judge(image, digest, layers, selection.roots, options, deadline)
-            signers = aggregate(outcomes, selection)
-        except ConnaisseurError as e:
-            raise e.reworded(
-                f"cosign: image {image.name} (trust roots: {selection.names}): {e.message}"
-            ) from e
-        return TrustedDigest(digest=digest, signers=signers)
+        keys = await self._keys(roots, deadline)
+        entries: Mapping[bytes, Sequence[RekorEntry]] = {}
+        if claims.verify_tlog:
+            now = self._clock.now()
+            worth = self._worth_a_lookup(layers, roots, keys, claims, now)
+            entries = await self._log_entries(worth, deadline)
+        for layer in layers:
+            yield CosignCandidate(
+                layer=layer, claims=claims, keys=keys, log_entries=entries.get(layer.payload, ())
+            )
+
+    def check(
+        self, candidate: CosignCandidate, verification: Verification, now: datetime
+    ) -> Judgement:
+        """One signature layer against every selected root (``domain.cosign``)."""
+        return judge_signature(
+            candidate.layer,
+            verification.roots,
+            candidate.keys,
+            self._material,
+            candidate.claims,
+            log_entries=candidate.log_entries,
+            now=now,
+        )
 
     async def _signatures(
         self, image: ImageReference, digest: str, deadline: Deadline
@@ -162,66 +189,6 @@ class CosignValidator:
         )
         payloads = dict(zip(unique, blobs, strict=True))
         return [to_signature_layer(d, payloads[d.digest, d.size]) for d in fitting]
-
-    async def _judge(
-        self,
-        image: ImageReference,
-        digest: str,
-        layers: list[SignatureLayer] | Rejection,
-        roots: Sequence[TrustRoot],
-        options: RuleOptions,
-        deadline: Deadline,
-    ) -> list[RootOutcome]:
-        if isinstance(layers, Rejection):
-            return [RootOutcome(name=root.name, failure=layers) for root in roots]
-        verify_tlog, verify_sct = transparency_switches(options)
-        check = CheckOptions(
-            image=image,
-            digest=digest,
-            verify_tlog=verify_tlog,
-            verify_sct=verify_sct,
-            ignore_reference=options.ignore_reference,
-        )
-        keys = await self._keys(roots, deadline)
-        now = self._clock.now()
-        entries: Mapping[bytes, Sequence[RekorEntry]] = {}
-        if check.verify_tlog:
-            worth = self._worth_a_lookup(layers, roots, keys, check, now)
-            entries = await self._log_entries(worth, deadline)
-        return [
-            self._judge_root(root, keys.get(root.name), layers, check, entries, now)
-            for root in roots
-        ]
-
-    def _judge_root(
-        self,
-        root: TrustRoot,
-        key: PublicKey | None,
-        layers: Sequence[SignatureLayer],
-        check: CheckOptions,
-        entries: Mapping[bytes, Sequence[RekorEntry]],
-        now: datetime,
-    ) -> RootOutcome:
-        signers: set[bytes] = set()
-        failures: list[Rejection] = []
-        for layer in layers:
-            try:
-                signers.add(
-                    check_signature(
-                        layer,
-                        root,
-                        key,
-                        self._material,
-                        check,
-                        log_entries=entries.get(layer.payload, ()),
-                        now=now,
-                    )
-                )
-            except Rejection as e:
-                failures.append(e)
-        return RootOutcome(
-            name=root.name, signers=frozenset(signers), failure=closest_to_trust(failures)
-        )
 
     def _worth_a_lookup(
         self,

@@ -9,16 +9,17 @@ with PEM keys, ``cert``, credentials keyed to the host): they are used as given.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.ports import Clock, Endpoint, Notary
+from connaisseur.application.pipeline import SignatureValidator, Verification
+from connaisseur.application.ports import Clock, Notary
 from connaisseur.application.settings import ValidatorSettings
-from connaisseur.domain.image import ImageReference
+from connaisseur.domain.errors import Rejection
 from connaisseur.domain.notaryv1 import PinnedKey, pinned_key, roles_to_fetch, verify_notary_image
-from connaisseur.domain.policy import RuleOptions
-from connaisseur.domain.trust import select_trust_roots
-from connaisseur.domain.verdict import TrustedDigest
+from connaisseur.domain.signers import Judgement, Vouch
 
 _MAX_REMEMBERED_REPOSITORIES = 4096
 
@@ -43,48 +44,74 @@ class VersionMemory:
             self._seen.popitem(last=False)
 
 
-class NotaryV1Validator:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotaryTrustData:
+    """A GUN's served role files, with the reference to find and the versions seen before."""
+
+    host: str
+    gun: str
+    tag: str
+    digest: str
+    files: Mapping[str, bytes | None] = field(repr=False)
+    known_versions: Mapping[str, int]
+
+
+class NotaryV1Validator(SignatureValidator[NotaryTrustData]):
     """Validates images against Docker Content Trust data on a Notary v1 server."""
 
     type = "notaryv1"
 
     def __init__(self, settings: ValidatorSettings, notary: Notary, clock: Clock) -> None:
-        self.name = settings.name
+        super().__init__(settings, clock)
         self._host = settings.host
-        self._roots = settings.trust_roots
         self._pinned: dict[str, PinnedKey] = {}
         for root in settings.trust_roots:  # the first root of a name wins, as in selection
             self._pinned.setdefault(root.name, pinned_key(root))
-        cert = settings.cert.pem if settings.cert else None
-        self._endpoint = Endpoint(auth=settings.auth, ca_pem=cert)
         self._notary = notary
-        self._clock = clock
         self._versions = VersionMemory()
 
-    async def validate(
-        self, image: ImageReference, options: RuleOptions, deadline: Deadline
-    ) -> TrustedDigest:
-        """The digest the image's Notary trust data signs, under the rule's options.
+    async def candidates(
+        self, verification: Verification, deadline: Deadline
+    ) -> AsyncGenerator[NotaryTrustData | Rejection, None]:
+        """Every role the verification may read, in one concurrent round trip.
 
         Raises:
-            TrustRootError: trust_root_not_found.
             VerificationError: fetch_failed, timeout, unauthorized, rate_limited, unavailable,
-                and every category of :func:`domain.notaryv1.verify_notary_image`.
+                malformed_trust_data (the Notary port's errors).
         """
-        selected = select_trust_roots(self._roots, [options.trust_root])
-        pinned = tuple(self._pinned[root.name] for root in selected)
+        image, delegations = verification.image, verification.options.delegations
         gun = image.notary_reference
         files = await self._notary.fetch_roles(
-            self._host, gun, roles_to_fetch(options.delegations), self._endpoint, deadline
+            self._host, gun, roles_to_fetch(delegations), self._endpoint, deadline
         )
-        evidence = verify_notary_image(
-            files,
-            pinned,
-            self._clock.now(),
+        yield NotaryTrustData(
+            host=self._host,
+            gun=gun,
             tag=image.tag,
             digest=image.digest,
-            delegations=options.delegations,
+            files=files,
             known_versions=self._versions.get(self._host, gun),
         )
-        self._versions.remember(self._host, gun, evidence.versions)
-        return TrustedDigest(digest=evidence.digest, signers=evidence.roles)
+
+    def check(
+        self, candidate: NotaryTrustData, verification: Verification, now: datetime
+    ) -> Judgement:
+        """The digest the trust data signs for the image, vouched for by every pinned key;
+        the versions verified are remembered, so an older copy is refused later (rollback).
+
+        Raises:
+            VerificationError: every category of :func:`domain.notaryv1.verify_notary_image`.
+        """
+        pinned = tuple(self._pinned[root.name] for root in verification.roots)
+        evidence = verify_notary_image(
+            candidate.files,
+            pinned,
+            now,
+            tag=candidate.tag,
+            digest=candidate.digest,
+            delegations=verification.options.delegations,
+            known_versions=candidate.known_versions,
+        )
+        self._versions.remember(candidate.host, candidate.gun, evidence.versions)
+        vouches = tuple(Vouch(key.name, key.key_id.encode()) for key in pinned)
+        return Judgement(digest=evidence.digest, vouches=vouches)

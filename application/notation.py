@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.notation_envelopes import parse_envelope
-from connaisseur.application.ports import Clock, Endpoint, Manifest, Registry
+from connaisseur.application.pipeline import SignatureValidator, Verification
+from connaisseur.application.ports import Clock, Manifest, Registry
 from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import Category, ConnaisseurError, Rejection
@@ -40,13 +43,11 @@ from connaisseur.domain.notation import (
     Target,
     chain_thumbprints,
     malformed,
-    most_relevant_failure,
-    no_signature_error,
+    no_signature,
     revocation_not_checked,
     verify_signature,
 )
-from connaisseur.domain.policy import RuleOptions
-from connaisseur.domain.verdict import TrustedDigest
+from connaisseur.domain.signers import Judgement, Vouch
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,17 @@ _CONCURRENT_SIGNATURES = 4
 Descriptor = Mapping[str, Any]
 
 
-class NotationValidator:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotationSignature:
+    """One signature envelope as served, with the policy and the target it is judged by."""
+
+    media_type: str
+    envelope: bytes = field(repr=False)
+    target: Target
+    policy: NotationPolicy
+
+
+class NotationValidator(SignatureValidator[NotationSignature]):
     """Verifies Notary Project signatures of an image (``type: notation``)."""
 
     type = "notation"
@@ -81,41 +92,68 @@ class NotationValidator:
         revocation: RevocationCheck = revocation_not_checked,
     ) -> None:
         """Use the settings as the configuration loader parsed and checked them."""
-        self.name = settings.name
-        self._roots = settings.trust_roots
+        super().__init__(settings, clock)
         self._store = NotationTrustStore.from_roots(settings.trust_roots)
-        cert = settings.cert.pem if settings.cert else None
-        self._endpoint = Endpoint(auth=settings.auth, ca_pem=cert)
         self._registry = registry
-        self._clock = clock
         self._revocation = revocation
 
-    async def validate(
-        self, image: ImageReference, options: RuleOptions, deadline: Deadline
-    ) -> TrustedDigest:
-        """Resolve the image, find its signatures and return the digest one of them vouches for.
+    async def candidates(
+        self, verification: Verification, deadline: Deadline
+    ) -> AsyncGenerator[NotationSignature | Rejection, None]:
+        """Resolve the image, list its Notation signatures and fetch their envelopes: those
+        naming a trusted certificate first, concurrently (bounded), in order.
 
         Raises:
-            TrustRootError: the rule's ``trustRoot`` does not exist (before any request).
-            VerificationError: ``no_trust_data`` (no signature), ``signature_invalid``,
-                ``expired``, ``digest_mismatch``, ``malformed_trust_data``, or the Registry
-                port's errors (``image_not_found``, transient categories).
+            VerificationError: ``config_invalid`` (the rule's levels), the Registry port's
+                errors for the image (``image_not_found``, transient categories) and transient
+                errors fetching a signature.
         """
-        policy = NotationPolicy.build(image.context, options, self._roots)
+        image = verification.image
+        policy = NotationPolicy.build(image.context, verification.options, verification.roots)
         manifest, referrers = await self._subject_and_referrers(image, deadline)
-        pinned = image.with_digest(manifest.digest)
         target = Target(
             digest=manifest.digest, size=len(manifest.body), media_type=manifest.media_type
         )
-        batches = self._candidates(referrers, policy)
+        batches = self._batches(referrers, policy)
         if not batches:
-            raise no_signature_error(pinned.name, policy)
-        errors: list[Rejection] = []
+            yield no_signature(manifest.digest)
+            return
         for batch in batches:
-            evidence = await self._first_verified(pinned, batch, target, policy, deadline, errors)
-            if evidence is not None:
-                return evidence
-        raise most_relevant_failure(errors)
+            async for fetched in self._envelopes(image, batch, deadline):
+                if isinstance(fetched, Rejection):
+                    yield fetched
+                    continue
+                media_type, envelope = fetched
+                yield NotationSignature(
+                    media_type=media_type, envelope=envelope, target=target, policy=policy
+                )
+
+    def check(
+        self, candidate: NotationSignature, verification: Verification, now: datetime
+    ) -> Judgement:
+        """Parse and verify one envelope (``domain.notation``); failures the verification
+        level only logs are logged here.
+
+        Raises:
+            Rejection: ``malformed_trust_data``, ``signature_invalid``, ``expired``,
+                ``digest_mismatch``.
+        """
+        result = verify_signature(
+            parse_envelope(candidate.media_type, candidate.envelope),
+            target=candidate.target,
+            policy=candidate.policy,
+            store=self._store,
+            now=now,
+            revocation=self._revocation,
+        )
+        for failure in result.logged:
+            # Level semantics: these checks are "logged", not enforced (README, Notation).
+            log.warning(
+                "notation validator %s, image %s: %s", self.name, verification.image.name, failure
+            )
+        identity = result.signing_subject.encode()
+        vouches = tuple(Vouch(root, identity) for root in result.evidence.signers)
+        return Judgement(digest=result.evidence.digest, vouches=vouches)
 
     async def _subject_and_referrers(
         self, image: ImageReference, deadline: Deadline
@@ -145,7 +183,7 @@ class NotationValidator:
             raise got_referrers
         return got_manifest, got_referrers
 
-    def _candidates(
+    def _batches(
         self, referrers: Sequence[Descriptor], policy: NotationPolicy
     ) -> list[list[Descriptor]]:
         """Notation signatures (at most 10) in batches: those naming a trusted certificate
@@ -158,17 +196,16 @@ class NotationValidator:
         others = signatures[len(named) :]
         return [batch for batch in (named, others) if batch]
 
-    async def _first_verified(
-        self,
-        image: ImageReference,
-        batch: Sequence[Descriptor],
-        target: Target,
-        policy: NotationPolicy,
-        deadline: Deadline,
-        errors: list[Rejection],
-    ) -> TrustedDigest | None:
-        """Fetch the batch's envelopes concurrently (bounded), judge them in order: the first
-        that verifies wins; per-signature failures are appended to ``errors``."""
+    async def _envelopes(
+        self, image: ImageReference, batch: Sequence[Descriptor], deadline: Deadline
+    ) -> AsyncGenerator[tuple[str, bytes] | Rejection, None]:
+        """The batch's envelopes, fetched concurrently (bounded) and yielded in order; one
+        that cannot be fetched is a rejection. Fetches not yet done when the consumer stops
+        are cancelled.
+
+        Raises:
+            ConnaisseurError: a failure the other signatures would share (transient).
+        """
         limit = asyncio.Semaphore(_CONCURRENT_SIGNATURES)
 
         async def fetch(descriptor: Descriptor) -> tuple[str, bytes]:
@@ -179,39 +216,15 @@ class NotationValidator:
         try:
             for fetched in fetches:
                 try:
-                    media_type, blob = await fetched
-                    return self._judge(image, media_type, blob, target, policy)
+                    yield await fetched
                 except ConnaisseurError as e:
                     if e.category not in _PER_SIGNATURE:
                         raise  # transient or environmental: the other signatures would fail alike
-                    errors.append(_as_rejection(e))
-            return None
+                    yield _as_rejection(e)
         finally:
             for fetched in fetches:
                 fetched.cancel()  # a verdict is reached: fetches not yet sent are not needed
             await asyncio.gather(*fetches, return_exceptions=True)
-
-    def _judge(
-        self,
-        image: ImageReference,
-        media_type: str,
-        blob: bytes,
-        target: Target,
-        policy: NotationPolicy,
-    ) -> TrustedDigest:
-        result = verify_signature(
-            parse_envelope(media_type, blob),
-            image=image.name,
-            target=target,
-            policy=policy,
-            store=self._store,
-            now=self._clock.now(),
-            revocation=self._revocation,
-        )
-        for failure in result.logged:
-            # Level semantics: these checks are "logged", not enforced (README, Notation).
-            log.warning("notation validator %s, image %s: %s", self.name, image.name, failure)
-        return result.evidence
 
     async def _envelope(
         self, image: ImageReference, descriptor: Descriptor, deadline: Deadline

@@ -40,15 +40,14 @@ from connaisseur.domain.errors import (
     Rejection,
     TrustRootError,
     VerificationError,
-    closest_to_trust,
 )
 from connaisseur.domain.image import ImageReference
+from connaisseur.domain.signers import Judgement, Vouch
 from connaisseur.domain.trust import (
     Certificates,
     KeylessIdentity,
     PemPublicKey,
     PublicKey,
-    Selection,
     TrustRoot,
     load_certificates,
 )
@@ -763,6 +762,38 @@ def check_signature(
     return signer_key.public_bytes(serialization.Encoding.DER, spki)
 
 
+def judge_signature(
+    layer: SignatureLayer,
+    roots: Sequence[TrustRoot],
+    keys: Mapping[str, PublicKey],
+    material: TransparencyMaterial,
+    options: CheckOptions,
+    *,
+    log_entries: Sequence[RekorEntry],
+    now: datetime,
+) -> Judgement:
+    """One signature layer against every selected trust root (see :func:`check_signature`):
+    the roots it satisfies, with who signed, and why it satisfies none of the others."""
+    vouches: list[Vouch] = []
+    refused: list[Rejection] = []
+    for root in roots:
+        try:
+            who = check_signature(
+                layer,
+                root,
+                keys.get(root.name),
+                material,
+                options,
+                log_entries=log_entries,
+                now=now,
+            )
+        except Rejection as e:
+            refused.append(e)
+            continue
+        vouches.append(Vouch(root.name, who))
+    return Judgement(digest=options.digest, vouches=tuple(vouches), refused=tuple(refused))
+
+
 def worth_a_log_lookup(
     layer: SignatureLayer,
     root: TrustRoot,
@@ -900,77 +931,3 @@ def _check_claims(claims: SimpleSigningPayload, options: CheckOptions) -> None:
             category=Category.REFERENCE_NOT_FOUND,
             stage=Stage.CLAIMS,
         )
-
-
-# --------------------------------------------------------------------------------------------
-# Aggregation (D3)
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RootOutcome:
-    """What one trust root found: the signer fingerprints that verified, or the best failure."""
-
-    name: str
-    signers: frozenset[bytes] = frozenset()
-    failure: Rejection | None = None
-
-
-def distinct_signers(outcomes: Sequence[RootOutcome], first: Sequence[str] = ()) -> list[str]:
-    """Trust roots satisfied by pairwise distinct signers (maximum bipartite matching).
-
-    Two trust roots holding the same key, one keyless identity matched by two roots, or two
-    outcomes under one name count once: a threshold counts signers, not names (D3). The roots
-    in ``first`` (the required ones) are matched first; augmenting paths never unmatch a
-    root, so each keeps a signer of its own whenever one exists, and the matching is still
-    maximum.
-    """
-    options: dict[str, set[bytes]] = {}
-    for o in outcomes:
-        if o.signers:
-            options.setdefault(o.name, set()).update(o.signers)
-    owner: dict[bytes, str] = {}
-
-    def assign(name: str, seen: set[bytes]) -> bool:
-        for fp in sorted(options[name]):
-            if fp in seen:
-                continue
-            seen.add(fp)
-            if fp not in owner or assign(owner[fp], seen):
-                owner[fp] = name
-                return True
-        return False
-
-    for name in dict.fromkeys([*first, *options]):
-        if name in options:
-            assign(name, set())
-    satisfied = set(owner.values())
-    return [name for name in dict.fromkeys(o.name for o in outcomes) if name in satisfied]
-
-
-def aggregate(outcomes: Sequence[RootOutcome], selection: Selection) -> tuple[str, ...]:
-    """Apply threshold and required (counting distinct signers, D3); return the signers.
-
-    Raises:
-        VerificationError: ``threshold_not_met``, ``required_signer_missing``, or the most
-            informative per-signature failure when no trust root is satisfied.
-    """
-    signers = distinct_signers(outcomes, first=selection.required)
-    failure = closest_to_trust(o.failure for o in outcomes if o.failure is not None)
-    if selection.threshold > 0 and len(signers) < selection.threshold:
-        why = f"; other signatures: {failure.message}" if failure else ""
-        raise VerificationError(
-            f"validation threshold not reached ({len(signers)}/{selection.threshold}){why}",
-            category=Category.THRESHOLD_NOT_MET,
-        )
-    missing = [r for r in selection.required if r not in signers]
-    if missing:
-        raise VerificationError(
-            f"missing required signatures from {', '.join(missing)}",
-            category=Category.REQUIRED_SIGNER_MISSING,
-        )
-    if not signers:
-        if failure is None:
-            raise VerificationError("no signed digests", category=Category.SIGNATURE_INVALID)
-        raise VerificationError(failure.message, category=failure.category)
-    return tuple(signers)

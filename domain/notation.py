@@ -47,11 +47,10 @@ from connaisseur.domain.errors import (
     Rejection,
     TrustRootError,
     VerificationError,
-    closest_to_trust,
 )
 from connaisseur.domain.policy import RuleOptions
 from connaisseur.domain.rfc3161 import TimestampError, verify_timestamp_token
-from connaisseur.domain.trust import TrustRoot, select_trust_roots
+from connaisseur.domain.trust import TrustRoot
 from connaisseur.domain.verdict import TrustedDigest
 
 ARTIFACT_TYPE = "application/vnd.cncf.notary.signature"
@@ -238,15 +237,14 @@ class NotationPolicy:
 
     @classmethod
     def build(
-        cls, repository: str, options: RuleOptions, roots: Sequence[TrustRoot]
+        cls, repository: str, options: RuleOptions, selected: Sequence[TrustRoot]
     ) -> NotationPolicy:
-        """The policy for ``repository`` (registry/path) under a rule's ``with`` options.
+        """The policy for ``repository`` (registry/path) under a rule's ``with`` options and
+        the trust roots it selects.
 
         Raises:
-            TrustRootError: the rule's ``trustRoot`` names no configured root.
             VerificationError: unknown ``verificationLevel`` / ``verifyTimestamp`` values.
         """
-        selected = select_trust_roots(roots, [options.trust_root])
         try:
             level = VerificationLevel(options.verification_level or "strict")
             verify_timestamp = VerifyTimestamp(options.verify_timestamp or "always")
@@ -264,12 +262,6 @@ class NotationPolicy:
     def names(self, store_type: StoreType) -> tuple[str, ...]:
         prefix = f"{store_type.value}:"
         return tuple(s[len(prefix) :] for s in self.trust_stores if s.startswith(prefix))
-
-    @property
-    def trust_root_names(self) -> str:
-        """For messages: ``[default, other]`` (every selected signing root, in order)."""
-        names = [s.partition(":")[2] for s in self.trust_stores if not s.startswith("tsa:")]
-        return "[" + ", ".join(names) + "]"
 
 
 # --- Envelopes ---------------------------------------------------------------------------
@@ -352,7 +344,6 @@ class _Run:
 def verify_signature(
     envelope: Envelope,
     *,
-    image: str,
     target: Target,
     policy: NotationPolicy,
     store: NotationTrustStore,
@@ -375,32 +366,33 @@ def verify_signature(
     6. the payload's target descriptor equals the admitted digest and size (always).
 
     Raises:
-        VerificationError: ``malformed_trust_data``, ``signature_invalid``, ``expired`` or
-            ``digest_mismatch``; each message names the image and the trust roots.
+        Rejection: ``malformed_trust_data``, ``signature_invalid``, ``expired`` or
+            ``digest_mismatch``, at the :class:`Step` that failed.
     """
-    roots = policy.trust_root_names
     run = _Run(policy.level)
     # Step 1 — integrity (always enforced).
-    _check_integrity(envelope, image, roots)
-    descriptor = _target_descriptor(envelope.payload, image, roots)
+    _check_integrity(envelope)
+    descriptor = _target_descriptor(envelope.payload)
     # Step 2 — authenticity, against the stores of the signature's own scheme only.
     signer = None
     try:
-        signer = _trusted_root(envelope, policy, store, image)
+        signer = _trusted_root(envelope, policy, store)
     except VerificationError as e:
         run.fail(Check.AUTHENTICITY, e)
     # Step 3 — authentic timestamp.
     try:
         _check_authentic_timestamp(envelope, policy, store, now)
     except VerificationError as e:
-        run.fail(Check.AUTHENTIC_TIMESTAMP, _reworded(e, image, roots))
+        run.fail(
+            Check.AUTHENTIC_TIMESTAMP,
+            e.reworded(f"the Notation signature fails the timestamp check: {e.message}"),
+        )
     # Step 4 — expiry of the signature itself.
     if envelope.expiry is not None and now >= envelope.expiry:
         run.fail(
             Check.EXPIRY,
             VerificationError(
-                f"the Notation signature of image {image} expired at "
-                f"{envelope.expiry:%Y-%m-%dT%H:%M:%SZ} (trust roots {roots})",
+                f"the Notation signature expired at {envelope.expiry:%Y-%m-%dT%H:%M:%SZ}",
                 category=Category.EXPIRED,
             ),
         )
@@ -410,12 +402,11 @@ def verify_signature(
         run.fail(
             Check.REVOCATION,
             _invalid(
-                f"the certificate chain of the Notation signature of image {image} is "
-                f"{status.value} for revocation (trust roots {roots})"
+                f"the certificate chain of the Notation signature is {status.value} for revocation"
             ),
         )
     # Step 6 — the signature is for the admitted artefact.
-    _check_target(descriptor, target, image, roots)
+    _check_target(descriptor, target)
     return NotationResult(
         evidence=TrustedDigest(digest=target.digest, signers=(signer,) if signer else ()),
         signing_subject=envelope.chain[0].subject.rfc4514_string(),
@@ -428,20 +419,9 @@ def _invalid(message: str, stage: Step = Step.INTEGRITY) -> Rejection:
     return Rejection(message, category=Category.SIGNATURE_INVALID, stage=stage)
 
 
-def _reworded(error: VerificationError, image: str, roots: str) -> VerificationError:
-    return VerificationError(
-        f"the Notation signature of image {image} fails the timestamp check against trust "
-        f"roots {roots}: {error.message}",
-        category=error.category,
-    )
-
-
-def _check_integrity(envelope: Envelope, image: str, roots: str) -> None:
+def _check_integrity(envelope: Envelope) -> None:
     def broken(reason: str) -> VerificationError:
-        return _invalid(
-            f"the Notation signature of image {image} does not verify "
-            f"({reason}; trust roots {roots})"
-        )
+        return _invalid(f"the Notation signature does not verify ({reason})")
 
     if envelope.content_type != PAYLOAD_MEDIA_TYPE:
         raise broken(f"unsupported payload content type {envelope.content_type!r}")
@@ -587,7 +567,7 @@ def _is_ca(cert: x509.Certificate) -> bool:
     return constraints.ca and usage.key_cert_sign
 
 
-def _target_descriptor(payload: bytes, image: str, roots: str) -> Mapping[str, Any]:
+def _target_descriptor(payload: bytes) -> Mapping[str, Any]:
     try:
         doc = jsondoc.loads(payload)
         descriptor = doc["targetArtifact"]
@@ -597,27 +577,22 @@ def _target_descriptor(payload: bytes, image: str, roots: str) -> Mapping[str, A
             raise TypeError("descriptor lacks digest or size")
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise malformed(
-            f"the Notation signature payload of image {image} has no target descriptor "
-            f"(trust roots {roots})",
-            Step.PAYLOAD,
+            "the Notation signature payload has no target descriptor", Step.PAYLOAD
         ) from e
     return descriptor  # type: ignore[no-any-return]
 
 
-def _check_target(descriptor: Mapping[str, Any], target: Target, image: str, roots: str) -> None:
+def _check_target(descriptor: Mapping[str, Any], target: Target) -> None:
     if descriptor["digest"] != target.digest or descriptor["size"] != target.size:
         raise Rejection(
-            f"the Notation signature found for image {image} signs {descriptor['digest']} "
-            f"(size {descriptor['size']}), not the admitted {target.digest} (size "
-            f"{target.size}) (trust roots {roots})",
+            f"the Notation signature signs {descriptor['digest']} (size "
+            f"{descriptor['size']}), not the admitted {target.digest} (size {target.size})",
             category=Category.DIGEST_MISMATCH,
             stage=Step.TARGET,
         )
 
 
-def _trusted_root(
-    envelope: Envelope, policy: NotationPolicy, store: NotationTrustStore, image: str
-) -> str:
+def _trusted_root(envelope: Envelope, policy: NotationPolicy, store: NotationTrustStore) -> str:
     """The selected root whose store vouches for the chain: a chain certificate equals one of
     its certificates (notation-core-go VerifyAuthenticity), in a store of the type the signing
     scheme demands (``ca`` for notary.x509, ``signingAuthority`` for notary.x509.signingAuthority).
@@ -626,22 +601,20 @@ def _trusted_root(
         VerificationError: ``signature_invalid`` — no store of that type is selected, or none
             of them holds a chain certificate.
     """
-    roots = policy.trust_root_names
     store_type = SIGNING_STORE[envelope.signing_scheme]
     names = policy.names(store_type)
     if not names:
         raise _invalid(
-            f"the Notation signature of image {image} uses the signing scheme "
-            f"{envelope.signing_scheme}, which only a trust root configured with "
-            f"storeType: {store_type.value} can verify; none of trust roots {roots} is one"
+            f"the Notation signature uses the signing scheme {envelope.signing_scheme}, which "
+            f"only a trust root configured with storeType: {store_type.value} can verify; "
+            "none of the trust roots is one"
         )
     for name in names:
         trusted = store.certificates(store_type, name)
         if any(cert in trusted for cert in envelope.chain):
             return name
     raise _invalid(
-        f"the Notation signature of image {image} is not signed by a certificate "
-        f"that chains to trust roots {roots}"
+        "the Notation signature is not signed by a certificate that chains to the trust roots"
     )
 
 
@@ -686,29 +659,10 @@ def _require_within(
 # --- Several signatures ------------------------------------------------------------------
 
 
-def no_signature_error(image: str, policy: NotationPolicy) -> Rejection:
-    """The denial for an image without any Notation signature (``no_trust_data``)."""
+def no_signature(digest: str) -> Rejection:
+    """The rejection of an image without any Notation signature (``no_trust_data``)."""
     return Rejection(
-        f"no Notation signature is associated with image {image}, so it cannot be verified "
-        f"against trust roots {policy.trust_root_names}",
-        category=Category.NO_TRUST_DATA,
-    )
-
-
-def most_relevant_failure(errors: Sequence[Rejection]) -> VerificationError:
-    """The error to report when no signature verified: the one closest to trust.
-
-    Raises:
-        ValueError: ``errors`` is empty (a caller bug: no signature means ``no_trust_data``).
-    """
-    best = closest_to_trust(errors)
-    if best is None:
-        raise ValueError("no failures to choose from")
-    if len(errors) == 1:
-        return best
-    return VerificationError(
-        f"none of {len(errors)} Notation signatures verified; {best.message}",
-        category=best.category,
+        f"no Notation signature is associated with {digest}", category=Category.NO_TRUST_DATA
     )
 
 

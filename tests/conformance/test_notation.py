@@ -17,6 +17,7 @@ from connaisseur.application.notation import NotationValidator
 from connaisseur.domain.errors import ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.notation import NotationPolicy, NotationTrustStore, StoreType
+from connaisseur.domain.trust import select_trust_roots
 from tests.support import conformance
 from tests.support.conformance import (
     NOTATION_CLOCK,
@@ -63,9 +64,9 @@ def run_trust_policy(case: dict[str, Any]) -> dict[str, Any]:
     inputs = case["inputs"]
     settings = notation_settings(inputs["validator"])
     image = ImageReference.parse(inputs["image"])
-    policy = NotationPolicy.build(
-        image.context, notation_rule_options(inputs.get("rule")), settings.trust_roots
-    )
+    rule = notation_rule_options(inputs.get("rule"))
+    selected = select_trust_roots(settings.trust_roots, [rule.trust_root])  # as the validator
+    policy = NotationPolicy.build(image.context, rule, selected)
     return {
         "registry_scopes": list(policy.registry_scopes),
         "trust_stores": list(policy.trust_stores),

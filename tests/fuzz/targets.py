@@ -232,7 +232,6 @@ def notation_envelope(data: bytes) -> None:
     envelope = parse_envelope(_MEDIA_TYPES[data[0] % 2], data[1:])
     verify_signature(
         envelope,
-        image="registry.test/app@" + _SEED_TARGET.digest,
         target=_SEED_TARGET,
         policy=_NOTATION_POLICY,
         store=_NOTATION_STORE,

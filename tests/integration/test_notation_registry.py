@@ -131,8 +131,7 @@ async def denial(v: NotationValidator, image: str) -> ConnaisseurError:
 
 
 def assert_one_sentence_naming(message: str, image: str) -> None:
-    assert image in message, message
-    assert "[default]" in message, message  # the trust roots
+    assert message.startswith(f"notation: image {image} (trust roots: default): "), message
     assert "\n" not in message
     assert ". " not in message.rstrip("."), f"more than one sentence: {message}"
 

@@ -17,15 +17,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from connaisseur.config.loader import build_settings
-from connaisseur.domain.cosign import (
-    CheckOptions,
-    RootOutcome,
-    SignatureLayer,
-    aggregate,
-    check_signature,
-)
+from connaisseur.domain.cosign import CheckOptions, SignatureLayer, check_signature
 from connaisseur.domain.errors import Category, ConfigError, VerificationError
 from connaisseur.domain.image import ImageReference
+from connaisseur.domain.signers import Vouch, aggregate
 from connaisseur.domain.trust import KeylessIdentity, Selection, TrustRoot
 from tests.support.cosign import Signer, payload, sign_layout
 from tests.support.cosign_validator import (
@@ -60,7 +55,7 @@ def test_two_roots_with_one_name_never_reach_a_validator(alice: Signer) -> None:
 
 def test_outcomes_under_one_name_count_once() -> None:
     """Should a duplicate name reach the tally, it is still one root."""
-    outcomes = [RootOutcome(name="alice", signers=frozenset({b"k1"}))] * 2
+    outcomes = [Vouch("alice", b"k1")] * 2
     with pytest.raises(VerificationError) as err:
         aggregate(outcomes, Selection(roots=(), threshold=2, required=()))
     assert err.value.category is Category.THRESHOLD_NOT_MET
@@ -78,15 +73,12 @@ async def test_required_roots_sharing_one_key_need_two_signers(alice: Signer) ->
 
 def test_required_roots_keep_a_signer_of_their_own() -> None:
     """The matching serves required roots first: 'b' signed only with the key 'a' shares."""
-    outcomes = [
-        RootOutcome(name="a", signers=frozenset({b"k1", b"k2"})),
-        RootOutcome(name="b", signers=frozenset({b"k1"})),
-    ]
+    outcomes = [Vouch("a", b"k1"), Vouch("a", b"k2"), Vouch("b", b"k1")]
     signers = aggregate(outcomes, Selection(roots=(), threshold=2, required=("b",)))
     assert sorted(signers) == ["a", "b"]
 
 
-def _keyless_outcome(fulcio: FakeFulcio, root: str, identity: KeylessIdentity, email: str):  # type: ignore[no-untyped-def]
+def _keyless_outcome(fulcio: FakeFulcio, root: str, identity: KeylessIdentity, email: str) -> Vouch:
     issued = fulcio.issue(GITHUB, email)
     body = payload(DIGEST, IMAGE.context)
     signature = Signer(issued.key).sign(body)
@@ -103,7 +95,7 @@ def _keyless_outcome(fulcio: FakeFulcio, root: str, identity: KeylessIdentity, e
         log_entries=(),
         now=DEFAULT_NOW,
     )
-    return RootOutcome(name=root, signers=frozenset({fingerprint}))
+    return Vouch(root, fingerprint)
 
 
 def test_one_keyless_identity_signing_twice_is_one_signer() -> None:

@@ -73,6 +73,30 @@ async def test_rollback_after_a_newer_version_was_verified() -> None:
     assert await validate(v, "myorg/other:v1") == A
 
 
+async def test_a_denial_names_the_validator_type_image_and_trust_roots() -> None:
+    """The pipeline's one way to frame a message: Notary v1 denials named neither the image
+    nor the trust roots."""
+    sim = NotaryV1Simulator()
+    sim.sign_tag("v1", A)
+    v = NotaryV1Validator(settings(sim), FakeNotary(sim.publish()), FakeClock(frozen=True))
+    with pytest.raises(ConnaisseurError) as info:
+        await validate(v, "myorg/app:v2")
+    assert info.value.category is Category.REFERENCE_NOT_FOUND
+    assert info.value.message == (
+        "notaryv1: image index.docker.io/myorg/app:v2 (trust roots: default): "
+        "tag 'v2' is not signed by targets"
+    )
+
+
+async def test_the_pinned_trust_roots_are_the_signers() -> None:
+    sim = NotaryV1Simulator()
+    sim.sign_tag("v1", A)
+    v = NotaryV1Validator(settings(sim), FakeNotary(sim.publish()), FakeClock(frozen=True))
+    deadline = Deadline.after(FakeClock(frozen=True), 10)
+    evidence = await v.validate(ImageReference.parse("myorg/app:v1"), RuleOptions(), deadline)
+    assert (evidence.digest, evidence.signers) == (A, ("default",))
+
+
 def test_unusable_host_is_refused_when_the_configuration_loads() -> None:
     # No validator exists for it, so nothing can ever be contacted (it used to fail per request).
     with pytest.raises(ConfigError) as info:

@@ -127,12 +127,14 @@ async def test_trusted_signature_is_tried_first(pki: tuple[Signer, Signer, Signe
 
 async def test_unsigned_image_has_no_trust_data(pki: tuple[Signer, Signer, Signer]) -> None:
     registry = FakeRegistry()
-    push_image(registry)
+    digest, _ = push_image(registry)
     with pytest.raises(VerificationError) as info:
         await validate(validator(pki[0], pki[1], registry))
     assert info.value.category is Category.NO_TRUST_DATA
-    assert f"registry.test/{REPO}:v1@sha256:" in info.value.message
-    assert "[default]" in info.value.message
+    assert info.value.message == (
+        f"notation: image {IMAGE} (trust roots: default): "
+        f"no Notation signature is associated with {digest}"
+    )
 
 
 async def test_all_signatures_failing_reports_the_most_relevant(
@@ -146,7 +148,10 @@ async def test_all_signatures_failing_reports_the_most_relevant(
     with pytest.raises(VerificationError) as info:
         await validate(validator(root, other, registry))
     assert info.value.category is Category.DIGEST_MISMATCH
-    assert info.value.message.startswith("none of 2 Notation signatures verified")
+    assert info.value.message.startswith(
+        f"notation: image {IMAGE} (trust roots: default): none of 2 signatures verified; "
+        "the Notation signature signs sha256:1111"
+    )
 
 
 async def test_the_signature_rejected_at_the_latest_step_explains_the_denial(
@@ -276,5 +281,7 @@ async def test_signatures_are_fetched_concurrently_but_bounded(
         push_signature(registry, digest, sign_jws(leaf, wrong, extra={"n": i}), leaf)
     with pytest.raises(VerificationError) as info:
         await validate(validator(root, other, registry))
-    assert info.value.message.startswith("none of 6 Notation signatures verified")
+    assert info.value.message.startswith(
+        f"notation: image {IMAGE} (trust roots: default): none of 6 signatures verified; "
+    )
     assert registry.most_in_flight == 4  # _CONCURRENT_SIGNATURES

@@ -1,0 +1,148 @@
+"""The one validator pipeline every signature validator runs (cosign, Notary v1, Notation).
+
+A validator type writes two things:
+
+* :meth:`SignatureValidator.candidates` — its fetch: what may vouch for the image (signatures,
+  a repository's trust data), through the ports, the most promising first. A candidate that
+  cannot be fetched or read is yielded as a :class:`Rejection` (the others may still verify); a
+  failure that would hit every candidate (the image is missing, the registry is down) is
+  raised.
+* :meth:`SignatureValidator.check` — its pure check of one candidate against the selected trust
+  roots at ``now``: a :class:`Judgement` (which roots it satisfies, by which signer), or a
+  :class:`Rejection` saying how far it got.
+
+The pipeline does the rest, the same way for every type:
+
+1. selects the trust roots for the rule (``domain.trust``), before any request;
+2. checks the candidates as they arrive and stops fetching once the rule is met
+   (``domain.signers.Tally``: any one candidate, or D3's distinct signers);
+3. denies with the rejection closest to trust (``domain.errors.closest_to_trust``);
+4. says ``<type>: image <image> (trust roots: <names>): <reason>`` in every message of a
+   failed verification (docs/decisions/0060-one-validator-pipeline.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.ports import Clock, Endpoint
+from connaisseur.application.settings import ValidatorSettings
+from connaisseur.domain.errors import ConnaisseurError, Rejection
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.signers import Judgement, Tally
+from connaisseur.domain.trust import Selection, TrustRoot, select_signers, select_trust_roots
+from connaisseur.domain.verdict import TrustedDigest
+
+Candidate = TypeVar("Candidate")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verification:
+    """One image under one rule: its options and the trust roots they select."""
+
+    image: ImageReference
+    options: RuleOptions
+    selection: Selection
+
+    @property
+    def roots(self) -> tuple[TrustRoot, ...]:
+        return self.selection.roots
+
+    def explain(self, error: ConnaisseurError, validator_type: str) -> ConnaisseurError:
+        """``error`` saying which validator type, image and trust roots it is about."""
+        return error.reworded(
+            f"{validator_type}: image {self.image.name} (trust roots: "
+            f"{self.selection.names}): {error.message}"
+        )
+
+
+class SignatureValidator(ABC, Generic[Candidate]):
+    """Verifies an image through the pipeline; a subclass supplies ``candidates`` and
+    ``check`` (and its ``type``)."""
+
+    type: str
+    #: The rule's ``threshold`` and ``required`` count distinct signers (D3; cosign). Other
+    #: types are satisfied by any one candidate that verifies, as in Connaisseur v3.
+    counts_signers: bool = False
+
+    def __init__(self, settings: ValidatorSettings, clock: Clock) -> None:
+        """Use the settings as the configuration loader parsed and checked them."""
+        self.name = settings.name
+        self._roots = settings.trust_roots
+        self._clock = clock
+        cert = settings.cert.pem if settings.cert else None
+        self._endpoint = Endpoint(auth=settings.auth, ca_pem=cert)
+
+    async def validate(
+        self, image: ImageReference, options: RuleOptions, deadline: Deadline
+    ) -> TrustedDigest:
+        """The digest the selected trust roots vouch for, under the rule's options.
+
+        Raises:
+            TrustRootError: the rule names a trust root that does not exist (no request made).
+            ConnaisseurError: why trust was not established — a candidate's rejection, the
+                tally's ``threshold_not_met`` / ``required_signer_missing``, or a port's
+                error; the message names the validator type, the image and the trust roots.
+        """
+        verification = Verification(image=image, options=options, selection=self.selection(options))
+        try:
+            return await self._judged(verification, deadline)
+        except ConnaisseurError as e:
+            raise verification.explain(e, self.type) from e
+
+    def selection(self, options: RuleOptions) -> Selection:
+        """The trust roots the rule consults (and, for types that count, how many signers).
+
+        Raises:
+            TrustRootError: a named or required trust root does not exist.
+        """
+        if self.counts_signers:
+            return select_signers(
+                self._roots, options.trust_root, options.threshold, options.required
+            )
+        return Selection(roots=select_trust_roots(self._roots, [options.trust_root]))
+
+    @abstractmethod
+    def candidates(
+        self, verification: Verification, deadline: Deadline
+    ) -> AsyncGenerator[Candidate | Rejection, None]:
+        """What may vouch for the image, fetched through the ports, most promising first.
+
+        The pipeline stops iterating (and closes the iterator) once the rule is met, so work
+        not yet started for later candidates is never done.
+
+        Raises:
+            ConnaisseurError: a failure every candidate would share.
+        """
+
+    @abstractmethod
+    def check(self, candidate: Candidate, verification: Verification, now: datetime) -> Judgement:
+        """Judge one candidate against the selected roots; no I/O.
+
+        Raises:
+            Rejection: the candidate does not count; the other candidates still may.
+            ConnaisseurError: anything else ends the verification.
+        """
+
+    async def _judged(self, verification: Verification, deadline: Deadline) -> TrustedDigest:
+        tally = Tally(verification.selection)
+        found = self.candidates(verification, deadline)
+        async with contextlib.aclosing(found):
+            async for candidate in found:
+                if isinstance(candidate, Rejection):
+                    tally.reject(candidate)
+                    continue
+                try:
+                    tally.add(self.check(candidate, verification, self._clock.now()))
+                except Rejection as e:
+                    tally.reject(e)
+                if tally.settled:
+                    break
+        return tally.verdict()
