@@ -2,7 +2,7 @@
 
 Two calls: ``POST /api/v1/index/retrieve`` (entry UUIDs for an artefact hash) and
 ``POST /api/v1/log/entries/retrieve`` (the entries). The entries are judged offline by
-``domain.cosign`` (SET with the Rekor key, body must record the signature); nothing returned
+``domain.rekor`` (SET with the Rekor key, body must record the signature); nothing returned
 here is trusted by itself.
 """
 

@@ -18,8 +18,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from connaisseur.domain.cosign import FulcioAuthority, TransparencyMaterial, Validity, log_id
 from connaisseur.domain.errors import ConfigError
+from connaisseur.domain.sigstore import FulcioAuthority, TransparencyMaterial, Validity, log_id
 from connaisseur.domain.trust import PublicKey
 
 _PUBLIC_GOOD = "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"

@@ -20,19 +20,13 @@ from connaisseur.application.deadline import Deadline
 from connaisseur.application.pipeline import SignatureValidator, Verification
 from connaisseur.application.ports import Clock, KubernetesApi, Registry, TransparencyLog
 from connaisseur.application.settings import ValidatorSettings
-from connaisseur.domain.cosign import (
+from connaisseur.domain.cosign import CheckOptions, judge_signature, worth_a_log_lookup
+from connaisseur.domain.cosign_layout import (
     MAX_PAYLOAD_BYTES,
-    CheckOptions,
-    RekorEntry,
     SignatureLayer,
-    Stage,
-    TransparencyMaterial,
-    judge_signature,
-    override_material,
     signature_layers,
     signature_tag,
     to_signature_layer,
-    worth_a_log_lookup,
 )
 from connaisseur.domain.errors import (
     Category,
@@ -43,7 +37,9 @@ from connaisseur.domain.errors import (
 )
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.rekor import RekorEntry
 from connaisseur.domain.signers import Judgement
+from connaisseur.domain.sigstore import Stage, TransparencyMaterial, override_material
 from connaisseur.domain.trust import (
     KubernetesKeyRef,
     PublicKey,

@@ -42,10 +42,10 @@ from connaisseur.domain.notation import (
     Step,
     Target,
     chain_thumbprints,
-    malformed,
+    malformed_signature,
     no_signature,
     revocation_not_checked,
-    verify_signature,
+    verify_envelope,
 )
 from connaisseur.domain.signers import Judgement, Vouch
 
@@ -138,7 +138,7 @@ class NotationValidator(SignatureValidator[NotationSignature]):
             Rejection: ``malformed_trust_data``, ``signature_invalid``, ``expired``,
                 ``digest_mismatch``.
         """
-        result = verify_signature(
+        result = verify_envelope(
             parse_envelope(candidate.media_type, candidate.envelope),
             target=candidate.target,
             policy=candidate.policy,
@@ -232,15 +232,19 @@ class NotationValidator(SignatureValidator[NotationSignature]):
         """The signature manifest's single envelope layer: (media type, bytes)."""
         digest = descriptor.get("digest")
         if not isinstance(digest, str) or not is_digest(digest):
-            raise malformed("a Notation referrer has no valid digest")
+            raise malformed_signature("a Notation referrer has no valid digest")
         manifest = await self._registry.manifest(image, digest, self._endpoint, deadline)
         layers = _json_object(manifest.body).get("layers")
         if not isinstance(layers, list) or len(layers) != 1 or not isinstance(layers[0], dict):
-            raise malformed(f"Notation signature manifest {digest} must have exactly one layer")
+            raise malformed_signature(
+                f"Notation signature manifest {digest} must have exactly one layer"
+            )
         layer = layers[0]
         media_type, blob_digest = layer.get("mediaType"), layer.get("digest")
         if media_type not in ENVELOPE_MEDIA_TYPES or not isinstance(blob_digest, str):
-            raise malformed(f"Notation signature manifest {digest} has an unsupported envelope")
+            raise malformed_signature(
+                f"Notation signature manifest {digest} has an unsupported envelope"
+            )
         size = layer.get("size")
         blob = await self._registry.blob(
             image, blob_digest, self._endpoint, deadline, size=size if type(size) is int else None
@@ -264,9 +268,9 @@ def _json_object(body: bytes) -> dict[str, Any]:
     try:
         doc = jsondoc.loads(body)
     except ValueError as e:
-        raise malformed("Notation signature manifest is not JSON") from e
+        raise malformed_signature("Notation signature manifest is not JSON") from e
     if not isinstance(doc, dict):
-        raise malformed("Notation signature manifest is not a JSON object")
+        raise malformed_signature("Notation signature manifest is not a JSON object")
     return doc
 
 

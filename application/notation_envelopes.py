@@ -26,7 +26,7 @@ from connaisseur.domain.notation import (
     MEDIA_TYPE_COSE,
     MEDIA_TYPE_JWS,
     Envelope,
-    malformed,
+    malformed_signature,
 )
 
 MAX_ENVELOPE_BYTES = 256 * 1024
@@ -42,7 +42,7 @@ def parse_envelope(media_type: str, blob: bytes) -> Envelope:
         VerificationError: ``malformed_trust_data`` when unparsable or of an unknown type.
     """
     if len(blob) > MAX_ENVELOPE_BYTES:
-        raise malformed("signature envelope is larger than 256 KiB")
+        raise malformed_signature("signature envelope is larger than 256 KiB")
     try:
         if media_type == MEDIA_TYPE_JWS:
             return _parse_jws(blob)
@@ -51,40 +51,40 @@ def parse_envelope(media_type: str, blob: bytes) -> Envelope:
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, cbor2.CBORError) as e:
         if isinstance(e, VerificationError):
             raise
-        raise malformed(f"unparsable {media_type} signature envelope") from e
-    raise malformed(f"unsupported signature envelope type {media_type!r}")
+        raise malformed_signature(f"unparsable {media_type} signature envelope") from e
+    raise malformed_signature(f"unsupported signature envelope type {media_type!r}")
 
 
 def _b64url(text: Any) -> bytes:
     if not isinstance(text, str):
-        raise malformed("JWS member is not a base64url string")
+        raise malformed_signature("JWS member is not a base64url string")
     try:
         return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
     except ValueError as e:  # binascii.Error, or text that is not ASCII
-        raise malformed("JWS member is not valid base64url") from e
+        raise malformed_signature("JWS member is not valid base64url") from e
 
 
 def _b64(text: Any) -> bytes:
     if not isinstance(text, str):
-        raise malformed("JWS header value is not a base64 string")
+        raise malformed_signature("JWS header value is not a base64 string")
     try:
         return base64.b64decode(text, validate=True)
     except ValueError as e:  # binascii.Error, or text that is not ASCII
-        raise malformed("JWS header value is not valid base64") from e
+        raise malformed_signature("JWS header value is not valid base64") from e
 
 
 def _parse_jws(blob: bytes) -> Envelope:
     """signature-envelope-jws.md: flattened JWS JSON serialisation."""
     doc = jsondoc.loads(blob)
     if not isinstance(doc, dict) or not {"payload", "protected", "signature"} <= doc.keys():
-        raise malformed("JWS envelope lacks payload, protected or signature")
+        raise malformed_signature("JWS envelope lacks payload, protected or signature")
     headers = jsondoc.loads(_b64url(doc["protected"]))
     unprotected = doc.get("header") or {}
     if not isinstance(headers, dict) or not isinstance(unprotected, dict):
-        raise malformed("JWS headers are not JSON objects")
+        raise malformed_signature("JWS headers are not JSON objects")
     x5c = unprotected.get("x5c")
     if not isinstance(x5c, list):
-        raise malformed("JWS envelope has no x5c certificate chain")
+        raise malformed_signature("JWS envelope has no x5c certificate chain")
     token = unprotected.get(HEADER_TIMESTAMP)
     return Envelope(
         media_type=MEDIA_TYPE_JWS,
@@ -107,10 +107,10 @@ def _rfc3339(value: Any) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise malformed("a time header is not an RFC 3339 string")
+        raise malformed_signature("a time header is not an RFC 3339 string")
     moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if moment.tzinfo is None:
-        raise malformed("a time header has no UTC offset")
+        raise malformed_signature("a time header has no UTC offset")
     return moment.astimezone(UTC)
 
 
@@ -118,14 +118,14 @@ def _critical(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list | tuple) or not all(isinstance(v, str | int) for v in value):
-        raise malformed("crit is not a list of header names")
+        raise malformed_signature("crit is not a list of header names")
     return tuple(str(v) for v in value)
 
 
 def _chain(ders: Iterable[bytes]) -> tuple[x509.Certificate, ...]:
     certs = tuple(x509.load_der_x509_certificate(d) for d in ders)
     if not certs or len(certs) > MAX_CHAIN_LENGTH:
-        raise malformed("signature certificate chain is empty or longer than 10")
+        raise malformed_signature("signature certificate chain is empty or longer than 10")
     return certs
 
 
@@ -133,11 +133,11 @@ def _parse_cose(blob: bytes) -> Envelope:
     """signature-envelope-cose.md: COSE_Sign1_Tagged."""
     outer = cbor2.loads(blob)
     if not isinstance(outer, cbor2.CBORTag) or outer.tag != _COSE_SIGN1_TAG:
-        raise malformed("COSE envelope is not a tagged COSE_Sign1")
+        raise malformed_signature("COSE envelope is not a tagged COSE_Sign1")
     protected_bytes, unprotected, payload, signature = outer.value
     headers = cbor2.loads(_byte_string(protected_bytes))
     if not isinstance(headers, Mapping) or not isinstance(unprotected, Mapping):
-        raise malformed("COSE headers are not maps")
+        raise malformed_signature("COSE headers are not maps")
     chain = unprotected.get(_COSE_X5CHAIN, headers.get(_COSE_X5CHAIN))
     ders = [chain] if isinstance(chain, bytes) else list(chain or [])
     to_be_signed = cbor2.dumps(["Signature1", protected_bytes, b"", payload])
@@ -162,7 +162,7 @@ def _byte_string(value: Any) -> bytes:
     """A COSE member that must be a byte string. Never ``bytes(value)``: for an integer that
     allocates that many zero bytes (9 bytes of CBOR can ask for gigabytes)."""
     if not isinstance(value, bytes):
-        raise malformed("a COSE member that must be a byte string is not")
+        raise malformed_signature("a COSE member that must be a byte string is not")
     return value
 
 
@@ -175,12 +175,12 @@ def _cbor_time(value: Any) -> datetime | None:
         return None
     if isinstance(value, datetime) and value.tzinfo is not None:  # tag 1, decoded by cbor2
         return value.astimezone(UTC)
-    raise malformed("a COSE time header is not an epoch date/time (tag 1)")
+    raise malformed_signature("a COSE time header is not an epoch date/time (tag 1)")
 
 
 def _optional_bytes(value: Any) -> bytes | None:
     if value is None:
         return None
     if not isinstance(value, bytes):
-        raise malformed("COSE timestamp signature is not a byte string")
+        raise malformed_signature("COSE timestamp signature is not a byte string")
     return value

@@ -49,8 +49,8 @@ from connaisseur.application.validators import (
 )
 from connaisseur.application.verify import CachePolicy, VerifyImage
 from connaisseur.config.alerting import build_alerting, template_dirs
-from connaisseur.domain.cosign import TransparencyMaterial
 from connaisseur.domain.errors import ConfigError
+from connaisseur.domain.sigstore import TransparencyMaterial
 
 log = logging.getLogger("connaisseur")
 

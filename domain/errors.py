@@ -128,7 +128,7 @@ class Rejection(VerificationError):
     """One candidate — a signature, a repository's trust data — does not establish trust.
 
     ``stage`` says how far the candidate got through its validator's procedure before it
-    failed (each validator numbers its own steps, see ``domain.cosign.Stage`` and
+    failed (each validator numbers its own steps, see ``domain.sigstore.Stage`` and
     ``domain.notation.Step``): the further, the closer to trust (:func:`closest_to_trust`).
     """
 

@@ -24,14 +24,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from connaisseur.domain.errors import Category, TrustRootError, VerificationError
 from connaisseur.domain.trust import PublicKey, TrustRoot
 from connaisseur.domain.tuf import (
-    Envelope,
+    Metadata,
     RoleKeys,
     check_expiry,
     check_hashes,
     key_id,
-    malformed,
+    malformed_metadata,
     parse_keys,
-    verify_signature,
+    signature_matches,
 )
 
 ROOT, TARGETS, SNAPSHOT, TIMESTAMP = "root", "targets", "snapshot", "timestamp"
@@ -111,7 +111,7 @@ class Delegation:
     """A verified delegation role: its keys/threshold, path restrictions and signed targets."""
 
     name: str
-    envelope: Envelope
+    envelope: Metadata
     paths: tuple[str, ...] | None
     path_hash_prefixes: tuple[str, ...] | None
     signers: tuple[str, ...]
@@ -147,15 +147,15 @@ class TrustedRepository:
         """
         self.now = now
         self.known_versions = dict(known_versions or {})
-        self.root = Envelope.parse(ROOT, root, _TYPES[ROOT])
-        self.timestamp: Envelope | None = None
-        self.snapshot: Envelope | None = None
-        self.targets: Envelope | None = None
+        self.root = Metadata.parse(ROOT, root, _TYPES[ROOT])
+        self.timestamp: Metadata | None = None
+        self.snapshot: Metadata | None = None
+        self.targets: Metadata | None = None
         self.delegations: dict[str, Delegation] = {}
         self._keys = parse_keys(ROOT, self.root.signed.get("keys"))
         roles = self.root.signed.get("roles")
         if not isinstance(roles, Mapping):
-            raise malformed(ROOT, "no roles")
+            raise malformed_metadata(ROOT, "no roles")
         self._roles = {r: RoleKeys.build(r, roles.get(r), self._keys, ROOT) for r in BASE_ROLES}
         # R1: every pinned key verified at least one root signature.
         _check_pinned(self.root, pinned)
@@ -171,7 +171,7 @@ class TrustedRepository:
         Raises:
             VerificationError: malformed_trust_data, signature_invalid, rollback, expired.
         """
-        ts = Envelope.parse(TIMESTAMP, raw, _TYPES[TIMESTAMP])
+        ts = Metadata.parse(TIMESTAMP, raw, _TYPES[TIMESTAMP])
         self.signers[TIMESTAMP] = self._roles[TIMESTAMP].verify(ts)
         self._check_version(ts)
         check_expiry(ts, self.now)
@@ -189,7 +189,7 @@ class TrustedRepository:
                 rollback, expired.
         """
         entry = _meta(_need(self.timestamp, TIMESTAMP), SNAPSHOT)
-        snap = Envelope.parse(SNAPSHOT, raw, _TYPES[SNAPSHOT])
+        snap = Metadata.parse(SNAPSHOT, raw, _TYPES[SNAPSHOT])
         self.signers[SNAPSHOT] = self._roles[SNAPSHOT].verify(snap)
         _check_listed_version(snap, entry, TIMESTAMP)
         self._check_version(snap)
@@ -216,7 +216,7 @@ class TrustedRepository:
         if roles is None:
             return {}
         if not isinstance(roles, list):
-            raise malformed(TARGETS, "delegations.roles is not a list")
+            raise malformed_metadata(TARGETS, "delegations.roles is not a list")
         return {str(r.get("name")): r for r in roles if isinstance(r, Mapping)}
 
     def in_snapshot(self, role: str) -> bool:
@@ -257,9 +257,9 @@ class TrustedRepository:
         envelopes += [d.envelope for d in self.delegations.values()]
         return {e.role: e.version for e in envelopes if e is not None}
 
-    def _verified_targets(self, role: str, raw: bytes, keys: RoleKeys) -> Envelope:
+    def _verified_targets(self, role: str, raw: bytes, keys: RoleKeys) -> Metadata:
         entry = _meta(_need(self.snapshot, SNAPSHOT), role)
-        envelope = Envelope.parse(role, raw, "Targets")
+        envelope = Metadata.parse(role, raw, "Targets")
         keys.verify(envelope)
         _check_listed_version(envelope, entry, SNAPSHOT)
         self._check_version(envelope)
@@ -267,7 +267,7 @@ class TrustedRepository:
         check_hashes(role, raw, entry, SNAPSHOT)
         return envelope
 
-    def _check_version(self, envelope: Envelope) -> None:
+    def _check_version(self, envelope: Metadata) -> None:
         seen = self.known_versions.get(envelope.role)
         if seen is not None and envelope.version < seen:
             raise VerificationError(
@@ -277,27 +277,27 @@ class TrustedRepository:
             )
 
 
-def _need(envelope: Envelope | None, role: str) -> Envelope:
+def _need(envelope: Metadata | None, role: str) -> Metadata:
     """The verified ``role``; the state machine must be fed in TUF order."""
     if envelope is None:
         raise RuntimeError(f"{role} must be verified first")
     return envelope
 
 
-def _check_pinned(root: Envelope, pinned: Sequence[PinnedKey]) -> None:
+def _check_pinned(root: Metadata, pinned: Sequence[PinnedKey]) -> None:
     if not root.signatures:
         raise VerificationError("root has no signatures", category=Category.SIGNATURE_INVALID)
     message = root.message
     for key in pinned:
         # Key ids in signatures are ignored for pinned keys: every signature is tried.
-        if not any(verify_signature(key.key, s.method, s.sig, message) for s in root.signatures):
+        if not any(signature_matches(key.key, s.method, s.sig, message) for s in root.signatures):
             raise VerificationError(
                 f"root is not signed by pinned key {key.name} ({key.key_id[:12]})",
                 category=Category.SIGNATURE_INVALID,
             )
 
 
-def _meta(envelope: Envelope, role: str) -> Any:
+def _meta(envelope: Metadata, role: str) -> Any:
     meta = envelope.signed.get("meta")
     entry = meta.get(role) if isinstance(meta, Mapping) else None
     if entry is None:
@@ -307,7 +307,7 @@ def _meta(envelope: Envelope, role: str) -> Any:
     return entry
 
 
-def _check_listed_version(envelope: Envelope, entry: Any, listed_by: str) -> None:
+def _check_listed_version(envelope: Metadata, entry: Any, listed_by: str) -> None:
     listed = entry.get("version") if isinstance(entry, Mapping) else None
     if isinstance(listed, int) and listed != envelope.version:
         raise VerificationError(
@@ -320,7 +320,7 @@ def _string_list(value: Any, role: str) -> tuple[str, ...] | None:
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise malformed(TARGETS, f"paths of {role} are not a list of strings")
+        raise malformed_metadata(TARGETS, f"paths of {role} are not a list of strings")
     return tuple(value)
 
 
@@ -356,9 +356,9 @@ def target_digest(targets: Mapping[str, Any], name: str, owner: str) -> str | No
     try:
         raw = base64.b64decode(str(value), validate=True)
     except ValueError as e:  # binascii.Error, or text that is not ASCII
-        raise malformed(owner, f"target {name} has no valid sha256") from e
+        raise malformed_metadata(owner, f"target {name} has no valid sha256") from e
     if value is None or len(raw) != hashlib.sha256().digest_size:
-        raise malformed(owner, f"target {name} has no valid sha256")
+        raise malformed_metadata(owner, f"target {name} has no valid sha256")
     return "sha256:" + raw.hex()
 
 
@@ -373,7 +373,7 @@ def find_digest(
         VerificationError: reference_not_found, digest_mismatch, malformed_trust_data.
     """
     if not isinstance(targets, Mapping):
-        raise malformed(owner, "targets is not an object")
+        raise malformed_metadata(owner, "targets is not an object")
     allowed = {n: t for n, t in targets.items() if trusted is None or trusted(n)}
     if tag:
         found = target_digest(allowed, tag, owner)

@@ -127,7 +127,7 @@ class Check(StrEnum):
 
 class Step(IntEnum):
     """How far a signature got before it was rejected (the verification steps in order, see
-    :func:`verify_signature`): the further, the closer to trust."""
+    :func:`verify_envelope`): the further, the closer to trust."""
 
     FETCH = 0
     ENVELOPE = 1
@@ -295,7 +295,7 @@ class Envelope:
     critical: tuple[str, ...] = ()
 
 
-def malformed(message: str, stage: Step = Step.ENVELOPE) -> Rejection:
+def malformed_signature(message: str, stage: Step = Step.ENVELOPE) -> Rejection:
     return Rejection(message, category=Category.MALFORMED_TRUST_DATA, stage=stage)
 
 
@@ -341,7 +341,7 @@ class _Run:
         self.logged.append(f"{check.value}: {error.message}")
 
 
-def verify_signature(
+def verify_envelope(
     envelope: Envelope,
     *,
     target: Target,
@@ -576,7 +576,7 @@ def _target_descriptor(payload: bytes) -> Mapping[str, Any]:
         ):
             raise TypeError("descriptor lacks digest or size")
     except (ValueError, TypeError, KeyError, AttributeError) as e:
-        raise malformed(
+        raise malformed_signature(
             "the Notation signature payload has no target descriptor", Step.PAYLOAD
         ) from e
     return descriptor  # type: ignore[no-any-return]

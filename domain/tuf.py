@@ -26,8 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import Category, VerificationError
-
-PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+from connaisseur.domain.trust import PublicKey
 
 _MIN_RSA_BITS = 2048
 _PSS_SALT_BYTES = 32
@@ -52,7 +51,7 @@ def key_id(keytype: str, public_b64: str) -> str:
     return hashlib.sha256(canonical_json(obj)).hexdigest()
 
 
-def malformed(role: str, why: str) -> VerificationError:
+def malformed_metadata(role: str, why: str) -> VerificationError:
     """The error for trust data that does not have the shape its role requires."""
     return VerificationError(
         f"trust data {role} is malformed: {why}", category=Category.MALFORMED_TRUST_DATA
@@ -81,11 +80,11 @@ class TufKey:
             VerificationError: malformed_trust_data.
         """
         if not isinstance(value, Mapping):
-            raise malformed(role, "a key is not an object")
+            raise malformed_metadata(role, "a key is not an object")
         keytype, keyval = value.get("keytype"), value.get("keyval")
         public = keyval.get("public") if isinstance(keyval, Mapping) else None
         if not isinstance(keytype, str) or not isinstance(public, str):
-            raise malformed(role, "a key lacks keytype or public value")
+            raise malformed_metadata(role, "a key lacks keytype or public value")
         return cls(keytype=keytype.lower(), public=public)
 
     def load(self) -> PublicKey | None:
@@ -119,7 +118,7 @@ class Signature:
     sig: bytes = field(repr=False)
 
 
-def verify_signature(key: PublicKey, method: str, sig: bytes, message: bytes) -> bool:
+def signature_matches(key: PublicKey, method: str, sig: bytes, message: bytes) -> bool:
     """True when ``sig`` is a valid ``method`` signature of ``message`` under ``key``.
 
     The method must fit the key type: ``ecdsa`` (raw ``r‖s`` or DER, SHA-256), ``rsapss`` /
@@ -160,7 +159,7 @@ def _ecdsa_der(key: ec.EllipticCurvePublicKey, sig: bytes) -> bytes:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Envelope:
+class Metadata:
     """A role file as served: the ``signed`` object, its signatures and the exact bytes."""
 
     role: str
@@ -169,7 +168,7 @@ class Envelope:
     raw: bytes = field(repr=False)
 
     @classmethod
-    def parse(cls, role: str, raw: bytes, expected_type: str) -> Envelope:
+    def parse(cls, role: str, raw: bytes, expected_type: str) -> Metadata:
         """Decode a ``{signed, signatures}`` document of ``_type`` ``expected_type``.
 
         Raises:
@@ -178,15 +177,17 @@ class Envelope:
         try:
             doc = jsondoc.loads(raw)
         except (ValueError, UnicodeDecodeError) as e:
-            raise malformed(role, "not JSON") from e
+            raise malformed_metadata(role, "not JSON") from e
         if not isinstance(doc, dict) or not isinstance(doc.get("signed"), dict):
-            raise malformed(role, "no signed object")
+            raise malformed_metadata(role, "no signed object")
         signed = doc["signed"]
         if signed.get("_type") != expected_type:
-            raise malformed(role, f"expected _type {expected_type}, got {signed.get('_type')!r}")
+            raise malformed_metadata(
+                role, f"expected _type {expected_type}, got {signed.get('_type')!r}"
+            )
         version = signed.get("version")
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise malformed(role, "version must be an integer >= 1")
+            raise malformed_metadata(role, "version must be an integer >= 1")
         return cls(role=role, signed=signed, signatures=_signatures(role, doc), raw=raw)
 
     @property
@@ -209,18 +210,18 @@ class Envelope:
 def _signatures(role: str, doc: Mapping[str, Any]) -> tuple[Signature, ...]:
     entries = doc.get("signatures") or []
     if not isinstance(entries, list):
-        raise malformed(role, "signatures is not a list")
+        raise malformed_metadata(role, "signatures is not a list")
     sigs = []
     for entry in entries:
         if not isinstance(entry, Mapping):
-            raise malformed(role, "a signature is not an object")
+            raise malformed_metadata(role, "a signature is not an object")
         keyid, method, sig = entry.get("keyid"), entry.get("method"), entry.get("sig")
         if not (isinstance(keyid, str) and isinstance(method, str) and isinstance(sig, str)):
-            raise malformed(role, "a signature lacks keyid, method or sig")
+            raise malformed_metadata(role, "a signature lacks keyid, method or sig")
         try:
             sig_bytes = base64.b64decode(sig, validate=True)
         except ValueError as e:  # binascii.Error, or text that is not ASCII
-            raise malformed(role, "a signature is not base64") from e
+            raise malformed_metadata(role, "a signature is not base64") from e
         sigs.append(Signature(keyid=keyid, method=method, sig=sig_bytes))
     return tuple(sigs)
 
@@ -233,16 +234,16 @@ def parse_expires(role: str, value: Any) -> datetime:
     """
     m = _EXPIRES.match(value) if isinstance(value, str) else None
     if m is None:
-        raise malformed(role, "expires is not an RFC 3339 time")
+        raise malformed_metadata(role, "expires is not an RFC 3339 time")
     fraction = (m.group(2) or "0")[:6].ljust(6, "0")
     zone = "+00:00" if m.group(3) == "Z" else m.group(3)
     try:
         return datetime.fromisoformat(f"{m.group(1)}.{fraction}{zone}")
     except ValueError as e:
-        raise malformed(role, "expires is not an RFC 3339 time") from e
+        raise malformed_metadata(role, "expires is not an RFC 3339 time") from e
 
 
-def check_expiry(envelope: Envelope, now: datetime) -> None:
+def check_expiry(envelope: Metadata, now: datetime) -> None:
     """Raises:
     VerificationError: ``expired`` when ``now`` is past the role's ``expires``.
     """
@@ -270,21 +271,23 @@ class RoleKeys:
                 matching the key they name).
         """
         if not isinstance(role, Mapping):
-            raise malformed(owner, f"role {name} is not declared")
+            raise malformed_metadata(owner, f"role {name} is not declared")
         threshold, keyids = role.get("threshold"), role.get("keyids")
         if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 1:
-            raise malformed(owner, f"role {name} needs a threshold >= 1")
+            raise malformed_metadata(owner, f"role {name} needs a threshold >= 1")
         if not isinstance(keyids, list) or not all(isinstance(k, str) for k in keyids):
-            raise malformed(owner, f"role {name} has no key id list")
+            raise malformed_metadata(owner, f"role {name} has no key id list")
         chosen: dict[str, TufKey] = {}
         for kid in keyids:
             key = keys.get(kid)
             if key is None or key.key_id != kid:
-                raise malformed(owner, f"role {name} names key {kid[:12]} that it does not hold")
+                raise malformed_metadata(
+                    owner, f"role {name} names key {kid[:12]} that it does not hold"
+                )
             chosen[kid] = key
         return cls(name=name, keys=chosen, threshold=threshold)
 
-    def verify(self, envelope: Envelope) -> tuple[str, ...]:
+    def verify(self, envelope: Metadata) -> tuple[str, ...]:
         """The distinct key ids of this role with a valid signature, at least ``threshold``.
 
         Raises:
@@ -297,7 +300,7 @@ class RoleKeys:
             if key is None or sig.keyid in signers:
                 continue
             public = key.load()
-            if public is not None and verify_signature(public, sig.method, sig.sig, message):
+            if public is not None and signature_matches(public, sig.method, sig.sig, message):
                 signers.append(sig.keyid)
         if len(signers) < self.threshold:
             raise VerificationError(
@@ -315,7 +318,7 @@ def parse_keys(owner: str, value: Any) -> dict[str, TufKey]:
         VerificationError: malformed_trust_data.
     """
     if not isinstance(value, Mapping):
-        raise malformed(owner, "keys is not an object")
+        raise malformed_metadata(owner, "keys is not an object")
     return {str(kid): TufKey.parse(owner, key) for kid, key in value.items()}
 
 
@@ -338,7 +341,7 @@ def check_hashes(role: str, raw: bytes, meta: Any, listed_by: str) -> None:
         try:
             want = base64.b64decode(str(expected), validate=True)
         except ValueError as e:  # binascii.Error, or text that is not ASCII
-            raise malformed(listed_by, f"hash of {role} is not base64") from e
+            raise malformed_metadata(listed_by, f"hash of {role} is not base64") from e
         if not hmac.compare_digest(_HASHES[alg](raw).digest(), want):
             raise VerificationError(
                 f"checksum of {role} does not match {listed_by}",

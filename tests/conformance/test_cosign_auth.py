@@ -32,10 +32,10 @@ from connaisseur.application.deadline import Deadline
 from connaisseur.application.settings import AuthSettings, ValidatorSettings
 from connaisseur.config.auth import load_auth
 from connaisseur.config.validators import parse_trust_root
-from connaisseur.domain.cosign import override_material
 from connaisseur.domain.errors import ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.sigstore import override_material
 from connaisseur.domain.trust import TrustRoot, select_trust_roots
 from tests.support.cosign import TreeRegistry
 from tests.support.fakes import FakeClock, unreachable_transparency_log

@@ -43,7 +43,7 @@ from connaisseur.domain.notaryv1 import (
 )
 from connaisseur.domain.policy import RuleOptions
 from connaisseur.domain.trust import TrustRoot, select_trust_roots
-from connaisseur.domain.tuf import Envelope, RoleKeys, check_expiry, check_hashes, parse_keys
+from connaisseur.domain.tuf import Metadata, RoleKeys, check_expiry, check_hashes, parse_keys
 from tests.support.fakes import FakeClock
 from tests.support.notary_mock import NotaryMock, notary_mock
 from tests.support.settings import trust_root, validator_settings
@@ -238,7 +238,7 @@ async def op_fetch_trust_data(
     raw = files[role]
     if raw is None:
         raise ConnaisseurError("404", category=Category.NO_TRUST_DATA)
-    Envelope.parse(role, raw, TYPES.get(role, "Targets"))
+    Metadata.parse(role, raw, TYPES.get(role, "Targets"))
     return {"body_sha256": hashlib.sha256(raw).hexdigest()}
 
 
@@ -251,7 +251,7 @@ async def op_download_base(
     if any(raw is None for raw in files.values()):
         raise ConnaisseurError("404", category=Category.NO_TRUST_DATA)
     for role, raw in files.items():
-        Envelope.parse(role, raw or b"", TYPES[role])
+        Metadata.parse(role, raw or b"", TYPES[role])
     return {"body_sha256": {r: hashlib.sha256(raw or b"").hexdigest() for r, raw in files.items()}}
 
 
@@ -265,10 +265,10 @@ async def op_validate_root(case: dict[str, Any], *_: Any) -> dict[str, Any]:
 async def op_validate_base_roles(case: dict[str, Any], *_: Any) -> dict[str, Any]:
     """Signatures and expiry of targets, snapshot, timestamp with root's keys (no hashes)."""
     files = {r: (DATA / p).read_bytes() for r, p in case["inputs"]["files"].items()}
-    root = Envelope.parse("root", files["root"], "Root")
+    root = Metadata.parse("root", files["root"], "Root")
     keys = parse_keys("root", root.signed["keys"])
     for role in ("targets", "snapshot", "timestamp"):
-        envelope = Envelope.parse(role, files[role], TYPES[role])
+        envelope = Metadata.parse(role, files[role], TYPES[role])
         RoleKeys.build(role, root.signed["roles"][role], keys, "root").verify(envelope)
         check_expiry(envelope, clock_of(case).now())
     return {}

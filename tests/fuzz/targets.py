@@ -32,7 +32,7 @@ from connaisseur.application.notation_envelopes import parse_envelope
 from connaisseur.application.ports import Endpoint
 from connaisseur.application.settings import AuthSettings, Credentials
 from connaisseur.config.loader import load_settings
-from connaisseur.domain import cosign
+from connaisseur.domain import cosign_layout, rekor, sigstore
 from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.notaryv1 import pinned_keys, verify_notary_image
@@ -42,7 +42,7 @@ from connaisseur.domain.notation import (
     NotationPolicy,
     NotationTrustStore,
     Target,
-    verify_signature,
+    verify_envelope,
 )
 from connaisseur.domain.policy import Policy, RuleOptions
 from connaisseur.domain.policy import Rule as PolicyRule
@@ -171,12 +171,12 @@ def notary_tuf(data: bytes) -> None:
 
 
 def cosign_payload(data: bytes) -> None:
-    cosign.SimpleSigningPayload.parse(data)
+    cosign_layout.SimpleSigningPayload.parse(data)
 
 
 _ALICE_PEM = (corpus.DATA / "cosign" / "alice.key").read_text()
-_REKOR_KEY = cosign.keyring(PemPublicKey.parse(_ALICE_PEM))
-_MATERIAL = cosign.TransparencyMaterial(rekor_keys=_REKOR_KEY)
+_REKOR_KEY = sigstore.keyring(PemPublicKey.parse(_ALICE_PEM))
+_MATERIAL = sigstore.TransparencyMaterial(rekor_keys=_REKOR_KEY)
 _ALICE_ROOT = {"name": "alice", "key": _ALICE_PEM}
 _ALICE = trust_root("cosign", **_ALICE_ROOT)
 
@@ -184,8 +184,8 @@ _ALICE = trust_root("cosign", **_ALICE_ROOT)
 def rekor_bundle(data: bytes) -> None:
     """The bundle annotation, then the same bytes as a Rekor API answer through the adapter."""
     try:
-        entry = cosign.RekorEntry.from_bundle(text(data))
-        cosign.verify_log_entry(
+        entry = rekor.RekorEntry.from_bundle(text(data))
+        rekor.verify_log_entry(
             entry,
             _MATERIAL,
             signature=b"sig",
@@ -198,7 +198,7 @@ def rekor_bundle(data: bytes) -> None:
     client = AiohttpRekorClient(ScriptedHttp([(200, {}, b'["uuid"]'), (200, {}, data)]))  # type: ignore[arg-type]
     for raw in run_sync(client.find_entries("https://rekor.test", "sha256:00", deadline())):
         try:
-            cosign.RekorEntry.from_api(raw)
+            rekor.RekorEntry.from_api(raw)
         except ConnaisseurError:
             continue
 
@@ -230,7 +230,7 @@ def notation_envelope(data: bytes) -> None:
     if not data:
         return
     envelope = parse_envelope(_MEDIA_TYPES[data[0] % 2], data[1:])
-    verify_signature(
+    verify_envelope(
         envelope,
         target=_SEED_TARGET,
         policy=_NOTATION_POLICY,
@@ -358,13 +358,13 @@ TARGETS: dict[str, FuzzTarget] = {
         ),
         FuzzTarget(
             "cosign_payload",
-            "domain.cosign.SimpleSigningPayload",
+            "domain.cosign_layout.SimpleSigningPayload",
             cosign_payload,
             corpus.cosign_payloads,
         ),
         FuzzTarget(
             "rekor_bundle",
-            "domain.cosign.RekorEntry (bundle, API entry) + adapters.rekor",
+            "domain.rekor.RekorEntry (bundle, API entry) + adapters.rekor",
             rekor_bundle,
             corpus.rekor_bundles,
         ),

@@ -20,11 +20,12 @@ from connaisseur.application.notation_envelopes import parse_envelope
 from connaisseur.application.ports import Manifest
 from connaisseur.config.loader import load_settings
 from connaisseur.domain import jsondoc
-from connaisseur.domain.cosign import RekorEntry, SimpleSigningPayload
+from connaisseur.domain.cosign_layout import SimpleSigningPayload
 from connaisseur.domain.errors import Category, ConfigError, ConnaisseurError, VerificationError
 from connaisseur.domain.notation import MEDIA_TYPE_COSE, MEDIA_TYPE_JWS, THUMBPRINT_ANNOTATION
 from connaisseur.domain.policy import Rule as PolicyRule
-from connaisseur.domain.tuf import Envelope, canonical_json
+from connaisseur.domain.rekor import RekorEntry
+from connaisseur.domain.tuf import Metadata, canonical_json
 from tests.fuzz import targets
 from tests.fuzz.corpus import SEEDS
 from tests.fuzz.engine import HANG_SECONDS, bounded
@@ -44,7 +45,7 @@ def test_jsondoc_accepts_the_limit_and_refuses_one_level_more() -> None:
 @pytest.mark.parametrize(
     "parse",
     [
-        pytest.param(lambda raw: Envelope.parse("root", raw, "Root"), id="tuf-role"),
+        pytest.param(lambda raw: Metadata.parse("root", raw, "Root"), id="tuf-role"),
         pytest.param(SimpleSigningPayload.parse, id="cosign-payload"),
         pytest.param(lambda raw: RekorEntry.from_bundle(raw.decode()), id="rekor-bundle"),
         pytest.param(lambda raw: parse_envelope(MEDIA_TYPE_JWS, raw), id="notation-jws"),
@@ -85,7 +86,7 @@ def test_fuzz_finding_non_ascii_base64_in_a_tuf_signature_is_malformed() -> None
         }
     ).encode()
     with pytest.raises(VerificationError) as info:
-        Envelope.parse("root", raw, "Root")
+        Metadata.parse("root", raw, "Root")
     assert info.value.category is Category.MALFORMED_TRUST_DATA
 
 

@@ -14,7 +14,7 @@ from connaisseur.adapters.registry import AiohttpRegistryClient
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import Endpoint
 from connaisseur.application.settings import AuthSettings
-from connaisseur.domain.cosign import MAX_PAYLOAD_BYTES
+from connaisseur.domain.cosign_layout import MAX_PAYLOAD_BYTES
 from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from tests.support.fakes import FakeClock

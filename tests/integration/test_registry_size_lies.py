@@ -27,7 +27,7 @@ from connaisseur.application.cosign import CosignValidator
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import Endpoint
 from connaisseur.application.settings import AuthSettings, Credentials
-from connaisseur.domain.cosign import MAX_PAYLOAD_BYTES
+from connaisseur.domain.cosign_layout import MAX_PAYLOAD_BYTES
 from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions

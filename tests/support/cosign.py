@@ -22,7 +22,9 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from connaisseur.domain.cosign import SIMPLE_SIGNING_MEDIA_TYPE, RekorEntry, log_id
+from connaisseur.domain.cosign_layout import SIMPLE_SIGNING_MEDIA_TYPE
+from connaisseur.domain.rekor import RekorEntry
+from connaisseur.domain.sigstore import log_id
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 

@@ -10,7 +10,7 @@ import pytest
 
 from connaisseur.application.cosign import CosignValidator
 from connaisseur.application.deadline import Deadline
-from connaisseur.domain.cosign import signature_tag
+from connaisseur.domain.cosign_layout import signature_tag
 from connaisseur.domain.errors import ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions

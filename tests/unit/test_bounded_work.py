@@ -16,7 +16,7 @@ from connaisseur.adapters.metrics import PrometheusMetrics
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.settings import Limits
 from connaisseur.application.verify import VerifyImage, VerifyImageCommand
-from connaisseur.domain.cosign import MAX_PAYLOAD_BYTES
+from connaisseur.domain.cosign_layout import MAX_PAYLOAD_BYTES
 from connaisseur.domain.errors import Category
 from connaisseur.domain.policy import Policy, Rule, RuleOptions
 from tests.support.admission_harness import Admission, untrusted, workload

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from connaisseur.application.cosign import K8S_KEY_TTL_SECONDS, CosignValidator
 from connaisseur.application.deadline import Deadline
-from connaisseur.domain.cosign import BUNDLE_ANNOTATION, signature_tag
+from connaisseur.domain.cosign_layout import BUNDLE_ANNOTATION, signature_tag
 from connaisseur.domain.errors import (
     Category,
     ConfigError,
@@ -518,7 +518,7 @@ def test_kms_key_references_fail_at_load_as_not_supported(ref: str, scheme: str)
 
 
 def test_malformed_signature_manifest_layers_are_bounded() -> None:
-    from connaisseur.domain.cosign import MAX_SIGNATURE_LAYERS, signature_layers
+    from connaisseur.domain.cosign_layout import MAX_SIGNATURE_LAYERS, signature_layers
 
     layer = {"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": "sha256:x"}
     with pytest.raises(VerificationError) as err:

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from connaisseur.config.loader import build_settings
-from connaisseur.domain.cosign import CheckOptions, SignatureLayer, check_signature
+from connaisseur.domain.cosign import CheckOptions, check_signature
+from connaisseur.domain.cosign_layout import SignatureLayer
 from connaisseur.domain.errors import Category, ConfigError, VerificationError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.signers import Vouch, aggregate

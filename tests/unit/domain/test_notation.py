@@ -31,7 +31,7 @@ from connaisseur.domain.notation import (
     StoreType,
     Target,
     no_signature,
-    verify_signature,
+    verify_envelope,
 )
 from connaisseur.domain.policy import RuleOptions
 from connaisseur.domain.trust import TrustRoot, select_trust_roots
@@ -111,7 +111,7 @@ def verify(
     rule = RuleOptions(**options)  # type: ignore[arg-type]
     selected = select_trust_roots(configured, [rule.trust_root])
     policy = NotationPolicy.build("registry.example/app/web", rule, selected)
-    return verify_signature(
+    return verify_envelope(
         parse_envelope(media_type, blob),
         target=target_,
         policy=policy,
