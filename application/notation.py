@@ -24,29 +24,28 @@ from datetime import datetime
 from typing import Any
 
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.notation_envelopes import parse_envelope
 from connaisseur.application.pipeline import SignatureValidator, Verification
 from connaisseur.application.ports import Clock, Manifest, Registry
 from connaisseur.application.settings import ValidatorSettings
-from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import Category, ConnaisseurError, Rejection
 from connaisseur.domain.image import ImageReference, is_digest
 from connaisseur.domain.notation import (
-    ARTIFACT_TYPE,
-    ENVELOPE_MEDIA_TYPES,
-    MAX_SIGNATURE_ATTEMPTS,
-    THUMBPRINT_ANNOTATION,
-    NotationPolicy,
-    NotationTrustStore,
     RevocationCheck,
-    Step,
-    Target,
-    chain_thumbprints,
-    malformed_signature,
     no_signature,
     revocation_not_checked,
     verify_envelope,
 )
+from connaisseur.domain.notation_envelope import (
+    ARTIFACT_TYPE,
+    MAX_SIGNATURE_ATTEMPTS,
+    Step,
+    Target,
+    envelope_layer,
+    malformed_signature,
+    parse_envelope,
+    thumbprints,
+)
+from connaisseur.domain.notation_policy import NotationPolicy, NotationTrustStore, chain_thumbprints
 from connaisseur.domain.signers import Judgement, Vouch
 
 log = logging.getLogger(__name__)
@@ -234,44 +233,18 @@ class NotationValidator(SignatureValidator[NotationSignature]):
         if not isinstance(digest, str) or not is_digest(digest):
             raise malformed_signature("a Notation referrer has no valid digest")
         manifest = await self._registry.manifest(image, digest, self._endpoint, deadline)
-        layers = _json_object(manifest.body).get("layers")
-        if not isinstance(layers, list) or len(layers) != 1 or not isinstance(layers[0], dict):
-            raise malformed_signature(
-                f"Notation signature manifest {digest} must have exactly one layer"
-            )
-        layer = layers[0]
-        media_type, blob_digest = layer.get("mediaType"), layer.get("digest")
-        if media_type not in ENVELOPE_MEDIA_TYPES or not isinstance(blob_digest, str):
-            raise malformed_signature(
-                f"Notation signature manifest {digest} has an unsupported envelope"
-            )
-        size = layer.get("size")
+        layer = envelope_layer(manifest.body, digest)
         blob = await self._registry.blob(
-            image, blob_digest, self._endpoint, deadline, size=size if type(size) is int else None
+            image, layer.digest, self._endpoint, deadline, size=layer.size
         )
-        return str(media_type), blob
+        return layer.media_type, blob
 
 
 def _thumbprints(descriptor: Descriptor) -> frozenset[str]:
     annotations = descriptor.get("annotations")
-    raw = annotations.get(THUMBPRINT_ANNOTATION) if isinstance(annotations, Mapping) else None
-    try:
-        values = jsondoc.loads(raw) if isinstance(raw, str) else []
-    except ValueError:
+    if not isinstance(annotations, Mapping):
         return frozenset()
-    if not isinstance(values, list):
-        return frozenset()
-    return frozenset(v.lower() for v in values if isinstance(v, str))
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        doc = jsondoc.loads(body)
-    except ValueError as e:
-        raise malformed_signature("Notation signature manifest is not JSON") from e
-    if not isinstance(doc, dict):
-        raise malformed_signature("Notation signature manifest is not a JSON object")
-    return doc
+    return thumbprints({k: v for k, v in annotations.items() if isinstance(v, str)})
 
 
 def _as_rejection(error: ConnaisseurError) -> Rejection:

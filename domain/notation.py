@@ -1,36 +1,21 @@
-"""Notary Project (Notation) signatures: envelopes, trust store, trust policy and verification.
+"""Notary Project (Notation) signature verification: one parsed envelope against the trust
+policy and store, at ``now``.
 
-Pure: the envelope bytes, the admitted target, the trust material and ``now`` come in; evidence
-or a ``VerificationError`` comes out. Implements the Notary Project specifications
-(signature-specification.md, signature-envelope-jws.md, signature-envelope-cose.md,
-trust-store-trust-policy.md) the way Connaisseur v3 configures notation-go: one policy
-scoped to the image repository, trusted identities ``*``, ``ca:<root>`` stores for the selected
-trust roots plus ``tsa:<root>`` for those with a ``tsCert`` — and, where a root is configured
-with ``storeType: signingAuthority``, a ``signingAuthority:<root>`` store instead of ``ca``
-(docs/decisions/0025-notation-signing-authority.md).
-
-Verification levels (trust-store-trust-policy.md, "Signature Verification details"):
-
-=============  =========  ============  ===================  ========  ==========
-level          integrity  authenticity  authentic timestamp  expiry    revocation
-=============  =========  ============  ===================  ========  ==========
-``strict``     enforced   enforced      enforced             enforced  enforced
-``permissive`` enforced   enforced      logged               logged    logged
-``audit``      enforced   logged        logged               logged    logged
-=============  =========  ============  ===================  ========  ==========
-
-The signed target must equal the admitted digest and size at every level. Revocation is a hook
-(:class:`RevocationCheck`); no OCSP/CRL client exists yet, so the default reports ``unchecked``,
-which passes — say so to operators (README).
+Pure: the envelope, the admitted target, the trust material and ``now`` come in; evidence or a
+:class:`Rejection` at the step that failed comes out. Implements signature-specification.md
+and the verification procedure of trust-store-trust-policy.md; the envelope is parsed in
+``domain/notation_envelope.py``, the policy and stores are ``domain/notation_policy.py``. The
+signed target must equal the admitted digest and size at every level. Revocation is a hook
+(:class:`RevocationCheck`); no OCSP/CRL client exists yet, so the default reports
+``unchecked``, which passes — say so to operators (README).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from typing import Any
 
 from cryptography import x509
@@ -38,38 +23,40 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import (
     Category,
     Rejection,
-    TrustRootError,
     VerificationError,
 )
-from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.notation_envelope import (
+    HEADER_AUTHENTIC_SIGNING_TIME,
+    HEADER_EXPIRY,
+    HEADER_SIGNING_SCHEME,
+    PAYLOAD_MEDIA_TYPE,
+    SCHEME_SIGNING_AUTHORITY,
+    SCHEME_X509,
+    Envelope,
+    Step,
+    Target,
+    malformed_signature,
+)
+from connaisseur.domain.notation_policy import (
+    ENFORCED,
+    SIGNING_STORE,
+    Check,
+    NotationPolicy,
+    NotationTrustStore,
+    StoreType,
+    VerificationLevel,
+    VerifyTimestamp,
+)
 from connaisseur.domain.rfc3161 import TimestampError, verify_timestamp_token
-from connaisseur.domain.trust import TrustRoot
 from connaisseur.domain.verdict import TrustedDigest
 
-ARTIFACT_TYPE = "application/vnd.cncf.notary.signature"
-MEDIA_TYPE_JWS = "application/jose+json"
-MEDIA_TYPE_COSE = "application/cose"
-ENVELOPE_MEDIA_TYPES = frozenset({MEDIA_TYPE_JWS, MEDIA_TYPE_COSE})
-PAYLOAD_MEDIA_TYPE = "application/vnd.cncf.notary.payload.v1+json"
-THUMBPRINT_ANNOTATION = "io.cncf.notary.x509chain.thumbprint#S256"
-#: notation-go's default ``MaxSignatureAttempts``, kept by Connaisseur v3.
-MAX_SIGNATURE_ATTEMPTS = 10
-
-HEADER_SIGNING_SCHEME = "io.cncf.notary.signingScheme"
-HEADER_SIGNING_TIME = "io.cncf.notary.signingTime"
-HEADER_AUTHENTIC_SIGNING_TIME = "io.cncf.notary.authenticSigningTime"
-HEADER_EXPIRY = "io.cncf.notary.expiry"
-HEADER_TIMESTAMP = "io.cncf.notary.timestampSignature"
 _KNOWN_CRITICAL = frozenset({HEADER_SIGNING_SCHEME, HEADER_AUTHENTIC_SIGNING_TIME, HEADER_EXPIRY})
-SCHEME_X509 = "notary.x509"
-SCHEME_SIGNING_AUTHORITY = "notary.x509.signingAuthority"
 
 _HASH_OF: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
     "256": hashes.SHA256,
@@ -87,59 +74,6 @@ _FORBIDDEN_SIGNING_EKUS = {
 }
 
 
-# --- Trust store and trust policy ----------------------------------------------------------
-
-
-class StoreType(StrEnum):
-    CA = "ca"
-    SIGNING_AUTHORITY = "signingAuthority"
-    TSA = "tsa"
-
-
-#: Which trust store type may verify a signature of each signing scheme
-#: (trust-store-trust-policy.md "Trust Store"; notation-go loads only that type's stores).
-SIGNING_STORE: Mapping[str, StoreType] = {
-    SCHEME_X509: StoreType.CA,
-    SCHEME_SIGNING_AUTHORITY: StoreType.SIGNING_AUTHORITY,
-}
-
-
-class VerificationLevel(StrEnum):
-    STRICT = "strict"
-    PERMISSIVE = "permissive"
-    AUDIT = "audit"
-
-
-class VerifyTimestamp(StrEnum):
-    ALWAYS = "always"
-    AFTER_CERT_EXPIRY = "afterCertExpiry"
-
-
-class Check(StrEnum):
-    """The validations a verification level enforces or only logs."""
-
-    INTEGRITY = "integrity"
-    AUTHENTICITY = "authenticity"
-    AUTHENTIC_TIMESTAMP = "authenticTimestamp"
-    EXPIRY = "expiry"
-    REVOCATION = "revocation"
-
-
-class Step(IntEnum):
-    """How far a signature got before it was rejected (the verification steps in order, see
-    :func:`verify_envelope`): the further, the closer to trust."""
-
-    FETCH = 0
-    ENVELOPE = 1
-    INTEGRITY = 2
-    PAYLOAD = 3
-    AUTHENTICITY = 4
-    TIMESTAMP = 5
-    EXPIRY = 6
-    REVOCATION = 7
-    TARGET = 8
-
-
 _STEP_OF: Mapping[Check, Step] = {
     Check.INTEGRITY: Step.INTEGRITY,
     Check.AUTHENTICITY: Step.AUTHENTICITY,
@@ -147,159 +81,6 @@ _STEP_OF: Mapping[Check, Step] = {
     Check.EXPIRY: Step.EXPIRY,
     Check.REVOCATION: Step.REVOCATION,
 }
-
-
-ENFORCED: Mapping[VerificationLevel, frozenset[Check]] = {
-    VerificationLevel.STRICT: frozenset(Check),
-    VerificationLevel.PERMISSIVE: frozenset({Check.INTEGRITY, Check.AUTHENTICITY}),
-    VerificationLevel.AUDIT: frozenset({Check.INTEGRITY}),
-}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NotationTrustStore:
-    """Named ``ca``, ``signingAuthority`` and ``tsa`` stores built from a validator's trust
-    roots at load time: a root's ``cert`` goes to its ``storeType`` (``ca`` unless configured,
-    see docs/decisions/0025-notation-signing-authority.md), its ``tsCert`` to ``tsa``."""
-
-    ca: Mapping[str, tuple[x509.Certificate, ...]]
-    tsa: Mapping[str, tuple[x509.Certificate, ...]]
-    signing_authority: Mapping[str, tuple[x509.Certificate, ...]] = field(default_factory=dict)
-
-    @classmethod
-    def from_roots(cls, roots: Sequence[TrustRoot]) -> NotationTrustStore:
-        """The stores of the roots' parsed ``cert`` (and ``tsCert``); the first root of a name
-        wins. The configuration loader guarantees every root of a notation validator a ``cert``
-        and a known ``storeType``.
-
-        Raises:
-            TrustRootError: an unknown store type (see :func:`store_type_of`).
-        """
-        signing: dict[StoreType, dict[str, tuple[x509.Certificate, ...]]] = {
-            StoreType.CA: {},
-            StoreType.SIGNING_AUTHORITY: {},
-        }
-        tsa: dict[str, tuple[x509.Certificate, ...]] = {}
-        seen: set[str] = set()
-        for root in roots:
-            if root.name in seen or root.cert is None:
-                continue
-            seen.add(root.name)
-            signing[store_type_of(root)][root.name] = root.cert.certificates
-            if root.ts_cert:
-                tsa[root.name] = root.ts_cert.certificates
-        return cls(
-            ca=signing[StoreType.CA],
-            tsa=tsa,
-            signing_authority=signing[StoreType.SIGNING_AUTHORITY],
-        )
-
-    def certificates(self, store_type: StoreType, name: str) -> tuple[x509.Certificate, ...]:
-        """The certificates of the named store.
-
-        Raises:
-            TrustRootError: no such store (``trust_root_not_found``).
-        """
-        store = {
-            StoreType.CA: self.ca,
-            StoreType.SIGNING_AUTHORITY: self.signing_authority,
-            StoreType.TSA: self.tsa,
-        }[store_type]
-        if name not in store:
-            raise TrustRootError(f"no certificates found for trustRoot {name}")
-        return store[name]
-
-
-def store_type_of(root: TrustRoot) -> StoreType:
-    """The store a root's ``cert`` belongs to: ``ca`` unless ``storeType: signingAuthority``.
-
-    Raises:
-        TrustRootError: an unknown store type (the loader reports it with its path first).
-    """
-    if root.store_type is None or root.store_type == StoreType.CA.value:
-        return StoreType.CA
-    if root.store_type == StoreType.SIGNING_AUTHORITY.value:
-        return StoreType.SIGNING_AUTHORITY
-    raise TrustRootError(
-        f"trust root {root.name}: storeType must be ca or signingAuthority, not {root.store_type!r}"
-    )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NotationPolicy:
-    """The single trust policy Connaisseur v3 generates for one image and rule."""
-
-    registry_scopes: tuple[str, ...]
-    trust_stores: tuple[str, ...]
-    level: VerificationLevel = VerificationLevel.STRICT
-    verify_timestamp: VerifyTimestamp = VerifyTimestamp.ALWAYS
-    trusted_identities: tuple[str, ...] = ("*",)
-
-    @classmethod
-    def build(
-        cls, repository: str, options: RuleOptions, selected: Sequence[TrustRoot]
-    ) -> NotationPolicy:
-        """The policy for ``repository`` (registry/path) under a rule's ``with`` options and
-        the trust roots it selects.
-
-        Raises:
-            VerificationError: unknown ``verificationLevel`` / ``verifyTimestamp`` values.
-        """
-        try:
-            level = VerificationLevel(options.verification_level or "strict")
-            verify_timestamp = VerifyTimestamp(options.verify_timestamp or "always")
-        except ValueError as e:
-            raise VerificationError(str(e), category=Category.CONFIG_INVALID) from e
-        stores = [f"{store_type_of(r).value}:{r.name}" for r in selected]
-        stores += [f"tsa:{r.name}" for r in selected if r.ts_cert]
-        return cls(
-            registry_scopes=(repository,),
-            trust_stores=tuple(stores),
-            level=level,
-            verify_timestamp=verify_timestamp,
-        )
-
-    def names(self, store_type: StoreType) -> tuple[str, ...]:
-        prefix = f"{store_type.value}:"
-        return tuple(s[len(prefix) :] for s in self.trust_stores if s.startswith(prefix))
-
-
-# --- Envelopes ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Target:
-    """The admitted artefact: the descriptor a signature's payload must name."""
-
-    digest: str
-    size: int
-    media_type: str = ""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Envelope:
-    """A parsed JWS or COSE envelope: what is signed, by which chain, and its signed attributes."""
-
-    media_type: str
-    alg: str
-    signing_input: bytes = field(repr=False)
-    signature: bytes = field(repr=False)
-    payload: bytes = field(repr=False)
-    content_type: str
-    signing_scheme: str
-    signing_time: datetime | None
-    authentic_signing_time: datetime | None
-    expiry: datetime | None
-    chain: tuple[x509.Certificate, ...]
-    timestamp_token: bytes | None = field(default=None, repr=False)
-    critical: tuple[str, ...] = ()
-
-
-def malformed_signature(message: str, stage: Step = Step.ENVELOPE) -> Rejection:
-    return Rejection(message, category=Category.MALFORMED_TRUST_DATA, stage=stage)
-
-
-# --- Verification ------------------------------------------------------------------------
 
 
 class RevocationStatus(StrEnum):
@@ -353,7 +134,7 @@ def verify_envelope(
     """Verify one Notation signature envelope for ``target`` under ``policy`` at ``now``.
 
     Steps (trust-store-trust-policy.md "Signature Verification", in notation-go's order):
-    1. integrity — (the envelope was parsed by ``application.notation_envelopes``) supported
+    1. integrity — (the envelope was parsed by ``domain.notation_envelope``) supported
        content type and critical headers, ``alg`` matches the signing key, signature
        verifies, chain is well formed and valid at the signing time;
     2. authenticity — a chain certificate is a certificate of a selected store of the type
@@ -656,21 +437,8 @@ def _require_within(
             )
 
 
-# --- Several signatures ------------------------------------------------------------------
-
-
 def no_signature(digest: str) -> Rejection:
     """The rejection of an image without any Notation signature (``no_trust_data``)."""
     return Rejection(
         f"no Notation signature is associated with {digest}", category=Category.NO_TRUST_DATA
-    )
-
-
-def chain_thumbprints(store: NotationTrustStore, policy: NotationPolicy) -> frozenset[str]:
-    """SHA-256 fingerprints (lower-case hex) of the selected signing roots' certificates."""
-    return frozenset(
-        hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
-        for kind in (StoreType.CA, StoreType.SIGNING_AUTHORITY)
-        for name in policy.names(kind)
-        for cert in store.certificates(kind, name)
     )

@@ -21,6 +21,8 @@ PACKAGE = "connaisseur"
 LAYERS = ("domain", "application", "adapters", "config", "entrypoints")
 COMPOSITION_ROOT = "config/container.py"
 STDLIB = frozenset(sys.stdlib_module_names) | {"__future__"}
+#: What the domain may import besides itself: ``cryptography`` and parsers that do no I/O.
+DOMAIN_LIBRARIES = frozenset({"cryptography", "cbor2"})
 #: Third-party packages the application layer must not know (they belong to adapters/config).
 APPLICATION_FORBIDDEN = frozenset(
     {
@@ -70,8 +72,8 @@ def _import_problem(layer: str, module: str, target: str) -> str | None:
         return f"only {COMPOSITION_ROOT} knows concrete adapters"
     if top == "entrypoints" and layer != "entrypoints":
         return "nothing imports entrypoints"
-    if layer == "domain" and top not in STDLIB | {"cryptography", "domain"}:
-        return "domain imports only the standard library, cryptography and domain"
+    if layer == "domain" and top not in STDLIB | DOMAIN_LIBRARIES | {"domain"}:
+        return "domain imports only the standard library, cryptography, pure parsers and domain"
     if layer == "application":
         if top in {"adapters", "config"}:
             return f"application must not import {top}"

@@ -16,7 +16,7 @@ from connaisseur.application.deadline import Deadline
 from connaisseur.application.notation import NotationValidator
 from connaisseur.domain.errors import ConnaisseurError
 from connaisseur.domain.image import ImageReference
-from connaisseur.domain.notation import NotationPolicy, NotationTrustStore, StoreType
+from connaisseur.domain.notation_policy import NotationPolicy, NotationTrustStore, StoreType
 from connaisseur.domain.trust import select_trust_roots
 from tests.support import conformance
 from tests.support.conformance import (

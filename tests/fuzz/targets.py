@@ -28,7 +28,6 @@ from connaisseur.adapters.upstream_auth import parse_challenge, parse_challenges
 from connaisseur.application.cosign import CosignValidator
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.notation import NotationValidator
-from connaisseur.application.notation_envelopes import parse_envelope
 from connaisseur.application.ports import Endpoint
 from connaisseur.application.settings import AuthSettings, Credentials
 from connaisseur.config.loader import load_settings
@@ -36,14 +35,14 @@ from connaisseur.domain import cosign_layout, rekor, sigstore
 from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.notaryv1 import pinned_keys, verify_notary_image
-from connaisseur.domain.notation import (
+from connaisseur.domain.notation import verify_envelope
+from connaisseur.domain.notation_envelope import (
     MEDIA_TYPE_COSE,
     MEDIA_TYPE_JWS,
-    NotationPolicy,
-    NotationTrustStore,
     Target,
-    verify_envelope,
+    parse_envelope,
 )
+from connaisseur.domain.notation_policy import NotationPolicy, NotationTrustStore
 from connaisseur.domain.policy import Policy, RuleOptions
 from connaisseur.domain.policy import Rule as PolicyRule
 from connaisseur.domain.rfc3161 import Der, parse_der, verify_timestamp_token
@@ -370,7 +369,7 @@ TARGETS: dict[str, FuzzTarget] = {
         ),
         FuzzTarget(
             "notation_envelope",
-            "application.notation_envelopes (JWS, COSE) + domain.notation",
+            "domain.notation_envelope (JWS, COSE) + domain.notation",
             notation_envelope,
             corpus.notation_envelopes,
             prefix=1,

@@ -16,13 +16,17 @@ import pytest
 from connaisseur.adapters.notary import NotaryV1HttpClient
 from connaisseur.adapters.registry import AiohttpRegistryClient
 from connaisseur.application.notation import _thumbprints
-from connaisseur.application.notation_envelopes import parse_envelope
 from connaisseur.application.ports import Manifest
 from connaisseur.config.loader import load_settings
 from connaisseur.domain import jsondoc
 from connaisseur.domain.cosign_layout import SimpleSigningPayload
 from connaisseur.domain.errors import Category, ConfigError, ConnaisseurError, VerificationError
-from connaisseur.domain.notation import MEDIA_TYPE_COSE, MEDIA_TYPE_JWS, THUMBPRINT_ANNOTATION
+from connaisseur.domain.notation_envelope import (
+    MEDIA_TYPE_COSE,
+    MEDIA_TYPE_JWS,
+    THUMBPRINT_ANNOTATION,
+    parse_envelope,
+)
 from connaisseur.domain.policy import Rule as PolicyRule
 from connaisseur.domain.rekor import RekorEntry
 from connaisseur.domain.tuf import Metadata, canonical_json

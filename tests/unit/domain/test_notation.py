@@ -13,7 +13,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from connaisseur.application.notation_envelopes import parse_envelope
 from connaisseur.domain.errors import (
     Category,
     ConfigError,
@@ -21,18 +20,19 @@ from connaisseur.domain.errors import (
     TrustRootError,
 )
 from connaisseur.domain.notation import (
-    MEDIA_TYPE_COSE,
-    MEDIA_TYPE_JWS,
-    NotationPolicy,
     NotationResult,
-    NotationTrustStore,
     RevocationStatus,
-    Step,
-    StoreType,
-    Target,
     no_signature,
     verify_envelope,
 )
+from connaisseur.domain.notation_envelope import (
+    MEDIA_TYPE_COSE,
+    MEDIA_TYPE_JWS,
+    Step,
+    Target,
+    parse_envelope,
+)
+from connaisseur.domain.notation_policy import NotationPolicy, NotationTrustStore, StoreType
 from connaisseur.domain.policy import RuleOptions
 from connaisseur.domain.trust import TrustRoot, select_trust_roots
 from tests.support.notation_signing import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from connaisseur.domain.errors import Category, Rejection, VerificationError
-from connaisseur.domain.notation import Step
+from connaisseur.domain.notation_envelope import Step
 from connaisseur.domain.signers import Judgement, Tally, Vouch
 from connaisseur.domain.trust import Selection, TrustRoot
 

@@ -1,33 +1,144 @@
-"""Parsing of Notary Project signature envelopes (JWS and COSE) into domain ``Envelope`` values.
+"""Notary Project signature envelopes: where they are found (media and artifact types), their
+JWS and COSE serialisations parsed into :class:`Envelope` values, and the steps a signature
+goes through.
 
-Kept out of ``domain/`` because COSE needs a CBOR codec (``cbor2``) and the domain imports only
-the standard library and ``cryptography``; verification of the parsed envelope stays pure in
-``domain/notation.py``.
+Pure parsing, bounded (envelopes of at most 256 KiB, chains of at most 10 certificates); COSE
+is decoded with ``cbor2``, which does no I/O. Verification is ``domain/notation.py``.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from enum import IntEnum
+from typing import Any, NamedTuple
 
 import cbor2
 from cryptography import x509
 
 from connaisseur.domain import jsondoc
-from connaisseur.domain.errors import VerificationError
-from connaisseur.domain.notation import (
-    HEADER_AUTHENTIC_SIGNING_TIME,
-    HEADER_EXPIRY,
-    HEADER_SIGNING_SCHEME,
-    HEADER_SIGNING_TIME,
-    HEADER_TIMESTAMP,
-    MEDIA_TYPE_COSE,
-    MEDIA_TYPE_JWS,
-    Envelope,
-    malformed_signature,
+from connaisseur.domain.errors import (
+    Category,
+    Rejection,
+    VerificationError,
 )
+
+ARTIFACT_TYPE = "application/vnd.cncf.notary.signature"
+MEDIA_TYPE_JWS = "application/jose+json"
+MEDIA_TYPE_COSE = "application/cose"
+ENVELOPE_MEDIA_TYPES = frozenset({MEDIA_TYPE_JWS, MEDIA_TYPE_COSE})
+PAYLOAD_MEDIA_TYPE = "application/vnd.cncf.notary.payload.v1+json"
+THUMBPRINT_ANNOTATION = "io.cncf.notary.x509chain.thumbprint#S256"
+#: notation-go's default ``MaxSignatureAttempts``, kept by Connaisseur v3.
+MAX_SIGNATURE_ATTEMPTS = 10
+
+HEADER_SIGNING_SCHEME = "io.cncf.notary.signingScheme"
+HEADER_SIGNING_TIME = "io.cncf.notary.signingTime"
+HEADER_AUTHENTIC_SIGNING_TIME = "io.cncf.notary.authenticSigningTime"
+HEADER_EXPIRY = "io.cncf.notary.expiry"
+HEADER_TIMESTAMP = "io.cncf.notary.timestampSignature"
+
+SCHEME_X509 = "notary.x509"
+SCHEME_SIGNING_AUTHORITY = "notary.x509.signingAuthority"
+
+
+class Step(IntEnum):
+    """How far a signature got before it was rejected (the verification steps in order, see
+    :func:`verify_envelope`): the further, the closer to trust."""
+
+    FETCH = 0
+    ENVELOPE = 1
+    INTEGRITY = 2
+    PAYLOAD = 3
+    AUTHENTICITY = 4
+    TIMESTAMP = 5
+    EXPIRY = 6
+    REVOCATION = 7
+    TARGET = 8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    """The admitted artefact: the descriptor a signature's payload must name."""
+
+    digest: str
+    size: int
+    media_type: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """A parsed JWS or COSE envelope: what is signed, by which chain, and its signed attributes."""
+
+    media_type: str
+    alg: str
+    signing_input: bytes = field(repr=False)
+    signature: bytes = field(repr=False)
+    payload: bytes = field(repr=False)
+    content_type: str
+    signing_scheme: str
+    signing_time: datetime | None
+    authentic_signing_time: datetime | None
+    expiry: datetime | None
+    chain: tuple[x509.Certificate, ...]
+    timestamp_token: bytes | None = field(default=None, repr=False)
+    critical: tuple[str, ...] = ()
+
+
+def malformed_signature(message: str, stage: Step = Step.ENVELOPE) -> Rejection:
+    return Rejection(message, category=Category.MALFORMED_TRUST_DATA, stage=stage)
+
+
+class EnvelopeLayer(NamedTuple):
+    """The one layer of a Notation signature manifest: the envelope's media type, its digest
+    and the size its descriptor declares (``None`` when absent or not a number)."""
+
+    media_type: str
+    digest: str
+    size: int | None
+
+
+def envelope_layer(manifest: bytes, digest: str) -> EnvelopeLayer:
+    """The envelope layer of the signature manifest ``digest`` (its served bytes).
+
+    Raises:
+        Rejection: ``malformed_trust_data`` — not a JSON object, not exactly one layer, or an
+            envelope of an unsupported type.
+    """
+    try:
+        doc = jsondoc.loads(manifest)
+    except ValueError as e:
+        raise malformed_signature("Notation signature manifest is not JSON") from e
+    if not isinstance(doc, dict):
+        raise malformed_signature("Notation signature manifest is not a JSON object")
+    layers = doc.get("layers")
+    if not isinstance(layers, list) or len(layers) != 1 or not isinstance(layers[0], dict):
+        raise malformed_signature(
+            f"Notation signature manifest {digest} must have exactly one layer"
+        )
+    layer = layers[0]
+    media_type, blob_digest, size = layer.get("mediaType"), layer.get("digest"), layer.get("size")
+    if media_type not in ENVELOPE_MEDIA_TYPES or not isinstance(blob_digest, str):
+        raise malformed_signature(
+            f"Notation signature manifest {digest} has an unsupported envelope"
+        )
+    return EnvelopeLayer(str(media_type), blob_digest, size if type(size) is int else None)
+
+
+def thumbprints(annotations: Mapping[str, str]) -> frozenset[str]:
+    """The certificate thumbprints a signature's descriptor names (lower-case hex): a hint of
+    which trust root may verify it, never trusted (annotations are not signed)."""
+    raw = annotations.get(THUMBPRINT_ANNOTATION)
+    try:
+        values = jsondoc.loads(raw) if isinstance(raw, str) else []
+    except ValueError:
+        return frozenset()
+    if not isinstance(values, list):
+        return frozenset()
+    return frozenset(v.lower() for v in values if isinstance(v, str))
+
 
 MAX_ENVELOPE_BYTES = 256 * 1024
 MAX_CHAIN_LENGTH = 10
