@@ -17,7 +17,6 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from connaisseur.domain.cosign_layout import SignatureLayer, SimpleSigningPayload
 from connaisseur.domain.errors import (
@@ -40,6 +39,7 @@ from connaisseur.domain.sigstore import Stage, TransparencyMaterial, verify_raw_
 from connaisseur.domain.trust import (
     PublicKey,
     TrustRoot,
+    certificate_key,
     load_certificates,
 )
 
@@ -178,10 +178,8 @@ def worth_a_log_lookup(
 
 def _signer_key(root: TrustRoot, key: PublicKey | None, cert: x509.Certificate | None) -> PublicKey:
     if cert is not None:
-        public = cert.public_key()
-        if isinstance(
-            public, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
-        ):
+        public = certificate_key(cert)
+        if public is not None:
             return public
         raise Rejection(
             "unsupported certificate key type",

@@ -54,6 +54,7 @@ from connaisseur.domain.notation_policy import (
     VerifyTimestamp,
 )
 from connaisseur.domain.rfc3161 import TimestampError, verify_timestamp_token
+from connaisseur.domain.trust import certificate_key
 from connaisseur.domain.verdict import TrustedDigest
 
 _KNOWN_CRITICAL = frozenset({HEADER_SIGNING_SCHEME, HEADER_AUTHENTIC_SIGNING_TIME, HEADER_EXPIRY})
@@ -246,10 +247,7 @@ def _check_signed_attributes(
 
 def _algorithm_for(cert: x509.Certificate) -> str | None:
     """signature-specification.md "Algorithm Selection": the key decides the algorithm."""
-    try:
-        key = cert.public_key()
-    except (ValueError, UnsupportedAlgorithm):  # a key cryptography cannot load
-        return None
+    key = certificate_key(cert)
     if isinstance(key, rsa.RSAPublicKey):
         return _RSA_ALGS.get(key.key_size)
     if isinstance(key, ec.EllipticCurvePublicKey):
@@ -258,7 +256,7 @@ def _algorithm_for(cert: x509.Certificate) -> str | None:
 
 
 def _signature_valid(leaf: x509.Certificate, envelope: Envelope) -> bool:
-    key = leaf.public_key()
+    key = certificate_key(leaf)
     algorithm = _HASH_OF[envelope.alg[2:]]()
     signature = envelope.signature
     try:
@@ -331,7 +329,9 @@ def _leaf_problem(leaf: x509.Certificate, *, is_only: bool) -> str | None:
             return "the signing certificate's extended key usage does not allow code signing"
     except x509.ExtensionNotFound:
         pass
-    key = leaf.public_key()
+    key = certificate_key(leaf)
+    if key is None:
+        return "the signing certificate's key cannot be used"
     if (isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048) or (
         isinstance(key, ec.EllipticCurvePublicKey) and key.key_size < 256
     ):

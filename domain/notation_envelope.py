@@ -24,6 +24,7 @@ from connaisseur.domain.errors import (
     Rejection,
     VerificationError,
 )
+from connaisseur.domain.trust import UNUSABLE
 
 ARTIFACT_TYPE = "application/vnd.cncf.notary.signature"
 MEDIA_TYPE_JWS = "application/jose+json"
@@ -234,7 +235,12 @@ def _critical(value: Any) -> tuple[str, ...]:
 
 
 def _chain(ders: Iterable[bytes]) -> tuple[x509.Certificate, ...]:
-    certs = tuple(x509.load_der_x509_certificate(d) for d in ders)
+    try:
+        certs = tuple(x509.load_der_x509_certificate(d) for d in ders)
+    except UNUSABLE as e:
+        raise malformed_signature(
+            "signature certificate chain holds an unparsable certificate"
+        ) from e
     if not certs or len(certs) > MAX_CHAIN_LENGTH:
         raise malformed_signature("signature certificate chain is empty or longer than 10")
     return certs

@@ -29,6 +29,7 @@ from connaisseur.domain.errors import (
 )
 from connaisseur.domain.sigstore import ALWAYS, Stage, TransparencyMaterial, verify_raw_signature
 from connaisseur.domain.trust import (
+    UNUSABLE,
     PublicKey,
 )
 
@@ -175,7 +176,7 @@ def _same_signer(logged_pem: bytes, key: PublicKey, cert: x509.Certificate | Non
         if cert is not None:
             return x509.load_pem_x509_certificate(logged_pem) == cert
         logged = serialization.load_pem_public_key(logged_pem)
-    except ValueError:
+    except UNUSABLE:
         return False
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     return logged.public_bytes(serialization.Encoding.DER, spki) == key.public_bytes(

@@ -38,6 +38,7 @@ from cryptography.x509.verification import (
 from cryptography.x509.verification import VerificationError as ChainVerificationError
 
 from connaisseur.domain.errors import Category, VerificationError
+from connaisseur.domain.trust import UNUSABLE, certificate_key
 
 MAX_TOKEN_BYTES = 64 * 1024
 MAX_CHAIN_LENGTH = 6
@@ -272,7 +273,7 @@ def _split_signed_data(parts: list[Der]) -> tuple[Der, list[x509.Certificate], _
 def _load_certificate(der: bytes) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(der)
-    except ValueError as e:
+    except UNUSABLE as e:
         raise TimestampError("timestamp token holds an unparsable certificate") from e
 
 
@@ -423,7 +424,7 @@ def _check_ess_certificate(attrs: dict[str, list[Der]], cert: x509.Certificate) 
 def _verify_signer_signature(signer: _SignerInfo, cert: x509.Certificate) -> None:
     # RFC 5652 §5.4: the signature covers the DER SET OF attributes, not the [0] IMPLICIT tag.
     signed = bytes([_SET]) + signer.signed_attrs.raw[1:]
-    key = cert.public_key()
+    key = certificate_key(cert)
     try:
         if signer.signature_algorithm in _RSA_PKCS1 and isinstance(key, rsa.RSAPublicKey):
             key.verify(signer.signature, signed, padding.PKCS1v15(), signer.digest_algorithm)

@@ -14,6 +14,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from connaisseur.domain.errors import Category, TrustRootError
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+#: What cryptography raises for a certificate or key it cannot use: ``ValueError`` for malformed
+#: DER or a point off its curve, ``InvalidVersion`` (not a ValueError) for an unknown X.509
+#: version, ``UnsupportedAlgorithm`` for a key type or curve it does not implement. Attacker
+#: material (a registry's certificate, a Notary key, a TSA's token) can be any of them.
+UNUSABLE = (ValueError, x509.InvalidVersion, UnsupportedAlgorithm)
 
 _PEM_BLOCK = re.compile(
     r"-----BEGIN ([A-Z0-9 ]+)-----\s*([A-Za-z0-9+/=\s]*?)\s*-----END \1-----", re.DOTALL
@@ -205,6 +210,18 @@ def pem_blocks(text: str) -> list[tuple[str, bytes]]:
     return blocks
 
 
+def certificate_key(cert: x509.Certificate) -> PublicKey | None:
+    """The certificate's public key if it is one we verify with (ECDSA, RSA, Ed25519); ``None``
+    for another type or a key cryptography cannot load."""
+    try:
+        key = cert.public_key()
+    except UNUSABLE:
+        return None
+    if isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
+        return key
+    return None
+
+
 def load_public_key(pem: str) -> PublicKey:
     """Parse one PEM ``PUBLIC KEY`` (SPKI): ECDSA, RSA or Ed25519.
 
@@ -218,7 +235,7 @@ def load_public_key(pem: str) -> PublicKey:
         )
     try:
         key = serialization.load_der_public_key(blocks[0][1])
-    except (ValueError, UnsupportedAlgorithm) as e:
+    except UNUSABLE as e:
         raise TrustRootError("error parsing public key", category=Category.INVALID_KEY) from e
     if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
         raise TrustRootError("unsupported public key type", category=Category.INVALID_KEY)
@@ -239,7 +256,7 @@ def load_certificates(pem: str) -> list[x509.Certificate]:
             )
         try:
             certs.append(x509.load_der_x509_certificate(der))
-        except ValueError as e:
+        except UNUSABLE as e:
             raise TrustRootError(
                 "failed to parse certificate", category=Category.INVALID_KEY
             ) from e

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import Category, VerificationError
-from connaisseur.domain.trust import PublicKey
+from connaisseur.domain.trust import UNUSABLE, PublicKey
 
 _MIN_RSA_BITS = 2048
 _PSS_SALT_BYTES = 32
@@ -99,7 +99,7 @@ class TufKey:
                 key = ed25519.Ed25519PublicKey.from_public_bytes(raw)
             else:
                 return None
-        except (ValueError, binascii.Error):
+        except (*UNUSABLE, binascii.Error):
             return None
         if isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
             return key

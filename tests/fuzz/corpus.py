@@ -7,6 +7,7 @@ is reproducible. Targets that take more than one value read them from one input 
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 from pathlib import Path
@@ -126,6 +127,32 @@ def notation_envelopes() -> list[bytes]:
     """A media-type byte (0 JWS, 1 COSE) followed by the envelope."""
     jws = [*_files(NOTATION_IMAGE / "blobs", "*.json"), (SEEDS / "notation.jws.json").read_bytes()]
     return [b"\0" + e for e in jws] + [b"\1" + (SEEDS / "notation.cose").read_bytes()]
+
+
+def keyless_certificates() -> list[bytes]:
+    """Format byte (even: DER, odd: the PEM text of the annotation) + certificate: the seed
+    leaves for the attacker's key and other key types, and the real Sigstore leaf."""
+    ders = [*_files(SEEDS, "keyless-*.der"), _real_keyless_certificate_der()]
+    pem = (SEEDS / "keyless-leaf.der").read_bytes()
+    return [b"\0" + der for der in ders] + [b"\1" + pem_certificate(pem)]
+
+
+def _real_keyless_certificate_der() -> bytes:
+    folder = COSIGN_IMAGE / "manifests"
+    for path in sorted(folder.glob("*.sig.json")):
+        for layer in json.loads(path.read_text()).get("layers", []):
+            pem = layer.get("annotations", {}).get("dev.sigstore.cosign/certificate")
+            if pem:
+                return base64.b64decode("".join(pem.strip().splitlines()[1:-1]))
+    raise LookupError("no keyless signature in the conformance data")
+
+
+def pem_certificate(der: bytes) -> bytes:
+    body = base64.encodebytes(der).decode().replace("\n", "")
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return "\n".join(
+        ["-----BEGIN CERTIFICATE-----", *lines, "-----END CERTIFICATE-----", ""]
+    ).encode()
 
 
 def timestamp_tokens() -> list[bytes]:

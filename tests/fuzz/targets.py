@@ -2,17 +2,19 @@
 
 A target turns one input (bytes) into a call of the product's own code, the way the product
 calls it. The invariant, checked by :func:`check`: the call returns a value or raises the
-product's own error — the ``ConnaisseurError`` family, or cosign's ``SignatureRejected``, each
-with a :class:`Category` — never another exception. Hangs are caught by the runner (a deadline
-per input). Async adapters run on one private event loop over a scripted HTTP double, so the
-adapter code that reads status, headers and bodies is the code under test.
+product's own error — the ``ConnaisseurError`` family (cosign's and Notation's ``Rejection``
+included), each with a :class:`Category` — never another exception. Hangs are caught by the
+runner (a deadline per input). Async adapters run on one private event loop over a scripted
+HTTP double, so the adapter code that reads status, headers and bodies is the code under test.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from connaisseur.adapters.notary import NotaryV1HttpClient
 from connaisseur.adapters.registry import AiohttpRegistryClient
@@ -31,8 +35,8 @@ from connaisseur.application.notation import NotationValidator
 from connaisseur.application.ports import Endpoint
 from connaisseur.application.settings import AuthSettings, Credentials
 from connaisseur.config.loader import load_settings
-from connaisseur.domain import cosign_layout, rekor, sigstore
-from connaisseur.domain.errors import Category, ConnaisseurError
+from connaisseur.domain import cosign, cosign_layout, rekor, sigstore
+from connaisseur.domain.errors import Category, ConnaisseurError, Rejection
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.notaryv1 import pinned_keys, verify_notary_image
 from connaisseur.domain.notation import verify_envelope
@@ -49,7 +53,7 @@ from connaisseur.domain.rfc3161 import Der, parse_der, verify_timestamp_token
 from connaisseur.domain.trust import PemPublicKey, load_certificates
 from connaisseur.domain.workload import Workload
 from connaisseur.entrypoints.admission import decode_json, parse_review
-from tests.fuzz import corpus
+from tests.fuzz import corpus, make_seeds
 from tests.fuzz.make_seeds import IMAGE_MANIFEST
 from tests.support.fake_oci_registry import ServedRegistry
 from tests.support.fakes import FakeClock, FakeTransparencyLog, ScriptedHttp
@@ -202,6 +206,64 @@ def rekor_bundle(data: bytes) -> None:
             continue
 
 
+# --- cosign keyless: the attacker's certificate ----------------------------------------------
+
+_KEYLESS_SIGNED = json.loads((corpus.SEEDS / "keyless-signature.json").read_text())
+KEYLESS_LAYER = cosign_layout.SignatureLayer(
+    payload=_KEYLESS_SIGNED["payload"].encode(), signature=_KEYLESS_SIGNED["signature"]
+)
+KEYLESS_VERIFIER = trust_root(
+    "cosign",
+    name="keyless",
+    keyless={"issuer": make_seeds.KEYLESS_ISSUER, "subject": make_seeds.KEYLESS_SUBJECT},
+)
+_KEYLESS_CT_KEY = yaml.safe_load((corpus.DATA / "cosign" / "11_keyless.yaml").read_text())
+KEYLESS_MATERIAL = sigstore.TransparencyMaterial(
+    fulcio=(
+        sigstore.FulcioAuthority(
+            roots=tuple(load_certificates((corpus.SEEDS / "keyless-fulcio.pem").read_text()))
+        ),
+    ),
+    ct_keys=sigstore.keyring(PemPublicKey.parse(_KEYLESS_CT_KEY["host"]["ctLogPubkey"])),
+)
+KEYLESS_CHECKS = tuple(
+    cosign.CheckOptions(
+        image=ImageReference.parse(make_seeds.KEYLESS_IMAGE + ":1"),
+        digest=make_seeds.KEYLESS_DIGEST,
+        verify_tlog=False,
+        verify_sct=sct,
+    )
+    for sct in (False, True)
+)
+
+
+def cosign_keyless(data: bytes) -> None:
+    """Format byte + certificate (even: DER, put into the annotation as PEM; odd: the
+    annotation's text): a keyless signature whose certificate the registry chose, signed by
+    the key of the seed leaves. Parsed, its key taken (``_signer_key``), the signature checked,
+    then the chain to the seed Fulcio, the identity and the SCTs (with and without SCTs), and
+    the offline pre-check that decides on a Rekor lookup."""
+    if not data:
+        return
+    body = data[1:]
+    certificate = text(corpus.pem_certificate(body) if data[0] % 2 == 0 else body)
+    layer = dataclasses.replace(KEYLESS_LAYER, certificate=certificate)
+    for options in KEYLESS_CHECKS:
+        with contextlib.suppress(Rejection):
+            cosign.check_signature(
+                layer,
+                KEYLESS_VERIFIER,
+                None,
+                KEYLESS_MATERIAL,
+                options,
+                log_entries=(),
+                now=NOW,
+            )
+    cosign.worth_a_log_lookup(
+        layer, KEYLESS_VERIFIER, None, KEYLESS_MATERIAL, KEYLESS_CHECKS[1], now=NOW
+    )
+
+
 # --- Notation ---------------------------------------------------------------------------------
 
 _NOTATION_WRITTEN = [
@@ -240,7 +302,7 @@ def notation_envelope(data: bytes) -> None:
 
 # --- RFC 3161 / DER ---------------------------------------------------------------------------
 
-_TSA_ROOTS = load_certificates((corpus.SEEDS / "tsa-ca.pem").read_text())
+TSA_ROOTS = load_certificates((corpus.SEEDS / "tsa-ca.pem").read_text())
 
 
 def _walk(element: Der, depth: int = 0) -> None:
@@ -252,7 +314,7 @@ def _walk(element: Der, depth: int = 0) -> None:
 def rfc3161_token(data: bytes) -> None:
     """The token as Notation verifies it; then the same bytes through the bare DER reader."""
     with contextlib.suppress(ConnaisseurError):
-        verify_timestamp_token(data, b"fuzz seed signature", _TSA_ROOTS)
+        verify_timestamp_token(data, b"fuzz seed signature", TSA_ROOTS)
     _walk(parse_der(data))
 
 
@@ -360,6 +422,13 @@ TARGETS: dict[str, FuzzTarget] = {
             "domain.cosign_layout.SimpleSigningPayload",
             cosign_payload,
             corpus.cosign_payloads,
+        ),
+        FuzzTarget(
+            "cosign_keyless",
+            "domain.cosign keyless path (certificate, _signer_key, chain, identity, SCT)",
+            cosign_keyless,
+            corpus.keyless_certificates,
+            prefix=1,
         ),
         FuzzTarget(
             "rekor_bundle",

@@ -7,11 +7,15 @@ without bound) before its fix; each now gets the parser's own categorised error.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import cbor2
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from connaisseur.adapters.notary import NotaryV1HttpClient
 from connaisseur.adapters.registry import AiohttpRegistryClient
@@ -19,8 +23,16 @@ from connaisseur.application.notation import _thumbprints
 from connaisseur.application.ports import Manifest
 from connaisseur.config.loader import load_settings
 from connaisseur.domain import jsondoc
+from connaisseur.domain.cosign import check_signature
 from connaisseur.domain.cosign_layout import SimpleSigningPayload
-from connaisseur.domain.errors import Category, ConfigError, ConnaisseurError, VerificationError
+from connaisseur.domain.errors import (
+    Category,
+    ConfigError,
+    ConnaisseurError,
+    Rejection,
+    TrustRootError,
+    VerificationError,
+)
 from connaisseur.domain.notation_envelope import (
     MEDIA_TYPE_COSE,
     MEDIA_TYPE_JWS,
@@ -29,8 +41,10 @@ from connaisseur.domain.notation_envelope import (
 )
 from connaisseur.domain.policy import Rule as PolicyRule
 from connaisseur.domain.rekor import RekorEntry
-from connaisseur.domain.tuf import Metadata, canonical_json
-from tests.fuzz import targets
+from connaisseur.domain.rfc3161 import TimestampError, verify_timestamp_token
+from connaisseur.domain.trust import load_certificates
+from connaisseur.domain.tuf import Metadata, TufKey, canonical_json
+from tests.fuzz import corpus, targets
 from tests.fuzz.corpus import SEEDS
 from tests.fuzz.engine import HANG_SECONDS, bounded
 from tests.support.fakes import ScriptedHttp
@@ -203,3 +217,84 @@ def test_fuzz_finding_policy_pattern_with_many_stars_backtracks(name: str, match
     assert rule.glob.work - before <= rule.glob.work_per_character * len(name)
     with bounded(HANG_SECONDS):  # and through the fuzz target, as it was found
         targets.check(targets.TARGETS["policy_pattern"], f"{rule.pattern}\0{name}".encode())
+
+
+def _leaf_der() -> bytes:
+    return (SEEDS / "keyless-leaf.der").read_bytes()
+
+
+def _unknown_version(der: bytes) -> bytes:
+    """The certificate with X.509 version 4 (``[0] INTEGER 3``)."""
+    at = der.index(bytes.fromhex("a003020102"))
+    return der[: at + 4] + b"\x03" + der[at + 5 :]
+
+
+def _spki_changed(der: bytes, old: bytes, new: bytes) -> bytes:
+    at = der.index(old)
+    return der[:at] + new + der[at + len(old) :]
+
+
+def _point_off_the_curve(der: bytes) -> bytes:
+    cert = x509.load_der_x509_certificate(der)
+    point = cert.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    return _spki_changed(der, point, point[:-1] + bytes([point[-1] ^ 0x5A]))
+
+
+P256 = bytes.fromhex("2a8648ce3d030107")
+
+
+@pytest.mark.parametrize(
+    "certificate",
+    [
+        pytest.param(_point_off_the_curve, id="point-off-the-curve"),  # ValueError
+        pytest.param(lambda d: _spki_changed(d, P256, P256[:-1] + b"\x09"), id="unknown-curve"),
+        pytest.param(_unknown_version, id="x509-version-4"),  # InvalidVersion
+    ],
+)
+def test_fuzz_finding_keyless_certificate_cryptography_cannot_use_is_rejected(
+    certificate: Any,
+) -> None:
+    """Found by the keyless target: ``cert.public_key()`` in ``_signer_key`` raised
+    ``ValueError`` (a point off its curve) and ``UnsupportedAlgorithm`` (a curve cryptography
+    does not implement), and ``load_certificates`` let ``InvalidVersion`` (not a ValueError)
+    through; each crashed the cosign validator. Now the signature is rejected."""
+    data = b"\0" + certificate(_leaf_der())
+    targets.check(targets.TARGETS["cosign_keyless"], data)  # no Finding
+    layer = dataclasses.replace(
+        targets.KEYLESS_LAYER, certificate=corpus.pem_certificate(data[1:]).decode()
+    )
+    with pytest.raises(Rejection) as rejected:
+        check_signature(
+            layer,
+            targets.KEYLESS_VERIFIER,
+            None,
+            targets.KEYLESS_MATERIAL,
+            targets.KEYLESS_CHECKS[0],
+            log_entries=(),
+            now=targets.NOW,
+        )
+    assert rejected.value.category in (Category.SIGNATURE_INVALID, Category.MALFORMED_TRUST_DATA)
+
+
+def test_fuzz_finding_x509_version_4_is_unusable_everywhere_a_certificate_is_read() -> None:
+    """``InvalidVersion`` escaped every reader that caught ``ValueError`` only: trust roots,
+    the Notation x5c chain, a TUF x509 key, a timestamp token's certificates."""
+    bad = _unknown_version(_leaf_der())
+    with pytest.raises(TrustRootError):
+        load_certificates(corpus.pem_certificate(bad).decode())
+    with pytest.raises(VerificationError) as envelope:
+        parse_envelope(MEDIA_TYPE_JWS, _jws_with_x5c(bad))
+    assert envelope.value.category is Category.MALFORMED_TRUST_DATA
+    tuf_key = TufKey(
+        keytype="ecdsa-x509", public=base64.b64encode(corpus.pem_certificate(bad)).decode()
+    )
+    assert tuf_key.load() is None
+    token = (SEEDS / "rfc3161.token.der").read_bytes()
+    with pytest.raises(TimestampError):
+        verify_timestamp_token(_unknown_version(token), b"fuzz seed signature", targets.TSA_ROOTS)
+
+
+def _jws_with_x5c(der: bytes) -> bytes:
+    envelope = json.loads((SEEDS / "notation.jws.json").read_bytes())
+    envelope["header"]["x5c"][0] = base64.b64encode(der).decode()
+    return json.dumps(envelope).encode()
