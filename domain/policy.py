@@ -21,6 +21,10 @@ from connaisseur.domain.glob import Glob, Seq, Star, literal, none_of, optional,
 from connaisseur.domain.image import DOCKER_HUB, DOCKER_HUB_ALIASES
 
 _GLOB_META = frozenset("*?[{\\")
+#: Longest pattern accepted at start-up: matching costs up to the pattern's length per character
+#: of a name (docs/decisions/0021-linear-time-policy-matching.md), and the longest name is
+#: MAX_REFERENCE_LENGTH; a long list of alternatives still fits.
+MAX_PATTERN_LENGTH = 4096
 #: The implicit suffixes: a pattern without a tag matches any tag, one without a digest any
 #: digest (a tag or digest never contains ``/`` or ``@``).
 _ANY_TAG = optional(Seq((literal(":"), Star(none_of("/@")))))
@@ -178,10 +182,12 @@ def normalise_pattern(pattern: str) -> str:
     """Spell a pattern like a normalised image name; globbed registries stay as written.
 
     Raises:
-        PolicyError: the pattern is empty.
+        PolicyError: the pattern is empty or longer than ``MAX_PATTERN_LENGTH``.
     """
     if not pattern:
         raise PolicyError("pattern must not be empty")
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise PolicyError(f"pattern is longer than {MAX_PATTERN_LENGTH} characters")
     first, sep, rest = pattern.partition("/")
     # A glob in the registry (or in a bare repository such as ``*:*``) leaves the pattern as
     # written; a glob only in the tag or digest (``nginx:*``) still names a Docker Hub image.

@@ -37,7 +37,7 @@ from connaisseur.application.settings import AuthSettings, Credentials
 from connaisseur.config.loader import load_settings
 from connaisseur.domain import cosign, cosign_layout, rekor, sigstore
 from connaisseur.domain.errors import Category, ConnaisseurError, Rejection
-from connaisseur.domain.image import ImageReference
+from connaisseur.domain.image import MAX_REFERENCE_LENGTH, ImageReference
 from connaisseur.domain.notaryv1 import pinned_keys, verify_notary_image
 from connaisseur.domain.notation import verify_envelope
 from connaisseur.domain.notation_envelope import (
@@ -134,8 +134,11 @@ def image_reference(data: bytes) -> None:
 
 
 def policy_pattern(data: bytes) -> None:
-    """``pattern`` NUL ``image``: compile the rule, match the image, select among rules."""
+    """``pattern`` NUL ``image``: compile the rule, match the image, select among rules. The
+    policy only ever sees normalised names of parsed references, which are at most
+    ``MAX_REFERENCE_LENGTH`` long: a longer image is cut there."""
     pattern, _, image = text(data).partition("\0")
+    image = image[:MAX_REFERENCE_LENGTH]
     rule = PolicyRule(pattern=pattern, validator="v")
     rule.matches(image)
     policy = Policy((PolicyRule(pattern="*:*", validator="default"), rule))

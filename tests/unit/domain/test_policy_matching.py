@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from connaisseur.domain.errors import PolicyError
 from connaisseur.domain.glob import MAX_BRACE_DEPTH, MAX_STATES, MAX_TRANSITIONS
-from connaisseur.domain.policy import Rule, compile_pattern, split_top_level
+from connaisseur.domain.policy import MAX_PATTERN_LENGTH, Rule, compile_pattern, split_top_level
 
 SETTINGS = settings(max_examples=3000, derandomize=True, database=None, deadline=None)
 
@@ -140,6 +140,12 @@ def test_the_same_patterns_are_invalid(pattern: str) -> None:
         oracle(pattern)
     with pytest.raises(PolicyError):
         compile_pattern(pattern)
+
+
+def test_patterns_longer_than_the_limit_are_refused_at_start_up() -> None:
+    Rule(pattern="r.io/" + "a" * (MAX_PATTERN_LENGTH - 5))
+    with pytest.raises(PolicyError, match="longer than"):
+        Rule(pattern="r.io/" + "a" * (MAX_PATTERN_LENGTH - 4))
 
 
 def test_braces_nested_too_deep_are_refused_at_start_up() -> None:
