@@ -42,6 +42,7 @@ from connaisseur.application.ports import Clock, Endpoint, Manifest, Registry
 from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import Category, VerificationError
 from connaisseur.domain.image import ImageReference, is_digest
+from connaisseur.domain.oci import Descriptor, index_manifests
 from connaisseur.domain.urls import is_loopback
 
 MANIFEST_TYPES = (
@@ -60,7 +61,7 @@ _MAX_REMEMBERED_REGISTRIES = 1024
 
 
 #: Descriptors found through one referrers route, or ``None`` when that route does not exist.
-_Found = list[Mapping[str, Any]] | None
+_Found = list[Descriptor] | None
 
 
 class AiohttpRegistryClient(Registry):
@@ -182,7 +183,7 @@ class AiohttpRegistryClient(Registry):
         artifact_type: str,
         endpoint: Endpoint,
         deadline: Deadline,
-    ) -> Sequence[Mapping[str, Any]]:
+    ) -> Sequence[Descriptor]:
         """OCI 1.1 referrers of ``digest``; where the API is absent (404/405), the
         ``sha256-<hex>`` tag schema. One round trip when the registry is known (remembered per
         registry), one round trip with both asked concurrently when it is not.
@@ -212,7 +213,7 @@ class AiohttpRegistryClient(Registry):
         artifact_type: str,
         endpoint: Endpoint,
         deadline: Deadline,
-    ) -> Sequence[Mapping[str, Any]]:
+    ) -> Sequence[Descriptor]:
         """Ask the API and the tag schema at once; the API's answer wins when it has one."""
         answers: tuple[_Found | BaseException, _Found | BaseException] = await asyncio.gather(
             self._referrers_by_api(image, digest, artifact_type, endpoint, deadline),
@@ -250,7 +251,7 @@ class AiohttpRegistryClient(Registry):
         if resp.status != 200:
             return []
         index = _json_object(resp.body, f"referrers of {image.context}@{digest}")
-        return _filter_descriptors(index, artifact_type)
+        return index_manifests(index, artifact_type)
 
     async def _referrers_by_tag(
         self,
@@ -268,7 +269,7 @@ class AiohttpRegistryClient(Registry):
                 return None
             raise
         index = _json_object(fallback.body, f"referrers tag of {image.context}@{digest}")
-        return _filter_descriptors(index, artifact_type)
+        return index_manifests(index, artifact_type)
 
     def _known_referrers_api(self, registry: str) -> bool | None:
         known = self._referrers_api.get(registry)
@@ -456,14 +457,3 @@ def _json_object(body: bytes, what: str) -> dict[str, Any]:
             f"{what} is not a JSON object", category=Category.MALFORMED_TRUST_DATA
         )
     return doc
-
-
-def _filter_descriptors(index: Mapping[str, Any], artifact_type: str) -> list[Mapping[str, Any]]:
-    manifests = index.get("manifests")
-    if not isinstance(manifests, list):
-        return []
-    return [
-        m
-        for m in manifests
-        if isinstance(m, dict) and (not artifact_type or m.get("artifactType") == artifact_type)
-    ]

@@ -17,6 +17,7 @@ from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import TransparencyLog
 from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import Category, VerificationError
+from connaisseur.domain.rekor import RekorEntry
 
 MAX_ENTRIES = 16
 
@@ -29,8 +30,9 @@ class AiohttpRekorClient(TransparencyLog):
 
     async def find_entries(
         self, host: str, artifact_hash: str, deadline: Deadline
-    ) -> Sequence[Mapping[str, Any]]:
-        """Entries whose body references ``artifact_hash`` (at most ``MAX_ENTRIES``).
+    ) -> Sequence[RekorEntry]:
+        """Entries whose body references ``artifact_hash`` (at most ``MAX_ENTRIES``); an entry
+        that does not parse is left out (it proves nothing; the others still may).
 
         Raises:
             VerificationError: transport and status errors (D9), ``malformed_trust_data``.
@@ -44,10 +46,13 @@ class AiohttpRekorClient(TransparencyLog):
             {"entryUUIDs": [u for u in uuids if isinstance(u, str)][:MAX_ENTRIES]},
             deadline,
         )
-        entries: list[Mapping[str, Any]] = []
+        entries: list[RekorEntry] = []
         for item in found if isinstance(found, list) else []:
-            if isinstance(item, dict):
-                entries.extend(v for v in item.values() if isinstance(v, dict))
+            for raw in item.values() if isinstance(item, dict) else ():
+                try:
+                    entries.append(RekorEntry.from_api(raw))
+                except VerificationError:
+                    continue
         return entries
 
     async def _post(self, url: str, body: Mapping[str, Any], deadline: Deadline) -> Any:

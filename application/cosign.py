@@ -156,17 +156,13 @@ class CosignValidator(SignatureValidator[CosignCandidate]):
             sig = await self._registry.manifest(
                 image, signature_tag(digest), self._endpoint, deadline
             )
-            descriptors = signature_layers(sig.json())
+            descriptors = signature_layers(sig.body)
         except VerificationError as e:
             if e.category is Category.NO_TRUST_DATA:
                 return Rejection(
                     "no signatures found", category=Category.NO_TRUST_DATA, stage=Stage.PAYLOAD
                 )
             raise
-        except ValueError as e:
-            raise VerificationError(
-                "signature manifest is not JSON", category=Category.MALFORMED_TRUST_DATA
-            ) from e
         fitting = [d for d in descriptors if not d.oversized]
         if not fitting:
             return Rejection(
@@ -220,16 +216,7 @@ class CosignValidator(SignatureValidator[CosignCandidate]):
                 for p in payloads
             )
         )
-        found: dict[bytes, Sequence[RekorEntry]] = {}
-        for payload, raw_entries in zip(payloads, answers, strict=True):
-            parsed = []
-            for raw in raw_entries:
-                try:
-                    parsed.append(RekorEntry.from_api(raw))
-                except VerificationError:
-                    continue  # an unparsable entry proves nothing; others may
-            found[payload] = parsed
-        return found
+        return dict(zip(payloads, answers, strict=True))
 
     async def _keys(self, roots: Sequence[TrustRoot], deadline: Deadline) -> dict[str, PublicKey]:
         keys = {root.name: root.key.key for root in roots if root.key is not None}

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.pipeline import SignatureValidator, Verification
@@ -46,6 +45,7 @@ from connaisseur.domain.notation_envelope import (
     thumbprints,
 )
 from connaisseur.domain.notation_policy import NotationPolicy, NotationTrustStore, chain_thumbprints
+from connaisseur.domain.oci import Descriptor
 from connaisseur.domain.signers import Judgement, Vouch
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,6 @@ _PER_SIGNATURE = frozenset(
 #: Signature fetches in flight at once for one image: enough for a key rotation or a few
 #: co-signers in one round trip, bounded so that one image cannot take the connection pool.
 _CONCURRENT_SIGNATURES = 4
-
-Descriptor = Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,11 +185,11 @@ class NotationValidator(SignatureValidator[NotationSignature]):
     ) -> list[list[Descriptor]]:
         """Notation signatures (at most 10) in batches: those naming a trusted certificate
         first, then the others (an annotation is unsigned, so they still get their chance)."""
-        signatures = [d for d in referrers if d.get("artifactType", ARTIFACT_TYPE) == ARTIFACT_TYPE]
+        signatures = [d for d in referrers if d.artifact_type in (None, ARTIFACT_TYPE)]
         trusted = chain_thumbprints(self._store, policy)
-        signatures.sort(key=lambda d: not (_thumbprints(d) & trusted))
+        signatures.sort(key=lambda d: not (thumbprints(d.annotations) & trusted))
         signatures = signatures[:MAX_SIGNATURE_ATTEMPTS]
-        named = [d for d in signatures if _thumbprints(d) & trusted]
+        named = [d for d in signatures if thumbprints(d.annotations) & trusted]
         others = signatures[len(named) :]
         return [batch for batch in (named, others) if batch]
 
@@ -229,8 +227,8 @@ class NotationValidator(SignatureValidator[NotationSignature]):
         self, image: ImageReference, descriptor: Descriptor, deadline: Deadline
     ) -> tuple[str, bytes]:
         """The signature manifest's single envelope layer: (media type, bytes)."""
-        digest = descriptor.get("digest")
-        if not isinstance(digest, str) or not is_digest(digest):
+        digest = descriptor.digest
+        if digest is None or not is_digest(digest):
             raise malformed_signature("a Notation referrer has no valid digest")
         manifest = await self._registry.manifest(image, digest, self._endpoint, deadline)
         layer = envelope_layer(manifest.body, digest)
@@ -238,13 +236,6 @@ class NotationValidator(SignatureValidator[NotationSignature]):
             image, layer.digest, self._endpoint, deadline, size=layer.size
         )
         return layer.media_type, blob
-
-
-def _thumbprints(descriptor: Descriptor) -> frozenset[str]:
-    annotations = descriptor.get("annotations")
-    if not isinstance(annotations, Mapping):
-        return frozenset()
-    return thumbprints({k: v for k, v in annotations.items() if isinstance(v, str)})
 
 
 def _as_rejection(error: ConnaisseurError) -> Rejection:

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from connaisseur.domain import jsondoc
-
 if TYPE_CHECKING:
     from connaisseur.application.deadline import Deadline
     from connaisseur.application.settings import AuthSettings
     from connaisseur.domain.image import ImageReference
+    from connaisseur.domain.oci import Descriptor
+    from connaisseur.domain.rekor import RekorEntry
 
 
 class Clock(Protocol):
@@ -47,14 +47,6 @@ class Manifest:
     digest: str
     media_type: str
     body: bytes = field(repr=False)
-
-    def json(self) -> Any:
-        """The manifest decoded (at most ``jsondoc.MAX_DEPTH`` levels deep).
-
-        Raises:
-            ValueError: not JSON, or nested too deeply.
-        """
-        return jsondoc.loads(self.body)
 
 
 class Registry(Protocol):
@@ -114,7 +106,7 @@ class Registry(Protocol):
         artifact_type: str,
         endpoint: Endpoint,
         deadline: Deadline,
-    ) -> Sequence[Mapping[str, Any]]:
+    ) -> Sequence[Descriptor]:
         """Descriptors of artefacts referring to ``digest`` with ``artifact_type`` (all when
         empty): the OCI 1.1 referrers API, or the ``sha256-<hex>`` tag schema where the registry
         has no such API; ``[]`` when neither lists any. Implementations may remember which of
@@ -143,8 +135,9 @@ class TransparencyLog(Protocol):
 
     async def find_entries(
         self, host: str, artifact_hash: str, deadline: Deadline
-    ) -> Sequence[Mapping[str, Any]]:
-        """Log entries whose body references ``artifact_hash`` (``sha256:<hex>``)."""
+    ) -> Sequence[RekorEntry]:
+        """Log entries whose body references ``artifact_hash`` (``sha256:<hex>``), parsed (they
+        are checked offline, never trusted as served)."""
         ...
 
 

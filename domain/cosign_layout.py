@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import (
@@ -57,13 +56,19 @@ class LayerDescriptor:
         return self.size is not None and self.size > MAX_PAYLOAD_BYTES
 
 
-def signature_layers(manifest: Any) -> list[LayerDescriptor]:
-    """The simple-signing layers of a ``.sig`` manifest.
+def signature_layers(body: bytes) -> list[LayerDescriptor]:
+    """The simple-signing layers of a ``.sig`` manifest (its served bytes).
 
     Raises:
-        VerificationError: ``malformed_trust_data`` when the manifest is not an image manifest,
-            or has too many layers; ``no_trust_data`` when it has no signature layer.
+        VerificationError: ``malformed_trust_data`` when the manifest is not JSON, not an image
+            manifest, or has too many layers; ``no_trust_data`` when it has no signature layer.
     """
+    try:
+        manifest = jsondoc.loads(body)
+    except ValueError as e:
+        raise VerificationError(
+            "signature manifest is not JSON", category=Category.MALFORMED_TRUST_DATA
+        ) from e
     layers = manifest.get("layers") if isinstance(manifest, dict) else None
     if not isinstance(layers, list):
         raise VerificationError(

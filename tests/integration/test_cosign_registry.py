@@ -192,7 +192,7 @@ async def test_referrers_fall_back_to_the_tag_schema(
         Endpoint(auth=AuthSettings()),
         deadline(),
     )
-    assert [d["artifactType"] for d in found] == ["application/vnd.cncf.notary.signature"]
+    assert [d.artifact_type for d in found] == ["application/vnd.cncf.notary.signature"]
     none = await client.referrers(
         image, "sha256:" + "0" * 64, "x", Endpoint(auth=AuthSettings()), deadline()
     )

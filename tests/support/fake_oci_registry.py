@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import Endpoint, Manifest, Registry
 from connaisseur.domain.errors import Category, ConnaisseurError, VerificationError
 from connaisseur.domain.image import ImageReference
+from connaisseur.domain.oci import Descriptor, index_manifests
 
 
 def sha256(data: bytes) -> str:
@@ -113,7 +114,7 @@ class FakeRegistry(Registry):
         artifact_type: str,
         endpoint: Endpoint,
         deadline: Deadline,
-    ) -> Sequence[Mapping[str, Any]]:
+    ) -> Sequence[Descriptor]:
         self.requests.append(f"{image.repository}/referrers/{digest}")  # answered 404
         tag = digest.replace(":", "-")
         try:
@@ -122,8 +123,7 @@ class FakeRegistry(Registry):
             if e.category is Category.NO_TRUST_DATA:
                 return []
             raise
-        index = json.loads(body)
-        return [m for m in index.get("manifests", []) if m.get("artifactType") == artifact_type]
+        return index_manifests(json.loads(body), artifact_type)
 
 
 class CountingRegistry(FakeRegistry):
@@ -149,7 +149,7 @@ class ServedRegistry:
     def __init__(
         self,
         manifest: Manifest,
-        referrers: Sequence[Mapping[str, Any]],
+        referrers: Sequence[Descriptor],
         blob: Callable[[str], bytes],
     ) -> None:
         self._manifest = manifest
@@ -178,5 +178,5 @@ class ServedRegistry:
     ) -> bytes:
         return self._blob(digest)
 
-    async def referrers(self, *_: Any) -> Sequence[Mapping[str, Any]]:
+    async def referrers(self, *_: Any) -> Sequence[Descriptor]:
         return self._referrers

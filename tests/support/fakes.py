@@ -27,6 +27,7 @@ from connaisseur.application.ports import (
     TransparencyLog,
 )
 from connaisseur.domain.errors import ConnaisseurError
+from connaisseur.domain.rekor import RekorEntry
 
 DEFAULT_NOW = datetime(2026, 11, 29, tzinfo=UTC)
 
@@ -87,7 +88,7 @@ class FakeTransparencyLog(TransparencyLog):
 
     def __init__(
         self,
-        entries: Mapping[str, list[dict[str, Any]]] | None = None,
+        entries: Mapping[str, list[RekorEntry]] | None = None,
         *,
         fail: Exception | None = None,
     ) -> None:
@@ -97,7 +98,7 @@ class FakeTransparencyLog(TransparencyLog):
 
     async def find_entries(
         self, host: str, artifact_hash: str, deadline: Deadline
-    ) -> list[dict[str, Any]]:
+    ) -> list[RekorEntry]:
         self.queries.append((host, artifact_hash))
         if self.fail:
             raise self.fail

@@ -158,7 +158,7 @@ async def test_rekor_is_asked_only_about_signatures_that_verify() -> None:
     good = signed(signer, digest)
     push_signatures(reg, digest, sign_layout([*forged, good]))
     entry = rekor.entry(good[0], good[1], signer.public_pem, 1_700_000_000)
-    log = FakeTransparencyLog({sha256(good[0]): [FakeRekor.api_entry(entry)]})
+    log = FakeTransparencyLog({sha256(good[0]): [entry]})
     v = validator(
         [{"name": "default", "key": signer.public_pem}],
         reg,

@@ -329,7 +329,7 @@ async def test_without_bundle_rekor_is_queried_and_its_entry_verified(
     body, sig, _ = signed(signers["p256"], digest)
     push_signatures(reg, digest, sign_layout([(body, sig, {})]))
     entry = rekor.entry(body, sig, signers["p256"].public_pem, 1_700_000_000)
-    log = FakeTransparencyLog({sha256(body): [FakeRekor.api_entry(entry)]})
+    log = FakeTransparencyLog({sha256(body): [entry]})
     result = await run(tlog_validator(signers, reg, rekor, log), RuleOptions())
     assert result.digest == digest
     assert log.queries == [("https://rekor.test", sha256(body))]
@@ -522,6 +522,6 @@ def test_malformed_signature_manifest_layers_are_bounded() -> None:
 
     layer = {"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": "sha256:x"}
     with pytest.raises(VerificationError) as err:
-        signature_layers({"layers": [layer] * (MAX_SIGNATURE_LAYERS + 1)})
+        signature_layers(json.dumps({"layers": [layer] * (MAX_SIGNATURE_LAYERS + 1)}).encode())
     assert err.value.category is Category.MALFORMED_TRUST_DATA
-    assert json.dumps(layer)
+    assert err.value.message == f"signature manifest has more than {MAX_SIGNATURE_LAYERS} layers"

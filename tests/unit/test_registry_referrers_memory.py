@@ -44,7 +44,7 @@ async def referrers(client: Client) -> list[str]:
     registry, clock, host = client
     image = ImageReference.parse(f"{host}/team/app:1")
     found = await registry.referrers(image, SUBJECT, NOTARY, ENDPOINT, Deadline.after(clock, 10))
-    return [d["digest"] for d in found]
+    return [d.digest or "" for d in found]
 
 
 async def test_unknown_registry_is_asked_both_ways_at_once_then_remembered_without_api(
