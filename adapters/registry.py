@@ -25,6 +25,7 @@ import functools
 import hashlib
 import re
 from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -38,7 +39,7 @@ from connaisseur.adapters.http import (
 )
 from connaisseur.adapters.upstream_auth import UpstreamAuth, parse_challenge
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.ports import Clock, Endpoint, Manifest, Registry
+from connaisseur.application.ports import BlobRef, Clock, Endpoint, Manifest, Registry
 from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import Category, VerificationError
 from connaisseur.domain.image import ImageReference, is_digest
@@ -129,21 +130,15 @@ class AiohttpRegistryClient(Registry):
         return Manifest(digest=digest, media_type=_media_type(resp), body=resp.body)
 
     async def blob(
-        self,
-        image: ImageReference,
-        digest: str,
-        endpoint: Endpoint,
-        deadline: Deadline,
-        *,
-        max_bytes: int | None = None,
-        size: int | None = None,
+        self, image: ImageReference, ref: BlobRef, endpoint: Endpoint, deadline: Deadline
     ) -> bytes:
-        """Fetch a blob and check it against ``digest`` and the ``size`` its descriptor
+        """Fetch a blob and check it against its digest and the size its descriptor
         declares; never read past that size.
 
         Raises:
             VerificationError: see the port; a 404 is ``no_trust_data``.
         """
+        digest, size, max_bytes = ref.digest, ref.size, ref.max_bytes
         if not is_digest(digest):
             raise VerificationError(
                 f"unsupported blob digest {digest[:80]!r}", category=Category.MALFORMED_TRUST_DATA
@@ -177,12 +172,7 @@ class AiohttpRegistryClient(Registry):
         return resp.body
 
     async def referrers(
-        self,
-        image: ImageReference,
-        digest: str,
-        artifact_type: str,
-        endpoint: Endpoint,
-        deadline: Deadline,
+        self, image: ImageReference, artifact_type: str, endpoint: Endpoint, deadline: Deadline
     ) -> Sequence[Descriptor]:
         """OCI 1.1 referrers of ``digest``; where the API is absent (404/405), the
         ``sha256-<hex>`` tag schema. One round trip when the registry is known (remembered per
@@ -193,31 +183,26 @@ class AiohttpRegistryClient(Registry):
         """
         has_api = self._known_referrers_api(image.registry)
         if has_api is None:
-            return await self._referrers_probing(image, digest, artifact_type, endpoint, deadline)
+            return await self._referrers_probing(image, artifact_type, endpoint, deadline)
         first, second = (
             (self._referrers_by_api, self._referrers_by_tag)
             if has_api
             else (self._referrers_by_tag, self._referrers_by_api)
         )
-        found = await first(image, digest, artifact_type, endpoint, deadline)
+        found = await first(image, artifact_type, endpoint, deadline)
         if found is None:
             # The remembered route is gone (or the tag was never written): ask the other one, so
             # that the memory can cost a round trip but never hide a signature.
-            found = await second(image, digest, artifact_type, endpoint, deadline)
+            found = await second(image, artifact_type, endpoint, deadline)
         return found or []
 
     async def _referrers_probing(
-        self,
-        image: ImageReference,
-        digest: str,
-        artifact_type: str,
-        endpoint: Endpoint,
-        deadline: Deadline,
+        self, image: ImageReference, artifact_type: str, endpoint: Endpoint, deadline: Deadline
     ) -> Sequence[Descriptor]:
         """Ask the API and the tag schema at once; the API's answer wins when it has one."""
         answers: tuple[_Found | BaseException, _Found | BaseException] = await asyncio.gather(
-            self._referrers_by_api(image, digest, artifact_type, endpoint, deadline),
-            self._referrers_by_tag(image, digest, artifact_type, endpoint, deadline),
+            self._referrers_by_api(image, artifact_type, endpoint, deadline),
+            self._referrers_by_tag(image, artifact_type, endpoint, deadline),
             return_exceptions=True,
         )
         by_api, by_tag = answers
@@ -230,14 +215,10 @@ class AiohttpRegistryClient(Registry):
         return by_tag or []
 
     async def _referrers_by_api(
-        self,
-        image: ImageReference,
-        digest: str,
-        artifact_type: str,
-        endpoint: Endpoint,
-        deadline: Deadline,
+        self, image: ImageReference, artifact_type: str, endpoint: Endpoint, deadline: Deadline
     ) -> _Found:
         """The referrers API's descriptors, or ``None`` when the registry has no such API."""
+        digest = image.digest
         query = urlencode({"artifactType": artifact_type}) if artifact_type else ""
         path = f"/v2/{image.repository}/referrers/{digest}" + (f"?{query}" if query else "")
         resp = await self._fetch(
@@ -254,14 +235,10 @@ class AiohttpRegistryClient(Registry):
         return index_manifests(index, artifact_type)
 
     async def _referrers_by_tag(
-        self,
-        image: ImageReference,
-        digest: str,
-        artifact_type: str,
-        endpoint: Endpoint,
-        deadline: Deadline,
+        self, image: ImageReference, artifact_type: str, endpoint: Endpoint, deadline: Deadline
     ) -> _Found:
         """The referrers tag schema's descriptors, or ``None`` when there is no such tag."""
+        digest = image.digest
         try:
             fallback = await self.manifest(image, digest.replace(":", "-", 1), endpoint, deadline)
         except VerificationError as e:
@@ -332,9 +309,14 @@ class AiohttpRegistryClient(Registry):
         creds = endpoint.auth.lookup(image.registry, image.repository)
         headers = {"Accept": accept} if accept else {}
         auth = self._auth.cached(image.registry, scope, creds, deadline)
-        resp = await self._send(
-            method, image.registry, path, endpoint, deadline, {**headers, **auth}, max_bytes
+        request = _Request(
+            method=method,
+            registry=image.registry,
+            path=path,
+            ca_pem=endpoint.ca_pem,
+            max_bytes=max_bytes,
         )
+        resp = await self._send(replace(request, headers={**headers, **auth}), deadline)
         if resp.status != 401:
             return resp
         fresh = await self._auth.answer(
@@ -348,25 +330,12 @@ class AiohttpRegistryClient(Registry):
         )
         if fresh is None or fresh == auth:
             return resp
-        return await self._send(
-            method, image.registry, path, endpoint, deadline, {**headers, **fresh}, max_bytes
-        )
+        return await self._send(replace(request, headers={**headers, **fresh}), deadline)
 
-    async def _send(
-        self,
-        method: str,
-        registry: str,
-        path: str,
-        endpoint: Endpoint,
-        deadline: Deadline,
-        headers: Mapping[str, str],
-        max_bytes: int | None,
-    ) -> HttpResponse:
+    async def _send(self, request: _Request, deadline: Deadline) -> HttpResponse:
         """Send over the registry's scheme (HTTPS, or HTTP after a failed HTTPS to loopback),
         waiting once for ``Retry-After`` on 429/503 when it fits in the budget."""
-        send = functools.partial(
-            self._send_with_fallback, method, registry, path, endpoint, deadline, headers, max_bytes
-        )
+        send = functools.partial(self._send_with_fallback, request, deadline)
         resp = await send()
         if resp.status not in (429, 503):
             return resp
@@ -376,20 +345,17 @@ class AiohttpRegistryClient(Registry):
         await asyncio.sleep(wait)
         return await send()
 
-    async def _send_with_fallback(
-        self,
-        method: str,
-        registry: str,
-        path: str,
-        endpoint: Endpoint,
-        deadline: Deadline,
-        headers: Mapping[str, str],
-        max_bytes: int | None,
-    ) -> HttpResponse:
+    async def _send_with_fallback(self, request: _Request, deadline: Deadline) -> HttpResponse:
+        registry = request.registry
+
         def over(scheme: str) -> Awaitable[HttpResponse]:
-            url = f"{scheme}://{registry}{path}"
             return self._http.request(
-                method, url, deadline, headers=headers, ca_pem=endpoint.ca_pem, max_bytes=max_bytes
+                request.method,
+                f"{scheme}://{registry}{request.path}",
+                deadline,
+                headers=request.headers,
+                ca_pem=request.ca_pem,
+                max_bytes=request.max_bytes,
             )
 
         scheme = self._schemes.get(registry, "https")
@@ -407,6 +373,18 @@ class AiohttpRegistryClient(Registry):
         # Remember only a scheme that answered: an HTTPS outage must not pin a registry to HTTP.
         self._schemes[registry] = scheme
         return resp
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Request:
+    """One request to a registry, before the scheme is chosen."""
+
+    method: str
+    registry: str
+    path: str
+    ca_pem: str | None
+    max_bytes: int | None
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 def _size_lie(where: str, declared: int, served: str) -> VerificationError:

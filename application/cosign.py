@@ -18,7 +18,13 @@ from datetime import datetime
 
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.pipeline import SignatureValidator, Verification
-from connaisseur.application.ports import Clock, KubernetesApi, Registry, TransparencyLog
+from connaisseur.application.ports import (
+    BlobRef,
+    Clock,
+    KubernetesApi,
+    Registry,
+    TransparencyLog,
+)
 from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain.cosign import CheckOptions, judge_signature, worth_a_log_lookup
 from connaisseur.domain.cosign_layout import (
@@ -170,17 +176,13 @@ class CosignValidator(SignatureValidator[CosignCandidate]):
                 category=Category.MALFORMED_TRUST_DATA,
                 stage=Stage.PAYLOAD,
             )
-        unique = list(dict.fromkeys((d.digest, d.size) for d in fitting))
+        refs = [BlobRef(digest=d.digest, size=d.size, max_bytes=MAX_PAYLOAD_BYTES) for d in fitting]
+        unique = list(dict.fromkeys(refs))
         blobs = await asyncio.gather(
-            *(
-                self._registry.blob(
-                    image, digest, self._endpoint, deadline, max_bytes=MAX_PAYLOAD_BYTES, size=size
-                )
-                for digest, size in unique
-            )
+            *(self._registry.blob(image, ref, self._endpoint, deadline) for ref in unique)
         )
         payloads = dict(zip(unique, blobs, strict=True))
-        return [to_signature_layer(d, payloads[d.digest, d.size]) for d in fitting]
+        return [to_signature_layer(d, payloads[ref]) for d, ref in zip(fitting, refs, strict=True)]
 
     def _worth_a_lookup(
         self,

@@ -18,6 +18,7 @@ from connaisseur.application.pipeline import SignatureValidator, Verification
 from connaisseur.application.ports import Clock, Notary
 from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain.errors import Rejection
+from connaisseur.domain.image import ImageReference
 from connaisseur.domain.notaryv1 import PinnedKey, pinned_key, roles_to_fetch, verify_notary_image
 from connaisseur.domain.signers import Judgement, Vouch
 
@@ -46,12 +47,10 @@ class VersionMemory:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NotaryTrustData:
-    """A GUN's served role files, with the reference to find and the versions seen before."""
+    """The role files served for an image's GUN, and the versions seen before for it."""
 
     host: str
-    gun: str
-    tag: str
-    digest: str
+    image: ImageReference
     files: Mapping[str, bytes | None] = field(repr=False)
     known_versions: Mapping[str, int]
 
@@ -84,14 +83,8 @@ class NotaryV1Validator(SignatureValidator[NotaryTrustData]):
         files = await self._notary.fetch_roles(
             self._host, gun, roles_to_fetch(delegations), self._endpoint, deadline
         )
-        yield NotaryTrustData(
-            host=self._host,
-            gun=gun,
-            tag=image.tag,
-            digest=image.digest,
-            files=files,
-            known_versions=self._versions.get(self._host, gun),
-        )
+        known = self._versions.get(self._host, gun)
+        yield NotaryTrustData(host=self._host, image=image, files=files, known_versions=known)
 
     def check(
         self, candidate: NotaryTrustData, verification: Verification, now: datetime
@@ -107,11 +100,12 @@ class NotaryV1Validator(SignatureValidator[NotaryTrustData]):
             candidate.files,
             pinned,
             now,
-            tag=candidate.tag,
-            digest=candidate.digest,
+            tag=candidate.image.tag,
+            digest=candidate.image.digest,
             delegations=verification.options.delegations,
             known_versions=candidate.known_versions,
         )
-        self._versions.remember(candidate.host, candidate.gun, evidence.versions)
+        gun = candidate.image.notary_reference
+        self._versions.remember(candidate.host, gun, evidence.versions)
         vouches = tuple(Vouch(key.name, key.key_id.encode()) for key in pinned)
         return Judgement(digest=evidence.digest, vouches=vouches)

@@ -24,7 +24,7 @@ from datetime import datetime
 
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.pipeline import SignatureValidator, Verification
-from connaisseur.application.ports import Clock, Manifest, Registry
+from connaisseur.application.ports import BlobRef, Clock, Manifest, Registry
 from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain.errors import Category, ConnaisseurError, Rejection
 from connaisseur.domain.image import ImageReference, is_digest
@@ -162,14 +162,14 @@ class NotationValidator(SignatureValidator[NotationSignature]):
         if not image.digest:
             manifest = await self._registry.manifest(image, image.tag, self._endpoint, deadline)
             referrers = await self._registry.referrers(
-                image, manifest.digest, ARTIFACT_TYPE, self._endpoint, deadline
+                image.with_digest(manifest.digest), ARTIFACT_TYPE, self._endpoint, deadline
             )
             return manifest, referrers
         answers: tuple[
             Manifest | BaseException, Sequence[Descriptor] | BaseException
         ] = await asyncio.gather(
             self._registry.manifest(image, image.digest, self._endpoint, deadline),
-            self._registry.referrers(image, image.digest, ARTIFACT_TYPE, self._endpoint, deadline),
+            self._registry.referrers(image, ARTIFACT_TYPE, self._endpoint, deadline),
             return_exceptions=True,
         )
         got_manifest, got_referrers = answers
@@ -232,9 +232,8 @@ class NotationValidator(SignatureValidator[NotationSignature]):
             raise malformed_signature("a Notation referrer has no valid digest")
         manifest = await self._registry.manifest(image, digest, self._endpoint, deadline)
         layer = envelope_layer(manifest.body, digest)
-        blob = await self._registry.blob(
-            image, layer.digest, self._endpoint, deadline, size=layer.size
-        )
+        ref = BlobRef(digest=layer.digest, size=layer.size)
+        blob = await self._registry.blob(image, ref, self._endpoint, deadline)
         return layer.media_type, blob
 
 

@@ -49,6 +49,16 @@ class Manifest:
     body: bytes = field(repr=False)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlobRef:
+    """A blob to fetch: its digest, the size its descriptor declares (``None``: not declared)
+    and how much of it the caller reads at most (``None``: the configured document cap)."""
+
+    digest: str
+    size: int | None = None
+    max_bytes: int | None = None
+
+
 class Registry(Protocol):
     """OCI distribution API client.
 
@@ -83,31 +93,19 @@ class Registry(Protocol):
         ...
 
     async def blob(
-        self,
-        image: ImageReference,
-        digest: str,
-        endpoint: Endpoint,
-        deadline: Deadline,
-        *,
-        max_bytes: int | None = None,
-        size: int | None = None,
+        self, image: ImageReference, ref: BlobRef, endpoint: Endpoint, deadline: Deadline
     ) -> bytes:
-        """The blob ``digest`` in the image's repository, verified against its digest; a
-        body over ``max_bytes`` (default: the configured document cap) is ``fetch_failed``
-        and is not read further. ``size`` is the size the blob's descriptor declares: a blob
-        of another size (read no further than that) is ``malformed_trust_data``, as is a
-        declared size over the cap."""
+        """The blob ``ref.digest`` in the image's repository, verified against its digest; a
+        body over ``ref.max_bytes`` is ``fetch_failed`` and is not read further. A blob of
+        another size than ``ref.size`` (read no further than that) is
+        ``malformed_trust_data``, as is a declared size over the cap."""
         ...
 
     async def referrers(
-        self,
-        image: ImageReference,
-        digest: str,
-        artifact_type: str,
-        endpoint: Endpoint,
-        deadline: Deadline,
+        self, image: ImageReference, artifact_type: str, endpoint: Endpoint, deadline: Deadline
     ) -> Sequence[Descriptor]:
-        """Descriptors of artefacts referring to ``digest`` with ``artifact_type`` (all when
+        """Descriptors of artefacts referring to the image's digest (``image`` is pinned to
+        it) with ``artifact_type`` (all when
         empty): the OCI 1.1 referrers API, or the ``sha256-<hex>`` tag schema where the registry
         has no such API; ``[]`` when neither lists any. Implementations may remember which of
         the two a registry supports, or ask both at once, to save round trips — never to change

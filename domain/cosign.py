@@ -202,26 +202,19 @@ def _leaf_certificate(layer: SignatureLayer) -> x509.Certificate:
             category=Category.SIGNATURE_INVALID,
             stage=Stage.SIGNATURE,
         )
-    try:
-        return load_certificates(layer.certificate)[0]
-    except TrustRootError as e:
-        raise Rejection(
-            "unparsable signing certificate",
-            category=Category.MALFORMED_TRUST_DATA,
-            stage=Stage.PAYLOAD,
-        ) from e
+    return _certificates(layer.certificate, "signing certificate")[0]
 
 
 def _chain(layer: SignatureLayer) -> list[x509.Certificate]:
-    if not layer.chain:
-        return []
+    return _certificates(layer.chain, "certificate chain") if layer.chain else []
+
+
+def _certificates(pem: str, what: str) -> list[x509.Certificate]:
     try:
-        return load_certificates(layer.chain)
+        return load_certificates(pem)
     except TrustRootError as e:
         raise Rejection(
-            "unparsable certificate chain",
-            category=Category.MALFORMED_TRUST_DATA,
-            stage=Stage.PAYLOAD,
+            f"unparsable {what}", category=Category.MALFORMED_TRUST_DATA, stage=Stage.PAYLOAD
         ) from e
 
 

@@ -284,6 +284,12 @@ def _need(envelope: Metadata | None, role: str) -> Metadata:
     return envelope
 
 
+def _not_found(role: str, why: str) -> VerificationError:
+    return VerificationError(
+        f"required delegation {role} {why}", category=Category.DELEGATION_NOT_FOUND
+    )
+
+
 def _check_pinned(root: Metadata, pinned: Sequence[PinnedKey]) -> None:
     if not root.signatures:
         raise VerificationError("root has no signatures", category=Category.SIGNATURE_INVALID)
@@ -322,12 +328,6 @@ def _string_list(value: Any, role: str) -> tuple[str, ...] | None:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise malformed_metadata(TARGETS, f"paths of {role} are not a list of strings")
     return tuple(value)
-
-
-def _not_found(role: str, why: str) -> VerificationError:
-    return VerificationError(
-        f"required delegation {role} {why}", category=Category.DELEGATION_NOT_FOUND
-    )
 
 
 # --- target selection (D4) --------------------------------------------------------------------

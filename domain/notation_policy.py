@@ -52,12 +52,16 @@ SIGNING_STORE: Mapping[str, StoreType] = {
 
 
 class VerificationLevel(StrEnum):
+    """Which checks a policy enforces and which it only logs (see the table above)."""
+
     STRICT = "strict"
     PERMISSIVE = "permissive"
     AUDIT = "audit"
 
 
 class VerifyTimestamp(StrEnum):
+    """When a TSA countersignature is required: always, or only once a certificate expired."""
+
     ALWAYS = "always"
     AFTER_CERT_EXPIRY = "afterCertExpiry"
 

@@ -351,7 +351,7 @@ def registry_manifest(data: bytes) -> None:
     )
     referrers = run_sync(
         AiohttpRegistryClient(ScriptedHttp(served), CLOCK).referrers(  # type: ignore[arg-type]
-            IMAGE, "sha256:" + "1" * 64, "", ENDPOINT, deadline()
+            IMAGE.with_digest("sha256:" + "1" * 64), "", ENDPOINT, deadline()
         )
     )
     registry = ServedRegistry(manifest, referrers, _served_blob)

@@ -85,7 +85,10 @@ def test_fuzz_finding_registry_answers_nested_past_the_recursion_limit() -> None
     with pytest.raises(VerificationError) as info:
         targets.run_sync(
             client.referrers(
-                targets.IMAGE, "sha256:" + "1" * 64, "", targets.ENDPOINT, targets.deadline()
+                targets.IMAGE.with_digest("sha256:" + "1" * 64),
+                "",
+                targets.ENDPOINT,
+                targets.deadline(),
             )
         )
     assert info.value.category is Category.MALFORMED_TRUST_DATA

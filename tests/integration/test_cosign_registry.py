@@ -23,7 +23,7 @@ from connaisseur.adapters.http import HttpClient
 from connaisseur.adapters.registry import AiohttpRegistryClient
 from connaisseur.application.cosign import CosignValidator
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.ports import Endpoint
+from connaisseur.application.ports import BlobRef, Endpoint
 from connaisseur.application.settings import AuthSettings
 from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference
@@ -33,21 +33,12 @@ from tests.support.cosign import Signer, image_manifest, payload, sign_layout
 from tests.support.fakes import FakeClock, unreachable_transparency_log
 from tests.support.oci_push import Pusher
 from tests.support.registry_proxy import RegistryProxy
-from tests.support.servers import RegistryServer, registry_server, secure_registry_server
+from tests.support.servers import RegistryServer, secure_registry_server
 from tests.support.settings import validator_settings
 
 pytestmark = pytest.mark.integration
 CLOCK = FakeClock()
 NO_TLOG = RuleOptions(verify_in_transparency_log=False)
-
-
-@pytest.fixture(scope="module")
-def plain_registry(
-    tmp_path_factory: pytest.TempPathFactory, backend: Backend
-) -> Iterator[RegistryServer]:
-    with registry_server(tmp_path_factory.mktemp("plain"), backend=backend) as server:
-        print(f"registry backend: {server.backend} (plain HTTP)")
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +67,13 @@ def validator(
     optional = {"cert": cert, "auth": auth}
     settings = validator_settings(entry | {k: v for k, v in optional.items() if v})
     return CosignValidator(settings, registry, unreachable_transparency_log(), CLOCK)
+
+
+async def denial(v: CosignValidator, image: str) -> ConnaisseurError:
+    """The error ``v`` denies ``image`` with (no transparency log)."""
+    with pytest.raises(ConnaisseurError) as err:
+        await v.validate(ImageReference.parse(image), NO_TLOG, deadline())
+    return err.value
 
 
 async def push_signed(pusher: Pusher, host: str, repo: str, tag: str, signer: Signer | None) -> str:
@@ -111,16 +109,10 @@ async def test_plain_http_unsigned_and_missing_images(
     pusher = Pusher(session, plain_registry.url)
     await push_signed(pusher, plain_registry.host, "team/unsigned", "1.0", None)
     v = validator(AiohttpRegistryClient(HttpClient(session), CLOCK), signer)
-    with pytest.raises(ConnaisseurError) as err:
-        await v.validate(
-            ImageReference.parse(f"{plain_registry.host}/team/unsigned:1.0"), NO_TLOG, deadline()
-        )
-    assert err.value.category is Category.NO_TRUST_DATA
-    with pytest.raises(ConnaisseurError) as err:
-        await v.validate(
-            ImageReference.parse(f"{plain_registry.host}/team/unsigned:nope"), NO_TLOG, deadline()
-        )
-    assert err.value.category is Category.IMAGE_NOT_FOUND
+    unsigned = await denial(v, f"{plain_registry.host}/team/unsigned:1.0")
+    assert unsigned.category is Category.NO_TRUST_DATA
+    missing = await denial(v, f"{plain_registry.host}/team/unsigned:nope")
+    assert missing.category is Category.IMAGE_NOT_FOUND
 
 
 async def test_plain_http_signed_by_another_key(
@@ -130,11 +122,8 @@ async def test_plain_http_signed_by_another_key(
     other = Signer(ec.generate_private_key(ec.SECP256R1()))
     await push_signed(pusher, plain_registry.host, "team/other", "1.0", other)
     v = validator(AiohttpRegistryClient(HttpClient(session), CLOCK), signer)
-    with pytest.raises(ConnaisseurError) as err:
-        await v.validate(
-            ImageReference.parse(f"{plain_registry.host}/team/other:1.0"), NO_TLOG, deadline()
-        )
-    assert err.value.category is Category.SIGNATURE_INVALID
+    denied = await denial(v, f"{plain_registry.host}/team/other:1.0")
+    assert denied.category is Category.SIGNATURE_INVALID
 
 
 async def test_registry_manifest_and_blob_are_digest_checked(
@@ -151,7 +140,7 @@ async def test_registry_manifest_and_blob_are_digest_checked(
     assert fetched.body == manifest
     assert fetched.media_type == "application/vnd.docker.distribution.manifest.v2+json"
     config_digest, config = next(iter(blobs.items()))
-    assert await client.blob(image, config_digest, endpoint, deadline()) == config
+    assert await client.blob(image, BlobRef(digest=config_digest), endpoint, deadline()) == config
 
 
 async def test_referrers_fall_back_to_the_tag_schema(
@@ -184,18 +173,13 @@ async def test_referrers_fall_back_to_the_tag_schema(
         "team/ref", digest.replace(":", "-"), json.dumps(index).encode(), index["mediaType"]
     )
     client = AiohttpRegistryClient(HttpClient(session), CLOCK)
-    image = ImageReference.parse(f"{plain_registry.host}/team/ref:v1")
-    found = await client.referrers(
-        image,
-        digest,
-        "application/vnd.cncf.notary.signature",
-        Endpoint(auth=AuthSettings()),
-        deadline(),
-    )
-    assert [d.artifact_type for d in found] == ["application/vnd.cncf.notary.signature"]
-    none = await client.referrers(
-        image, "sha256:" + "0" * 64, "x", Endpoint(auth=AuthSettings()), deadline()
-    )
+    image = ImageReference.parse(f"{plain_registry.host}/team/ref@{digest}")
+    endpoint = Endpoint(auth=AuthSettings())
+    notary = "application/vnd.cncf.notary.signature"
+    found = await client.referrers(image, notary, endpoint, deadline())
+    assert [d.artifact_type for d in found] == [notary]
+    unsigned = image.with_digest("sha256:" + "0" * 64)
+    none = await client.referrers(unsigned, "x", endpoint, deadline())
     assert none == []
 
 

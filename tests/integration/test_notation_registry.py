@@ -130,6 +130,21 @@ async def denial(v: NotationValidator, image: str) -> ConnaisseurError:
     return info.value
 
 
+async def denied_as(
+    registry: RegistryServer,
+    session: aiohttp.ClientSession,
+    pki: Pki,
+    repo: str,
+    category: Category,
+) -> ConnaisseurError:
+    """The denial of ``<repo>:1.0``: of ``category``, one sentence naming image and roots."""
+    image = f"{registry.host}/{repo}:1.0"
+    error = await denial(validator(registry, session, pki), image)
+    assert error.category is category, error.message
+    assert_one_sentence_naming(error.message, image)
+    return error
+
+
 def assert_one_sentence_naming(message: str, image: str) -> None:
     assert message.startswith(f"notation: image {image} (trust roots: default): "), message
     assert "\n" not in message
@@ -222,9 +237,7 @@ async def test_unsigned_image_has_no_trust_data(
 ) -> None:
     push = pusher(registry, session)
     await push_image(push, "team/unsigned", "1.0")
-    error = await denial(validator(registry, session, pki), f"{registry.host}/team/unsigned:1.0")
-    assert error.category is Category.NO_TRUST_DATA
-    assert_one_sentence_naming(error.message, f"{registry.host}/team/unsigned:1.0")
+    await denied_as(registry, session, pki, "team/unsigned", Category.NO_TRUST_DATA)
 
 
 async def test_signature_by_an_untrusted_certificate_is_invalid(
@@ -234,9 +247,7 @@ async def test_signature_by_an_untrusted_certificate_is_invalid(
     subject = await push_image(push, "team/stranger", "1.0")
     artifact = signature_artifact(subject, jws_for(subject, pki.stranger), JWS, pki.stranger.chain)
     await push_signatures(push, "team/stranger", subject, [artifact])
-    error = await denial(validator(registry, session, pki), f"{registry.host}/team/stranger:1.0")
-    assert error.category is Category.SIGNATURE_INVALID
-    assert_one_sentence_naming(error.message, f"{registry.host}/team/stranger:1.0")
+    await denied_as(registry, session, pki, "team/stranger", Category.SIGNATURE_INVALID)
 
 
 async def test_signature_by_an_expired_leaf_is_expired(
@@ -248,9 +259,7 @@ async def test_signature_by_an_expired_leaf_is_expired(
     envelope = jws_for(subject, pki.expired, signing_time=REAL_NOW - 10 * DAY)
     artifact = signature_artifact(subject, envelope, JWS, pki.expired.chain)
     await push_signatures(push, "team/expired", subject, [artifact])
-    error = await denial(validator(registry, session, pki), f"{registry.host}/team/expired:1.0")
-    assert error.category is Category.EXPIRED
-    assert_one_sentence_naming(error.message, f"{registry.host}/team/expired:1.0")
+    await denied_as(registry, session, pki, "team/expired", Category.EXPIRED)
 
 
 async def test_envelope_for_another_digest_is_a_digest_mismatch(
@@ -262,9 +271,7 @@ async def test_envelope_for_another_digest_is_a_digest_mismatch(
     # A valid signature of image 2.0, attached to (listed as a referrer of) image 1.0.
     artifact = signature_artifact(subject, jws_for(other, pki.leaf), JWS, pki.leaf.chain)
     await push_signatures(push, "team/swapped", subject, [artifact])
-    error = await denial(validator(registry, session, pki), f"{registry.host}/team/swapped:1.0")
-    assert error.category is Category.DIGEST_MISMATCH
-    assert_one_sentence_naming(error.message, f"{registry.host}/team/swapped:1.0")
+    error = await denied_as(registry, session, pki, "team/swapped", Category.DIGEST_MISMATCH)
     assert other.digest in error.message
     assert subject.digest in error.message
 

@@ -9,7 +9,7 @@ refuses HEAD.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -23,25 +23,15 @@ from connaisseur.application.ports import Endpoint
 from connaisseur.application.settings import AuthSettings
 from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference
-from tests.support.containers import Backend
 from tests.support.cosign import image_manifest
 from tests.support.fakes import FakeClock
 from tests.support.oci_push import Pusher
 from tests.support.registry_proxy import RegistryProxy
-from tests.support.servers import RegistryServer, registry_server
+from tests.support.servers import RegistryServer
 
 pytestmark = pytest.mark.integration
 CLOCK = FakeClock()
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@pytest.fixture(scope="module")
-def registry(
-    tmp_path_factory: pytest.TempPathFactory, backend: Backend
-) -> Iterator[RegistryServer]:
-    with registry_server(tmp_path_factory.mktemp("head-registry"), backend=backend) as server:
-        print(f"registry backend: {server.backend} (plain HTTP)")
-        yield server
 
 
 def refusing_head(status: int) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
@@ -75,18 +65,18 @@ async def resolve_through_proxy(
 
 @pytest.mark.parametrize("head_status", [405, 501])
 async def test_regression_head_refused_falls_back_to_get(
-    registry: RegistryServer, session: aiohttp.ClientSession, head_status: int
+    plain_registry: RegistryServer, session: aiohttp.ClientSession, head_status: int
 ) -> None:
     manifest, blobs = image_manifest("no head")
-    digest = await Pusher(session, registry.url).image("team/nohead", "1.0", manifest, blobs)
-    resolved, proxy = await resolve_through_proxy(registry, session, "1.0", head_status)
+    digest = await Pusher(session, plain_registry.url).image("team/nohead", "1.0", manifest, blobs)
+    resolved, proxy = await resolve_through_proxy(plain_registry, session, "1.0", head_status)
     assert resolved == digest
     assert [m for m, _ in proxy.requests] == ["GET"]  # the refused HEAD never reached it
 
 
 async def test_missing_tag_is_still_not_found_when_head_is_refused(
-    registry: RegistryServer, session: aiohttp.ClientSession
+    plain_registry: RegistryServer, session: aiohttp.ClientSession
 ) -> None:
     with pytest.raises(ConnaisseurError) as info:
-        await resolve_through_proxy(registry, session, "absent", 405)
+        await resolve_through_proxy(plain_registry, session, "absent", 405)
     assert info.value.category is Category.IMAGE_NOT_FOUND

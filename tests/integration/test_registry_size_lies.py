@@ -13,7 +13,6 @@ as ``fetch_failed``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -25,31 +24,21 @@ from connaisseur.adapters.http import HttpClient
 from connaisseur.adapters.registry import AiohttpRegistryClient
 from connaisseur.application.cosign import CosignValidator
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.ports import Endpoint
+from connaisseur.application.ports import BlobRef, Endpoint
 from connaisseur.application.settings import AuthSettings, Credentials
 from connaisseur.domain.cosign_layout import MAX_PAYLOAD_BYTES
 from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from tests.support.containers import Backend
 from tests.support.cosign import Layout, Signer, image_manifest, payload, sha256, sign_layout
 from tests.support.fakes import FakeClock, unreachable_transparency_log
 from tests.support.oci_push import Pusher
-from tests.support.servers import RegistryServer, registry_server, serving
+from tests.support.servers import RegistryServer, serving
 from tests.support.settings import validator_settings
 
 pytestmark = pytest.mark.integration
 CLOCK = FakeClock()
 OPTIONS = RuleOptions(verify_in_transparency_log=False)
-
-
-@pytest.fixture(scope="module")
-def registry(
-    tmp_path_factory: pytest.TempPathFactory, backend: Backend
-) -> Iterator[RegistryServer]:
-    with registry_server(tmp_path_factory.mktemp("size-lies"), backend=backend) as server:
-        print(f"registry backend: {server.backend} (plain HTTP)")
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -99,19 +88,19 @@ async def denial(session: aiohttp.ClientSession, signer: Signer, image: ImageRef
 
 
 async def test_the_truth_verifies(
-    registry: RegistryServer, session: aiohttp.ClientSession, signer: Signer
+    plain_registry: RegistryServer, session: aiohttp.ClientSession, signer: Signer
 ) -> None:
-    image, _ = await push(registry, session, signer, "lies/none", None)
+    image, _ = await push(plain_registry, session, signer, "lies/none", None)
     result = await validator(session, signer).validate(image, OPTIONS, Deadline.after(CLOCK, 10))
     assert result.digest is not None
 
 
 async def test_registry_lying_about_a_layer_size_over_the_payload_cap_is_malformed(
-    registry: RegistryServer, session: aiohttp.ClientSession, signer: Signer
+    plain_registry: RegistryServer, session: aiohttp.ClientSession, signer: Signer
 ) -> None:
     """The issue's case: a layer declared small whose blob is larger than any payload may be.
     It was ``fetch_failed`` (transient: never cached, retried on every admission)."""
-    image, _ = await push(registry, session, signer, "lies/over", 300, MAX_PAYLOAD_BYTES)
+    image, _ = await push(plain_registry, session, signer, "lies/over", 300, MAX_PAYLOAD_BYTES)
     error = await denial(session, signer, image)
     assert error.category is Category.MALFORMED_TRUST_DATA
     assert "declares 300" in error.message
@@ -120,33 +109,60 @@ async def test_registry_lying_about_a_layer_size_over_the_payload_cap_is_malform
 
 @pytest.mark.parametrize("delta", [-1, +1], ids=["declared-smaller", "declared-larger"])
 async def test_registry_lying_about_a_layer_size_is_malformed(
-    registry: RegistryServer, session: aiohttp.ClientSession, signer: Signer, delta: int
+    plain_registry: RegistryServer, session: aiohttp.ClientSession, signer: Signer, delta: int
 ) -> None:
     """A payload whose size differs from its descriptor by one byte was trusted before."""
     repo = f"lies/by{'minus' if delta < 0 else 'plus'}one"
-    truth = len(payload("sha256:" + "0" * 64, f"{registry.host}/{repo}"))
-    image, body = await push(registry, session, signer, repo, truth + delta)
+    truth = len(payload("sha256:" + "0" * 64, f"{plain_registry.host}/{repo}"))
+    image, body = await push(plain_registry, session, signer, repo, truth + delta)
     assert len(body) == truth
     error = await denial(session, signer, image)
     assert error.category is Category.MALFORMED_TRUST_DATA
     assert f"declares {len(body) + delta}" in error.message
 
 
+async def pushed_blob(
+    registry: RegistryServer, session: aiohttp.ClientSession, repo: str, blob: bytes
+) -> tuple[AiohttpRegistryClient, ImageReference, str]:
+    """``blob`` pushed to ``repo``: a client of the registry, an image of the repository and
+    the blob's digest."""
+    digest = await Pusher(session, registry.url).blob(repo, blob)
+    client = AiohttpRegistryClient(HttpClient(session), CLOCK)
+    return client, ImageReference.parse(f"{registry.host}/{repo}:1"), digest
+
+
+async def test_a_blob_over_the_callers_cap_is_not_read(
+    plain_registry: RegistryServer, session: aiohttp.ClientSession
+) -> None:
+    """A cosign signature payload is read up to its own 64 KiB, never the 4 MiB document cap."""
+    big = b"x" * (MAX_PAYLOAD_BYTES + 1)
+    client, image, digest = await pushed_blob(plain_registry, session, "team/big", big)
+    endpoint = Endpoint(auth=AuthSettings())
+    deadline = Deadline.after(CLOCK, 10)
+    capped = BlobRef(digest=digest, max_bytes=MAX_PAYLOAD_BYTES)
+    with pytest.raises(ConnaisseurError) as err:
+        await client.blob(image, capped, endpoint, deadline)
+    assert err.value.category is Category.FETCH_FAILED
+    assert str(MAX_PAYLOAD_BYTES) in err.value.message
+    # without a cap of its own, the configured document cap applies
+    assert await client.blob(image, BlobRef(digest=digest), endpoint, deadline) == big
+
+
 async def test_a_blob_is_read_no_further_than_its_declared_size(
-    registry: RegistryServer, session: aiohttp.ClientSession, signer: Signer
+    plain_registry: RegistryServer, session: aiohttp.ClientSession, signer: Signer
 ) -> None:
     big = b"x" * (256 * 1024)
-    digest = await Pusher(session, registry.url).blob("lies/big", big)
-    client = AiohttpRegistryClient(HttpClient(session), CLOCK)
-    image = ImageReference.parse(f"{registry.host}/lies/big:1")
+    client, image, digest = await pushed_blob(plain_registry, session, "lies/big", big)
     endpoint = Endpoint(auth=AuthSettings())
+    deadline = Deadline.after(CLOCK, 10)
     with pytest.raises(ConnaisseurError) as lied:
-        await client.blob(image, digest, endpoint, Deadline.after(CLOCK, 10), size=100)
+        await client.blob(image, BlobRef(digest=digest, size=100), endpoint, deadline)
     assert lied.value.category is Category.MALFORMED_TRUST_DATA
     with pytest.raises(ConnaisseurError) as capped:  # no declared size: the cap, as before
-        await client.blob(image, digest, endpoint, Deadline.after(CLOCK, 10), max_bytes=1000)
+        await client.blob(image, BlobRef(digest=digest, max_bytes=1000), endpoint, deadline)
     assert capped.value.category is Category.FETCH_FAILED
-    assert await client.blob(image, digest, endpoint, Deadline.after(CLOCK, 10), size=len(big))
+    ref = BlobRef(digest=digest, size=len(big))
+    assert await client.blob(image, ref, endpoint, deadline) == big
 
 
 async def test_an_error_answer_longer_than_the_declared_size_is_still_read(
@@ -173,7 +189,6 @@ async def test_an_error_answer_longer_than_the_declared_size_is_still_read(
         )
         client = AiohttpRegistryClient(HttpClient(session), CLOCK)
         image = ImageReference.parse(f"{host}/team/app:1")
-        fetched = await client.blob(
-            image, digest, endpoint, Deadline.after(CLOCK, 10), size=len(blob)
-        )
+        ref = BlobRef(digest=digest, size=len(blob))
+        fetched = await client.blob(image, ref, endpoint, Deadline.after(CLOCK, 10))
     assert fetched == blob

@@ -21,7 +21,7 @@ import pytest
 from connaisseur.adapters.http import HttpClient
 from connaisseur.adapters.registry import AiohttpRegistryClient
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.ports import Endpoint
+from connaisseur.application.ports import BlobRef, Endpoint
 from connaisseur.application.settings import AuthSettings, Credentials
 from connaisseur.domain.errors import Category, VerificationError
 from connaisseur.domain.image import ImageReference
@@ -142,7 +142,9 @@ async def test_the_real_registry_accepts_our_token_flow_and_the_token_is_reused(
     image = ImageReference.parse(f"{stack.registry.host}/team/app:1")
     layer = "sha256:" + hashlib.sha256(LAYER).hexdigest()
     deadline = Deadline.after(FakeClock(), 10)
-    assert await client.blob(image, layer, endpoint(stack, ALICE), deadline) == LAYER
+    assert (
+        await client.blob(image, BlobRef(digest=layer), endpoint(stack, ALICE), deadline) == LAYER
+    )
     ((query, user),) = stack.tokens.requests  # one token for the resolve and the blob
     assert user == "alice"
     assert f"service={SERVICE}" in query

@@ -20,7 +20,7 @@ from connaisseur.adapters.http import MAX_REDIRECTS, HttpClient
 from connaisseur.adapters.notary import NotaryV1HttpClient
 from connaisseur.adapters.registry import AiohttpRegistryClient
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.ports import Endpoint
+from connaisseur.application.ports import BlobRef, Endpoint
 from connaisseur.application.settings import AuthSettings, Credentials
 from connaisseur.domain.errors import Category, VerificationError
 from connaisseur.domain.image import ImageReference
@@ -90,7 +90,7 @@ async def fetch_blob(http: HttpClient, tls: TlsFiles, registry: Upstream) -> byt
     server = f"registry.test:{registry.port}"
     image = ImageReference.parse(f"{server}/team/app:1")
     client = AiohttpRegistryClient(http, FakeClock())
-    return await client.blob(image, BLOB_DIGEST, endpoint(tls, server), deadline())
+    return await client.blob(image, BlobRef(digest=BLOB_DIGEST), endpoint(tls, server), deadline())
 
 
 async def fetch_roles(

@@ -15,7 +15,7 @@ from connaisseur.domain.errors import ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
 from connaisseur.domain.verdict import TrustedDigest
-from tests.support.cosign import Layout, Signer, image_manifest, payload
+from tests.support.cosign import Layout, Signer, image_manifest, payload, sign_layout
 from tests.support.fake_oci_registry import FakeRegistry
 from tests.support.fakes import FakeClock, FakeTransparencyLog
 from tests.support.settings import validator_settings
@@ -53,6 +53,15 @@ def validator(
     entry = {"name": "cosign", "type": "cosign", "trustRoots": list(roots), "host": host or {}}
     settings = validator_settings(entry)
     return CosignValidator(settings, registry, tlog or FakeTransparencyLog(), CLOCK, **kwargs)
+
+
+def signed_image(*signers: Signer) -> tuple[FakeRegistry, str]:
+    """A registry holding :data:`IMAGE` (tag ``1.0``) with one signature by each of ``signers``
+    over its digest and repository; returns the registry and the digest."""
+    reg = FakeRegistry()
+    digest = push_image(reg, "1.0")
+    push_signatures(reg, digest, sign_layout([signed(signer, digest) for signer in signers]))
+    return reg, digest
 
 
 def signed(signer: Signer, digest: str, reference: str = IMAGE.context, **extra: str) -> Signed:

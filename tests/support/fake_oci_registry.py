@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.ports import Endpoint, Manifest, Registry
+from connaisseur.application.ports import BlobRef, Endpoint, Manifest, Registry
 from connaisseur.domain.errors import Category, ConnaisseurError, VerificationError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.oci import Descriptor, index_manifests
@@ -88,35 +88,23 @@ class FakeRegistry(Registry):
         return Manifest(digest=digest, media_type=media_type, body=body)
 
     async def blob(
-        self,
-        image: ImageReference,
-        digest: str,
-        endpoint: Endpoint,
-        deadline: Deadline,
-        *,
-        max_bytes: int | None = None,
-        size: int | None = None,
+        self, image: ImageReference, ref: BlobRef, endpoint: Endpoint, deadline: Deadline
     ) -> bytes:
-        self.blob_caps.append(max_bytes)
-        body = self._get(f"{image.repository}/blobs/{digest}", Category.NO_TRUST_DATA)
-        if size is not None and len(body) != size:
+        self.blob_caps.append(ref.max_bytes)
+        body = self._get(f"{image.repository}/blobs/{ref.digest}", Category.NO_TRUST_DATA)
+        if ref.size is not None and len(body) != ref.size:
             raise VerificationError("blob size mismatch", category=Category.MALFORMED_TRUST_DATA)
-        if max_bytes is not None and len(body) > max_bytes:
+        if ref.max_bytes is not None and len(body) > ref.max_bytes:
             raise VerificationError("blob exceeds the cap", category=Category.FETCH_FAILED)
-        if sha256(body) != digest:
+        if sha256(body) != ref.digest:
             raise VerificationError("blob digest mismatch", category=Category.MALFORMED_TRUST_DATA)
         return body
 
     async def referrers(
-        self,
-        image: ImageReference,
-        digest: str,
-        artifact_type: str,
-        endpoint: Endpoint,
-        deadline: Deadline,
+        self, image: ImageReference, artifact_type: str, endpoint: Endpoint, deadline: Deadline
     ) -> Sequence[Descriptor]:
-        self.requests.append(f"{image.repository}/referrers/{digest}")  # answered 404
-        tag = digest.replace(":", "-")
+        self.requests.append(f"{image.repository}/referrers/{image.digest}")  # answered 404
+        tag = image.digest.replace(":", "-")
         try:
             body = self._get(f"{image.repository}/manifests/{tag}", Category.NO_TRUST_DATA)
         except VerificationError as e:
@@ -166,17 +154,8 @@ class ServedRegistry:
             return Manifest(digest="sha256:" + "1" * 64, media_type="x", body=b"{}")
         return self._manifest
 
-    async def blob(
-        self,
-        image: ImageReference,
-        digest: str,
-        endpoint: Endpoint,
-        deadline: Deadline,
-        *,
-        max_bytes: int | None = None,
-        size: int | None = None,
-    ) -> bytes:
-        return self._blob(digest)
+    async def blob(self, image: ImageReference, ref: BlobRef, *_: Any) -> bytes:
+        return self._blob(ref.digest)
 
     async def referrers(self, *_: Any) -> Sequence[Descriptor]:
         return self._referrers

@@ -26,6 +26,7 @@ from tests.support.cosign_validator import (
     push_image,
     push_signatures,
     signed,
+    signed_image,
     validator,
 )
 from tests.support.fake_oci_registry import FakeRegistry
@@ -123,9 +124,7 @@ def test_attacker_chosen_registry_hosts_do_not_grow_the_metrics_forever() -> Non
 
 async def test_signature_blobs_are_read_with_the_payload_cap() -> None:
     signer = Signer(ec.generate_private_key(ec.SECP256R1()))
-    reg = FakeRegistry()
-    digest = push_image(reg, "1.0")
-    push_signatures(reg, digest, sign_layout([signed(signer, digest)]))
+    reg, _ = signed_image(signer)
     v = validator([{"name": "default", "key": signer.public_pem}], reg)
     await v.validate(
         IMAGE, RuleOptions(verify_in_transparency_log=False), Deadline.after(FakeClock(), 5.0)

@@ -46,6 +46,7 @@ from tests.support.cosign_validator import (
     push_signatures,
     run,
     signed,
+    signed_image,
     validator,
 )
 from tests.support.fake_oci_registry import FakeRegistry
@@ -106,9 +107,7 @@ async def test_unsigned_image_is_no_trust_data_naming_image_and_roots(
 
 
 async def test_signed_by_another_key_is_signature_invalid(signers: dict[str, Signer]) -> None:
-    reg = FakeRegistry()
-    digest = push_image(reg, "1.0")
-    push_signatures(reg, digest, sign_layout([signed(signers["other"], digest)]))
+    reg, _ = signed_image(signers["other"])
     v = validator([{"name": "default", "key": signers["p256"].public_pem}], reg)
     assert (await denied(v)).category is Category.SIGNATURE_INVALID
 
@@ -141,13 +140,7 @@ async def test_d2_reference_of_another_repository_denied_unless_ignore_reference
 
 
 async def test_a_bad_signature_does_not_hide_a_good_one(signers: dict[str, Signer]) -> None:
-    reg = FakeRegistry()
-    digest = push_image(reg, "1.0")
-    push_signatures(
-        reg,
-        digest,
-        sign_layout([signed(signers["other"], digest), signed(signers["p256"], digest)]),
-    )
+    reg, digest = signed_image(signers["other"], signers["p256"])
     v = validator([{"name": "default", "key": signers["p256"].public_pem}], reg)
     assert (await run(v)).digest == digest
 
@@ -185,9 +178,7 @@ async def test_threshold_counts_distinct_signers_not_layers(signers: dict[str, S
 
 
 async def test_d3_two_trust_roots_with_the_same_key_count_once(signers: dict[str, Signer]) -> None:
-    reg = FakeRegistry()
-    digest = push_image(reg, "1.0")
-    push_signatures(reg, digest, sign_layout([signed(signers["p256"], digest)]))
+    reg, _ = signed_image(signers["p256"])
     same = signers["p256"].public_pem
     v = validator([{"name": "a", "key": same}, {"name": "b", "key": same}], reg)
     err = await denied(v, dataclasses.replace(NO_TLOG, trust_root="*", threshold=2))
@@ -195,13 +186,7 @@ async def test_d3_two_trust_roots_with_the_same_key_count_once(signers: dict[str
 
 
 async def test_threshold_met_by_two_of_three(signers: dict[str, Signer]) -> None:
-    reg = FakeRegistry()
-    digest = push_image(reg, "1.0")
-    push_signatures(
-        reg,
-        digest,
-        sign_layout([signed(signers["p256"], digest), signed(signers["ed25519"], digest)]),
-    )
+    reg, _ = signed_image(signers["p256"], signers["ed25519"])
     v = validator(three_roots(signers), reg)
     result = await run(v, dataclasses.replace(NO_TLOG, trust_root="*", threshold=2))
     assert result.signers == ("alice", "charlie")
@@ -210,9 +195,7 @@ async def test_threshold_met_by_two_of_three(signers: dict[str, Signer]) -> None
 
 
 async def test_required_signer_missing(signers: dict[str, Signer]) -> None:
-    reg = FakeRegistry()
-    digest = push_image(reg, "1.0")
-    push_signatures(reg, digest, sign_layout([signed(signers["p256"], digest)]))
+    reg, _ = signed_image(signers["p256"])
     v = validator(three_roots(signers), reg)
     err = await denied(v, dataclasses.replace(NO_TLOG, trust_root="*", required=("bob",)))
     assert err.category is Category.REQUIRED_SIGNER_MISSING
@@ -441,9 +424,7 @@ async def test_keyless_with_untrusted_fulcio_root_fails(tmp_path: Path) -> None:
 async def test_k8s_key_reference_reads_cosign_pub_through_the_api(
     signers: dict[str, Signer],
 ) -> None:
-    reg = FakeRegistry()
-    digest = push_image(reg, "1.0")
-    push_signatures(reg, digest, sign_layout([signed(signers["p256"], digest)]))
+    reg, digest = signed_image(signers["p256"])
     kube = FakeKubernetesApi([cosign_secret("keys", "signing", signers["p256"].public_pem)])
     v = validator([{"name": "default", "key": "k8s://keys/signing"}], reg, kubernetes=kube)
     assert (await run(v)).digest == digest
@@ -491,9 +472,7 @@ async def test_k8s_key_rotation_takes_effect_after_the_key_ttl(
 async def test_k8s_key_reference_to_a_missing_secret_is_trust_root_not_found(
     signers: dict[str, Signer],
 ) -> None:
-    reg = FakeRegistry()
-    digest = push_image(reg, "1.0")
-    push_signatures(reg, digest, sign_layout([signed(signers["p256"], digest)]))
+    reg, _ = signed_image(signers["p256"])
     v = validator(
         [{"name": "default", "key": "k8s://keys/gone"}], reg, kubernetes=FakeKubernetesApi()
     )

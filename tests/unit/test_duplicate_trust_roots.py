@@ -23,13 +23,11 @@ from connaisseur.domain.errors import Category, ConfigError, VerificationError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.signers import Vouch, aggregate
 from connaisseur.domain.trust import KeylessIdentity, Selection, TrustRoot
-from tests.support.cosign import Signer, payload, sign_layout
+from tests.support.cosign import Signer, payload
 from tests.support.cosign_validator import (
     NO_TLOG,
     denied,
-    push_image,
-    push_signatures,
-    signed,
+    signed_image,
     validator,
 )
 from tests.support.fake_oci_registry import FakeRegistry
@@ -63,9 +61,7 @@ def test_outcomes_under_one_name_count_once() -> None:
 
 
 async def test_required_roots_sharing_one_key_need_two_signers(alice: Signer) -> None:
-    reg = FakeRegistry()
-    digest = push_image(reg, "1.0")
-    push_signatures(reg, digest, sign_layout([signed(alice, digest)]))
+    reg, _ = signed_image(alice)
     roots = [{"name": "a", "key": alice.public_pem}, {"name": "b", "key": alice.public_pem}]
     options = dataclasses.replace(NO_TLOG, trust_root="*", required=("a", "b"))
     err = await denied(validator(roots, reg), options)

@@ -42,8 +42,8 @@ async def client(stub: Stub) -> AsyncIterator[Client]:
 
 async def referrers(client: Client) -> list[str]:
     registry, clock, host = client
-    image = ImageReference.parse(f"{host}/team/app:1")
-    found = await registry.referrers(image, SUBJECT, NOTARY, ENDPOINT, Deadline.after(clock, 10))
+    image = ImageReference.parse(f"{host}/team/app@{SUBJECT}")
+    found = await registry.referrers(image, NOTARY, ENDPOINT, Deadline.after(clock, 10))
     return [d.digest or "" for d in found]
 
 

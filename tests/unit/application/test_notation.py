@@ -86,6 +86,15 @@ def push_signature(
     return digest
 
 
+def signed_image(signer: Signer) -> tuple[FakeRegistry, str, int]:
+    """A registry holding the image, signed by ``signer`` over its digest and size: the
+    registry, the digest and the size."""
+    registry = FakeRegistry()
+    digest, size = push_image(registry)
+    push_signature(registry, digest, sign_jws(signer, target(digest, size)), signer)
+    return registry, digest, size
+
+
 async def validate(validator: NotationValidator, image: str = IMAGE, **options: str) -> str | None:
     deadline = Deadline.after(CLOCK, 10)
     evidence = await validator.validate(
@@ -98,17 +107,13 @@ async def test_tag_is_resolved_and_the_signed_digest_returned(
     pki: tuple[Signer, Signer, Signer],
 ) -> None:
     root, other, leaf = pki
-    registry = FakeRegistry()
-    digest, size = push_image(registry)
-    push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
+    registry, digest, _ = signed_image(leaf)
     assert await validate(validator(root, other, registry)) == digest
 
 
 async def test_pinned_image_is_not_resolved_again(pki: tuple[Signer, Signer, Signer]) -> None:
     root, other, leaf = pki
-    registry = FakeRegistry()
-    digest, size = push_image(registry)
-    push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
+    registry, digest, _ = signed_image(leaf)
     pinned = validator(root, other, registry)
     assert await validate(pinned, f"registry.test/{REPO}@{digest}") == digest
     assert f"{REPO}/manifests/v1" not in registry.requests
@@ -232,9 +237,7 @@ async def test_tag_is_resolved_by_the_manifest_fetch_itself(
     pki: tuple[Signer, Signer, Signer],
 ) -> None:
     root, other, leaf = pki
-    registry = FakeRegistry()
-    digest, size = push_image(registry)
-    push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
+    registry, digest, _ = signed_image(leaf)
     await validate(validator(root, other, registry))
     image_fetches = [r for r in registry.requests if r.startswith(f"{REPO}/manifests/")]
     # the tag once (no separate resolve), never the same manifest again by digest
@@ -246,9 +249,7 @@ async def test_a_later_signature_failing_to_fetch_does_not_spoil_a_verified_one(
     pki: tuple[Signer, Signer, Signer],
 ) -> None:
     root, other, leaf = pki
-    registry = FakeRegistry()
-    digest, size = push_image(registry)
-    push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
+    registry, digest, size = signed_image(leaf)
     later = push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
     registry.fail[f"{REPO}/manifests/{later}"] = VerificationError(
         "down", category=Category.UNAVAILABLE
