@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.pipeline import SignatureValidator, Verification
@@ -58,9 +59,25 @@ from connaisseur.domain.trust import (
 K8S_KEY_TTL_SECONDS = 60.0
 
 
-def transparency_switches(options: RuleOptions) -> tuple[bool, bool]:
-    """(verify in the transparency log, verify SCTs): both default to true, as in Connaisseur v3."""
-    return options.verify_in_transparency_log is not False, options.verify_sct is not False
+class _ReadKey(NamedTuple):
+    """A ``k8s://`` key as read, and until when (monotonic seconds) it is used."""
+
+    key: PublicKey
+    until: float
+
+
+class TransparencySwitches(NamedTuple):
+    """Whether a rule verifies signatures in the transparency log and certificates' SCTs."""
+
+    log: bool
+    sct: bool
+
+
+def transparency_switches(options: RuleOptions) -> TransparencySwitches:
+    """Both default to true, as in Connaisseur v3."""
+    return TransparencySwitches(
+        log=options.verify_in_transparency_log is not False, sct=options.verify_sct is not False
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,7 +120,7 @@ class CosignValidator(SignatureValidator[CosignCandidate]):
             fulcio_cert=host.fulcio_cert,
             ct_log_pubkey=host.ct_log_pubkey,
         )
-        self._k8s_keys: dict[KubernetesKeyRef, tuple[PublicKey, float]] = {}
+        self._k8s_keys: dict[KubernetesKeyRef, _ReadKey] = {}
 
     async def candidates(
         self, verification: Verification, deadline: Deadline
@@ -121,12 +138,12 @@ class CosignValidator(SignatureValidator[CosignCandidate]):
         if isinstance(layers, Rejection):
             yield layers
             return
-        verify_tlog, verify_sct = transparency_switches(options)
+        switches = transparency_switches(options)
         claims = CheckOptions(
             image=image,
             digest=digest,
-            verify_tlog=verify_tlog,
-            verify_sct=verify_sct,
+            verify_tlog=switches.log,
+            verify_sct=switches.sct,
             ignore_reference=options.ignore_reference,
         )
         keys = await self._keys(roots, deadline)
@@ -233,11 +250,11 @@ class CosignValidator(SignatureValidator[CosignCandidate]):
         and a Secret that can no longer be read denies (nothing stale is trusted)."""
         cached = self._k8s_keys.pop(ref, None)
         now = self._clock.monotonic()
-        if cached is not None and cached[1] > now:
+        if cached is not None and cached.until > now:
             self._k8s_keys[ref] = cached
-            return cached[0]
+            return cached.key
         key = await self._read_kubernetes_key(ref, deadline)
-        self._k8s_keys[ref] = (key, now + K8S_KEY_TTL_SECONDS)
+        self._k8s_keys[ref] = _ReadKey(key, until=now + K8S_KEY_TTL_SECONDS)
         return key
 
     async def _read_kubernetes_key(self, ref: KubernetesKeyRef, deadline: Deadline) -> PublicKey:

@@ -21,6 +21,7 @@ import logging
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.pipeline import SignatureValidator, Verification
@@ -76,6 +77,20 @@ class NotationSignature:
     policy: NotationPolicy
 
 
+class _Subject(NamedTuple):
+    """The image manifest (its digest verified by the adapter) and its referrers."""
+
+    manifest: Manifest
+    referrers: Sequence[Descriptor]
+
+
+class _Envelope(NamedTuple):
+    """A signature envelope as served: its media type and bytes."""
+
+    media_type: str
+    blob: bytes
+
+
 class NotationValidator(SignatureValidator[NotationSignature]):
     """Verifies Notary Project signatures of an image (``type: notation``)."""
 
@@ -120,7 +135,7 @@ class NotationValidator(SignatureValidator[NotationSignature]):
                 if isinstance(fetched, Rejection):
                     yield fetched
                     continue
-                media_type, envelope = fetched
+                media_type, envelope = fetched.media_type, fetched.blob
                 yield NotationSignature(
                     media_type=media_type, envelope=envelope, target=target, policy=policy
                 )
@@ -152,9 +167,7 @@ class NotationValidator(SignatureValidator[NotationSignature]):
         vouches = tuple(Vouch(root, identity) for root in result.evidence.signers)
         return Judgement(digest=result.evidence.digest, vouches=vouches)
 
-    async def _subject_and_referrers(
-        self, image: ImageReference, deadline: Deadline
-    ) -> tuple[Manifest, Sequence[Descriptor]]:
+    async def _subject_and_referrers(self, image: ImageReference, deadline: Deadline) -> _Subject:
         """The image manifest (its digest verified by the adapter) and its referrers.
 
         By tag, the referrers wait for the digest; by digest, both go out at once.
@@ -164,7 +177,7 @@ class NotationValidator(SignatureValidator[NotationSignature]):
             referrers = await self._registry.referrers(
                 image.with_digest(manifest.digest), ARTIFACT_TYPE, self._endpoint, deadline
             )
-            return manifest, referrers
+            return _Subject(manifest, referrers)
         answers: tuple[
             Manifest | BaseException, Sequence[Descriptor] | BaseException
         ] = await asyncio.gather(
@@ -178,7 +191,7 @@ class NotationValidator(SignatureValidator[NotationSignature]):
             raise got_manifest
         if isinstance(got_referrers, BaseException):
             raise got_referrers
-        return got_manifest, got_referrers
+        return _Subject(got_manifest, got_referrers)
 
     def _batches(
         self, referrers: Sequence[Descriptor], policy: NotationPolicy
@@ -195,7 +208,7 @@ class NotationValidator(SignatureValidator[NotationSignature]):
 
     async def _envelopes(
         self, image: ImageReference, batch: Sequence[Descriptor], deadline: Deadline
-    ) -> AsyncGenerator[tuple[str, bytes] | Rejection, None]:
+    ) -> AsyncGenerator[_Envelope | Rejection, None]:
         """The batch's envelopes, fetched concurrently (bounded) and yielded in order; one
         that cannot be fetched is a rejection. Fetches not yet done when the consumer stops
         are cancelled.
@@ -205,7 +218,7 @@ class NotationValidator(SignatureValidator[NotationSignature]):
         """
         limit = asyncio.Semaphore(_CONCURRENT_SIGNATURES)
 
-        async def fetch(descriptor: Descriptor) -> tuple[str, bytes]:
+        async def fetch(descriptor: Descriptor) -> _Envelope:
             async with limit:
                 return await self._envelope(image, descriptor, deadline)
 
@@ -225,8 +238,8 @@ class NotationValidator(SignatureValidator[NotationSignature]):
 
     async def _envelope(
         self, image: ImageReference, descriptor: Descriptor, deadline: Deadline
-    ) -> tuple[str, bytes]:
-        """The signature manifest's single envelope layer: (media type, bytes)."""
+    ) -> _Envelope:
+        """The signature manifest's single envelope layer."""
         digest = descriptor.digest
         if digest is None or not is_digest(digest):
             raise malformed_signature("a Notation referrer has no valid digest")
@@ -234,7 +247,7 @@ class NotationValidator(SignatureValidator[NotationSignature]):
         layer = envelope_layer(manifest.body, digest)
         ref = BlobRef(digest=layer.digest, size=layer.size)
         blob = await self._registry.blob(image, ref, self._endpoint, deadline)
-        return layer.media_type, blob
+        return _Envelope(layer.media_type, blob)
 
 
 def _as_rejection(error: ConnaisseurError) -> Rejection:

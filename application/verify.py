@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from connaisseur.application.caching import cache_key, cached_category, definitive, rule_fingerprint
 from connaisseur.application.deadline import Deadline
@@ -170,7 +171,7 @@ class VerifyImage:
             known = self._configurations[rule] = rule_fingerprint(rule, fingerprint)
         return known
 
-    def _resolve(self, raw: str) -> tuple[ImageReference, Rule, Validator]:
+    def _resolve(self, raw: str) -> _Resolved:
         image = ImageReference.parse(raw)
         rule = self._policy.match(image.name)
         validator = self._validators.get(rule.validator or "default")
@@ -178,7 +179,7 @@ class VerifyImage:
             raise ConnaisseurError(
                 f'validator "{rule.validator}" not found', category=Category.VALIDATOR_NOT_FOUND
             )
-        return image, rule, validator
+        return _Resolved(image, rule, validator)
 
     def _skip(
         self, command: VerifyImageCommand, image: ImageReference, rule: Rule, validator: Validator
@@ -212,6 +213,14 @@ class VerifyImage:
             time.perf_counter() - started,
         )
         return verdict
+
+
+class _Resolved(NamedTuple):
+    """A raw image string parsed, the rule it matches and that rule's validator."""
+
+    image: ImageReference
+    rule: Rule
+    validator: Validator
 
 
 class _Shared:

@@ -105,8 +105,8 @@ def check_signature(
     # Step 7: claims (D2).
     _check_claims(claims, options)
     if cert is not None:
-        issuer, subject = certificate_identity(cert)
-        return b"keyless\0" + issuer.encode() + b"\0" + subject.encode()
+        who = certificate_identity(cert)
+        return b"keyless\0" + who.issuer.encode() + b"\0" + who.subject.encode()
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     return signer_key.public_bytes(serialization.Encoding.DER, spki)
 

@@ -14,6 +14,7 @@ import re
 import struct
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -113,8 +114,15 @@ def _chain_to(
     return list(chain)
 
 
-def certificate_identity(cert: x509.Certificate) -> tuple[str, str]:
-    """The (OIDC issuer, subject) of a Fulcio certificate; empty strings when absent."""
+class Identity(NamedTuple):
+    """Who a Fulcio certificate was issued to: the OIDC issuer and subject ("" when absent)."""
+
+    issuer: str
+    subject: str
+
+
+def certificate_identity(cert: x509.Certificate) -> Identity:
+    """The OIDC issuer and subject of a Fulcio certificate."""
     issuer = ""
     for ext in cert.extensions:
         if ext.oid == _OIDC_ISSUER_V2 and isinstance(ext.value, x509.UnrecognizedExtension):
@@ -132,7 +140,7 @@ def certificate_identity(cert: x509.Certificate) -> tuple[str, str]:
         subject = names[0] if names else ""
     except x509.ExtensionNotFound:
         pass
-    return issuer, subject
+    return Identity(issuer, subject)
 
 
 def _der_utf8(der: bytes) -> str:

@@ -21,6 +21,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -228,19 +229,17 @@ def _verify(token: bytes, signature: bytes, trusted: Sequence[x509.Certificate])
     encap, certs, signer = _split_signed_data(parts)
     tst_der = _encapsulated_tst_info(encap)
     info = _tst_info(parse_der(tst_der))
-    imprint_alg, imprint = info[0], info[1]
     # Step 2 — the token stamps exactly these signature bytes.
-    if _digest(imprint_alg, signature) != imprint:
+    if _digest(info.imprint_algorithm, signature) != info.imprint:
         raise TimestampError("timestamp token does not countersign this signature")
     # Step 3 and 4 — the TSA signed this TSTInfo.
     cert = _signer_certificate(signer.sid, certs, trusted)
     _check_signed_attributes(signer, tst_der, cert)
     _verify_signer_signature(signer, cert)
     # Step 5 — the TSA is trusted at the time it stamped.
-    gen_time, accuracy = info[2], info[3]
-    check_tsa_path(cert, certs, trusted, gen_time)
+    check_tsa_path(cert, certs, trusted, info.gen_time)
     return TimestampInfo(
-        gen_time=gen_time, accuracy=accuracy, tsa_subject=cert.subject.rfc4514_string()
+        gen_time=info.gen_time, accuracy=info.accuracy, tsa_subject=cert.subject.rfc4514_string()
     )
 
 
@@ -254,7 +253,15 @@ def _signed_data(content_info: Der) -> Der:
     return wrapped[0].expect(_SEQUENCE, "SignedData")
 
 
-def _split_signed_data(parts: list[Der]) -> tuple[Der, list[x509.Certificate], _SignerInfo]:
+class _SignedParts(NamedTuple):
+    """The parts of a SignedData a timestamp is checked with."""
+
+    encapsulated: Der
+    certificates: list[x509.Certificate]
+    signer: _SignerInfo
+
+
+def _split_signed_data(parts: list[Der]) -> _SignedParts:
     if len(parts) < 4:
         raise TimestampError("timestamp token: malformed SignedData")
     encap, signer_infos = parts[2].expect(_SEQUENCE, "EncapsulatedContentInfo"), parts[-1]
@@ -267,7 +274,7 @@ def _split_signed_data(parts: list[Der]) -> tuple[Der, list[x509.Certificate], _
     infos = signer_infos.expect(_SET, "SignerInfos").children()
     if len(infos) != 1:
         raise TimestampError("timestamp token must have exactly one SignerInfo")
-    return encap, certs, _signer_info(infos[0])
+    return _SignedParts(encap, certs, _signer_info(infos[0]))
 
 
 def _load_certificate(der: bytes) -> x509.Certificate:
@@ -287,7 +294,16 @@ def _encapsulated_tst_info(encap: Der) -> bytes:
     return inner[0].expect(_OCTET_STRING, "eContent").content
 
 
-def _tst_info(tst: Der) -> tuple[hashes.HashAlgorithm, bytes, datetime, timedelta]:
+class _TstInfo(NamedTuple):
+    """What a TSTInfo says: the imprint (its hash algorithm and value) and when, how exactly."""
+
+    imprint_algorithm: hashes.HashAlgorithm
+    imprint: bytes
+    gen_time: datetime
+    accuracy: timedelta
+
+
+def _tst_info(tst: Der) -> _TstInfo:
     items = tst.expect(_SEQUENCE, "TSTInfo").children()
     if len(items) < 5:
         raise TimestampError("timestamp token: malformed TSTInfo")
@@ -300,7 +316,7 @@ def _tst_info(tst: Der) -> tuple[hashes.HashAlgorithm, bytes, datetime, timedelt
     accuracy = timedelta(0)
     if len(items) > 5 and items[5].tag == _SEQUENCE:
         accuracy = _accuracy(items[5])
-    return algorithm, hashed, gen_time, accuracy
+    return _TstInfo(algorithm, hashed, gen_time, accuracy)
 
 
 def _generalized_time(body: bytes) -> datetime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -182,15 +183,22 @@ def duplicate_names(roots: Sequence[TrustRoot]) -> list[str]:
     return twice
 
 
-def pem_blocks(text: str) -> list[tuple[str, bytes]]:
-    """The PEM blocks of ``text`` as (label, DER) pairs; any other non-blank text is an error.
+class PemBlock(NamedTuple):
+    """One PEM block: its label (``PUBLIC KEY``, ``CERTIFICATE``) and its DER bytes."""
+
+    label: str
+    der: bytes
+
+
+def pem_blocks(text: str) -> list[PemBlock]:
+    """The PEM blocks of ``text``; any other non-blank text is an error.
 
     Raises:
         TrustRootError: not PEM, or extraneous characters around the blocks (invalid_key).
     """
     import base64
 
-    blocks: list[tuple[str, bytes]] = []
+    blocks: list[PemBlock] = []
     pos = 0
     for m in _PEM_BLOCK.finditer(text):
         if text[pos : m.start()].strip():
@@ -201,7 +209,7 @@ def pem_blocks(text: str) -> list[tuple[str, bytes]]:
             raise TrustRootError(
                 "PEM block is not valid base64", category=Category.INVALID_KEY
             ) from e
-        blocks.append((m.group(1), der))
+        blocks.append(PemBlock(m.group(1), der))
         pos = m.end()
     if not blocks or text[pos:].strip():
         raise TrustRootError(
@@ -229,12 +237,12 @@ def load_public_key(pem: str) -> PublicKey:
         TrustRootError: not a single PEM public key of a supported type (invalid_key).
     """
     blocks = pem_blocks(pem)
-    if len(blocks) != 1 or blocks[0][0] != "PUBLIC KEY":
+    if len(blocks) != 1 or blocks[0].label != "PUBLIC KEY":
         raise TrustRootError(
             "provide exactly one PEM encoded public key", category=Category.INVALID_KEY
         )
     try:
-        key = serialization.load_der_public_key(blocks[0][1])
+        key = serialization.load_der_public_key(blocks[0].der)
     except UNUSABLE as e:
         raise TrustRootError("error parsing public key", category=Category.INVALID_KEY) from e
     if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
