@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from connaisseur.application.alerting import AlertingSettings, Receiver
-from connaisseur.config.urls import url_problem
+from connaisseur.config.url_checks import url_problem
 from connaisseur.domain.alert_template import AlertTemplate, TemplateError
 from connaisseur.domain.errors import ConfigError, ConnaisseurError
 
@@ -101,7 +101,7 @@ def load_template(name: str, dirs: Sequence[Path]) -> AlertTemplate:
 
 
 def check_url(url: str) -> str:
-    """An ``http(s)`` URL with a host (:func:`connaisseur.config.urls.url_problem`).
+    """An ``http(s)`` URL with a host (:func:`connaisseur.config.url_checks.url_problem`).
 
     Raises:
         ConfigError: anything else; the URL itself is never echoed (webhook URLs often carry

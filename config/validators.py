@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from connaisseur.application.settings import TransparencySettings, ValidatorSettings
 from connaisseur.config import schema
 from connaisseur.config.auth import load_auth
-from connaisseur.config.urls import base_url
+from connaisseur.config.url_checks import base_url
 from connaisseur.domain.errors import Category, ConfigError, ConnaisseurError, TrustRootError
 from connaisseur.domain.trust import (
     Certificates,
