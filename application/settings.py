@@ -87,11 +87,15 @@ class ValidatorSettings:
 
 
 class ResourceValidationMode(StrEnum):
+    """Which admitted objects are validated: all workloads, or only Pods."""
+
     ALL = "all"
     PODS_ONLY = "podsOnly"
 
 
 class NamespacedValidationMode(StrEnum):
+    """What a namespace label decides: skip validation there, or validate only there."""
+
     IGNORE = "ignore"
     VALIDATE = "validate"
 

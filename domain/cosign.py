@@ -181,27 +181,15 @@ def _signer_key(root: TrustRoot, key: PublicKey | None, cert: x509.Certificate |
         public = certificate_key(cert)
         if public is not None:
             return public
-        raise Rejection(
-            "unsupported certificate key type",
-            category=Category.SIGNATURE_INVALID,
-            stage=Stage.SIGNATURE,
-        )
+        raise _unverified("unsupported certificate key type")
     if key is None:
-        raise Rejection(
-            f"trust root {root.name} has no key",
-            category=Category.SIGNATURE_INVALID,
-            stage=Stage.SIGNATURE,
-        )
+        raise _unverified(f"trust root {root.name} has no key")
     return key
 
 
 def _leaf_certificate(layer: SignatureLayer) -> x509.Certificate:
     if not layer.certificate:
-        raise Rejection(
-            "keyless signature without certificate",
-            category=Category.SIGNATURE_INVALID,
-            stage=Stage.SIGNATURE,
-        )
+        raise _unverified("keyless signature without certificate")
     return _certificates(layer.certificate, "signing certificate")[0]
 
 
@@ -286,8 +274,9 @@ def _check_signature(key: PublicKey, signature: bytes, payload: bytes, who: str)
     try:
         verify_raw_signature(key, signature, payload)
     except InvalidSignature as e:
-        raise Rejection(
-            f"signature does not verify with {who}",
-            category=Category.SIGNATURE_INVALID,
-            stage=Stage.SIGNATURE,
-        ) from e
+        raise _unverified(f"signature does not verify with {who}") from e
+
+
+def _unverified(reason: str) -> Rejection:
+    """The rejection of a signature that cannot be checked, or does not verify, with the key."""
+    return Rejection(reason, category=Category.SIGNATURE_INVALID, stage=Stage.SIGNATURE)

@@ -95,6 +95,13 @@ def signed_image(signer: Signer) -> tuple[FakeRegistry, str, int]:
     return registry, digest, size
 
 
+async def denial(root: Signer, other: Signer, registry: FakeRegistry) -> VerificationError:
+    """The error a validator trusting ``root`` and ``other`` denies :data:`IMAGE` with."""
+    with pytest.raises(VerificationError) as info:
+        await validate(validator(root, other, registry))
+    return info.value
+
+
 async def validate(validator: NotationValidator, image: str = IMAGE, **options: str) -> str | None:
     deadline = Deadline.after(CLOCK, 10)
     evidence = await validator.validate(
@@ -150,10 +157,9 @@ async def test_all_signatures_failing_reports_the_most_relevant(
     digest, size = push_image(registry)
     push_signature(registry, digest, b"{garbage", leaf)
     push_signature(registry, digest, sign_jws(leaf, target("sha256:" + "1" * 64, size)), leaf)
-    with pytest.raises(VerificationError) as info:
-        await validate(validator(root, other, registry))
-    assert info.value.category is Category.DIGEST_MISMATCH
-    assert info.value.message.startswith(
+    error = await denial(root, other, registry)
+    assert error.category is Category.DIGEST_MISMATCH
+    assert error.message.startswith(
         f"notation: image {IMAGE} (trust roots: default): none of 2 signatures verified; "
         "the Notation signature signs sha256:1111"
     )
@@ -172,10 +178,9 @@ async def test_the_signature_rejected_at_the_latest_step_explains_the_denial(
     stale = sign_jws(old, target(digest, size), signing_time=REAL_NOW - 9 * DAY)
     push_signature(registry, digest, stale, old)
     push_signature(registry, digest, sign_jws(leaf, target("sha256:" + "1" * 64, size)), leaf)
-    with pytest.raises(VerificationError) as info:
-        await validate(validator(root, other, registry))
-    assert info.value.category is Category.DIGEST_MISMATCH
-    assert "sha256:" + "1" * 64 in info.value.message
+    error = await denial(root, other, registry)
+    assert error.category is Category.DIGEST_MISMATCH
+    assert "sha256:" + "1" * 64 in error.message
 
 
 async def test_transient_registry_failure_is_not_swallowed(
@@ -188,9 +193,8 @@ async def test_transient_registry_failure_is_not_swallowed(
     registry.fail[f"{REPO}/manifests/{sig}"] = VerificationError(
         "down", category=Category.UNAVAILABLE
     )
-    with pytest.raises(VerificationError) as info:
-        await validate(validator(root, other, registry))
-    assert info.value.category is Category.UNAVAILABLE
+    error = await denial(root, other, registry)
+    assert error.category is Category.UNAVAILABLE
 
 
 async def test_signature_manifest_with_two_layers_is_malformed(
@@ -200,9 +204,8 @@ async def test_signature_manifest_with_two_layers_is_malformed(
     registry = FakeRegistry()
     digest, size = push_image(registry)
     push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf, layers=2)
-    with pytest.raises(VerificationError) as info:
-        await validate(validator(root, other, registry))
-    assert info.value.category is Category.MALFORMED_TRUST_DATA
+    error = await denial(root, other, registry)
+    assert error.category is Category.MALFORMED_TRUST_DATA
 
 
 async def test_unknown_trust_root_fails_before_any_request(
@@ -280,9 +283,8 @@ async def test_signatures_are_fetched_concurrently_but_bounded(
     wrong = target("sha256:" + "1" * 64, size)
     for i in range(6):
         push_signature(registry, digest, sign_jws(leaf, wrong, extra={"n": i}), leaf)
-    with pytest.raises(VerificationError) as info:
-        await validate(validator(root, other, registry))
-    assert info.value.message.startswith(
+    error = await denial(root, other, registry)
+    assert error.message.startswith(
         f"notation: image {IMAGE} (trust roots: default): none of 6 signatures verified; "
     )
     assert registry.most_in_flight == 4  # _CONCURRENT_SIGNATURES

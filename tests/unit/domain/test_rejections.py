@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from connaisseur.domain.errors import (
-    Category,
-    ConfigError,
-    ConnaisseurError,
-    Rejection,
-    TrustRootError,
-    VerificationError,
-    closest_to_trust,
-)
+from connaisseur.domain import errors
+from connaisseur.domain.errors import Category, ConnaisseurError, Rejection, closest_to_trust
 from connaisseur.domain.rfc3161 import TimestampError
 
 
 @pytest.mark.parametrize(
     "error",
     [
-        ConfigError("bad file", ("a.b: bad", "a.c: worse")),
-        TrustRootError("no key", category=Category.INVALID_KEY),
-        VerificationError("down", category=Category.UNAVAILABLE),
+        errors.ConfigError("bad file", ("a.b: bad", "a.c: worse")),
+        errors.TrustRootError("no key", category=Category.INVALID_KEY),
+        errors.VerificationError("down", category=Category.UNAVAILABLE),
         TimestampError("bad stamp"),
         Rejection("forged", category=Category.SIGNATURE_INVALID, stage=3),
         ConnaisseurError("plain", category=Category.TIMEOUT),
@@ -48,7 +41,7 @@ def test_the_rejection_that_got_furthest_explains_the_denial() -> None:
 
 def test_a_rejection_is_a_verification_error_with_its_category() -> None:
     rejection = Rejection("expired", category=Category.EXPIRED, stage=2)
-    assert isinstance(rejection, VerificationError)
+    assert isinstance(rejection, errors.VerificationError)
     assert rejection.category is Category.EXPIRED
     assert rejection.stage == 2
     assert Rejection("unknown").stage == 0
