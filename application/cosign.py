@@ -1,4 +1,5 @@
-"""The cosign validator (type ``cosign``): fetch through ports, judge in ``domain.cosign``.
+"""The cosign validator (type ``cosign``) on the validator pipeline (``application/pipeline.py``):
+its fetch goes through the ports, its check is ``domain.cosign``.
 
 Round trips for a cold verification (after auth): 1 resolve (HEAD), 1 signature manifest
 (``sha256-<hex>.sig``), then all signature blobs concurrently (each read up to the 64 KiB a

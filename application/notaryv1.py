@@ -1,6 +1,6 @@
-"""The ``notaryv1`` validator: fetch a GUN's trust data through the Notary port, judge it in
-``domain.notaryv1``, and return the trusted digest to pin (D4,
-docs/decisions/0004-notary-v1-strictness.md).
+"""The ``notaryv1`` validator on the validator pipeline (``application/pipeline.py``): its
+fetch is a GUN's trust data through the Notary port, its check ``domain.notaryv1``, which
+yields the trusted digest to pin (D4, docs/decisions/0004-notary-v1-strictness.md).
 
 The settings come from the configuration loader, which checked them (host URL, trust roots
 with PEM keys, ``cert``, credentials keyed to the host): they are used as given.

@@ -1,5 +1,5 @@
-"""The ``notation`` validator: fetch Notary Project signatures through the Registry port, judge
-them with :mod:`domain.notation`, and return the trusted digest.
+"""The ``notation`` validator on the validator pipeline (``application/pipeline.py``): its fetch
+is the Notary Project signatures through the Registry port, its check ``domain.notation``.
 
 Sequential round trips (after auth), the fewest the protocol allows
 (docs/decisions/0018-performance-targets.md):
