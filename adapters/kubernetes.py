@@ -1,4 +1,5 @@
-"""``KubernetesApi`` for automatic child approval: GET one object with the service account.
+"""``KubernetesApi``: GET one owner object (automatic child approval) or Secret (``k8s://``
+cosign keys) with the service account, answered as typed values.
 
 In cluster: ``https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT``, the bearer token from
 the projected service-account token file (re-read when it changes, since bound tokens rotate)
@@ -7,6 +8,8 @@ and that account's CA as the only trust root.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import os
@@ -19,7 +22,8 @@ from urllib.parse import quote
 from connaisseur.adapters.http import HttpClient, status_error
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import KubernetesApi
-from connaisseur.domain.errors import Category, VerificationError
+from connaisseur.domain.errors import Category, VerificationError, WorkloadError
+from connaisseur.domain.workload import OwnerReference, Workload
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +79,21 @@ class AiohttpKubernetesApi(KubernetesApi):
         self._token = token
         self._ca_pem = ca_pem
 
-    async def get(
+    async def owner(
+        self, owner: OwnerReference, namespace: str, deadline: Deadline
+    ) -> Workload | None:
+        """The owner read as a workload of its kind (``None``: absent, or not a workload)."""
+        obj = await self._get(owner.api_version, owner.kind, namespace, owner.name, deadline)
+        return None if obj is None else workload_of(owner.kind, obj, namespace)
+
+    async def secret_data(
+        self, namespace: str, name: str, deadline: Deadline
+    ) -> Mapping[str, bytes] | None:
+        """The Secret's decoded ``data`` (``None`` when the Secret does not exist)."""
+        obj = await self._get("v1", "Secret", namespace, name, deadline)
+        return None if obj is None else secret_data_of(obj)
+
+    async def _get(
         self, api_version: str, kind: str, namespace: str, name: str, deadline: Deadline
     ) -> Mapping[str, Any] | None:
         """The object, or ``None`` when it does not exist (404, or a name no object can have).
@@ -125,3 +143,35 @@ def _capped(deadline: Deadline) -> Deadline:
     # An owner lookup only saves work: never let it eat more than a few seconds of the budget.
     remaining = min(deadline.remaining(), _REQUEST_CAP_SECONDS)
     return Deadline.after(deadline.clock, remaining)
+
+
+def workload_of(kind: str, obj: Mapping[str, Any], namespace: str) -> Workload | None:
+    """A stored object as a workload; ``None`` when it has no containers or is malformed, so
+    that it lends no approval."""
+    try:
+        return Workload.parse(kind, obj, namespace)
+    except WorkloadError as e:
+        log.info("%s %s/%s is no workload: %s", kind, namespace, _name(obj), e)
+        return None
+
+
+def secret_data_of(obj: Mapping[str, Any]) -> dict[str, bytes]:
+    """A Secret's ``data`` values decoded; a value that is not base64 (the API server never
+    serves one) is left out, as if the key were absent."""
+    data = obj.get("data")
+    if not isinstance(data, Mapping):
+        return {}
+    decoded: dict[str, bytes] = {}
+    for key, value in data.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            continue
+        try:
+            decoded[key] = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+    return decoded
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata")
+    return str(meta.get("name", "")) if isinstance(meta, Mapping) else ""

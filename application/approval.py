@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import KubernetesApi
-from connaisseur.domain.errors import ConnaisseurError, InvalidReferenceError, WorkloadError
+from connaisseur.domain.errors import ConnaisseurError, InvalidReferenceError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.workload import (
     CONTROLLERS,
     SUPPORTED_KINDS,
     OwnerReference,
     Workload,
-    container_slots,
 )
 
 log = logging.getLogger(__name__)
@@ -62,49 +60,38 @@ class ChildApproval:
         """Images of every owner that exists with the recorded UID, concatenated in owner
         order (Connaisseur's lookup; approval applies the stricter rules above)."""
         owners = [o for o in child.owners if o.kind in SUPPORTED_KINDS]
-        images: list[str] = []
-        for owner, obj in await self._owner_objects(owners, child, deadline):
-            try:
-                images.extend(slot.image for slot in container_slots(owner.kind, obj))
-            except WorkloadError:
-                continue
-        return images
+        found = await self._owner_objects(owners, child, deadline)
+        return [slot.image for _, workload in found for slot in workload.slots]
 
     async def _owner_objects(
         self, owners: Sequence[OwnerReference], child: Workload, deadline: Deadline
-    ) -> list[tuple[OwnerReference, Mapping[str, Any]]]:
+    ) -> list[tuple[OwnerReference, Workload]]:
         owners = owners[:_MAX_OWNERS]
         found = await asyncio.gather(*(self._owner_object(o, child, deadline) for o in owners))
         return [(o, obj) for o, obj in zip(owners, found, strict=True) if obj is not None]
 
     async def _owner_object(
         self, owner: OwnerReference, child: Workload, deadline: Deadline
-    ) -> Mapping[str, Any] | None:
+    ) -> Workload | None:
         try:
-            obj = await self._api.get(
-                owner.api_version, owner.kind, child.namespace, owner.name, deadline
-            )
+            workload = await self._api.owner(owner, child.namespace, deadline)
         except ConnaisseurError as e:
             # No answer, no approval: the child is verified like any other object.
             log.info("owner lookup %s %s/%s failed: %s", owner.kind, child.namespace, owner.name, e)
             return None
-        if obj is None:
+        if workload is None:
             return None
-        if _uid(obj) != owner.uid or not owner.uid:
+        if workload.uid != owner.uid or not owner.uid:
             log.warning(
                 "owner %s %s/%s: non matching UIDs", owner.kind, child.namespace, owner.name
             )
             return None
-        return obj
+        return workload
 
 
 def _lends_approval(
-    owner: OwnerReference, obj: Mapping[str, Any], child: Workload, wanted: frozenset[str]
+    owner: OwnerReference, workload: Workload, child: Workload, wanted: frozenset[str]
 ) -> bool:
-    try:
-        workload = Workload.parse(owner.kind, obj, child.namespace)
-    except WorkloadError:
-        return False
     where = f"{owner.kind} {child.namespace}/{owner.name}"
     if workload.deleted:
         log.info("owner %s is being deleted: it approves no children", where)
@@ -121,9 +108,3 @@ def _pinned(image: str) -> bool:
         return bool(ImageReference.parse(image).digest)
     except InvalidReferenceError:
         return False
-
-
-def _uid(obj: Mapping[str, Any]) -> str | None:
-    meta = obj.get("metadata")
-    uid = meta.get("uid") if isinstance(meta, Mapping) else None
-    return uid if isinstance(uid, str) else None

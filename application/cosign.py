@@ -10,8 +10,6 @@ without an offline bundle that pass every check a log is not needed for.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -263,19 +261,18 @@ class CosignValidator(SignatureValidator[CosignCandidate]):
         if self._kubernetes is None:
             raise TrustRootError(f"cannot read {where}: no Kubernetes API available")
         try:
-            secret = await self._kubernetes.get("v1", "Secret", ref.namespace, ref.name, deadline)
+            data = await self._kubernetes.secret_data(ref.namespace, ref.name, deadline)
         except ConnaisseurError as e:
             # An API outage is not a missing key: keep its (transient) category, so the denial
             # is never cached (docs/decisions/0005-honest-cache.md).
             raise VerificationError(f"cannot read {where}: {e.message}", category=e.category) from e
-        data = (secret or {}).get("data")
-        encoded = data.get("cosign.pub") if isinstance(data, Mapping) else None
-        if not isinstance(encoded, str):
+        encoded = (data or {}).get("cosign.pub")
+        if encoded is None:
             raise TrustRootError(f"secret {where} does not exist or has no cosign.pub")
         try:
-            pem = base64.b64decode(encoded, validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError) as e:
+            pem = encoded.decode()
+        except UnicodeDecodeError as e:
             raise TrustRootError(
-                f"cosign.pub of {where} is not base64 PEM", category=Category.INVALID_KEY
+                f"cosign.pub of {where} is not PEM", category=Category.INVALID_KEY
             ) from e
         return load_public_key(pem)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from connaisseur.application.deadline import Deadline
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from connaisseur.domain.image import ImageReference
     from connaisseur.domain.oci import Descriptor
     from connaisseur.domain.rekor import RekorEntry
+    from connaisseur.domain.workload import OwnerReference, Workload
 
 
 class Clock(Protocol):
@@ -184,17 +185,24 @@ class AlertSink(Protocol):
 
 
 class KubernetesApi(Protocol):
-    """Read-only access to workload objects (automatic child approval) and Secrets
-    (``k8s://`` cosign keys)."""
+    """Read-only access to owner objects (automatic child approval) and Secrets
+    (``k8s://`` cosign keys).
 
-    async def get(
-        self, api_version: str, kind: str, namespace: str, name: str, deadline: Deadline
-    ) -> Mapping[str, Any] | None:
-        """The object, or ``None`` when it does not exist.
+    Errors: ``ConnaisseurError`` when the API cannot tell, with a transient category
+    (``fetch_failed``, ``timeout``, ``unavailable``, ``rate_limited``) for an outage and
+    ``unauthorized`` when it refuses us: never ``None``, which would read as "deleted"."""
 
-        Errors: ``ConnaisseurError`` when the API cannot tell, with a transient category
-        (``fetch_failed``, ``timeout``, ``unavailable``, ``rate_limited``) for an outage and
-        ``unauthorized`` when it refuses us: never ``None``, which would read as "deleted"."""
+    async def owner(
+        self, owner: OwnerReference, namespace: str, deadline: Deadline
+    ) -> Workload | None:
+        """The object ``owner`` names in ``namespace``, read as a workload of its kind;
+        ``None`` when it does not exist or is no workload (no containers, malformed)."""
+        ...
+
+    async def secret_data(
+        self, namespace: str, name: str, deadline: Deadline
+    ) -> Mapping[str, bytes] | None:
+        """A Secret's ``data``, each value base64-decoded; ``None`` when it does not exist."""
         ...
 
 

@@ -73,6 +73,8 @@ class Workload:
     slots: tuple[ContainerSlot, ...]
     owners: tuple[OwnerReference, ...] = ()
     deleted: bool = False
+    #: ``metadata.uid``: empty in an AdmissionReview's CREATE, set on stored objects.
+    uid: str = ""
 
     @classmethod
     def parse(cls, kind: str, obj: Any, namespace: str = "") -> Workload:
@@ -102,6 +104,7 @@ class Workload:
             slots=slots,
             owners=_owners(meta.get("ownerReferences")),
             deleted=meta.get("deletionTimestamp") is not None,
+            uid=str(meta.get("uid") or ""),
         )
 
     def same_images_as(self, other: Workload) -> bool:

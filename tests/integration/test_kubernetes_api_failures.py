@@ -101,14 +101,15 @@ def adapter(url: str, tls: TlsFiles, tmp_path: Path, session: aiohttp.ClientSess
 
 
 async def read_secret(kube: Any, name: str, seconds: float = 5) -> Any:
-    return await kube.get("v1", "Secret", "signing", name, Deadline.after(FakeClock(), seconds))
+    return await kube.secret_data("signing", name, Deadline.after(FakeClock(), seconds))
 
 
 async def test_kubernetes_api_object_found_and_not_found(
     api: tuple[ApiServer, str], tls: TlsFiles, tmp_path: Path, session: aiohttp.ClientSession
 ) -> None:
     kube = adapter(api[1], tls, tmp_path, session)
-    assert (await read_secret(kube, "alice-key"))["kind"] == "Secret"
+    alice = alice_secret()["data"]["cosign.pub"]
+    assert await read_secret(kube, "alice-key") == {"cosign.pub": base64.b64decode(alice)}
     assert await read_secret(kube, "gone") is None  # a 404: it does not exist
     assert await read_secret(kube, "Not_A_Name") is None  # no object can have that name
 

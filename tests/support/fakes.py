@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connaisseur.adapters.http import HttpResponse
+from connaisseur.adapters.kubernetes import secret_data_of, workload_of
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import (
     Alert,
@@ -28,6 +29,7 @@ from connaisseur.application.ports import (
 )
 from connaisseur.domain.errors import ConnaisseurError
 from connaisseur.domain.rekor import RekorEntry
+from connaisseur.domain.workload import OwnerReference, Workload
 
 DEFAULT_NOW = datetime(2026, 11, 29, tzinfo=UTC)
 
@@ -128,8 +130,20 @@ class FakeKubernetesApi(KubernetesApi):
         key = (obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
         self.objects[key] = obj
 
-    async def get(
-        self, api_version: str, kind: str, namespace: str, name: str, deadline: Deadline
+    async def owner(
+        self, owner: OwnerReference, namespace: str, deadline: Deadline
+    ) -> Workload | None:
+        obj = self._get(owner.api_version, owner.kind, namespace, owner.name)
+        return None if obj is None else workload_of(owner.kind, obj, namespace)
+
+    async def secret_data(
+        self, namespace: str, name: str, deadline: Deadline
+    ) -> Mapping[str, bytes] | None:
+        obj = self._get("v1", "Secret", namespace, name)
+        return None if obj is None else secret_data_of(obj)
+
+    def _get(
+        self, api_version: str, kind: str, namespace: str, name: str
     ) -> Mapping[str, Any] | None:
         key = (api_version, kind, namespace, name)
         self.gets.append(key)

@@ -481,6 +481,30 @@ async def test_k8s_key_reference_to_a_missing_secret_is_trust_root_not_found(
 
 
 @pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        ({"cosign.pub": "not base64!"}, "has no cosign.pub"),
+        ({"other": "AAAA"}, "has no cosign.pub"),
+        ({"cosign.pub": base64.b64encode(b"\xff\xfe").decode()}, "is not PEM"),
+    ],
+)
+async def test_k8s_key_secret_without_a_usable_cosign_pub_is_no_trust_root(
+    signers: dict[str, Signer], data: dict[str, str], says: str
+) -> None:
+    reg, _ = signed_image(signers["p256"])
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "signing", "namespace": "keys"},
+        "data": data,
+    }
+    kube = FakeKubernetesApi([secret])
+    v = validator([{"name": "default", "key": "k8s://keys/signing"}], reg, kubernetes=kube)
+    with pytest.raises(TrustRootError, match=says):
+        await run(v)
+
+
+@pytest.mark.parametrize(
     ("ref", "scheme"),
     [
         ("awskms://alias/x", "awskms://"),
