@@ -1,10 +1,16 @@
 """The cosign validator (type ``cosign``) on the validator pipeline (``application/pipeline.py``):
 its fetch goes through the ports, its check is ``domain.cosign``.
 
-Round trips for a cold verification (after auth): 1 resolve (HEAD), 1 signature manifest
-(``sha256-<hex>.sig``), then all signature blobs concurrently (each read up to the 64 KiB a
-payload may have; layers declared larger are not fetched); Rekor is asked only for signatures
-without an offline bundle that pass every check a log is not needed for.
+Signatures and attestations are found in every place cosign writes them
+(``application/cosign_discovery.py``: the classic ``.sig``/``.att`` tags and the OCI 1.1
+referrers, asked at once) and judged one at a time by the same procedure whatever their format
+(docs/decisions/0040-cosign-signature-formats.md, 0041-sigstore-bundles.md). A signer counts
+once across formats (D3): a key, or a keyless identity, is the same signer in a classic layer
+and in a bundle. Attestations the rule requires (``with.attestations``, decision 0042) are
+further evidence, fulfilled each by one attestation signed by a selected trust root.
+
+Rekor is asked only for classic signatures without a log entry of their own that pass every
+check a log is not needed for; Sigstore bundles carry their log evidence.
 """
 
 from __future__ import annotations
@@ -12,28 +18,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from connaisseur.application.cosign_discovery import CosignDiscovery, Found, Wanted
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.pipeline import SignatureValidator, Verification
-from connaisseur.application.ports import (
-    BlobRef,
-    Clock,
-    KubernetesApi,
-    Registry,
-    TransparencyLog,
-)
+from connaisseur.application.ports import Clock, KubernetesApi, Registry, TransparencyLog
 from connaisseur.application.settings import ValidatorSettings
+from connaisseur.domain.attestations import AttestationRequirement
 from connaisseur.domain.cosign import CheckOptions, judge_signature, worth_a_log_lookup
-from connaisseur.domain.cosign_layout import (
-    MAX_PAYLOAD_BYTES,
-    SignatureLayer,
-    signature_layers,
-    signature_tag,
-    to_signature_layer,
-)
+from connaisseur.domain.cosign_signed import ClassicSignature, Format
 from connaisseur.domain.errors import (
     Category,
     ConnaisseurError,
@@ -41,7 +37,6 @@ from connaisseur.domain.errors import (
     TrustRootError,
     VerificationError,
 )
-from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
 from connaisseur.domain.rekor import RekorEntry
 from connaisseur.domain.signers import Judgement
@@ -49,6 +44,7 @@ from connaisseur.domain.sigstore import Stage, TransparencyMaterial, override_ma
 from connaisseur.domain.trust import (
     KubernetesKeyRef,
     PublicKey,
+    Selection,
     TrustRoot,
     load_public_key,
 )
@@ -56,6 +52,12 @@ from connaisseur.domain.trust import (
 #: How long a ``k8s://`` key is used before its Secret is read again
 #: (docs/decisions/0028-trust-material-has-a-lifetime.md).
 K8S_KEY_TTL_SECONDS = 60.0
+_FORMATS = {
+    "classic": frozenset({Format.CLASSIC}),
+    "bundle": frozenset({Format.BUNDLE}),
+    "any": frozenset(Format),
+}
+_FORMAT_NAMES = {Format.CLASSIC: "classic", Format.BUNDLE: "Sigstore bundle"}
 
 
 class _ReadKey(NamedTuple):
@@ -79,19 +81,32 @@ def transparency_switches(options: RuleOptions) -> TransparencySwitches:
     )
 
 
+def wanted(options: RuleOptions, *, every_attestation: bool = False) -> Wanted:
+    """The formats a rule accepts and the attestations it needs (all of them to explain)."""
+    return Wanted(
+        formats=_FORMATS[options.signature_format],
+        predicate_types=None
+        if every_attestation
+        else frozenset(a.predicate_type for a in options.attestations),
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CosignCandidate:
-    """One signature layer with what its check needs: the claims it must make, the keys of
-    the selected roots (``k8s://`` ones read), and the Rekor entries found for its payload."""
+    """One signature or attestation with what its check needs: the claims it must make, the
+    keys of the selected roots (``k8s://`` ones read), the Rekor entries found for it, and
+    for an attestation the rule's requirement of its predicate type."""
 
-    layer: SignatureLayer
+    found: Found
     claims: CheckOptions
     keys: Mapping[str, PublicKey] = field(repr=False)
     log_entries: Sequence[RekorEntry] = ()
+    requirement: AttestationRequirement | None = None
 
 
 class CosignValidator(SignatureValidator[CosignCandidate]):
-    """Verifies cosign signatures (keys, keyless, Rekor) with D2 claims and D3 thresholds."""
+    """Verifies cosign signatures and attestations (keys, keyless, Rekor, Sigstore bundles)
+    with D2 claims and D3 thresholds."""
 
     type = "cosign"
     counts_signers = True
@@ -121,47 +136,72 @@ class CosignValidator(SignatureValidator[CosignCandidate]):
         )
         self._k8s_keys: dict[KubernetesKeyRef, _ReadKey] = {}
 
-    async def candidates(
+    def selection(self, options: RuleOptions) -> Selection:
+        """D3's signers, and one attestation of each predicate type the rule requires."""
+        requirements = tuple(dict.fromkeys(a.predicate_type for a in options.attestations))
+        return replace(super().selection(options), requirements=requirements)
+
+    def candidates(
         self, verification: Verification, deadline: Deadline
     ) -> AsyncGenerator[CosignCandidate | Rejection, None]:
-        """Resolve the image, fetch its signature layers, the keys of the selected roots and
-        the Rekor entries of the layers worth a lookup.
+        """Every signature and wanted attestation of the image, classic ones first.
 
         Raises:
             ConnaisseurError: ``image_not_found``, ``trust_root_not_found`` (a ``k8s://`` key),
                 ``malformed_trust_data`` and the Registry, Kubernetes and Rekor ports' errors.
         """
+        return self._candidates(verification, wanted(verification.options), deadline)
+
+    async def _candidates(
+        self, verification: Verification, want: Wanted, deadline: Deadline
+    ) -> AsyncGenerator[CosignCandidate | Rejection, None]:
         image, options, roots = verification.image, verification.options, verification.roots
-        digest = await self._registry.resolve(image, self._endpoint, deadline)
-        layers = await self._signatures(image, digest, deadline)
-        if isinstance(layers, Rejection):
-            yield layers
-            return
-        switches = transparency_switches(options)
-        claims = CheckOptions(
-            image=image,
-            digest=digest,
-            verify_tlog=switches.log,
-            verify_sct=switches.sct,
-            ignore_reference=options.ignore_reference,
-        )
-        keys = await self._keys(roots, deadline)
-        entries: Mapping[bytes, Sequence[RekorEntry]] = {}
-        if claims.verify_tlog:
-            now = self._clock.now()
-            worth = self._worth_a_lookup(layers, roots, keys, claims, now)
-            entries = await self._log_entries(worth, deadline)
-        for layer in layers:
-            yield CosignCandidate(
-                layer=layer, claims=claims, keys=keys, log_entries=entries.get(layer.payload, ())
+        discovery = CosignDiscovery(self._registry, self._endpoint, image, deadline)
+        resolving = asyncio.ensure_future(self._registry.resolve(image, self._endpoint, deadline))
+        keys = asyncio.ensure_future(self._keys(roots, deadline))
+        started: list[asyncio.Future[Any]] = [resolving, keys]
+        try:
+            # By digest, the listings go out with the resolve; by tag, right after it.
+            digest = image.digest or await resolving
+            classic = asyncio.ensure_future(discovery.classic(digest, want))
+            referred = asyncio.ensure_future(discovery.referrers(digest, want))
+            started += [classic, referred]
+            await resolving  # the image's own failure (image_not_found) comes first
+            switches = transparency_switches(options)
+            claims = CheckOptions(
+                image=image,
+                digest=digest,
+                verify_tlog=switches.log,
+                verify_sct=switches.sct,
+                ignore_reference=options.ignore_reference,
             )
+            judged = _Candidates(self, claims, await keys, roots, options, want)
+            # The classic signatures are judged while the referrers' blobs are still coming,
+            # and a rule they already meet never waits for (or fetches) those.
+            async for candidate in judged.each(await classic, deadline):
+                yield candidate
+            async for candidate in judged.each(await referred, deadline):
+                yield candidate
+            for missing in judged.nothing_found():
+                yield missing
+        finally:
+            for task in started:
+                task.cancel()
+            await asyncio.gather(*started, return_exceptions=True)
 
     def check(
         self, candidate: CosignCandidate, verification: Verification, now: datetime
     ) -> Judgement:
-        """One signature layer against every selected root (``domain.cosign``)."""
-        return judge_signature(
-            candidate.layer,
+        """One signature (or attestation) against every selected root (``domain.cosign``);
+        an attestation signed by a root must also satisfy the rule's conditions."""
+        found = candidate.found
+        requirement = candidate.requirement
+        tag = requirement.predicate_type if requirement else None
+        if found.failure is not None or found.signed is None:
+            failure = found.failure or _unreadable()
+            return Judgement(digest=None, refused=(failure,), requirement=tag)
+        judgement = judge_signature(
+            found.signed,
             verification.roots,
             candidate.keys,
             self._material,
@@ -169,61 +209,43 @@ class CosignValidator(SignatureValidator[CosignCandidate]):
             log_entries=candidate.log_entries,
             now=now,
         )
-
-    async def _signatures(
-        self, image: ImageReference, digest: str, deadline: Deadline
-    ) -> list[SignatureLayer] | Rejection:
-        """The signature layers with their payloads (blobs fetched concurrently)."""
+        if requirement is None or not judgement.vouches:
+            return replace(judgement, requirement=tag)
+        statement = found.signed.claims().statement
         try:
-            sig = await self._registry.manifest(
-                image, signature_tag(digest), self._endpoint, deadline
-            )
-            descriptors = signature_layers(sig.body)
-        except VerificationError as e:
-            if e.category is Category.NO_TRUST_DATA:
-                return Rejection(
-                    "no signatures found", category=Category.NO_TRUST_DATA, stage=Stage.PAYLOAD
-                )
-            raise
-        fitting = [d for d in descriptors if not d.oversized]
-        if not fitting:
-            return Rejection(
-                f"every signature payload is larger than {MAX_PAYLOAD_BYTES} bytes",
-                category=Category.MALFORMED_TRUST_DATA,
-                stage=Stage.PAYLOAD,
-            )
-        refs = [BlobRef(digest=d.digest, size=d.size, max_bytes=MAX_PAYLOAD_BYTES) for d in fitting]
-        unique = list(dict.fromkeys(refs))
-        blobs = await asyncio.gather(
-            *(self._registry.blob(image, ref, self._endpoint, deadline) for ref in unique)
-        )
-        payloads = dict(zip(unique, blobs, strict=True))
-        return [to_signature_layer(d, payloads[ref]) for d, ref in zip(fitting, refs, strict=True)]
+            if statement is None:
+                raise _unreadable()
+            requirement.check(statement)
+        except Rejection as e:
+            return Judgement(digest=judgement.digest, refused=(e,), requirement=tag)
+        return replace(judgement, requirement=tag)
 
-    def _worth_a_lookup(
+    async def log_entries(
         self,
-        layers: Sequence[SignatureLayer],
-        roots: Sequence[TrustRoot],
+        found: Sequence[Found],
+        claims: CheckOptions,
         keys: Mapping[str, PublicKey],
-        check: CheckOptions,
-        now: datetime,
-    ) -> list[SignatureLayer]:
-        """Layers without a bundle that pass the offline checks for some trust root."""
-        return [
-            layer
-            for layer in layers
-            if not layer.bundle
-            and any(
-                worth_a_log_lookup(layer, r, keys.get(r.name), self._material, check, now=now)
-                for r in roots
-            )
-        ]
-
-    async def _log_entries(
-        self, layers: Sequence[SignatureLayer], deadline: Deadline
+        roots: Sequence[TrustRoot],
+        deadline: Deadline,
     ) -> dict[bytes, Sequence[RekorEntry]]:
-        """Rekor entries for payloads whose layers carry no bundle (looked up concurrently)."""
-        payloads = list(dict.fromkeys(layer.payload for layer in layers if not layer.bundle))
+        """Rekor entries for classic signatures without an entry of their own that pass the
+        offline checks for some trust root (looked up concurrently)."""
+        if not claims.verify_tlog:
+            return {}
+        now = self._clock.now()
+        payloads = list(
+            dict.fromkeys(
+                f.signed.layer.payload
+                for f in found
+                if isinstance(f.signed, ClassicSignature)
+                and any(
+                    worth_a_log_lookup(
+                        f.signed, r, keys.get(r.name), self._material, claims, now=now
+                    )
+                    for r in roots
+                )
+            )
+        )
         if not payloads:
             return {}
         answers = await asyncio.gather(
@@ -276,3 +298,98 @@ class CosignValidator(SignatureValidator[CosignCandidate]):
                 f"cosign.pub of {where} is not PEM", category=Category.INVALID_KEY
             ) from e
         return load_public_key(pem)
+
+
+class _Candidates:
+    """Turns what discovery found into candidates for one verification, and remembers what
+    it saw to explain an image without any signature of an accepted format."""
+
+    def __init__(
+        self,
+        validator: CosignValidator,
+        claims: CheckOptions,
+        keys: Mapping[str, PublicKey],
+        roots: Sequence[TrustRoot],
+        options: RuleOptions,
+        want: Wanted,
+    ) -> None:
+        self._validator, self._claims, self._keys = validator, claims, keys
+        self._roots, self._want = roots, want
+        self._requirements = {a.predicate_type: a for a in options.attestations}
+        self.signatures = 0
+        self.excluded: dict[Format, int] = {}
+        self.attestations = 0
+
+    async def each(
+        self, found: Sequence[Found], deadline: Deadline
+    ) -> AsyncGenerator[CosignCandidate, None]:
+        entries = await self._validator.log_entries(
+            found, self._claims, self._keys, self._roots, deadline
+        )
+        for item in found:
+            if item.format not in self._want.formats:
+                if not item.attestation:
+                    self.excluded[item.format] = self.excluded.get(item.format, 0) + 1
+                continue
+            if item.attestation:
+                self.attestations += 1
+                yield self._attestation(item)
+                continue
+            self.signatures += 1
+            payload = (
+                item.signed.layer.payload if isinstance(item.signed, ClassicSignature) else b""
+            )
+            yield CosignCandidate(
+                found=item,
+                claims=self._claims,
+                keys=self._keys,
+                log_entries=entries.get(payload, ()),
+            )
+
+    def _attestation(self, item: Found) -> CosignCandidate:
+        declared = item.predicate_type
+        if item.signed is not None:
+            statement_type = _statement_type(item)
+            declared = statement_type or declared
+        requirement = self._requirements.get(declared or "")
+        return CosignCandidate(
+            found=item,
+            claims=self._claims,
+            keys=self._keys,
+            requirement=requirement
+            or AttestationRequirement(predicate_type=declared or "(unknown predicate type)"),
+        )
+
+    def nothing_found(self) -> list[Rejection]:
+        """``no signatures found`` when no signature of an accepted format was seen, saying
+        which excluded formats do hold signatures (``with.signatureFormat``)."""
+        if self.signatures:
+            return []
+        excluded = [
+            f"{count} {_FORMAT_NAMES[kind]} signature{'s' if count > 1 else ''}"
+            for kind, count in sorted(self.excluded.items())
+        ]
+        reason = "no signatures found"
+        if excluded:
+            accepted = " or ".join(_FORMAT_NAMES[f] for f in sorted(self._want.formats))
+            reason = (
+                f"no {accepted} signatures found; the image has {' and '.join(excluded)}, "
+                "which with.signatureFormat excludes"
+            )
+        return [Rejection(reason, category=Category.NO_TRUST_DATA, stage=Stage.PAYLOAD)]
+
+
+def _statement_type(item: Found) -> str | None:
+    try:
+        claims = item.signed.claims() if item.signed is not None else None
+    except Rejection:
+        return None
+    return claims.predicate_type if claims else None
+
+
+def _unreadable() -> Rejection:
+    return Rejection(
+        "the signature could not be read",
+        category=Category.MALFORMED_TRUST_DATA,
+        stage=Stage.PAYLOAD,
+    )

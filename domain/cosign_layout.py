@@ -1,5 +1,7 @@
-"""cosign's classic signature layout: the ``sha256-<hex>.sig`` manifest, its simple-signing
-layers with their annotations, and the simple-signing payload.
+"""cosign's classic layout: the ``sha256-<hex>.sig`` manifest (or the same manifest as an OCI
+1.1 referrer, cosign v2's ``--registry-referrers-mode=oci-1-1``), its simple-signing layers with
+their annotations, the simple-signing payload, and the ``sha256-<hex>.att`` manifest of DSSE
+attestation layers.
 
 Pure parsing, bounded: at most ``MAX_SIGNATURE_LAYERS`` layers, payloads of at most
 ``MAX_PAYLOAD_BYTES``.
@@ -17,6 +19,10 @@ from connaisseur.domain.errors import (
 )
 
 SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
+DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
+#: The artifact type of a classic signature manifest stored as an OCI 1.1 referrer.
+SIGNATURE_ARTIFACT_TYPE = "application/vnd.dev.cosign.artifact.sig.v1+json"
+PREDICATE_TYPE_ANNOTATION = "predicateType"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
 CHAIN_ANNOTATION = "dev.sigstore.cosign/chain"
@@ -28,6 +34,11 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 def signature_tag(digest: str) -> str:
     """The cosign tag holding the signatures of ``digest``: ``sha256-<hex>.sig``."""
     return digest.replace(":", "-", 1) + ".sig"
+
+
+def attestation_tag(digest: str) -> str:
+    """The cosign tag holding the attestations of ``digest``: ``sha256-<hex>.att``."""
+    return digest.replace(":", "-", 1) + ".att"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,8 +67,11 @@ class LayerDescriptor:
         return self.size is not None and self.size > MAX_PAYLOAD_BYTES
 
 
-def signature_layers(body: bytes) -> list[LayerDescriptor]:
-    """The simple-signing layers of a ``.sig`` manifest (its served bytes).
+def signature_layers(
+    body: bytes, media_type: str = SIMPLE_SIGNING_MEDIA_TYPE
+) -> list[LayerDescriptor]:
+    """The simple-signing layers of a ``.sig`` manifest, from its served bytes (the DSSE layers
+    of an ``.att`` manifest with ``media_type=DSSE_MEDIA_TYPE``).
 
     Raises:
         VerificationError: ``malformed_trust_data`` when the manifest is not JSON, not an image
@@ -81,7 +95,7 @@ def signature_layers(body: bytes) -> list[LayerDescriptor]:
         )
     found = []
     for layer in layers:
-        if not isinstance(layer, dict) or layer.get("mediaType") != SIMPLE_SIGNING_MEDIA_TYPE:
+        if not isinstance(layer, dict) or layer.get("mediaType") != media_type:
             continue
         annotations = layer.get("annotations") or {}
         digest = layer.get("digest")
@@ -108,6 +122,30 @@ def to_signature_layer(descriptor: LayerDescriptor, payload: bytes) -> Signature
     return SignatureLayer(
         payload=payload,
         signature=a.get(SIGNATURE_ANNOTATION, ""),
+        certificate=a.get(CERTIFICATE_ANNOTATION) or None,
+        chain=a.get(CHAIN_ANNOTATION) or None,
+        bundle=a.get(BUNDLE_ANNOTATION) or None,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttestationLayer:
+    """One classic cosign attestation: the DSSE envelope as stored, and the layer's
+    annotations (certificate, chain, Rekor bundle; the signature is inside the envelope)."""
+
+    envelope: bytes = field(repr=False)
+    predicate_type: str = ""
+    certificate: str | None = field(default=None, repr=False)
+    chain: str | None = field(default=None, repr=False)
+    bundle: str | None = field(default=None, repr=False)
+
+
+def to_attestation_layer(descriptor: LayerDescriptor, envelope: bytes) -> AttestationLayer:
+    """Combine a DSSE layer descriptor of an ``.att`` manifest with its fetched envelope."""
+    a = descriptor.annotations
+    return AttestationLayer(
+        envelope=envelope,
+        predicate_type=a.get(PREDICATE_TYPE_ANNOTATION, ""),
         certificate=a.get(CERTIFICATE_ANNOTATION) or None,
         chain=a.get(CHAIN_ANNOTATION) or None,
         bundle=a.get(BUNDLE_ANNOTATION) or None,

@@ -52,6 +52,9 @@ class Category(StrEnum):
     # Addition (docs/decisions/0016-notary-rollback-in-process.md): signed metadata older than a
     # version already seen for the same repository.
     ROLLBACK = "rollback"
+    # Addition (docs/decisions/0042-attestation-conditions.md): an attestation the rule requires
+    # is signed and about the image, but its predicate fails a condition.
+    PREDICATE_MISMATCH = "predicate_mismatch"
 
 
 #: Categories that describe the state of an upstream, not of the image: never cached (D5).

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from connaisseur.domain.attestations import AttestationRequirement
 from connaisseur.domain.errors import PolicyError
 from connaisseur.domain.glob import Glob, Seq, Star, literal, none_of, optional, parse
 from connaisseur.domain.image import DOCKER_HUB, DOCKER_HUB_ALIASES
@@ -52,6 +53,11 @@ class RuleOptions:
     mode: Mode = Mode.MUTATE
     verification_level: str = "strict"
     verify_timestamp: str = "always"
+    #: cosign: which signature formats count (``classic``, ``bundle`` or ``any``,
+    #: docs/decisions/0040-cosign-signature-formats.md)
+    signature_format: str = "any"
+    #: cosign: attestations the image must have (docs/decisions/0042-attestation-conditions.md)
+    attestations: tuple[AttestationRequirement, ...] = ()
 
     def fingerprint(self) -> tuple[Any, ...]:
         """A stable value identifying these options (part of cache keys, D5)."""
@@ -66,6 +72,8 @@ class RuleOptions:
             self.mode.value,
             self.verification_level,
             self.verify_timestamp,
+            self.signature_format,
+            tuple(a.fingerprint() for a in self.attestations),
         )
 
 

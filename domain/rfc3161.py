@@ -223,6 +223,29 @@ def verify_timestamp_token(
         raise TimestampError("timestamp token: malformed ASN.1 structure") from e
 
 
+def timestamp_token(response: bytes) -> bytes:
+    """The TimeStampToken of a granted ``TimeStampResp`` (RFC 3161 §2.4.2), as a Sigstore
+    bundle carries it: ``SEQUENCE { PKIStatusInfo, TimeStampToken }`` with status 0
+    (granted) or 1 (granted with modifications).
+
+    Raises:
+        TimestampError: malformed, over ``MAX_TOKEN_BYTES``, not granted, or without a token.
+    """
+    if len(response) > MAX_TOKEN_BYTES:
+        raise TimestampError("timestamp response is larger than 64 KiB")
+    try:
+        parts = parse_der(response).expect(_SEQUENCE, "TimeStampResp").children()
+        status = parts[0].expect(_SEQUENCE, "PKIStatusInfo").children()
+        granted = _integer(status[0]) in (0, 1)
+    except IndexError as e:
+        raise TimestampError("timestamp response: malformed ASN.1 structure") from e
+    if not granted:
+        raise TimestampError("timestamp response does not grant a timestamp")
+    if len(parts) != 2:
+        raise TimestampError("timestamp response without a timestamp token")
+    return parts[1].expect(_SEQUENCE, "TimeStampToken").raw
+
+
 def _verify(token: bytes, signature: bytes, trusted: Sequence[x509.Certificate]) -> TimestampInfo:
     signed_data = _signed_data(parse_der(token))
     parts = signed_data.children()

@@ -3,8 +3,9 @@
 Every signature validator checks its candidates one at a time (``application/pipeline.py``)
 and hands each judgement or rejection to a :class:`Tally`. A rule needs either any one
 candidate that verifies, or distinct signers: ``threshold`` of them and every ``required``
-trust root (D3, docs/decisions/0003-thresholds-count-signers.md). A denial is explained by the
-rejection closest to trust (:func:`connaisseur.domain.errors.closest_to_trust`).
+trust root (D3, docs/decisions/0003-thresholds-count-signers.md) — and, where the rule requires
+more evidence (cosign attestations), one candidate fulfilling each requirement. A denial is
+explained by the rejection closest to trust (:func:`connaisseur.domain.errors.closest_to_trust`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class Judgement:
     digest: str | None
     vouches: tuple[Vouch, ...] = ()
     refused: tuple[Rejection, ...] = ()
+    #: the requirement of the rule this candidate is evidence for (an attestation's predicate
+    #: type); ``None`` for a signature. Evidence for a requirement never counts as a signer.
+    requirement: str | None = None
 
     @property
     def verified(self) -> bool:
@@ -51,6 +55,8 @@ class Tally:
         self._judgements: list[Judgement] = []
         self._rejections: list[Rejection] = []
         self._failed = 0  # candidates that count for nothing
+        self._fulfilled: set[str] = set()
+        self._unmet: dict[str, list[Rejection]] = {r: [] for r in selection.requirements}
 
     @property
     def counting(self) -> bool:
@@ -61,9 +67,16 @@ class Tally:
     @property
     def settled(self) -> bool:
         """No further candidate can change the outcome."""
-        return not self.counting and any(j.verified for j in self._judgements)
+        return (
+            not self.counting
+            and any(j.verified for j in self._judgements)
+            and self._fulfilled.issuperset(self._unmet)
+        )
 
     def add(self, judgement: Judgement) -> None:
+        if judgement.requirement is not None:
+            self._evidence(judgement)
+            return
         self._judgements.append(judgement)
         self._rejections.extend(judgement.refused)
         if not judgement.verified:
@@ -79,8 +92,20 @@ class Tally:
 
         Raises:
             VerificationError: ``threshold_not_met``, ``required_signer_missing``, or, when no
-                candidate verified, the rejection closest to trust (naming how many failed).
+                candidate verified, the rejection closest to trust (naming how many failed);
+                then, for the first requirement no candidate fulfilled, the rejection closest
+                to trust among its candidates, or ``no_trust_data`` when it had none.
         """
+        trusted = self._signed()
+        for requirement, rejections in self._unmet.items():
+            if requirement not in self._fulfilled:
+                raise closest_to_trust(rejections) or VerificationError(
+                    f"no attestation of type {requirement} found",
+                    category=Category.NO_TRUST_DATA,
+                )
+        return trusted
+
+    def _signed(self) -> TrustedDigest:
         if self.counting:
             return self._counted()
         accepted = next((j for j in self._judgements if j.verified), None)
@@ -88,6 +113,15 @@ class Tally:
             raise self._explanation()
         roots = tuple(dict.fromkeys(s.root for s in accepted.vouches))
         return TrustedDigest(digest=accepted.digest, signers=roots)
+
+    def _evidence(self, judgement: Judgement) -> None:
+        requirement = judgement.requirement or ""
+        if requirement not in self._unmet:
+            return  # evidence nobody asked for (explain lists it; it decides nothing)
+        if judgement.vouches:
+            self._fulfilled.add(requirement)
+        else:
+            self._unmet[requirement].extend(judgement.refused)
 
     def _counted(self) -> TrustedDigest:
         order = {root.name: i for i, root in enumerate(self._selection.roots)}

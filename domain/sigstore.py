@@ -36,6 +36,8 @@ class Stage(IntEnum):
     IDENTITY = 5
     SCT = 6
     CLAIMS = 7
+    #: an attestation's predicate against the rule's conditions
+    PREDICATE = 8
 
 
 def log_id(key: PublicKey) -> str:
@@ -82,15 +84,25 @@ class FulcioAuthority:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TimestampAuthority:
+    """One RFC 3161 timestamp authority: its certificates and ``validFor`` window."""
+
+    certificates: tuple[x509.Certificate, ...]
+    validity: Validity = ALWAYS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TransparencyMaterial:
-    """Keys and certificates for Rekor bundles, SCTs and Fulcio chains (log id → key), each
-    with the window it vouches for (none for keys configured by hand)."""
+    """Keys and certificates for Rekor bundles, SCTs, Fulcio chains (log id → key) and
+    timestamp authorities, each with the window it vouches for (none for keys configured by
+    hand)."""
 
     rekor_keys: tuple[tuple[str, PublicKey], ...] = ()
     ct_keys: tuple[tuple[str, PublicKey], ...] = ()
     fulcio: tuple[FulcioAuthority, ...] = ()
     rekor_validity: Mapping[str, Validity] = field(default_factory=dict)
     ct_validity: Mapping[str, Validity] = field(default_factory=dict)
+    timestamp_authorities: tuple[TimestampAuthority, ...] = ()
 
     def rekor_key(self, entry_log_id: str) -> PublicKey | None:
         return dict(self.rekor_keys).get(entry_log_id)
@@ -126,6 +138,7 @@ def override_material(
         fulcio=fulcio,
         rekor_validity={} if rekor_pubkey else base.rekor_validity,
         ct_validity={} if ct_log_pubkey else base.ct_validity,
+        timestamp_authorities=base.timestamp_authorities,
     )
 
 

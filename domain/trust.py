@@ -134,6 +134,9 @@ class Selection:
     roots: tuple[TrustRoot, ...]
     threshold: int = 0
     required: tuple[str, ...] = ()
+    #: evidence the rule needs besides signatures, each fulfilled by a candidate of its own
+    #: (cosign's ``with.attestations``: one predicate type each)
+    requirements: tuple[str, ...] = ()
 
     @property
     def names(self) -> str:

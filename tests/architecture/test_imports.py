@@ -21,8 +21,10 @@ PACKAGE = "connaisseur"
 LAYERS = ("domain", "application", "adapters", "config", "entrypoints")
 COMPOSITION_ROOT = "config/container.py"
 STDLIB = frozenset(sys.stdlib_module_names) | {"__future__"}
-#: What the domain may import besides itself: ``cryptography`` and parsers that do no I/O.
-DOMAIN_LIBRARIES = frozenset({"cryptography", "cbor2"})
+#: What the domain may import besides itself: ``cryptography`` and parsers that do no I/O
+#: (``sigstore_models``: sigstore's pydantic models of bundles and envelopes; not ``sigstore``,
+#: whose modules import its network clients).
+DOMAIN_LIBRARIES = frozenset({"cryptography", "cbor2", "sigstore_models"})
 #: Third-party packages the application layer must not know (they belong to adapters/config).
 APPLICATION_FORBIDDEN = frozenset(
     {

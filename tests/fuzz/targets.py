@@ -194,10 +194,11 @@ def rekor_bundle(data: bytes) -> None:
         rekor.verify_log_entry(
             entry,
             _MATERIAL,
-            signature=b"sig",
-            payload=b"payload",
-            signer_key=_ALICE.key.key,  # type: ignore[union-attr]
-            signer_cert=None,
+            rekor.Logged(
+                signature=b"sig",
+                signer_key=_ALICE.key.key,  # type: ignore[union-attr]
+                data_sha256=hashlib.sha256(b"payload").digest(),
+            ),
         )
     except ConnaisseurError:
         pass

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from connaisseur.config.loader import build_settings
 from connaisseur.domain.cosign import CheckOptions, check_signature
 from connaisseur.domain.cosign_layout import SignatureLayer
+from connaisseur.domain.cosign_signed import ClassicSignature
 from connaisseur.domain.errors import Category, ConfigError, VerificationError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.signers import Vouch, aggregate
@@ -84,7 +85,7 @@ def _keyless_outcome(fulcio: FakeFulcio, root: str, identity: KeylessIdentity, e
     )
     check = CheckOptions(image=IMAGE, digest=DIGEST, verify_tlog=False, verify_sct=False)
     fingerprint = check_signature(
-        layer,
+        ClassicSignature(layer),
         TrustRoot(name=root, keyless=identity),
         None,
         fulcio.material,
