@@ -29,7 +29,7 @@ from connaisseur.application.settings import (
 )
 from connaisseur.config import schema
 from connaisseur.config.env import alerting_config_file, apply_env, infrastructure
-from connaisseur.config.validators import load_validator
+from connaisseur.config.validators import load_validator, parse_attestations, rule_option_problems
 from connaisseur.domain.errors import ConfigError, ConnaisseurError
 from connaisseur.domain.policy import Mode, Policy, Rule, RuleOptions
 
@@ -121,6 +121,7 @@ def build_settings(
     data = schema.load(schema.ApplicationSchema(), app, "", problems)
     validators = _validators(data.get("validators", []), secrets_dir, problems)
     policy = _policy(data.get("policy", []), problems)
+    problems.extend(_rule_option_types(data.get("policy", []), data.get("validators", [])))
     problems = _qualified(problems, section)
     alerting = _alerting_source(alerting, alerting_file, source, problems)
     alerting_data = (
@@ -198,15 +199,35 @@ def _policy(raw: list[dict[str, Any]], problems: list[str]) -> list[Rule]:
                 Rule(
                     pattern=entry["pattern"],
                     validator=entry.get("validator") or "default",
-                    options=_options(entry.get("with_") or {}),
+                    options=_options(entry.get("with_") or {}, f"policy[{i}].with"),
                 )
             )
+        except ConfigError as e:
+            problems.extend(e.problems)
         except ConnaisseurError as e:
             problems.append(f"policy[{i}].pattern: {e.message}")
     return rules
 
 
-def _options(w: dict[str, Any]) -> RuleOptions:
+def _rule_option_types(rules: list[Any], validators: list[Any]) -> list[str]:
+    """Options of each rule its validator's type does not read."""
+    types = {v.get("name"): v.get("type") for v in reversed(validators) if isinstance(v, Mapping)}
+    problems = []
+    for i, rule in enumerate(rules):
+        if isinstance(rule, Mapping) and isinstance(rule.get("with_"), Mapping):
+            vtype = types.get(rule.get("validator") or "default")
+            problems += rule_option_problems(
+                rule["with_"], vtype if isinstance(vtype, str) else None, f"policy[{i}].with"
+            )
+    return problems
+
+
+def _options(w: dict[str, Any], path: str) -> RuleOptions:
+    """The rule's ``with`` block.
+
+    Raises:
+        ConfigError: an attestation condition whose path or regex does not parse.
+    """
     return RuleOptions(
         trust_root=w.get("trustRoot"),
         threshold=w.get("threshold"),
@@ -218,6 +239,8 @@ def _options(w: dict[str, Any]) -> RuleOptions:
         mode=Mode(w.get("mode", "mutate")),
         verification_level=w.get("verificationLevel", "strict"),
         verify_timestamp=w.get("verifyTimestamp", "always"),
+        signature_format=w.get("signatureFormat", "any"),
+        attestations=parse_attestations(w.get("attestations") or [], f"{path}.attestations"),
     )
 
 

@@ -117,6 +117,33 @@ VALIDATOR_SCHEMAS: dict[str, type[Schema]] = {
 }
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+class ConditionSchema(_Strict):
+    """One condition on an attestation's predicate; ``config.validators`` parses the path and
+    compiles the regular expression (docs/decisions/0042-attestation-conditions.md)."""
+
+    field = fields.String(required=True, validate=_non_empty)
+    equals = fields.Raw(allow_none=True)
+    matches = fields.String(validate=_non_empty)
+    oneOf = fields.List(fields.Raw(allow_none=True), validate=_non_empty)
+
+    @validates_schema
+    def _one_operator(self, data: dict[str, Any], **_: Any) -> None:
+        operators = [k for k in ("equals", "matches", "oneOf") if k in data]
+        if len(operators) != 1:
+            raise ValidationError("exactly one of equals, matches and oneOf must be set")
+        values = [data["equals"]] if "equals" in data else data.get("oneOf") or []
+        if any(not isinstance(v, _SCALARS) for v in values):
+            raise ValidationError("equals and oneOf compare with strings, numbers, booleans, null")
+
+
+class AttestationSchema(_Strict):
+    predicateType = fields.String(required=True, validate=_non_empty)
+    conditions = fields.List(fields.Nested(ConditionSchema), load_default=list)
+
+
 class RuleOptionsSchema(_Strict):
     trustRoot = fields.String()
     threshold = fields.Integer(strict=True, validate=validate.Range(min=0))
@@ -128,6 +155,9 @@ class RuleOptionsSchema(_Strict):
     mode = fields.String(validate=validate.OneOf(("mutate", "insecureValidateOnly")))
     verificationLevel = fields.String(validate=validate.OneOf(("strict", "permissive", "audit")))
     verifyTimestamp = fields.String(validate=validate.OneOf(("always", "afterCertExpiry")))
+    # cosign only (docs/decisions/0040-cosign-signature-formats.md, 0042-attestation-conditions.md)
+    signatureFormat = fields.String(validate=validate.OneOf(("classic", "bundle", "any")))
+    attestations = fields.List(fields.Nested(AttestationSchema), validate=_non_empty)
 
     @validates_schema
     def _exclusive(self, data: dict[str, Any], **_: Any) -> None:

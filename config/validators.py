@@ -19,6 +19,7 @@ from connaisseur.application.settings import TransparencySettings, ValidatorSett
 from connaisseur.config import schema
 from connaisseur.config.auth import load_auth
 from connaisseur.config.url_checks import base_url
+from connaisseur.domain.attestations import AttestationRequirement, Condition, parse_field_path
 from connaisseur.domain.errors import Category, ConfigError, ConnaisseurError, TrustRootError
 from connaisseur.domain.trust import (
     Certificates,
@@ -246,3 +247,71 @@ def _transparency(host: Mapping[str, Any] | None, path: str) -> TransparencySett
     if rekor is None:
         return material
     return replace(material, rekor=base_url(rekor, f"{path}.rekor"))
+
+
+#: Rule options (``with``) only a validator of these types reads; elsewhere they are errors,
+#: never silently ignored (a rule requiring attestations must not pass without them).
+TYPED_RULE_OPTIONS = {"signatureFormat": ("cosign",), "attestations": ("cosign",)}
+
+
+def rule_option_problems(options: Mapping[str, Any], vtype: str | None, path: str) -> list[str]:
+    """The options of a rule that its validator's type does not read (``path``: the rule's
+    ``with``; ``vtype`` ``None``: the validator does not exist, reported elsewhere)."""
+    if vtype is None:
+        return []
+    return [
+        f"{path}.{key}: only {' and '.join(types)} validators read {key}, not {vtype}"
+        for key, types in TYPED_RULE_OPTIONS.items()
+        if key in options and vtype not in types
+    ]
+
+
+def parse_attestations(
+    raw: list[Mapping[str, Any]], path: str
+) -> tuple[AttestationRequirement, ...]:
+    """``with.attestations`` as the schema let it through: field paths parsed, regular
+    expressions compiled (docs/decisions/0042-attestation-conditions.md).
+
+    Raises:
+        ConfigError: every path that does not parse and every regex that does not compile.
+    """
+    problems: list[str] = []
+    requirements = []
+    for i, entry in enumerate(raw):
+        conditions = []
+        for j, condition in enumerate(entry.get("conditions") or []):
+            where = f"{path}[{i}].conditions[{j}]"
+            try:
+                conditions.append(_condition(condition, where))
+            except ConfigError as e:
+                problems.extend(e.problems)
+        requirements.append(
+            AttestationRequirement(
+                predicate_type=entry["predicateType"], conditions=tuple(conditions)
+            )
+        )
+    if problems:
+        raise ConfigError(problems[0], tuple(problems))
+    return tuple(requirements)
+
+
+def _condition(raw: Mapping[str, Any], path: str) -> Condition:
+    try:
+        keys = parse_field_path(raw["field"])
+    except ValueError as e:
+        raise ConfigError(f"{path}.field: {e}") from e
+    matches = None
+    if "matches" in raw:
+        try:
+            matches = re.compile(raw["matches"])
+        except re.error as e:
+            raise ConfigError(f"{path}.matches: invalid regular expression: {e}") from e
+    one_of = raw.get("oneOf")
+    return Condition(
+        field=raw["field"],
+        path=keys,
+        equals=raw.get("equals"),
+        has_equals="equals" in raw,
+        matches=matches,
+        one_of=tuple(one_of) if one_of is not None else None,
+    )
