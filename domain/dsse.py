@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,7 +71,7 @@ class Envelope:
             VerificationError: ``malformed_trust_data``.
         """
         try:
-            model = EnvelopeModel.from_dict(_strict_base64(dict(doc)))
+            model = EnvelopeModel.from_json(json.dumps(_strict_base64(dict(doc))))
         except (ValueError, TypeError) as e:  # pydantic's ValidationError is a ValueError
             raise malformed("malformed DSSE envelope") from e
         return cls.from_model(model)

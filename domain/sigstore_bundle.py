@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +89,8 @@ class SigstoreBundle:
             doc = jsondoc.loads(raw)
             if not isinstance(doc, dict):
                 raise ValueError("not an object")
-            model = BundleModel.from_dict(_proto3_defaults(doc))
+            # The models' strict mode reads enums from JSON text only: hand them text again.
+            model = BundleModel.from_json(json.dumps(_proto3_defaults(doc)))
         except (ValueError, TypeError) as e:
             raise malformed("malformed Sigstore bundle") from e
         return cls._from_model(model)
