@@ -2,7 +2,8 @@
 
 sigstore-python ships the TUF-distributed ``trusted_root.json`` of the public-good instance. We
 validate it with sigstore's own :class:`sigstore.models.TrustedRoot` and turn its Rekor keys, CT
-log keys and Fulcio certificates into the domain's :class:`TransparencyMaterial`. Keys are never
+log keys, Fulcio certificates and timestamp authorities into the domain's
+:class:`TransparencyMaterial`. Keys are never
 pasted into our code; upgrading the ``sigstore`` package refreshes them.
 """
 
@@ -19,7 +20,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from connaisseur.domain.errors import ConfigError
-from connaisseur.domain.sigstore import FulcioAuthority, TransparencyMaterial, Validity, log_id
+from connaisseur.domain.sigstore import (
+    FulcioAuthority,
+    TimestampAuthority,
+    TransparencyMaterial,
+    Validity,
+    log_id,
+)
 from connaisseur.domain.trust import PublicKey
 
 _PUBLIC_GOOD = "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"
@@ -61,12 +68,21 @@ def material_from_trusted_root(doc: dict[str, Any]) -> TransparencyMaterial:
     ]
     rekor, rekor_validity = _keys(doc.get("tlogs", []))
     ct, ct_validity = _keys(doc.get("ctlogs", []))
+    # RFC 3161 timestamps in Sigstore bundles (docs/decisions/0041-sigstore-bundles.md)
+    stamping = tuple(
+        TimestampAuthority(
+            certificates=tuple(_certificates(authority["certChain"]["certificates"])),
+            validity=_validity(authority.get("validFor")),
+        )
+        for authority in doc.get("timestampAuthorities", [])
+    )
     return TransparencyMaterial(
         rekor_keys=rekor,
         ct_keys=ct,
         fulcio=tuple(authorities),
         rekor_validity=rekor_validity,
         ct_validity=ct_validity,
+        timestamp_authorities=stamping,
     )
 
 

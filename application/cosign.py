@@ -29,7 +29,7 @@ from connaisseur.application.ports import Clock, KubernetesApi, Registry, Transp
 from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain.attestations import AttestationRequirement
 from connaisseur.domain.cosign import CheckOptions, judge_signature, worth_a_log_lookup
-from connaisseur.domain.cosign_signed import ClassicSignature, Format
+from connaisseur.domain.cosign_signed import BundleSigned, ClassicSignature, Format
 from connaisseur.domain.errors import (
     Category,
     ConnaisseurError,
@@ -37,6 +37,7 @@ from connaisseur.domain.errors import (
     TrustRootError,
     VerificationError,
 )
+from connaisseur.domain.fulcio import certificate_identity
 from connaisseur.domain.policy import RuleOptions
 from connaisseur.domain.rekor import RekorEntry
 from connaisseur.domain.signers import Judgement
@@ -58,6 +59,8 @@ _FORMATS = {
     "any": frozenset(Format),
 }
 _FORMAT_NAMES = {Format.CLASSIC: "classic", Format.BUNDLE: "Sigstore bundle"}
+#: The requirement of evidence that counts for nothing (``verify --explain`` lists it).
+NOT_COUNTED = "(not counted)"
 
 
 class _ReadKey(NamedTuple):
@@ -102,6 +105,8 @@ class CosignCandidate:
     keys: Mapping[str, PublicKey] = field(repr=False)
     log_entries: Sequence[RekorEntry] = ()
     requirement: AttestationRequirement | None = None
+    #: why it was listed but not judged (``verify --explain`` only): an excluded format
+    not_judged: str | None = None
 
 
 class CosignValidator(SignatureValidator[CosignCandidate]):
@@ -150,7 +155,9 @@ class CosignValidator(SignatureValidator[CosignCandidate]):
             ConnaisseurError: ``image_not_found``, ``trust_root_not_found`` (a ``k8s://`` key),
                 ``malformed_trust_data`` and the Registry, Kubernetes and Rekor ports' errors.
         """
-        return self._candidates(verification, wanted(verification.options), deadline)
+        every = verification.exhaustive
+        want = wanted(verification.options, every_attestation=every)
+        return self._candidates(verification, want, deadline)
 
     async def _candidates(
         self, verification: Verification, want: Wanted, deadline: Deadline
@@ -175,7 +182,9 @@ class CosignValidator(SignatureValidator[CosignCandidate]):
                 verify_sct=switches.sct,
                 ignore_reference=options.ignore_reference,
             )
-            judged = _Candidates(self, claims, await keys, roots, options, want)
+            judged = _Candidates(
+                self, claims, await keys, roots, options, want, exhaustive=verification.exhaustive
+            )
             # The classic signatures are judged while the referrers' blobs are still coming,
             # and a rule they already meet never waits for (or fetches) those.
             async for candidate in judged.each(await classic, deadline):
@@ -197,6 +206,10 @@ class CosignValidator(SignatureValidator[CosignCandidate]):
         found = candidate.found
         requirement = candidate.requirement
         tag = requirement.predicate_type if requirement else None
+        if candidate.not_judged is not None:
+            # Evidence for no requirement of the rule: listed by explain, counted by nobody.
+            not_counted = Rejection(candidate.not_judged, category=Category.NO_TRUST_DATA)
+            return Judgement(digest=None, refused=(not_counted,), requirement=NOT_COUNTED)
         if found.failure is not None or found.signed is None:
             failure = found.failure or _unreadable()
             return Judgement(digest=None, refused=(failure,), requirement=tag)
@@ -219,6 +232,17 @@ class CosignValidator(SignatureValidator[CosignCandidate]):
         except Rejection as e:
             return Judgement(digest=judgement.digest, refused=(e,), requirement=tag)
         return replace(judgement, requirement=tag)
+
+    def describe(self, candidate: CosignCandidate) -> Mapping[str, str]:
+        """Where a signature or attestation was, its format, kind and who it says signed it."""
+        found = candidate.found
+        described = {"where": found.where, "format": found.format.value}
+        described["kind"] = "attestation" if found.attestation else "signature"
+        predicate = candidate.requirement.predicate_type if candidate.requirement else None
+        if found.attestation and (predicate or found.predicate_type):
+            described["predicateType"] = str(predicate or found.predicate_type)
+        described["signer"] = signer_hint(found)
+        return described
 
     async def log_entries(
         self,
@@ -312,13 +336,16 @@ class _Candidates:
         roots: Sequence[TrustRoot],
         options: RuleOptions,
         want: Wanted,
+        *,
+        exhaustive: bool = False,
     ) -> None:
         self._validator, self._claims, self._keys = validator, claims, keys
         self._roots, self._want = roots, want
         self._requirements = {a.predicate_type: a for a in options.attestations}
+        self._options = options
+        self._exhaustive = exhaustive
         self.signatures = 0
         self.excluded: dict[Format, int] = {}
-        self.attestations = 0
 
     async def each(
         self, found: Sequence[Found], deadline: Deadline
@@ -330,10 +357,15 @@ class _Candidates:
             if item.format not in self._want.formats:
                 if not item.attestation:
                     self.excluded[item.format] = self.excluded.get(item.format, 0) + 1
+                if self._exhaustive:
+                    reason = f"with.signatureFormat: {self._options.signature_format} excludes it"
+                    yield CosignCandidate(
+                        found=item, claims=self._claims, keys=self._keys, not_judged=reason
+                    )
                 continue
             if item.attestation:
-                self.attestations += 1
-                yield self._attestation(item)
+                if item.signed is not None or item.failure is not None:
+                    yield self._attestation(item)
                 continue
             self.signatures += 1
             payload = (
@@ -393,3 +425,21 @@ def _unreadable() -> Rejection:
         category=Category.MALFORMED_TRUST_DATA,
         stage=Stage.PAYLOAD,
     )
+
+
+def signer_hint(found: Found) -> str:
+    """Who a signature says signed it, before it is verified: the certificate's identity, or
+    the key hint a bundle carries, else just a key (classic signatures name no key)."""
+    signed = found.signed
+    if signed is None:
+        return "unknown (not read)"
+    try:
+        cert = signed.certificate()
+    except Rejection:
+        cert = None
+    if cert is not None:
+        who = certificate_identity(cert)
+        return f"certificate for {who.subject or '?'} (issuer {who.issuer or '?'})"
+    if isinstance(signed, BundleSigned) and signed.bundle.key_hint:
+        return f"key (hint {signed.bundle.key_hint[:64]})"
+    return "key"

@@ -1,10 +1,16 @@
-"""Use case: explain how the policy applies to an image, without any network access."""
+"""Use cases: explain how the policy applies to an image, without any network access
+(``explain``); and list every signature and attestation its validator finds, judged
+(``verify --explain``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.pipeline import Inspection, SignatureValidator
 from connaisseur.application.settings import Settings, ValidatorSettings
+from connaisseur.application.validators import Validator
 from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import Rule, Specificity
@@ -68,3 +74,38 @@ def _trust_roots(
     except ConnaisseurError as e:
         return (), e
     return tuple(r.name for r in roots), None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evidence:
+    """What ``verify --explain`` shows for one image: the rule and validator the policy picks
+    and every signature and attestation that validator found, judged
+    (docs/decisions/0043-explain-every-signature.md)."""
+
+    image: str
+    rule: Rule | None = None
+    validator: str | None = None
+    inspection: Inspection | None = None
+    error: ConnaisseurError | None = None
+
+
+class InspectImage:
+    """Runs the image's validator once more without stopping at the first verdict, so every
+    candidate it finds is judged and listed. Never cached; the verdict is ``VerifyImage``'s."""
+
+    def __init__(self, settings: Settings, validators: Mapping[str, Validator]) -> None:
+        self._settings = settings
+        self._validators = validators
+
+    async def execute(self, raw: str, deadline: Deadline) -> Evidence:
+        """The evidence for ``raw``; problems are reported in ``error``, never raised."""
+        try:
+            image = ImageReference.parse(raw)
+            rule = self._settings.policy.match(image.name)
+        except ConnaisseurError as e:
+            return Evidence(image=raw, error=e)
+        validator = self._validators.get(rule.validator or "default")
+        if not isinstance(validator, SignatureValidator):
+            return Evidence(image=raw, rule=rule, validator=rule.validator)
+        inspection = await validator.inspect(image, rule.options, deadline)
+        return Evidence(image=raw, rule=rule, validator=rule.validator, inspection=inspection)

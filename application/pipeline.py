@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -50,6 +50,9 @@ class Verification:
     image: ImageReference
     options: RuleOptions
     selection: Selection
+    #: every candidate is fetched and judged, also once the rule is met and also those the
+    #: rule does not need (``verify --explain``, docs/decisions/0043-explain-every-signature.md)
+    exhaustive: bool = False
 
     @property
     def roots(self) -> tuple[TrustRoot, ...]:
@@ -61,6 +64,25 @@ class Verification:
             f"{validator_type}: image {self.image.name} (trust roots: "
             f"{self.selection.names}): {error.message}"
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    """One candidate as ``verify --explain`` shows it: what it is (the validator's
+    :meth:`SignatureValidator.describe`) and its judgement or rejection."""
+
+    described: Mapping[str, str]
+    judgement: Judgement | None = None
+    rejection: Rejection | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Inspection:
+    """Every candidate of one image under one rule, and the verdict they lead to."""
+
+    findings: tuple[Finding, ...]
+    trusted: TrustedDigest | None = None
+    error: ConnaisseurError | None = None
 
 
 class SignatureValidator(ABC, Generic[Candidate]):
@@ -131,18 +153,54 @@ class SignatureValidator(ABC, Generic[Candidate]):
             ConnaisseurError: anything else ends the verification.
         """
 
-    async def _judged(self, verification: Verification, deadline: Deadline) -> TrustedDigest:
+    def describe(self, candidate: Candidate) -> Mapping[str, str]:
+        """What ``verify --explain`` says a candidate is (where it was, its format, ...)."""
+        return {"candidate": type(candidate).__name__}
+
+    async def inspect(
+        self, image: ImageReference, options: RuleOptions, deadline: Deadline
+    ) -> Inspection:
+        """Every candidate judged, none skipped, with the verdict (for ``verify --explain``);
+        never raises for the image: problems are in ``error``."""
+        findings: list[Finding] = []
+        try:
+            selection = self.selection(options)
+        except ConnaisseurError as e:
+            return Inspection(findings=(), error=e)
+        verification = Verification(
+            image=image, options=options, selection=selection, exhaustive=True
+        )
+        try:
+            trusted = await self._judged(verification, deadline, findings.append)
+        except ConnaisseurError as e:
+            return Inspection(findings=tuple(findings), error=verification.explain(e, self.type))
+        return Inspection(findings=tuple(findings), trusted=trusted)
+
+    async def _judged(
+        self,
+        verification: Verification,
+        deadline: Deadline,
+        record: Callable[[Finding], None] | None = None,
+    ) -> TrustedDigest:
         tally = Tally(verification.selection)
         found = self.candidates(verification, deadline)
         async with contextlib.aclosing(found):
             async for candidate in found:
                 if isinstance(candidate, Rejection):
                     tally.reject(candidate)
+                    if record:
+                        record(Finding(described={}, rejection=candidate))
                     continue
                 try:
-                    tally.add(self.check(candidate, verification, self._clock.now()))
+                    judgement = self.check(candidate, verification, self._clock.now())
                 except Rejection as e:
                     tally.reject(e)
-                if tally.settled:
+                    if record:
+                        record(Finding(described=self.describe(candidate), rejection=e))
+                else:
+                    tally.add(judgement)
+                    if record:
+                        record(Finding(described=self.describe(candidate), judgement=judgement))
+                if tally.settled and not verification.exhaustive:
                     break
         return tally.verdict()

@@ -30,7 +30,7 @@ from connaisseur.application.alerting import AlertingSettings, Notifier
 from connaisseur.application.approval import ChildApproval
 from connaisseur.application.caching import fingerprint_hash
 from connaisseur.application.cosign import CosignValidator
-from connaisseur.application.explain import ExplainImage
+from connaisseur.application.explain import ExplainImage, InspectImage
 from connaisseur.application.notaryv1 import NotaryV1Validator
 from connaisseur.application.notation import NotationValidator
 from connaisseur.application.ports import Cache, Clock, KubernetesApi
@@ -231,6 +231,7 @@ class Container(containers.DeclarativeContainer):
         limits=settings.provided.limits,
     )
     explain_image = providers.Singleton(ExplainImage, settings=settings)
+    inspect_image = providers.Singleton(InspectImage, settings=settings, validators=validators)
     review_admission = providers.Singleton(
         ReviewAdmission,
         verify=verify_image,

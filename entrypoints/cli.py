@@ -13,7 +13,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +23,8 @@ import orjson
 
 from connaisseur.adapters.clock import FixedClock
 from connaisseur.application.deadline import Deadline
-from connaisseur.application.explain import Explanation
+from connaisseur.application.explain import Evidence, Explanation
+from connaisseur.application.pipeline import Finding
 from connaisseur.application.settings import Settings
 from connaisseur.application.verify import VerifyImageCommand
 from connaisseur.config.container import (
@@ -104,6 +105,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", type=Path)
     serve.add_argument("--tls-key", type=Path)
     verify = command("verify", _verify, "verify images against the policy", secrets, clock)
+    verify.add_argument(
+        "--explain",
+        action="store_true",
+        help="also list every signature and attestation found, and why each did or did not count",
+    )
     verify.add_argument("images", nargs="+", metavar="IMAGE")
     review = command(
         "review", _review, "answer an AdmissionReview like the webhook", secrets, clock, alerting
@@ -162,18 +168,30 @@ def _serve(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     container = _container(args, _settings(args))
 
-    async def run() -> list[ImageVerdict]:
+    async def run() -> tuple[list[ImageVerdict], list[Evidence]]:
         async with running(container):
             verify = container.verify_image()
             deadline = Deadline.after(
                 container.clock(), container.settings().limits.deadline_cap_seconds
             )
             commands = [VerifyImageCommand(image=image) for image in args.images]
-            return list(await asyncio.gather(*(verify.execute(c, deadline) for c in commands)))
+            verdicts = await asyncio.gather(*(verify.execute(c, deadline) for c in commands))
+            evidence: list[Evidence] = []
+            if args.explain:  # after the verdicts: explaining never changes one
+                inspect = container.inspect_image()
+                evidence = list(
+                    await asyncio.gather(*(inspect.execute(i, deadline) for i in args.images))
+                )
+            return list(verdicts), evidence
 
-    verdicts = asyncio.run(run())
-    for verdict in verdicts:
-        _emit(args, _verdict_json(verdict), _verdict_text(verdict))
+    verdicts, evidence = asyncio.run(run())
+    for i, verdict in enumerate(verdicts):
+        document, text = _verdict_json(verdict), _verdict_text(verdict)
+        if evidence:
+            findings = explained_findings(evidence[i])
+            document["evidence"] = findings
+            text += "".join("\n  " + _finding_text(f) for f in findings)
+        _emit(args, document, text)
     return EXIT_OK if all(v.allowed for v in verdicts) else EXIT_DENIED
 
 
@@ -188,6 +206,48 @@ def _verdict_json(v: ImageVerdict) -> dict[str, Any]:
         "validator": v.validator,
         "error": error,
     }
+
+
+def explained_findings(evidence: Evidence) -> list[dict[str, Any]]:
+    """Every signature and attestation of ``verify --explain``: what it is, whether it
+    counted, for which trust roots, and why (docs/decisions/0043-explain-every-signature.md)."""
+    if evidence.inspection is None:
+        return []
+    required = (
+        {a.predicate_type for a in evidence.rule.options.attestations} if evidence.rule else set()
+    )
+    return [_finding(f, required) for f in evidence.inspection.findings]
+
+
+def _finding(found: Finding, required: set[str]) -> dict[str, Any]:
+    report: dict[str, Any] = dict(found.described)
+    judgement = found.judgement
+    roots = list(dict.fromkeys(v.root for v in judgement.vouches)) if judgement else []
+    refused = [found.rejection] if found.rejection else list(judgement.refused if judgement else ())
+    reasons = list(dict.fromkeys(r.message for r in refused))
+    evidence_for = judgement.requirement if judgement else None
+    counted = bool(roots) and (evidence_for is None or evidence_for in required)
+    if counted:
+        why = f"signed by trust root {', '.join(roots)}"
+    elif roots:
+        why = f"signed by trust root {', '.join(roots)}, but the rule requires no such attestation"
+    else:
+        why = "; ".join(reasons) or "not judged"
+    report.update({"counted": counted, "trustRoots": roots, "why": why})
+    if counted and reasons:
+        report["notFor"] = reasons  # the other selected roots refused it
+    return report
+
+
+def _finding_text(finding: Mapping[str, Any]) -> str:
+    mark = "counted" if finding["counted"] else "not counted"
+    if "where" not in finding:
+        return f"- {finding['why']}"
+    kind = finding.get("kind", "candidate")
+    if "predicateType" in finding:
+        kind += f" {finding['predicateType']}"
+    where = f"[{finding.get('format', '?')}] {finding.get('where', '')}"
+    return f"- {kind} {where}, {finding.get('signer', '?')}: {mark}: {finding['why']}"
 
 
 def _verdict_text(v: ImageVerdict) -> str:

@@ -238,3 +238,30 @@ async def test_the_webhook_denies_provenance_from_another_builder(
     message = answer["response"]["status"]["message"]
     assert SLSA_PROVENANCE_V1 in message
     assert "runDetails.builder.id" in message
+
+
+async def test_verify_explain_lists_every_signature_and_attestation(
+    world: World, tmp_path: Path
+) -> None:
+    path = tmp_path / "config.yaml"
+    options = {"signatureFormat": "bundle", "trustRoot": "*", "threshold": 1}
+    path.write_text(yaml.safe_dump(config(world, **options)))
+    images = [f"{world.registry.host}/attested/bundle:1", f"{world.registry.host}/both/app:1"]
+    result = await cli("verify", "--config", str(path), "--format", "json", "--explain", *images)
+    assert result.returncode == 0, result.stdout + result.stderr
+    attested, both = (json.loads(line) for line in result.stdout.splitlines())
+    kinds = sorted((f["kind"], f["format"], f["counted"]) for f in attested["evidence"])
+    assert kinds == [("attestation", "bundle", False), ("signature", "bundle", True)]
+    provenance = next(f for f in attested["evidence"] if f["kind"] == "attestation")
+    assert provenance["predicateType"] == SLSA_PROVENANCE_V1
+    assert provenance["trustRoots"] == ["default"]
+    assert "requires no such attestation" in provenance["why"]
+    signature = next(f for f in attested["evidence"] if f["kind"] == "signature")
+    assert signature["where"].startswith("referrer sha256:")
+    assert signature["trustRoots"] == ["default"]
+    assert signature["notFor"] == ["signature does not verify with trust root other"]
+    # the same key also signed in the classic layout: listed, excluded by the rule
+    formats = {(f["format"], f["counted"]) for f in both["evidence"] if f.get("kind")}
+    assert formats == {("bundle", True), ("classic", False)}
+    excluded = next(f for f in both["evidence"] if f.get("format") == "classic")
+    assert excluded["why"] == "with.signatureFormat: bundle excludes it"

@@ -126,6 +126,14 @@ def test_the_windows_of_the_shipped_trusted_root_are_kept() -> None:
     assert all(w.start is not None for w in material.rekor_validity.values())
 
 
+def test_the_shipped_timestamp_authorities_are_kept_with_their_windows() -> None:
+    material = public_good_material()
+    assert material.timestamp_authorities, "the public-good root names Sigstore's TSA"
+    for authority in material.timestamp_authorities:
+        assert authority.certificates
+        assert authority.validity.start is not None
+
+
 @pytest.mark.parametrize(
     ("window", "inside", "outside"),
     [

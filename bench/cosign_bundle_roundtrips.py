@@ -1,0 +1,231 @@
+"""Round trips and latency of cold and warm cosign verifications of bundle-signed images (and,
+for comparison, a classically signed one) against a real local registry.
+
+Setup: Debian's docker-registry on 127.0.0.1 (distribution 2.8: no OCI referrers API, so the
+referrers are found through the ``sha256-<hex>`` tag schema, as cosign writes it there); in
+front of it the HTTPS latency proxy of ``bench/cosign_roundtrips.py`` (a fixed latency per
+request, a Bearer token from its ``/token``). Images are pushed through the distribution API:
+one signed by cosign v3's layout (a Sigstore bundle v0.3 with a DSSE statement as a referrer),
+one with a classic ``.sig`` signature.
+
+Scenarios (``verifyInTransparencyLog: false``, one key):
+  bundle by tag       ``repo:tag`` signed with a bundle referrer;
+  bundle by digest    ``repo@sha256:…``, the same image;
+  classic by tag      ``repo:tag`` signed in the classic layout (every verification also asks
+                      for the referrers).
+
+Measured per scenario: a cold verification (new registry client: no token, nothing known about
+the registry), then a warm one (same client). Sequential round trips are requests grouped by
+start time (within half the injected latency: concurrent requests are one round trip); the
+token requests of the cold run are counted apart ("after auth"). Times are medians over
+``--runs`` runs.
+
+Run from the repository root:  .venv/bin/python -m bench.cosign_bundle_roundtrips
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from bench.cosign_roundtrips import TimedProxy, round_trips
+from connaisseur.adapters.http import HttpClient
+from connaisseur.adapters.registry import AiohttpRegistryClient
+from connaisseur.application.cosign import CosignValidator
+from connaisseur.application.deadline import Deadline
+from connaisseur.domain.image import ImageReference
+from connaisseur.domain.policy import RuleOptions
+from connaisseur.domain.sigstore_bundle import BUNDLE_V03
+from tests.support.cosign import Signer, image_manifest, payload, sha256, sign_layout
+from tests.support.fakes import FakeClock, unreachable_transparency_log
+from tests.support.oci_push import Pusher
+from tests.support.servers import registry_server, serving
+from tests.support.settings import validator_settings
+from tests.support.sigstore_bundles import EMPTY, Signing, dsse_bundle, statement
+from tests.support.tls import make_tls, server_context
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+@dataclass
+class SplitProxy(TimedProxy):
+    """Also records registry and token requests apart, to count round trips after auth."""
+
+    token_starts: list[float] = field(default_factory=list)
+    registry_starts: list[float] = field(default_factory=list)
+
+    async def _token(self, request: web.Request) -> web.Response:
+        self.token_starts.append(time.perf_counter())
+        return await super()._token(request)
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        self.registry_starts.append(time.perf_counter())
+        return await super()._forward(request)
+
+
+@dataclass
+class Sample:
+    seconds: float
+    requests: int
+    tokens: int
+    trips: int
+    trips_after_auth: int
+
+
+async def push_bundle_referrer(pusher: Pusher, repo: str, digest: str, bundle: bytes) -> None:
+    """The bundle as cosign v3 stores it on a registry without the referrers API."""
+    layer, config = await pusher.blob(repo, bundle), await pusher.blob(repo, EMPTY)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": BUNDLE_V03,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2, "digest": config},
+        "layers": [{"mediaType": BUNDLE_V03, "size": len(bundle), "digest": layer}],
+        "annotations": {
+            "dev.sigstore.bundle.content": "dsse-envelope",
+            "dev.sigstore.bundle.predicateType": "https://sigstore.dev/cosign/sign/v1",
+        },
+        "subject": {"mediaType": OCI_MANIFEST, "digest": digest},
+    }
+    body = json.dumps(manifest).encode()
+    referrer = await pusher.manifest(repo, sha256(body), body, OCI_MANIFEST)
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": referrer,
+                "size": len(body),
+                "artifactType": BUNDLE_V03,
+            }
+        ],
+    }
+    await pusher.manifest(repo, digest.replace(":", "-"), json.dumps(index).encode(), OCI_INDEX)
+
+
+async def main(latency: float, runs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        with registry_server(work / "registry") as registry:
+            await bench(registry.url, registry.backend, work, latency, runs)
+
+
+async def bench(upstream: str, backend: str, work: Path, latency: float, runs: int) -> None:
+    signer = Signer(ec.generate_private_key(ec.SECP256R1()))
+    tls = make_tls(work / "tls")
+    proxy = SplitProxy(upstream, latency_seconds=latency, bearer=True)
+    async with serving(proxy.app(), server_context(tls.cert_file, tls.key_file)) as url:
+        host = url.removeprefix("https://")
+        async with aiohttp.ClientSession() as session:
+            pusher = Pusher(session, upstream)
+            manifest, blobs = image_manifest("bundle")
+            bundled = await pusher.image("bench/bundle", "1.0", manifest, blobs)
+            bundle = dsse_bundle(Signing(signer), statement(bundled))
+            await push_bundle_referrer(pusher, "bench/bundle", bundled, bundle)
+            manifest, blobs = image_manifest("classic")
+            classic = await pusher.image("bench/classic", "1.0", manifest, blobs)
+            body = payload(classic, f"{host}/bench/classic")
+            layout = sign_layout([(body, signer.sign(body), {})])
+            await pusher.signatures("bench/classic", classic, layout)
+            scenarios = {
+                "bundle by tag": (f"{host}/bench/bundle:1.0", bundled),
+                "bundle by digest": (f"{host}/bench/bundle@{bundled}", bundled),
+                "classic by tag": (f"{host}/bench/classic:1.0", classic),
+            }
+            settings = validator_settings(
+                {
+                    "name": "bench",
+                    "type": "cosign",
+                    "cert": tls.ca_pem,
+                    "trustRoots": [{"name": "default", "key": signer.public_pem}],
+                }
+            )
+            results = {}
+            for name, (reference, digest) in scenarios.items():
+                results[name] = await measure(
+                    session, proxy, settings, reference, digest, latency, runs
+                )
+    report(results, latency, backend)
+
+
+async def measure(
+    session: aiohttp.ClientSession,
+    proxy: SplitProxy,
+    settings: object,
+    reference: str,
+    digest: str,
+    latency: float,
+    runs: int,
+) -> tuple[list[Sample], list[Sample]]:
+    clock = FakeClock()
+    options = RuleOptions(verify_in_transparency_log=False)
+    image = ImageReference.parse(reference)
+    cold: list[Sample] = []
+    warm: list[Sample] = []
+    for _ in range(runs):
+        client = AiohttpRegistryClient(HttpClient(session), clock)
+        validator = CosignValidator(
+            settings,  # type: ignore[arg-type]
+            client,
+            unreachable_transparency_log("no Rekor in this benchmark"),
+            clock,
+        )
+        for bucket in (cold, warm):
+            proxy.reset()
+            proxy.starts.clear()
+            proxy.token_starts.clear()
+            proxy.registry_starts.clear()
+            t0 = time.perf_counter()
+            result = await validator.validate(image, options, Deadline.after(clock, 10))
+            elapsed = time.perf_counter() - t0
+            assert result.digest == digest
+            authed = max(proxy.token_starts, default=0.0)
+            after_auth = [t for t in proxy.registry_starts if t > authed]
+            bucket.append(
+                Sample(
+                    seconds=elapsed,
+                    requests=len(proxy.requests),
+                    tokens=len(proxy.token_requests),
+                    trips=round_trips(proxy.starts, latency),
+                    trips_after_auth=round_trips(after_auth, latency),
+                )
+            )
+    return cold, warm
+
+
+def report(
+    results: dict[str, tuple[list[Sample], list[Sample]]], latency: float, backend: str
+) -> None:
+    argv = " ".join(sys.argv[1:])
+    print(f"command: {Path(sys.executable).name} -m bench.cosign_bundle_roundtrips {argv}".rstrip())
+    print(f"registry: {backend} behind an HTTPS latency proxy (+{latency * 1000:.0f} ms/request)")
+    for name, (cold, warm) in results.items():
+        for label, rows in (("cold", cold), ("warm", warm)):
+            median = statistics.median(r.seconds for r in rows) * 1000
+            last = rows[-1]
+            print(
+                f"{name:17s} {label}: median {median:6.1f} ms over {len(rows)} runs; "
+                f"requests {last.requests} + {last.tokens} token; sequential round trips "
+                f"{last.trips} ({last.trips_after_auth} after auth)"
+            )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    asyncio.run(main(args.latency_ms / 1000, args.runs))
