@@ -159,6 +159,27 @@ def timestamp_tokens() -> list[bytes]:
     return [(SEEDS / "rfc3161.token.der").read_bytes()]
 
 
+def sigstore_bundles() -> list[bytes]:
+    """Bundles as cosign v3 writes them (a real one, key-signed, no log) and as the tests make
+    them (a DSSE bundle with an inclusion proof, checkpoint and promise; a message signature)."""
+    return [
+        (SEEDS / name).read_bytes()
+        for name in (
+            "sigstore-bundle-v03-dsse.json",
+            "sigstore-bundle-logged.json",
+            "sigstore-bundle-message.json",
+        )
+    ]
+
+
+def referrer_manifests() -> list[bytes]:
+    """cosign's referrer manifests: a bundle (v3) and a classic signature (v2 referrers mode)."""
+    return [
+        (SEEDS / "referrer-bundle.json").read_bytes(),
+        (SEEDS / "referrer-classic.json").read_bytes(),
+    ]
+
+
 def registry_manifests() -> list[bytes]:
     return (
         _files(COSIGN_IMAGE / "manifests", "*.json")

@@ -36,6 +36,9 @@ from connaisseur.application.ports import Endpoint
 from connaisseur.application.settings import AuthSettings, Credentials
 from connaisseur.config.loader import load_settings
 from connaisseur.domain import cosign, cosign_layout, rekor, sigstore
+from connaisseur.domain import sigstore_bundle as sigstore_bundle_module
+from connaisseur.domain.cosign_referrers import ReferrerManifest
+from connaisseur.domain.cosign_signed import BundleSigned, ClassicSignature
 from connaisseur.domain.errors import Category, ConnaisseurError, Rejection
 from connaisseur.domain.image import MAX_REFERENCE_LENGTH, ImageReference
 from connaisseur.domain.notaryv1 import pinned_keys, verify_notary_image
@@ -47,6 +50,7 @@ from connaisseur.domain.notation_envelope import (
     parse_envelope,
 )
 from connaisseur.domain.notation_policy import NotationPolicy, NotationTrustStore
+from connaisseur.domain.oci import Descriptor
 from connaisseur.domain.policy import Policy, RuleOptions
 from connaisseur.domain.policy import Rule as PolicyRule
 from connaisseur.domain.rfc3161 import Der, parse_der, verify_timestamp_token
@@ -247,7 +251,7 @@ def cosign_keyless(data: bytes) -> None:
         return
     body = data[1:]
     certificate = text(corpus.pem_certificate(body) if data[0] % 2 == 0 else body)
-    layer = dataclasses.replace(KEYLESS_LAYER, certificate=certificate)
+    layer = ClassicSignature(dataclasses.replace(KEYLESS_LAYER, certificate=certificate))
     for options in KEYLESS_CHECKS:
         with contextlib.suppress(Rejection):
             cosign.check_signature(
@@ -262,6 +266,61 @@ def cosign_keyless(data: bytes) -> None:
     cosign.worth_a_log_lookup(
         layer, KEYLESS_VERIFIER, None, KEYLESS_MATERIAL, KEYLESS_CHECKS[1], now=NOW
     )
+
+
+# --- Sigstore bundles and cosign referrers ----------------------------------------------------
+
+_BUNDLE_DIGEST = "sha256:1b38fb514519f61229f8fb324108fdc8e0d1778fe1b22f3b561a8744ed14eeee"
+_BUNDLE_ROOTS = tuple(
+    trust_root("cosign", name, key=(corpus.SEEDS / f"{name}.pem").read_text())
+    for name in ("sigstore-bundle-key", "sigstore-bundle-logged-key")
+)
+_BUNDLE_MATERIAL = sigstore.TransparencyMaterial(
+    rekor_keys=sigstore.keyring(
+        PemPublicKey.parse((corpus.SEEDS / "sigstore-bundle-rekor.pem").read_text())
+    )
+)
+_BUNDLE_CHECKS = tuple(
+    cosign.CheckOptions(
+        image=ImageReference.parse("127.0.0.1:45123/demo/app"),
+        digest=_BUNDLE_DIGEST,
+        verify_tlog=tlog,
+        verify_sct=False,
+    )
+    for tlog in (False, True)
+)
+
+
+def sigstore_bundle(data: bytes) -> None:
+    """A Sigstore bundle: parsed (sigstore_models, DSSE, statement), then judged for both seed
+    keys with and without the transparency log: signature, inclusion proof, checkpoint,
+    promise, entry body, timestamps, claims."""
+    try:
+        bundle = sigstore_bundle_module.SigstoreBundle.parse(data)
+    except ConnaisseurError:
+        return
+    signed = BundleSigned(bundle)
+    for root in _BUNDLE_ROOTS:
+        for options in _BUNDLE_CHECKS:
+            with contextlib.suppress(Rejection):
+                cosign.check_signature(
+                    signed,
+                    root,
+                    root.key.key if root.key else None,
+                    _BUNDLE_MATERIAL,
+                    options,
+                    now=NOW,
+                )
+
+
+def referrer_manifest(data: bytes) -> None:
+    """A referrer manifest as cosign's discovery reads it: classified, then its signature
+    layers (a classic referrer)."""
+    listed = Descriptor(digest=_BUNDLE_DIGEST, artifact_type="application/vnd.oci.empty.v1+json")
+    with contextlib.suppress(ConnaisseurError):
+        manifest = ReferrerManifest.read(data, listed)
+        if manifest.classic:
+            cosign_layout.signature_layers(manifest.body)
 
 
 # --- Notation ---------------------------------------------------------------------------------
@@ -429,6 +488,18 @@ TARGETS: dict[str, FuzzTarget] = {
             cosign_keyless,
             corpus.keyless_certificates,
             prefix=1,
+        ),
+        FuzzTarget(
+            "sigstore_bundle",
+            "domain.sigstore_bundle + dsse + rekor (proof, checkpoint, bodies) + cosign",
+            sigstore_bundle,
+            corpus.sigstore_bundles,
+        ),
+        FuzzTarget(
+            "referrer_manifest",
+            "domain.cosign_referrers.ReferrerManifest + cosign_layout.signature_layers",
+            referrer_manifest,
+            corpus.referrer_manifests,
         ),
         FuzzTarget(
             "rekor_bundle",

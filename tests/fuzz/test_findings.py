@@ -23,6 +23,7 @@ from connaisseur.config.loader import load_settings
 from connaisseur.domain import jsondoc
 from connaisseur.domain.cosign import check_signature
 from connaisseur.domain.cosign_layout import SimpleSigningPayload, signature_layers
+from connaisseur.domain.cosign_signed import ClassicSignature
 from connaisseur.domain.errors import (
     Category,
     ConfigError,
@@ -265,7 +266,7 @@ def test_fuzz_finding_keyless_certificate_cryptography_cannot_use_is_rejected(
     )
     with pytest.raises(Rejection) as rejected:
         check_signature(
-            layer,
+            ClassicSignature(layer),
             targets.KEYLESS_VERIFIER,
             None,
             targets.KEYLESS_MATERIAL,
