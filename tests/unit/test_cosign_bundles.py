@@ -2,7 +2,8 @@
 the negative cases the real cosign will not write (docs/decisions/0041-sigstore-bundles.md) —
 tampered subjects and payloads, wrong keys and identities, broken inclusion proofs and
 checkpoints, entries recording something else, retired log keys, expired certificates with and
-without RFC 3161 timestamps — and what holds across formats (D3, signatureFormat).
+without RFC 3161 timestamps, certificates without SCTs — and what holds across formats (D3,
+signatureFormat, what ``verify --explain`` lists).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from connaisseur.application.cosign import CosignValidator
+from connaisseur.application.cosign import NOT_COUNTED, CosignValidator
 from connaisseur.application.deadline import Deadline
+from connaisseur.application.pipeline import Finding
 from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.policy import RuleOptions
 from connaisseur.domain.sigstore import (
@@ -409,6 +411,20 @@ async def test_a_keyless_bundle_with_only_a_key_hint_is_refused(key: Signer) -> 
     assert "keyless signature without certificate" in err.message
 
 
+async def test_a_keyless_bundle_needs_an_sct_unless_the_rule_waives_it() -> None:
+    reg, rekor, fulcio = FakeRegistry(), MerkleRekor(), FakeFulcio(DEFAULT_NOW)
+    digest = push_image(reg, "1.0")
+    push_bundle(
+        reg, REPOSITORY, digest, logged_bundle(fulcio_signing(fulcio), digest, rekor, NOW_SECONDS)
+    )
+    v, clock = validator(
+        reg, [keyless_root()], rekor_material(rekor, fulcio=fulcio.material.fulcio)
+    )
+    err = await denied(v, clock, RuleOptions())  # the test Fulcio embeds no SCT
+    assert "no embedded SCT" in err.message
+    assert (await run(v, clock, RuleOptions(verify_sct=False))).digest == digest
+
+
 async def test_an_expired_certificate_without_a_timestamp_is_refused() -> None:
     reg, fulcio = FakeRegistry(), FakeFulcio(DEFAULT_NOW)
     digest = push_image(reg, "1.0")
@@ -556,3 +572,32 @@ async def test_a_bundle_by_a_pem_key_of_each_curve_verifies() -> None:
         )
         v, clock = validator(reg, [{"name": "default", "key": pem.decode()}])
         assert (await run(v, clock)).digest == digest
+
+
+async def test_inspect_lists_each_format_its_signer_and_why_it_did_not_count(
+    key: Signer, other: Signer
+) -> None:
+    reg = FakeRegistry()
+    digest = push_image(reg, "1.0")
+    push_signatures(reg, digest, sign_layout([signed(key, digest)]))
+    push_bundle(reg, REPOSITORY, digest, dsse_bundle(Signing(key), statement(digest)))
+    push_bundle(reg, REPOSITORY, digest, dsse_bundle(Signing(other), statement(digest)))
+    v, clock = validator(reg, [keyed(key)])
+    options = dataclasses.replace(NO_TLOG, signature_format="bundle")
+    inspection = await v.inspect(IMAGE, options, Deadline.after(clock, 5))
+    assert inspection.trusted is not None
+    assert inspection.trusted.digest == digest
+    by_format: dict[str, list[Finding]] = {"classic": [], "bundle": []}
+    for finding in inspection.findings:
+        by_format[finding.described["format"]].append(finding)
+    [excluded] = by_format["classic"]
+    assert excluded.judgement is not None
+    assert excluded.judgement.requirement == NOT_COUNTED
+    assert excluded.judgement.refused[0].message == "with.signatureFormat: bundle excludes it"
+    assert excluded.described["signer"] == "unknown (not read)"
+    vouches = [f.judgement.vouches if f.judgement else () for f in by_format["bundle"]]
+    assert sorted(tuple(vouch.root for vouch in v) for v in vouches) == [(), ("default",)]
+    [wrong_key] = [f for f, v in zip(by_format["bundle"], vouches, strict=True) if not v]
+    assert wrong_key.judgement is not None
+    assert wrong_key.judgement.refused[0].category is Category.SIGNATURE_INVALID
+    assert all(f.described["signer"].startswith("key") for f in by_format["bundle"])
