@@ -480,3 +480,59 @@ def test_notation_signing_authority_is_configured_explicitly_per_trust_root() ->
         ("default", None),
         ("signer-service", "signingAuthority"),
     ]
+
+
+COSIGN = {"name": "cs", "type": "cosign", "trustRoots": [{"name": "default", "key": KEY}]}
+PROVENANCE = "https://slsa.dev/provenance/v1"
+
+
+def attested(*conditions: dict[str, Any], validator: str = "cs") -> dict[str, Any]:
+    rule = {"predicateType": PROVENANCE, "conditions": list(conditions)}
+    return app(
+        validators=[STATIC, COSIGN, notary()],
+        policy=[{"pattern": "*", "validator": validator, "with": {"attestations": [rule]}}],
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        (
+            app(
+                validators=[COSIGN],
+                policy=[{"pattern": "*", "validator": "cs", "with": {"signatureFormat": "v3"}}],
+            ),
+            "policy[0].with.signatureFormat: ",
+        ),
+        (
+            attested({"field": "builder.id", "equals": "x", "matches": "x"}),
+            "exactly one of equals, matches and oneOf",
+        ),
+        (attested({"field": "builder.id", "equals": {"a": 1}}), "compare with strings"),
+        (
+            attested({"field": "builder.id", "matches": "(unclosed"}),
+            "policy[0].with.attestations[0].conditions[0].matches: invalid regular expression",
+        ),
+        (
+            attested({"field": "builder..id", "equals": "x"}),
+            "policy[0].with.attestations[0].conditions[0].field: field path 'builder..id' has",
+        ),
+        # a rule requiring attestations must never pass through a validator that ignores them
+        (attested(validator="nv"), "only cosign validators read attestations, not notaryv1"),
+        (attested(validator="allow"), "only cosign validators read attestations, not static"),
+    ],
+)
+def test_cosign_only_rule_options_are_checked(document: dict[str, Any], problem: str) -> None:
+    assert any(problem in p for p in problems_of(document)), problems_of(document)
+
+
+def test_attestation_conditions_are_parsed_once_by_the_loader() -> None:
+    condition = {"field": "runDetails.builder.id", "matches": "https://github\\.com/.+"}
+    settings = build_settings(attested(condition), secrets_dir=None, env={})
+    [requirement] = settings.policy.rules[0].options.attestations
+    assert requirement.predicate_type == PROVENANCE
+    [parsed] = requirement.conditions
+    assert parsed.path == ("runDetails", "builder", "id")
+    assert parsed.matches is not None
+    assert parsed.matches.pattern == condition["matches"]
+    assert settings.policy.rules[0].options.signature_format == "any"
