@@ -17,6 +17,7 @@ bench: setup
 	.venv/bin/python -m bench.notation_roundtrips
 	.venv/bin/python -m bench.event_loop_stall
 	.venv/bin/python -m bench.policy_match
+	.venv/bin/python -m bench.offline
 
 demo: setup
 	bash scripts/system-packages.sh

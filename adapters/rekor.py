@@ -22,6 +22,19 @@ from connaisseur.domain.rekor import RekorEntry
 MAX_ENTRIES = 16
 
 
+def parse_entries(found: Any) -> list[RekorEntry]:
+    """The entries of a ``/api/v1/log/entries/retrieve`` answer (a list of ``{uuid: entry}``
+    objects); an entry that does not parse is left out (it proves nothing; others still may)."""
+    entries: list[RekorEntry] = []
+    for item in found if isinstance(found, list) else []:
+        for raw in item.values() if isinstance(item, dict) else ():
+            try:
+                entries.append(RekorEntry.from_api(raw))
+            except VerificationError:
+                continue
+    return entries
+
+
 class AiohttpRekorClient(TransparencyLog):
     """Looks entries up in a Rekor instance over the shared HTTP helper."""
 
@@ -46,14 +59,7 @@ class AiohttpRekorClient(TransparencyLog):
             {"entryUUIDs": [u for u in uuids if isinstance(u, str)][:MAX_ENTRIES]},
             deadline,
         )
-        entries: list[RekorEntry] = []
-        for item in found if isinstance(found, list) else []:
-            for raw in item.values() if isinstance(item, dict) else ():
-                try:
-                    entries.append(RekorEntry.from_api(raw))
-                except VerificationError:
-                    continue
-        return entries
+        return parse_entries(found)
 
     async def _post(self, url: str, body: Mapping[str, Any], deadline: Deadline) -> Any:
         resp = await self._http.request(

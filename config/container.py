@@ -10,21 +10,32 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 from dependency_injector import containers, providers
 
 from connaisseur.adapters.alerts import AiohttpAlertSink
+from connaisseur.adapters.bundle_export import (
+    BundleRecorder,
+    RecordingLog,
+    RecordingNotary,
+    RecordingRegistry,
+)
+from connaisseur.adapters.bundle_files import BundleFiles
 from connaisseur.adapters.cache import InMemoryCache, RedisCache, load_hmac_key, redis_client
 from connaisseur.adapters.clock import SystemClock
 from connaisseur.adapters.http import HttpClient
 from connaisseur.adapters.kubernetes import AiohttpKubernetesApi, ServiceAccountToken
 from connaisseur.adapters.metrics import PrometheusMetrics
 from connaisseur.adapters.notary import NotaryV1HttpClient
+from connaisseur.adapters.oci_layout import OciLayoutRegistry
 from connaisseur.adapters.registry import AiohttpRegistryClient
 from connaisseur.adapters.rekor import AiohttpRekorClient
+from connaisseur.adapters.rekor_directory import RekorDirectoryLog
 from connaisseur.adapters.sigstore_trust import public_good_material
+from connaisseur.adapters.tuf_directory import TufDirectoryNotary
 from connaisseur.adapters.upstream_auth import UpstreamAuth
 from connaisseur.application.alerting import AlertingSettings, Notifier
 from connaisseur.application.approval import ChildApproval
@@ -33,7 +44,14 @@ from connaisseur.application.cosign import CosignValidator
 from connaisseur.application.explain import ExplainImage, InspectImage
 from connaisseur.application.notaryv1 import NotaryV1Validator
 from connaisseur.application.notation import NotationValidator
-from connaisseur.application.ports import Cache, Clock, KubernetesApi
+from connaisseur.application.ports import (
+    Cache,
+    Clock,
+    KubernetesApi,
+    Notary,
+    Registry,
+    TransparencyLog,
+)
 from connaisseur.application.review import ReviewAdmission
 from connaisseur.application.settings import (
     Infrastructure,
@@ -49,42 +67,112 @@ from connaisseur.application.validators import (
 )
 from connaisseur.application.verify import CachePolicy, VerifyImage
 from connaisseur.config.alerting import build_alerting, template_dirs
+from connaisseur.config.configuration import TrustDataSources, trust_data_sources
 from connaisseur.domain.errors import ConfigError
 from connaisseur.domain.sigstore import TransparencyMaterial
 
 log = logging.getLogger("connaisseur")
 
 
+@dataclass(frozen=True, slots=True)
+class TrustDataPorts:
+    """The adapters one validator reads trust data through."""
+
+    registry: Registry
+    notary: Notary
+    tlog: TransparencyLog
+    #: the bundle's files when the ports read one (its read counter is what ``make bench`` shows)
+    files: BundleFiles | None = None
+
+
+class TrustDataAdapters:
+    """Chooses, per validator, the adapters behind the Registry, Notary and TransparencyLog
+    ports: the upstream clients, or a bundle's files when the configuration points the
+    validator at one (docs/decisions/0056-adapter-choice-is-configuration.md)."""
+
+    def __init__(
+        self,
+        http: HttpClient,
+        clock: Clock,
+        sources: TrustDataSources,
+        max_file_bytes: int,
+        recorder: BundleRecorder | None = None,
+    ) -> None:
+        """``recorder``: every validator reads its upstreams, and what they answer is recorded
+        for ``connaisseur bundle export`` (whatever the sources say)."""
+        # One client per protocol: challenges, tokens and plain-HTTP fallbacks are shared; one
+        # authenticator (token cache, credential policy) serves both.
+        auth = UpstreamAuth(http)
+        self.upstream = TrustDataPorts(
+            registry=AiohttpRegistryClient(http, clock, auth=auth),
+            notary=NotaryV1HttpClient(http, auth),
+            tlog=AiohttpRekorClient(http),
+        )
+        if recorder is not None:
+            self.upstream = TrustDataPorts(
+                registry=RecordingRegistry(self.upstream.registry, recorder),
+                notary=RecordingNotary(self.upstream.notary, recorder),
+                tlog=RecordingLog(self.upstream.tlog, recorder),
+            )
+            sources = TrustDataSources()
+        self._sources = sources
+        self._max_file_bytes = max_file_bytes
+        self._bundles: dict[Path, TrustDataPorts] = {}
+
+    def for_validator(self, name: str) -> TrustDataPorts:
+        """The ports validator ``name`` reads through.
+
+        Raises:
+            ConfigError: its bundle directory cannot be listed.
+        """
+        path = self._sources.bundle_for(name)
+        if path is None:
+            return self.upstream
+        if path not in self._bundles:  # one read-once file cache per bundle, shared
+            files = BundleFiles(path, max_file_bytes=self._max_file_bytes)
+            self._bundles[path] = TrustDataPorts(
+                registry=OciLayoutRegistry(
+                    files,
+                    max_manifest_bytes=self._max_file_bytes,
+                    max_blob_bytes=self._max_file_bytes,
+                ),
+                notary=TufDirectoryNotary(files),
+                tlog=RekorDirectoryLog(files),
+                files=files,
+            )
+        return self._bundles[path]
+
+
 def validator_factories(
-    http: HttpClient, clock: Clock, kubernetes: KubernetesApi | None = None
+    http: HttpClient,
+    clock: Clock,
+    kubernetes: KubernetesApi | None = None,
+    adapters: TrustDataAdapters | None = None,
 ) -> dict[str, ValidatorFactory]:
     """Validator type → factory; each new validator type is registered here.
 
-    ``kubernetes`` reads cosign keys given as ``k8s://<namespace>/<secret>`` (in cluster only).
+    ``kubernetes`` reads cosign keys given as ``k8s://<namespace>/<secret>`` (in cluster only);
+    ``adapters`` chooses where each validator reads trust data (upstreams when not given).
     """
-    # One client per protocol: challenges, tokens and plain-HTTP fallbacks are shared; one
-    # authenticator (token cache, credential policy) serves both.
-    auth = UpstreamAuth(http)
-    notary = NotaryV1HttpClient(http, auth)
-    registry = AiohttpRegistryClient(http, clock, auth=auth)
-    rekor = AiohttpRekorClient(http)
+    ports = adapters or TrustDataAdapters(http, clock, TrustDataSources(), 4 * 1024 * 1024)
 
     def notaryv1(settings: ValidatorSettings) -> Validator:
-        return NotaryV1Validator(settings, notary, clock)
+        return NotaryV1Validator(settings, ports.for_validator(settings.name).notary, clock)
 
     def cosign(settings: ValidatorSettings) -> Validator:
+        chosen = ports.for_validator(settings.name)
         # The public-good trust material is read from the sigstore package only when needed.
         return CosignValidator(
             settings,
-            registry,
-            rekor,
+            chosen.registry,
+            chosen.tlog,
             clock,
             kubernetes=kubernetes,
             public_good=_public_good(settings),
         )
 
     def notation(settings: ValidatorSettings) -> Validator:
-        return NotationValidator(settings, registry, clock)
+        return NotationValidator(settings, ports.for_validator(settings.name).registry, clock)
 
     return {"static": StaticValidator, "notaryv1": notaryv1, "cosign": cosign, "notation": notation}
 
@@ -133,13 +221,24 @@ def make_cache(settings: Settings, metrics: PrometheusMetrics) -> Cache | None:
 
 
 def make_cache_policy(settings: Settings, cache: Cache | None) -> CachePolicy:
+    sources = trust_data_sources(settings)
     return CachePolicy(
         cache=cache,
         ttl_seconds=settings.features.cache_expiry_seconds,
         cache_errors=settings.features.cache_errors,
         validator_fingerprints={
-            v.name: fingerprint_hash(v.fingerprint()) for v in settings.validators
+            # Where trust data is read from is part of what a cached verdict was made under.
+            v.name: fingerprint_hash((*v.fingerprint(), sources.fingerprint(v.name)))
+            for v in settings.validators
         },
+    )
+
+
+def make_trust_data_adapters(
+    settings: Settings, http: HttpClient, clock: Clock, recorder: BundleRecorder | None
+) -> TrustDataAdapters:
+    return TrustDataAdapters(
+        http, clock, trust_data_sources(settings), settings.limits.max_document_bytes, recorder
     )
 
 
@@ -200,6 +299,7 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     session = providers.Dependency(instance_of=aiohttp.ClientSession)
     alerting: providers.Object[AlertingSettings | None] = providers.Object(None)
+    recorder: providers.Object[BundleRecorder | None] = providers.Object(None)
 
     clock = providers.Singleton(SystemClock)
     metrics = providers.Singleton(PrometheusMetrics)
@@ -212,8 +312,11 @@ class Container(containers.DeclarativeContainer):
     )
 
     kubernetes = providers.Singleton(make_kubernetes_api, settings=settings, http=http)
+    trust_data = providers.Singleton(
+        make_trust_data_adapters, settings=settings, http=http, clock=clock, recorder=recorder
+    )
     factories = providers.Singleton(
-        validator_factories, http=http, clock=clock, kubernetes=kubernetes
+        validator_factories, http=http, clock=clock, kubernetes=kubernetes, adapters=trust_data
     )
     validators = providers.Singleton(make_validators, settings=settings, factories=factories)
 
@@ -244,8 +347,11 @@ class Container(containers.DeclarativeContainer):
     )
 
 
-def build_container(settings: Settings, clock: Clock | None = None) -> Container:
-    """A container for ``settings``; ``clock`` fixes the wall clock (``--now``).
+def build_container(
+    settings: Settings, clock: Clock | None = None, recorder: BundleRecorder | None = None
+) -> Container:
+    """A container for ``settings``; ``clock`` fixes the wall clock (``--now``); ``recorder``
+    records what the validators fetch (``connaisseur bundle export``).
 
     Alert templates and the cache's TLS material are loaded here, so that a broken template
     or CA file stops start-up instead of failing requests.
@@ -261,6 +367,8 @@ def build_container(settings: Settings, clock: Clock | None = None) -> Container
     container.alerting.override(providers.Object(alerting))
     if clock is not None:
         container.clock.override(providers.Object(clock))
+    if recorder is not None:
+        container.recorder.override(providers.Object(recorder))
     container.cache()
     return container
 

@@ -28,8 +28,15 @@ from connaisseur.application.settings import (
     ValidatorSettings,
 )
 from connaisseur.config import schema
+from connaisseur.config.configuration import Configuration, TrustDataSources
 from connaisseur.config.env import alerting_config_file, apply_env, infrastructure
-from connaisseur.config.validators import load_validator, parse_attestations, rule_option_problems
+from connaisseur.config.validators import (
+    bundle_directory,
+    load_validator,
+    parse_attestations,
+    parse_source,
+    rule_option_problems,
+)
 from connaisseur.domain.errors import ConfigError, ConnaisseurError
 from connaisseur.domain.policy import Mode, Policy, Rule, RuleOptions
 
@@ -51,12 +58,15 @@ def load_settings(
     secrets_dir: Path | None = DEFAULT_SECRETS_DIR,
     env: Mapping[str, str] | None = None,
     alerting_config: Path | None = None,
+    offline: Path | None = None,
 ) -> Settings:
     """Read, validate and freeze a configuration; ``None`` means the built-in default.
 
-    ``secrets_dir=None`` leaves ``auth.secretName`` unresolved (for ``explain``: no network).
-    ``alerting_config`` (else ``ALERTING_CONFIG`` of ``env``) names a file holding the
-    ``alerting`` block alone.
+    ``secrets_dir=None`` leaves ``auth.secretName`` unresolved and bundle directories unchecked
+    (for ``explain``: no trust data is read). ``alerting_config`` (else ``ALERTING_CONFIG`` of
+    ``env``) names a file holding the ``alerting`` block alone. ``offline`` names a bundle every
+    signature validator reads instead of its upstreams (``--offline``,
+    docs/decisions/0055-offline-bundles.md).
 
     Raises:
         ConfigError: a file is unreadable or invalid; ``problems`` lists every error.
@@ -70,6 +80,7 @@ def load_settings(
         env=env,
         alerting_file=read_alerting_file(alerting_config, env),
         source=str(config_path),
+        offline=offline,
     )
 
 
@@ -110,8 +121,10 @@ def build_settings(
     env: Mapping[str, str],
     alerting_file: AlertingFile | None = None,
     source: str = "the configuration",
+    offline: Path | None = None,
 ) -> Settings:
-    """Validate a decoded document (and a separate alerting file) and build :class:`Settings`.
+    """Validate a decoded document (and a separate alerting file) and build :class:`Settings`
+    (a :class:`Configuration`, which also says where each validator reads trust data).
 
     Raises:
         ConfigError: listing every problem found, each with its path.
@@ -120,6 +133,13 @@ def build_settings(
     problems: list[str] = []
     data = schema.load(schema.ApplicationSchema(), app, "", problems)
     validators = _validators(data.get("validators", []), secrets_dir, problems)
+    sources = _sources(
+        data.get("validators", []),
+        validators,
+        offline,
+        problems,
+        check_files=secrets_dir is not None,
+    )
     policy = _policy(data.get("policy", []), problems)
     problems.extend(_rule_option_types(data.get("policy", []), data.get("validators", [])))
     problems = _qualified(problems, section)
@@ -130,7 +150,8 @@ def build_settings(
     if problems:
         raise ConfigError(f"configuration has {len(problems)} error(s)", tuple(problems))
     features = apply_env(_features(data.get("features") or {}), env)
-    return Settings(
+    return Configuration(
+        sources=sources,
         validators=tuple(validators),
         policy=Policy(tuple(policy)),
         features=features,
@@ -187,6 +208,41 @@ def _validators(
         except ConfigError as e:
             problems.extend(e.problems)
     return out
+
+
+def _sources(
+    raw: list[Any],
+    validators: list[ValidatorSettings],
+    offline: Path | None,
+    problems: list[str],
+    *,
+    check_files: bool,
+) -> TrustDataSources:
+    """Each validator's offline bundle: ``offline`` for every signature validator when given
+    (the whole process is offline), else its own ``source`` (checked even when other parts of
+    the entry have problems, so that one pass reports them all)."""
+    bundles: list[tuple[str, Path]] = []
+    if offline is not None:
+        try:
+            directory = bundle_directory(str(offline), "--offline", check_files=check_files)
+        except ConfigError as e:
+            problems.extend(e.problems)
+            return TrustDataSources()
+        bundles = [(v.name, directory) for v in validators if v.type != "static"]
+        return TrustDataSources(bundles=tuple(bundles))
+    for i, entry in enumerate(raw):
+        name = entry.get("name") if isinstance(entry, Mapping) else None
+        if not isinstance(name, str):
+            continue  # the schema reported it
+        try:
+            path = f"validators[{i}].source"
+            bundle = parse_source(entry.get("source"), path, check_files=check_files)
+        except ConfigError as e:
+            problems.extend(e.problems)
+            continue
+        if bundle is not None:
+            bundles.append((str(name), bundle))
+    return TrustDataSources(bundles=tuple(bundles))
 
 
 def _policy(raw: list[dict[str, Any]], problems: list[str]) -> list[Rule]:

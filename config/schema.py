@@ -87,9 +87,28 @@ class StaticValidatorSchema(_ValidatorBase):
     approve = fields.Boolean(load_default=False)
 
 
+SOURCE_TYPES = ("upstream", "bundle")
+
+
+class SourceSchema(_Strict):
+    """Where a validator reads trust data: its upstreams (registry, Notary, Rekor) or an
+    offline bundle directory (docs/decisions/0055-offline-bundles.md)."""
+
+    type = fields.String(required=True, validate=validate.OneOf(SOURCE_TYPES))
+    path = fields.String(validate=_non_empty)
+
+    @validates_schema
+    def _path_for_bundles(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("type") == "bundle" and not data.get("path"):
+            raise ValidationError("a bundle source needs a path", "path")
+        if data.get("type") == "upstream" and "path" in data:
+            raise ValidationError("only a bundle source has a path", "path")
+
+
 class _TrustingValidator(_ValidatorBase):
     cert = fields.String()
     auth = fields.Nested(AuthSchema)
+    source = fields.Nested(SourceSchema)
     trustRoots = fields.List(
         fields.Nested(TrustRootSchema),
         required=True,

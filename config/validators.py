@@ -114,6 +114,32 @@ def _validator(
     )
 
 
+def parse_source(raw: Any, path: str, *, check_files: bool = True) -> Path | None:
+    """The bundle directory a validator's ``source`` names, or ``None`` for its upstreams
+    (docs/decisions/0055-offline-bundles.md). The directory must exist unless ``check_files``
+    is false (commands that read no trust data, like ``explain``).
+
+    Raises:
+        ConfigError: the bundle directory does not exist or is not a directory.
+    """
+    if not isinstance(raw, Mapping) or raw.get("type") != "bundle" or not raw.get("path"):
+        return None  # the schema reported anything else
+    return bundle_directory(str(raw["path"]), f"{path}.path", check_files=check_files)
+
+
+def bundle_directory(value: str, path: str, *, check_files: bool = True) -> Path:
+    """An offline bundle directory, absolute.
+
+    Raises:
+        ConfigError: it does not exist or is not a directory.
+    """
+    directory = Path(value).absolute()
+    if check_files and not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise ConfigError(f"{path}: bundle directory {directory} {what}")
+    return directory
+
+
 def parse_trust_root(raw: Mapping[str, Any], vtype: str, path: str) -> TrustRoot:
     """A trust root with the anchor its validator type reads, parsed.
 

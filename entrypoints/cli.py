@@ -1,4 +1,4 @@
-"""The ``connaisseur`` command line: serve, verify, review, explain, check-config.
+"""The ``connaisseur`` command line: serve, verify, review, explain, check-config, bundle export.
 
 The contract (commands, options, output, exit codes):
 docs/decisions/0017-command-line-contract.md.
@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from connaisseur.adapters.bundle_export import BundleRecorder
 from connaisseur.adapters.clock import FixedClock
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.explain import Evidence, Explanation
@@ -34,7 +35,7 @@ from connaisseur.config.container import (
     warn_about_features,
 )
 from connaisseur.config.loader import DEFAULT_SECRETS_DIR, load_settings
-from connaisseur.domain.errors import ConfigError
+from connaisseur.domain.errors import ConfigError, ConnaisseurError
 from connaisseur.domain.verdict import ImageVerdict, RequestVerdict
 from connaisseur.entrypoints.admission import (
     BadRequestError,
@@ -65,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 _TEMPLATES_HELP = "custom alert templates (<name>.json); default /app/alerts/templates"
+_OFFLINE_HELP = (
+    "read all trust data from this bundle (made by `connaisseur bundle export`); "
+    "no request goes to a registry, Notary or Rekor"
+)
 _ALERTING_HELP = (
     "the alerting block in a file of its own (like /app/alerts/config.yaml); "
     "default $ALERTING_CONFIG"
@@ -86,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     secrets.add_argument("--secrets-dir", type=Path, default=DEFAULT_SECRETS_DIR)
     clock = _group()
     clock.add_argument("--now", type=_rfc3339, help="fix the clock (RFC 3339)")
+    offline = _group()
+    offline.add_argument("--offline", type=Path, metavar="DIR", help=_OFFLINE_HELP)
     alerting = _group()
     alerting.add_argument("--alert-templates-dir", type=Path, help=_TEMPLATES_HELP)
     alerting.add_argument("--alerting-config", type=Path, metavar="FILE", help=_ALERTING_HELP)
@@ -100,11 +107,11 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(run=run)
         return p
 
-    serve = command("serve", _serve, "run the webhook", secrets, alerting)
+    serve = command("serve", _serve, "run the webhook", secrets, offline, alerting)
     serve.add_argument("--listen", default="0.0.0.0:5000")
     serve.add_argument("--tls-cert", type=Path)
     serve.add_argument("--tls-key", type=Path)
-    verify = command("verify", _verify, "verify images against the policy", secrets, clock)
+    verify = command("verify", _verify, "verify images against the policy", secrets, offline, clock)
     verify.add_argument(
         "--explain",
         action="store_true",
@@ -112,13 +119,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("images", nargs="+", metavar="IMAGE")
     review = command(
-        "review", _review, "answer an AdmissionReview like the webhook", secrets, clock, alerting
+        "review",
+        _review,
+        "answer an AdmissionReview like the webhook",
+        secrets,
+        offline,
+        clock,
+        alerting,
     )
     review.add_argument("--explain", action="store_true", help="also show the decoded patch")
     review.add_argument("file", metavar="FILE|-")
     explain = command("explain", _explain, "show how the policy applies (no network)")
     explain.add_argument("images", nargs="+", metavar="IMAGE")
-    command("check-config", _check_config, "validate the configuration", secrets, alerting)
+    command("check-config", _check_config, "validate the configuration", secrets, offline, alerting)
+    bundle = sub.add_parser("bundle", help="offline bundles of trust data")
+    bundle_sub = bundle.add_subparsers(required=True, metavar="COMMAND")
+    export = bundle_sub.add_parser(
+        "export",
+        help="verify images and write what their verification reads as a bundle",
+        parents=[common, secrets, clock],
+    )
+    export.set_defaults(run=_bundle_export)
+    export.add_argument("images", nargs="+", metavar="IMAGE")
+    export.add_argument("-o", "--output", type=Path, required=True, metavar="DIR")
+    export.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds for the whole export (300)"
+    )
     return parser
 
 
@@ -141,6 +167,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         secrets_dir=secrets,
         env=os.environ,
         alerting_config=getattr(args, "alerting_config", None),
+        offline=getattr(args, "offline", None),
     )
     templates = getattr(args, "alert_templates_dir", None)
     if templates is not None:
@@ -149,10 +176,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _container(args: argparse.Namespace, settings: Settings) -> Container:
+def _container(
+    args: argparse.Namespace, settings: Settings, recorder: BundleRecorder | None = None
+) -> Container:
     """The composition for ``settings``, its clock fixed when ``--now`` is given."""
     now = getattr(args, "now", None)
-    return build_container(settings, FixedClock(now) if now else None)
+    return build_container(settings, FixedClock(now) if now else None, recorder)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -192,6 +221,37 @@ def _verify(args: argparse.Namespace) -> int:
             document["evidence"] = findings
             text += "".join("\n  " + _finding_text(f) for f in findings)
         _emit(args, document, text)
+    return EXIT_OK if all(v.allowed for v in verdicts) else EXIT_DENIED
+
+
+def _bundle_export(args: argparse.Namespace) -> int:
+    """Verify the images through recording adapters, complete what other verification paths
+    read, and write the bundle (docs/decisions/0057-export-records-a-verification.md)."""
+    recorder = BundleRecorder()
+    container = _container(args, _settings(args), recorder)
+
+    async def run() -> list[ImageVerdict]:
+        async with running(container):
+            verify = container.verify_image()
+            clock = container.clock()
+            deadline = Deadline.after(clock, args.timeout)
+            commands = [VerifyImageCommand(image=image) for image in args.images]
+            verdicts = [await verify.execute(c, deadline) for c in commands]
+            upstream = container.trust_data().upstream
+            limit = container.settings().limits.max_document_bytes
+            await recorder.complete(upstream.registry, upstream.notary, deadline, limit)
+            return verdicts
+
+    try:
+        verdicts = asyncio.run(run())
+        created = container.clock().now()
+        recorder.write(args.output, created, [_verdict_json(v) for v in verdicts])
+    except ConnaisseurError as e:
+        raise UsageError(f"bundle export failed: {e.message}") from e
+    except OSError as e:
+        raise UsageError(f"cannot write the bundle: {e}") from e
+    for verdict in verdicts:
+        _emit(args, _verdict_json(verdict), _verdict_text(verdict))
     return EXIT_OK if all(v.allowed for v in verdicts) else EXIT_DENIED
 
 

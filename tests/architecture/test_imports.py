@@ -2,7 +2,11 @@
 
 Every module of the five layers is parsed with ``ast`` (nothing is imported or executed) and each
 import is checked against the layer's rules; ``domain`` and ``application`` must also not read
-``os.environ`` or the wall clock (time is an argument; configuration is read once at start-up).
+``os.environ`` or the wall clock (time is an argument; configuration is read once at start-up),
+and know nothing of files or the network: they import no module that reaches either and never
+call ``open`` — where trust data comes from (upstreams, a mirror, an offline bundle) is the
+adapters' business, chosen by the composition root
+(docs/decisions/0056-adapter-choice-is-configuration.md).
 A self-test runs the checker on a synthetic bad module, so this test can fail.
 """
 
@@ -35,6 +39,34 @@ APPLICATION_FORBIDDEN = frozenset(
         "dependency_injector",
         "redis",
         "prometheus_client",
+    }
+)
+
+
+#: Standard modules that reach files, processes or the network: only adapters (and the layers
+#: outside them) may use them.
+FILES_AND_NETWORK = frozenset(
+    {
+        "os",
+        "pathlib",
+        "io",
+        "shutil",
+        "tempfile",
+        "glob",
+        "fnmatch",
+        "mmap",
+        "fcntl",
+        "socket",
+        "ssl",
+        "select",
+        "selectors",
+        "subprocess",
+        "urllib.request",
+        "http.client",
+        "http.server",
+        "sqlite3",
+        "zipfile",
+        "tarfile",
     }
 )
 
@@ -76,6 +108,8 @@ def _import_problem(layer: str, module: str, target: str) -> str | None:
         return "nothing imports entrypoints"
     if layer == "domain" and top not in STDLIB | DOMAIN_LIBRARIES | {"domain"}:
         return "domain imports only the standard library, cryptography, pure parsers and domain"
+    if layer in {"domain", "application"} and _reaches_out(target):
+        return f"{layer} knows nothing of files or the network"
     if layer == "application":
         if top in {"adapters", "config"}:
             return f"application must not import {top}"
@@ -84,6 +118,12 @@ def _import_problem(layer: str, module: str, target: str) -> str | None:
     if layer == "adapters" and top == "config":
         return "adapters must not import config"
     return None
+
+
+def _reaches_out(target: str) -> bool:
+    """Whether importing ``target`` gives access to files or the network (``urllib.parse``
+    is a parser; ``urllib.request`` is not)."""
+    return any(target == m or target.startswith(m + ".") for m in FILES_AND_NETWORK)
 
 
 def _impure_calls(tree: ast.AST) -> Iterator[tuple[int, str]]:
@@ -101,6 +141,12 @@ def _impure_calls(tree: ast.AST) -> Iterator[tuple[int, str]]:
                 yield node.lineno, f"calls {chain}() (time is an argument)"
             if chain in {"time.time", "time.time_ns"}:
                 yield node.lineno, f"calls {chain}() (time is an argument)"
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "open"
+        ):
+            yield node.lineno, "opens a file (trust data comes through the ports)"
         elif isinstance(node, ast.ImportFrom) and node.module == "os":
             for alias in node.names:
                 if alias.name in {"environ", "getenv"}:
@@ -154,7 +200,7 @@ BAD_MODULES = {
         "from connaisseur.application.ports import Clock\n"
         "x = os.environ['A']\n"
         "t = datetime.now()\n",
-        {1, 4, 5, 6},
+        {1, 2, 4, 5, 6},
     ),
     "application": (
         "import yaml\n"
@@ -162,8 +208,10 @@ BAD_MODULES = {
         "from connaisseur.config.loader import load_settings\n"
         "from dependency_injector import providers\n"
         "import prometheus_client\n"
-        "from os import environ\n",
-        {1, 2, 3, 4, 5, 6},
+        "from os import environ\n"
+        "from pathlib import Path\n"
+        "data = open('/bundle/oci/index.json').read()\n",
+        {1, 2, 3, 4, 5, 6, 7, 8},
     ),
     "adapters": (
         "from connaisseur.config.container import Container\nimport connaisseur.entrypoints.cli\n",

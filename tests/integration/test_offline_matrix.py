@@ -1,0 +1,147 @@
+"""The three-way matrix (docs/decisions/0055-offline-bundles.md): the same cases verified
+directly against real servers and from a bundle exported by ``connaisseur bundle export`` after
+every upstream server was stopped, must give the same verdicts and digests — for Notary v1 (with
+a required delegation), cosign with keys, cosign keyless with Rekor entries in the signature's
+bundle, and Notation.
+
+The bundle column runs twice: in process under an outbound-connection guard (every connect and
+name look-up refused and recorded), and as the ``connaisseur verify --offline`` command in a
+network namespace of its own (``unshare --net``: the process has no network at all).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connaisseur.entrypoints import cli
+from tests.support.no_network import network_namespace_prefix, no_network
+from tests.support.offline_matrix import CASES, NOW, Case, World, outcome, signed_world, verdicts
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Columns:
+    """The verdicts of each column, by case name, and what the guard saw."""
+
+    world: World
+    bundle: Path
+    direct: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    offline: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    command: dict[str, tuple[Any, ...]] | None = None
+    attempts: list[str] = field(default_factory=list)
+    ports_closed: bool = False
+
+
+@pytest.fixture(scope="module")
+def columns(tmp_path_factory: pytest.TempPathFactory) -> Columns:
+    work = tmp_path_factory.mktemp("matrix")
+    bundle = work / "bundle"
+    with signed_world(work) as world:
+        images = world.images()
+        direct = verdicts(world.config, images)
+        exported = cli.main(
+            ["bundle", "export", "--config", str(world.config), "--secrets-dir", str(work),
+             "--now", NOW.isoformat(), "-o", str(bundle), *images]
+        )  # fmt: skip
+        assert exported == 1, "some cases are denials: export exits 1 and writes the bundle"
+    result = Columns(world=world, bundle=bundle)
+    result.ports_closed = all(
+        _closed(server) for server in (world.registry.host, world.notary.host)
+    )
+    result.direct = {
+        c.name: outcome(v.allowed, v.digest, v.category) for c, v in zip(CASES, direct, strict=True)
+    }
+    with pytest.MonkeyPatch.context() as m, no_network(m) as attempts:
+        offline = verdicts(world.config, images, offline=bundle)
+    result.attempts = attempts.seen
+    result.offline = {
+        c.name: outcome(v.allowed, v.digest, v.category)
+        for c, v in zip(CASES, offline, strict=True)
+    }
+    result.command = _offline_command(world, bundle, images)
+    return result
+
+
+def _closed(host_port: str) -> bool:
+    host, _, port = host_port.rpartition(":")
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((host, int(port))) != 0
+
+
+def _offline_command(world: World, bundle: Path, images: list[str]) -> dict[str, Any] | None:
+    prefix = network_namespace_prefix()
+    if prefix is None:
+        return None
+    done = subprocess.run(
+        [*prefix, sys.executable, "-m", "connaisseur.entrypoints.cli", "verify",
+         "--config", str(world.config), "--offline", str(bundle), "--now", NOW.isoformat(),
+         "--format", "json", *images],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert len(lines) == len(CASES), done.stderr
+    return {
+        c.name: outcome(v["allowed"], v["digest"], (v["error"] or {}).get("category"))
+        for c, v in zip(CASES, lines, strict=True)
+    }
+
+
+IDS = [c.name for c in CASES]
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_direct_verdicts_are_the_expected_ones(columns: Columns, case: Case) -> None:
+    allowed, digest, category = columns.direct[case.name]
+    assert allowed is case.allowed
+    assert category == case.category
+    if case.allowed:
+        assert digest == columns.world.digests[case.image]
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_the_bundle_gives_the_direct_verdict_with_every_server_stopped(
+    columns: Columns, case: Case
+) -> None:
+    assert columns.ports_closed, "the registry and the Notary server must be down"
+    assert columns.offline[case.name] == columns.direct[case.name]
+
+
+def test_the_bundle_column_made_no_connection_attempt(columns: Columns) -> None:
+    assert columns.attempts == []
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_the_offline_command_without_any_network_gives_the_direct_verdict(
+    columns: Columns, case: Case
+) -> None:
+    if columns.command is None:
+        pytest.skip("no network namespace can be made here (unshare --net)")
+    assert columns.command[case.name] == columns.direct[case.name]
+
+
+def test_the_bundle_manifest_says_what_is_in_it(columns: Columns) -> None:
+    manifest = json.loads((columns.bundle / "connaisseur-bundle.json").read_text())
+    assert manifest["format"] == "connaisseur-bundle/v1"
+    assert [i["image"] for i in manifest["images"]] == columns.world.images()
+    on_disk = {
+        p.relative_to(columns.bundle).as_posix()
+        for p in columns.bundle.rglob("*")
+        if p.is_file() and p.name != "connaisseur-bundle.json"
+    }
+    assert set(manifest["files"]) == on_disk
+    gun = f"{columns.world.registry.host}/notary/delegated"
+    roles = next(g["roles"] for g in manifest["notary"] if g["gun"] == gun)
+    assert {"root", "timestamp", "snapshot", "targets", "targets/releases"} <= set(roles)
+    assert manifest["refreshBefore"] == min(
+        r["expires"] for g in manifest["notary"] for r in g["roles"].values()
+    )
