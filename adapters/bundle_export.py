@@ -24,7 +24,6 @@ so a reader never sees half a bundle.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from connaisseur.adapters.oci_layout import INDEX_TYPES, OCI_DIR, REF_NAME, blob_path
+from connaisseur.adapters.rekor import api_entry
 from connaisseur.adapters.rekor_directory import rekor_entries_path
 from connaisseur.adapters.tuf_directory import notary_role_path
 from connaisseur.application.deadline import Deadline
@@ -244,7 +244,7 @@ class BundleRecorder:
     def _rekor_files(self) -> dict[str, bytes]:
         return {
             "/".join(rekor_entries_path(host, artifact_hash)): _json(
-                [{f"{e.log_id}-{e.log_index}": _api_entry(e)} for e in entries]
+                [{f"{e.log_id}-{e.log_index}": api_entry(e)} for e in entries]
             )
             for (host, artifact_hash), entries in self.rekor.items()
             if entries
@@ -404,19 +404,6 @@ def _listed(digest: str, media_type: str, body: bytes, name: str) -> dict[str, A
         "digest": digest,
         "size": len(body),
         "annotations": {REF_NAME: name},
-    }
-
-
-def _api_entry(entry: RekorEntry) -> dict[str, Any]:
-    """An entry in the form of Rekor's API answer (what ``RekorEntry.from_api`` reads)."""
-    return {
-        "body": base64.b64encode(entry.body).decode(),
-        "integratedTime": entry.integrated_time,
-        "logIndex": entry.log_index,
-        "logID": entry.log_id,
-        "verification": {
-            "signedEntryTimestamp": base64.b64encode(entry.signed_entry_timestamp).decode()
-        },
     }
 
 

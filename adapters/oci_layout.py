@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connaisseur.adapters.bundle_files import BundleFiles
+from connaisseur.adapters.registry import blob_limit, declared_media_type, json_object
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.ports import BlobRef, Endpoint, Manifest, Registry
 from connaisseur.domain import jsondoc
@@ -133,7 +134,11 @@ class OciLayoutRegistry(Registry):
         digest = str(descriptor["digest"])
         body = await self._content(layout, digest, image, reference, self._max_manifest)
         _check_size(body, descriptor.get("size"), f"manifest {image.context}@{digest}")
-        return Manifest(digest=digest, media_type=_media_type(body, descriptor), body=body)
+        return Manifest(
+            digest=digest,
+            media_type=declared_media_type(body, str(descriptor.get("mediaType") or "")),
+            body=body,
+        )
 
     async def blob(
         self, image: ImageReference, ref: BlobRef, endpoint: Endpoint, deadline: Deadline
@@ -146,18 +151,9 @@ class OciLayoutRegistry(Registry):
             VerificationError: ``no_trust_data`` (not in the bundle), ``malformed_trust_data``,
                 ``fetch_failed``.
         """
-        digest, size, max_bytes = ref.digest, ref.size, ref.max_bytes
-        if not is_digest(digest):
-            raise VerificationError(
-                f"unsupported blob digest {digest[:80]!r}", category=Category.MALFORMED_TRUST_DATA
-            )
+        digest, size = ref.digest, ref.size
+        limit = blob_limit(image, ref, self._max_blob)
         where = f"blob {digest} of {image.context}"
-        limit = self._max_blob if max_bytes is None else min(max_bytes, self._max_blob)
-        if size is not None and size > limit:
-            raise VerificationError(
-                f"{where} declares {size} bytes, more than {limit}",
-                category=Category.MALFORMED_TRUST_DATA,
-            )
         layout, _ = await self._repository(image)
         body = await self._files.read(layout.directory, *blob_path(digest))
         if body is None:
@@ -316,7 +312,7 @@ class OciLayoutRegistry(Registry):
 
 def _parse_layout(directory: str, shared: bool, raw: bytes) -> _Layout:
     """``index.json`` of a layout: every manifest descriptor by the repository it names."""
-    index = _json_object(raw, f"{directory}/index.json")
+    index = json_object(raw, f"{directory}/index.json")
     manifests = index.get("manifests")
     layout = _Layout(directory=directory, shared=shared)
     for descriptor in manifests if isinstance(manifests, list) else []:
@@ -373,7 +369,7 @@ def _referrer_descriptor(document: Mapping[str, Any], digest: str, size: int, li
 
 
 def _index_entries(body: bytes, what: str) -> list[Raw]:
-    manifests = _json_object(body, what).get("manifests")
+    manifests = json_object(body, what).get("manifests")
     return [
         m
         for m in (manifests if isinstance(manifests, list) else [])
@@ -408,27 +404,3 @@ def _check_size(body: bytes, declared: Any, where: str) -> None:
             f"{where} is {len(body)} bytes, its descriptor declares {declared}",
             category=Category.MALFORMED_TRUST_DATA,
         )
-
-
-def _media_type(body: bytes, descriptor: Raw) -> str:
-    try:
-        declared = jsondoc.loads(body).get("mediaType")
-    except (ValueError, AttributeError):
-        declared = None
-    if isinstance(declared, str) and declared:
-        return declared
-    return str(descriptor.get("mediaType") or "")
-
-
-def _json_object(body: bytes, what: str) -> dict[str, Any]:
-    try:
-        document = jsondoc.loads(body)
-    except ValueError as e:
-        raise VerificationError(
-            f"{what} is not JSON", category=Category.MALFORMED_TRUST_DATA
-        ) from e
-    if not isinstance(document, dict):
-        raise VerificationError(
-            f"{what} is not a JSON object", category=Category.MALFORMED_TRUST_DATA
-        )
-    return document

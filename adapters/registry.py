@@ -138,18 +138,9 @@ class AiohttpRegistryClient(Registry):
         Raises:
             VerificationError: see the port; a 404 is ``no_trust_data``.
         """
-        digest, size, max_bytes = ref.digest, ref.size, ref.max_bytes
-        if not is_digest(digest):
-            raise VerificationError(
-                f"unsupported blob digest {digest[:80]!r}", category=Category.MALFORMED_TRUST_DATA
-            )
+        digest, size = ref.digest, ref.size
+        limit = blob_limit(image, ref, self._max_blob)
         where = f"blob {digest} of {image.context}"
-        limit = self._max_blob if max_bytes is None else min(max_bytes, self._max_blob)
-        if size is not None and size > limit:
-            raise VerificationError(
-                f"{where} declares {size} bytes, more than {limit}",
-                category=Category.MALFORMED_TRUST_DATA,
-            )
         path = f"/v2/{image.repository}/blobs/{digest}"
         read = limit if size is None else max(size, 1)
         try:
@@ -231,7 +222,7 @@ class AiohttpRegistryClient(Registry):
         self._remember_referrers_api(image.registry, present=True)
         if resp.status != 200:
             return []
-        index = _json_object(resp.body, f"referrers of {image.context}@{digest}")
+        index = json_object(resp.body, f"referrers of {image.context}@{digest}")
         return index_manifests(index, artifact_type)
 
     async def _referrers_by_tag(
@@ -245,7 +236,7 @@ class AiohttpRegistryClient(Registry):
             if e.category is Category.NO_TRUST_DATA:
                 return None
             raise
-        index = _json_object(fallback.body, f"referrers tag of {image.context}@{digest}")
+        index = json_object(fallback.body, f"referrers tag of {image.context}@{digest}")
         return index_manifests(index, artifact_type)
 
     def _known_referrers_api(self, registry: str) -> bool | None:
@@ -387,6 +378,26 @@ class _Request:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+def blob_limit(image: ImageReference, ref: BlobRef, max_blob_bytes: int) -> int:
+    """How much of the blob ``ref`` may be read: the caller's cap within the adapter's.
+
+    Raises:
+        VerificationError: ``malformed_trust_data``: not a supported digest, or a declared
+            size over that cap (the descriptor is signed content; it is wrong, not slow).
+    """
+    if not is_digest(ref.digest):
+        raise VerificationError(
+            f"unsupported blob digest {ref.digest[:80]!r}", category=Category.MALFORMED_TRUST_DATA
+        )
+    limit = max_blob_bytes if ref.max_bytes is None else min(ref.max_bytes, max_blob_bytes)
+    if ref.size is not None and ref.size > limit:
+        raise VerificationError(
+            f"blob {ref.digest} of {image.context} declares {ref.size} bytes, more than {limit}",
+            category=Category.MALFORMED_TRUST_DATA,
+        )
+    return limit
+
+
 def _size_lie(where: str, declared: int, served: str) -> VerificationError:
     # The descriptor is part of a manifest verified against its digest: a blob of another size
     # is the registry's content being wrong, not an outage
@@ -414,16 +425,27 @@ def _head_unsupported(status: int) -> bool:
 
 
 def _media_type(resp: HttpResponse) -> str:
+    return declared_media_type(resp.body, resp.headers.get("Content-Type", ""))
+
+
+def declared_media_type(body: bytes, otherwise: str) -> str:
+    """The ``mediaType`` a manifest declares, else ``otherwise`` (a Content-Type, or the
+    media type of the descriptor it was found by), parameters removed."""
     try:
-        declared = jsondoc.loads(resp.body).get("mediaType")
+        declared = jsondoc.loads(body).get("mediaType")
     except (ValueError, AttributeError):
         declared = None
     if isinstance(declared, str) and declared:
         return declared
-    return resp.headers.get("Content-Type", "").split(";")[0].strip()
+    return otherwise.split(";")[0].strip()
 
 
-def _json_object(body: bytes, what: str) -> dict[str, Any]:
+def json_object(body: bytes, what: str) -> dict[str, Any]:
+    """``body`` as a JSON object.
+
+    Raises:
+        VerificationError: ``malformed_trust_data``: not JSON, or not an object.
+    """
     try:
         doc = jsondoc.loads(body)
     except ValueError as e:

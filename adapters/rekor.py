@@ -8,6 +8,7 @@ here is trusted by itself.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -33,6 +34,19 @@ def parse_entries(found: Any) -> list[RekorEntry]:
             except VerificationError:
                 continue
     return entries
+
+
+def api_entry(entry: RekorEntry) -> dict[str, Any]:
+    """``entry`` in the form of Rekor's API answer (what :func:`parse_entries` reads back)."""
+    return {
+        "body": base64.b64encode(entry.body).decode(),
+        "integratedTime": entry.integrated_time,
+        "logIndex": entry.log_index,
+        "logID": entry.log_id,
+        "verification": {
+            "signedEntryTimestamp": base64.b64encode(entry.signed_entry_timestamp).decode()
+        },
+    }
 
 
 class AiohttpRekorClient(TransparencyLog):

@@ -22,6 +22,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from connaisseur.adapters.rekor import api_entry
 from connaisseur.domain.cosign_layout import SIMPLE_SIGNING_MEDIA_TYPE
 from connaisseur.domain.rekor import RekorEntry
 from connaisseur.domain.sigstore import log_id
@@ -201,15 +202,7 @@ class FakeRekor:
 
     @staticmethod
     def api_entry(entry: RekorEntry) -> dict[str, Any]:
-        return {
-            "body": base64.b64encode(entry.body).decode(),
-            "integratedTime": entry.integrated_time,
-            "logIndex": entry.log_index,
-            "logID": entry.log_id,
-            "verification": {
-                "signedEntryTimestamp": base64.b64encode(entry.signed_entry_timestamp).decode()
-            },
-        }
+        return api_entry(entry)
 
 
 @dataclass
