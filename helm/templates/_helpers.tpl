@@ -385,3 +385,43 @@ read, so a chart upgrade that changes nothing they read does not roll them.
 {{- end -}}
 {{- toJson $out -}}
 {{- end -}}
+
+{{/*
+The volume source of kubernetes.deployment.offlineBundle (README "Offline bundles"): exactly one
+of configMap, secret, persistentVolumeClaim or image; rendered as YAML, empty when unset.
+*/}}
+{{- define "connaisseur.offlineBundleVolume" -}}
+{{- $bundle := .Values.kubernetes.deployment.offlineBundle | default dict -}}
+{{- $known := list "configMap" "secret" "persistentVolumeClaim" "image" -}}
+{{- $given := list -}}
+{{- range $key, $value := $bundle -}}
+{{- if not (has $key $known) -}}
+{{- fail (printf "kubernetes.deployment.offlineBundle.%s: unknown source (one of configMap, secret, persistentVolumeClaim, image)" $key) -}}
+{{- end -}}
+{{- $given = append $given $key -}}
+{{- end -}}
+{{- if gt (len $given) 1 -}}
+{{- fail (printf "kubernetes.deployment.offlineBundle: one source only, got %s" (join ", " $given)) -}}
+{{- end -}}
+{{- with $bundle.configMap }}
+{{- if not .name }}{{ fail "kubernetes.deployment.offlineBundle.configMap.name is required" }}{{ end }}
+configMap:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $bundle.secret }}
+{{- if not .secretName }}{{ fail "kubernetes.deployment.offlineBundle.secret.secretName is required" }}{{ end }}
+secret:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $bundle.persistentVolumeClaim }}
+{{- if not .claimName }}{{ fail "kubernetes.deployment.offlineBundle.persistentVolumeClaim.claimName is required" }}{{ end }}
+persistentVolumeClaim:
+  claimName: {{ .claimName }}
+  readOnly: true
+{{- end }}
+{{- with $bundle.image }}
+{{- if not .reference }}{{ fail "kubernetes.deployment.offlineBundle.image.reference is required" }}{{ end }}
+image:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
