@@ -24,6 +24,7 @@ so a reader never sees half a bundle.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -35,6 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from connaisseur.adapters.bundle_files import MANIFEST_FILE
 from connaisseur.adapters.oci_layout import INDEX_TYPES, OCI_DIR, REF_NAME, blob_path
 from connaisseur.adapters.rekor import api_entry
 from connaisseur.adapters.rekor_directory import rekor_entries_path
@@ -55,7 +57,6 @@ from connaisseur.domain.oci import Descriptor
 from connaisseur.domain.rekor import RekorEntry
 
 FORMAT = "connaisseur-bundle/v1"
-MANIFEST_FILE = "connaisseur-bundle.json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 #: Nested Notary delegations followed at most (``targets/a/b/...``).
 MAX_DELEGATION_DEPTH = 4
@@ -413,3 +414,34 @@ def _sha256(content: bytes) -> str:
 
 def _json(document: Any) -> bytes:
     return json.dumps(document, indent=1, sort_keys=False).encode() + b"\n"
+
+
+def kubernetes_object(bundle: Path, name: str, namespace: str, kind: str) -> dict[str, Any]:
+    """The bundle at ``bundle`` as a ConfigMap or Secret (``kind``) holding it flat: its
+    manifest and one key per content, named by the content's SHA-256 hex (keys cannot hold
+    ``/``; ``adapters.bundle_files`` maps them back through the manifest).
+
+    Raises:
+        OSError: the bundle cannot be read.
+        ValueError: it has no manifest (not written by ``bundle export``).
+    """
+    manifest_path = bundle / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise ValueError(f"{bundle} has no {MANIFEST_FILE}")
+    manifest = json.loads(manifest_path.read_bytes())
+    contents = {MANIFEST_FILE: manifest_path.read_bytes()}
+    for relative, digest in manifest["files"].items():
+        content = (bundle / relative).read_bytes()
+        if _sha256(content) != digest:
+            raise ValueError(f"{relative} does not match the bundle's manifest")
+        contents[digest.removeprefix("sha256:")] = content
+    encoded = {key: base64.b64encode(value).decode() for key, value in sorted(contents.items())}
+    metadata = {
+        "name": name,
+        "namespace": namespace,
+        "labels": {"app.kubernetes.io/part-of": "connaisseur"},
+    }
+    if kind == "secret":
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": "Opaque"}
+        return {**secret, "data": encoded}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "binaryData": encoded}

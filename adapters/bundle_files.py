@@ -13,6 +13,12 @@ adapters that read it (:mod:`adapters.oci_layout`, :mod:`adapters.tuf_directory`
   segments are refused, and a symbolic link that leads out of the bundle is not followed
   (Kubernetes ConfigMap and Secret volumes are links into the volume's own ``..data``).
 
+A bundle may also be **flat** (content-addressed), the shape a ConfigMap or Secret can hold,
+whose keys cannot contain ``/``: ``connaisseur-bundle.json`` beside one file per content, named
+by the SHA-256 hex of its bytes (``connaisseur bundle kubernetes`` writes it). Its manifest's
+``files`` map then says which path each content has; each such file is checked against its
+digest when read.
+
 Files are bounded by ``max_file_bytes``; a larger one is ``malformed_trust_data``. Reading
 failures become ``fetch_failed`` (docs/decisions/0009-transient-vs-permanent.md).
 """
@@ -20,7 +26,10 @@ failures become ``fetch_failed`` (docs/decisions/0009-transient-vs-permanent.md)
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +38,9 @@ from connaisseur.domain.errors import Category, ConfigError, VerificationError
 
 #: Files in a bundle, at most: the listing is kept in memory.
 MAX_BUNDLE_FILES = 1_000_000
+#: The bundle's manifest (written by ``connaisseur bundle export``).
+MANIFEST_FILE = "connaisseur-bundle.json"
+_FLAT_NAME = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(slots=True)
@@ -61,7 +73,10 @@ class BundleFiles:
         self.max_file_bytes = max_file_bytes
         self.counter = ReadCounter()
         self._real_root = _real_directory(root)
-        self._files = frozenset(self._list())
+        listed = frozenset(self._list())
+        #: path in the bundle → the flat file holding it (a flat bundle), checked when read
+        self._flat = _flat_names(root, listed, max_file_bytes)
+        self._files = listed | frozenset(self._flat)
         self._readings: dict[str, _Reading] = {}
 
     def __contains__(self, relative: str) -> bool:
@@ -102,6 +117,16 @@ class BundleFiles:
         return content
 
     def _read(self, relative: str) -> bytes:
+        flat = self._flat.get(relative)
+        content = self._read_file(flat or relative)
+        if flat is not None and hashlib.sha256(content).hexdigest() != flat:
+            raise VerificationError(
+                f"bundle file {flat} (holding {relative}) does not match its name",
+                category=Category.MALFORMED_TRUST_DATA,
+            )
+        return content
+
+    def _read_file(self, relative: str) -> bytes:
         path = self.root / relative
         try:
             real = path.resolve(strict=True)
@@ -156,6 +181,32 @@ class BundleFiles:
             return False
         visited.add(real)
         return True
+
+
+def _flat_names(root: Path, listed: frozenset[str], max_file_bytes: int) -> dict[str, str]:
+    """For a flat bundle, each path of its manifest → the file named by its content's digest;
+    ``{}`` for a bundle laid out in directories.
+
+    Raises:
+        ConfigError: the manifest of a flat bundle cannot be read.
+    """
+    flat = {name for name in listed if _FLAT_NAME.fullmatch(name)}
+    if MANIFEST_FILE not in listed or not flat:
+        return {}
+    try:
+        with (root / MANIFEST_FILE).open("rb") as f:
+            manifest = json.loads(f.read(max_file_bytes + 1))
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"bundle {root}: unreadable {MANIFEST_FILE} ({e})") from e
+    return {
+        path: digest.removeprefix("sha256:")
+        for path, digest in (files.items() if isinstance(files, dict) else [])
+        if isinstance(path, str)
+        and isinstance(digest, str)
+        and digest.removeprefix("sha256:") in flat
+        and path not in listed
+    }
 
 
 def join(*segments: str) -> str:

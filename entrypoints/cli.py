@@ -1,4 +1,4 @@
-"""The ``connaisseur`` command line: serve, verify, review, explain, check-config, bundle export.
+"""The ``connaisseur`` command line: serve, verify, review, explain, check-config, bundle.
 
 The contract (commands, options, output, exit codes):
 docs/decisions/0017-command-line-contract.md.
@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from connaisseur.adapters.bundle_export import BundleRecorder
+from connaisseur.adapters.bundle_export import BundleRecorder, kubernetes_object
 from connaisseur.adapters.clock import FixedClock
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.explain import Evidence, Explanation
@@ -46,6 +46,8 @@ from connaisseur.entrypoints.admission import (
 from connaisseur.entrypoints.logs import configure_logging, log_admission
 
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
+#: What one ConfigMap or Secret may hold (etcd's object limit, less room for metadata).
+KUBERNETES_OBJECT_BYTES = 1_000_000
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -145,6 +147,15 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--timeout", type=float, default=300.0, help="seconds for the whole export (300)"
     )
+    kube = bundle_sub.add_parser(
+        "kubernetes",
+        help="print a bundle as a ConfigMap (or Secret) to mount with the chart's offlineBundle",
+    )
+    kube.set_defaults(run=_bundle_kubernetes, format="json")
+    kube.add_argument("bundle", type=Path, metavar="DIR")
+    kube.add_argument("--name", required=True)
+    kube.add_argument("--namespace", default="connaisseur")
+    kube.add_argument("--secret", action="store_true", help="a Secret instead of a ConfigMap")
     return parser
 
 
@@ -253,6 +264,25 @@ def _bundle_export(args: argparse.Namespace) -> int:
     for verdict in verdicts:
         _emit(args, _verdict_json(verdict), _verdict_text(verdict))
     return EXIT_OK if all(v.allowed for v in verdicts) else EXIT_DENIED
+
+
+def _bundle_kubernetes(args: argparse.Namespace) -> int:
+    """The bundle as one Kubernetes object (JSON, which ``kubectl apply -f`` reads)."""
+    kind = "secret" if args.secret else "configmap"
+    try:
+        document = kubernetes_object(args.bundle, args.name, args.namespace, kind)
+    except (OSError, ValueError, KeyError) as e:
+        raise UsageError(f"cannot read the bundle {args.bundle}: {e}") from e
+    size = sum(len(v) for v in (document.get("binaryData") or document.get("data") or {}).values())
+    if size > KUBERNETES_OBJECT_BYTES:
+        print(
+            f"connaisseur: the bundle is {size} bytes encoded, more than a {kind} holds "
+            f"({KUBERNETES_OBJECT_BYTES}); mount it from a PVC or an image volume instead",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return EXIT_OK
 
 
 def _verdict_json(v: ImageVerdict) -> dict[str, Any]:

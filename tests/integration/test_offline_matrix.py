@@ -4,9 +4,10 @@ every upstream server was stopped, must give the same verdicts and digests — f
 a required delegation), cosign with keys, cosign keyless with Rekor entries in the signature's
 bundle, and Notation.
 
-The bundle column runs twice: in process under an outbound-connection guard (every connect and
-name look-up refused and recorded), and as the ``connaisseur verify --offline`` command in a
-network namespace of its own (``unshare --net``: the process has no network at all).
+The bundle column runs three times: in process under an outbound-connection guard (every connect
+and name look-up refused and recorded), from the same bundle flattened into a ConfigMap and laid
+out as the kubelet mounts one, and as the ``connaisseur verify --offline`` command in a network
+namespace of its own (``unshare --net``: the process has no network at all).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from typing import Any
 
 import pytest
 
+from connaisseur.adapters.bundle_export import kubernetes_object
 from connaisseur.entrypoints import cli
-from tests.support.no_network import network_namespace_prefix, no_network
+from tests.support.no_network import mount_like_kubernetes, network_namespace_prefix, no_network
 from tests.support.offline_matrix import CASES, NOW, Case, World, outcome, signed_world, verdicts
 
 pytestmark = pytest.mark.integration
@@ -36,6 +38,7 @@ class Columns:
     bundle: Path
     direct: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     offline: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    configmap: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     command: dict[str, tuple[Any, ...]] | None = None
     attempts: list[str] = field(default_factory=list)
     ports_closed: bool = False
@@ -66,6 +69,16 @@ def columns(tmp_path_factory: pytest.TempPathFactory) -> Columns:
     result.offline = {
         c.name: outcome(v.allowed, v.digest, v.category)
         for c, v in zip(CASES, offline, strict=True)
+    }
+    volume = mount_like_kubernetes(
+        kubernetes_object(bundle, "trust", "connaisseur", "configmap"), work / "configmap"
+    )
+    with pytest.MonkeyPatch.context() as m, no_network(m) as attempts:
+        mounted = verdicts(world.config, images, offline=volume)
+    result.attempts += attempts.seen
+    result.configmap = {
+        c.name: outcome(v.allowed, v.digest, v.category)
+        for c, v in zip(CASES, mounted, strict=True)
     }
     result.command = _offline_command(world, bundle, images)
     return result
@@ -114,6 +127,15 @@ def test_the_bundle_gives_the_direct_verdict_with_every_server_stopped(
 ) -> None:
     assert columns.ports_closed, "the registry and the Notary server must be down"
     assert columns.offline[case.name] == columns.direct[case.name]
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_the_bundle_mounted_from_a_configmap_gives_the_direct_verdict(
+    columns: Columns, case: Case
+) -> None:
+    """``connaisseur bundle kubernetes`` flattens the bundle (keys cannot hold ``/``); mounted
+    as the kubelet mounts a ConfigMap, it verifies the same."""
+    assert columns.configmap[case.name] == columns.direct[case.name]
 
 
 def test_the_bundle_column_made_no_connection_attempt(columns: Columns) -> None:

@@ -11,6 +11,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,3 +61,17 @@ def network_namespace_prefix() -> list[str] | None:
         check=False,
     )
     return [unshare, "--user", "--map-root-user", "--net"] if probe.returncode == 0 else None
+
+
+def mount_like_kubernetes(document: dict[str, Any], volume: Path) -> Path:
+    """Lay out a ConfigMap's ``binaryData`` (or a Secret's ``data``) as the kubelet mounts it:
+    the keys in a timestamped directory, ``..data`` linking to it, one link per key."""
+    import base64
+
+    real = volume / "..2026_01_01_00_00_00.000000001"
+    real.mkdir(parents=True)
+    for key, encoded in (document.get("binaryData") or document.get("data") or {}).items():
+        (real / key).write_bytes(base64.b64decode(encoded))
+        (volume / key).symlink_to(f"..data/{key}")
+    (volume / "..data").symlink_to(real.name)
+    return volume

@@ -343,3 +343,27 @@ async def test_a_file_gone_since_the_listing_is_a_fetch_failure(tmp_path: Path) 
     with pytest.raises(VerificationError) as info:
         await notary.fetch_roles("https://h", "g", ["root"], ENDPOINT, deadline())
     assert info.value.category is Category.FETCH_FAILED
+
+
+async def test_a_flat_bundle_is_read_through_its_manifest_and_checked(tmp_path: Path) -> None:
+    """The ConfigMap shape (``connaisseur bundle kubernetes``): one file per content named by
+    its SHA-256, paths from the manifest; a file whose content is not its name is refused."""
+    role = b'{"signed": {"_type": "timestamp"}}'
+    other = b'{"signed": {"_type": "snapshot"}}'
+    base = "notary/notary.example/tuf/repo/metadata"
+    manifest = {
+        "files": {f"{base}/timestamp.json": sha256(role), f"{base}/snapshot.json": sha256(other)}
+    }
+    (tmp_path / "connaisseur-bundle.json").write_text(json.dumps(manifest))
+    (tmp_path / sha256(role).removeprefix("sha256:")).write_bytes(role)
+    (tmp_path / sha256(other).removeprefix("sha256:")).write_bytes(b"swapped content")
+    notary = TufDirectoryNotary(BundleFiles(tmp_path))
+    got = await notary.fetch_roles(
+        "https://notary.example", "repo", ["timestamp", "root"], ENDPOINT, deadline()
+    )
+    assert got == {"timestamp": role, "root": None}
+    with pytest.raises(VerificationError, match="does not match its name") as info:
+        await notary.fetch_roles(
+            "https://notary.example", "repo", ["snapshot"], ENDPOINT, deadline()
+        )
+    assert info.value.category is Category.MALFORMED_TRUST_DATA
