@@ -13,7 +13,8 @@ adapters that read it (:mod:`adapters.oci_layout`, :mod:`adapters.tuf_directory`
   segments are refused, and a symbolic link that leads out of the bundle is not followed
   (Kubernetes ConfigMap and Secret volumes are links into the volume's own ``..data``).
 
-A bundle may also be **flat** (content-addressed), the shape a ConfigMap or Secret can hold,
+A bundle may also be **flat** (content-addressed; docs/decisions/0058-bundles-in-the-cluster.md),
+the shape a ConfigMap or Secret can hold,
 whose keys cannot contain ``/``: ``connaisseur-bundle.json`` beside one file per content, named
 by the SHA-256 hex of its bytes (``connaisseur bundle kubernetes`` writes it). Its manifest's
 ``files`` map then says which path each content has; each such file is checked against its
