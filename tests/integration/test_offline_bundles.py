@@ -1,11 +1,13 @@
 """Bundles written by the real tools (docs/decisions/0055-offline-bundles.md): OCI layouts by
-``skopeo copy`` from the real registry, Notary trust directories by the real ``notary`` client;
-and the other way round, ``skopeo`` reading what ``connaisseur bundle export`` wrote. Freshness
-stays honest: Notary metadata past its expiry is expired offline too.
+``skopeo copy`` (``--all`` for a multi-platform image) and ``crane pull`` from the real
+registry, Notary trust directories by the real ``notary`` client; and the other way round,
+``skopeo`` reading what ``connaisseur bundle export`` wrote. Freshness stays honest: Notary
+metadata past its expiry is expired offline too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import shutil
@@ -14,11 +16,17 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from connaisseur.entrypoints import cli
+from tests.support.cosign import image_manifest, payload, sign_layout
+from tests.support.cosign import sha256 as digest_of
 from tests.support.notary_stack import NotaryCli
+from tests.support.oci_layouts import OCI_INDEX, OCI_MANIFEST
+from tests.support.oci_push import Pusher
 from tests.support.offline_matrix import NOW, World, outcome, signed_world, verdicts
+from tests.support.tools import find_tool
 
 pytestmark = pytest.mark.integration
 
@@ -32,11 +40,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def skopeo_copy(world: World, reference: str, layout: str, *extra: str) -> None:
-    subprocess.run(
+    done = subprocess.run(
         ["skopeo", "copy", "-q", "--src-tls-verify=false", *extra,
          f"docker://{world.registry.host}/{reference}", f"oci:{layout}"],
-        check=True, capture_output=True, timeout=60,
+        check=False, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
+    assert done.returncode == 0, done.stderr
 
 
 def signature_tag(world: World, repository_tag: str) -> str:
@@ -60,6 +69,84 @@ def test_a_layout_written_by_skopeo_verifies_like_the_registry(
     assert direct.allowed
     assert offline.allowed
     assert offline.digest == direct.digest == world.digests[image]
+
+
+async def _push_signed_index(world: World, repository: str) -> str:
+    """A two-platform OCI image index under ``repository:1.0`` (as BuildKit pushes one), signed
+    by the key the ``cosign-key`` validator trusts; returns the index's digest."""
+    host = world.registry.host
+    async with aiohttp.ClientSession() as session:
+        push = Pusher(session, world.registry.url)
+        children = []
+        for arch in ("amd64", "arm64"):
+            manifest, blobs = _oci_image(f"{repository} {arch}")
+            for blob in blobs:
+                await push.blob(repository, blob)
+            digest = await push.manifest(repository, digest_of(manifest), manifest, OCI_MANIFEST)
+            platform = {"architecture": arch, "os": "linux"}
+            children.append(
+                {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest),
+                 "platform": platform}
+            )  # fmt: skip
+        body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
+        index = await push.manifest(repository, "1.0", body.encode(), OCI_INDEX)
+        signed = payload(index, f"{host}/{repository}")
+        layout = sign_layout([(signed, world.signer.sign(signed), {})])
+        await push.signatures(repository, index, layout)
+    return index
+
+
+def _oci_image(seed: str) -> tuple[bytes, list[bytes]]:
+    """:func:`image_manifest`'s image with OCI media types."""
+    manifest, blobs = image_manifest(seed)
+    parsed = json.loads(manifest)
+    parsed["mediaType"] = OCI_MANIFEST
+    parsed["config"]["mediaType"] = "application/vnd.oci.image.config.v1+json"
+    parsed["layers"][0]["mediaType"] = "application/vnd.oci.image.layer.v1.tar+gzip"
+    return json.dumps(parsed).encode(), list(blobs.values())
+
+
+def test_a_multi_platform_image_copied_with_all_verifies_like_the_registry(
+    world: World, tmp_path: Path
+) -> None:
+    """``skopeo copy --all`` writes the index and every platform's manifest; the signature
+    covers the index, whose digest is the one pinned."""
+    index = asyncio.run(_push_signed_index(world, "cosign/multi"))
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    signature = "cosign/multi:" + index.replace(":", "-") + ".sig"
+    for reference in ("cosign/multi:1.0", signature):
+        target = f"{bundle / 'oci'}:{world.registry.host}/{reference}"
+        skopeo_copy(world, reference, target, "--all", "--preserve-digests")
+    listed = json.loads((bundle / "oci" / "index.json").read_text())["manifests"]
+    assert any(m["digest"] == index for m in listed)
+    image = f"{world.registry.host}/cosign/multi:1.0"
+    [direct] = verdicts(world.config, [image])
+    [offline] = verdicts(world.config, [image], offline=bundle)
+    assert outcome(offline.allowed, offline.digest, offline.category) == outcome(
+        direct.allowed, direct.digest, direct.category
+    )
+    assert (offline.allowed, offline.digest) == (True, index)
+
+
+def test_a_layout_written_by_crane_verifies_like_the_registry(world: World, tmp_path: Path) -> None:
+    """``crane pull --format=oci --annotate-ref`` names each manifest by its full reference, the
+    shape of a shared layout; crane keeps manifests byte for byte."""
+    crane = find_tool("crane")
+    if crane is None:
+        pytest.skip("crane is not installed (no shared tools folder beside this checkout)")
+    image = "cosign/signed:1.0"
+    repository = image.split(":")[0]
+    layout = tmp_path / "bundle" / "oci"
+    for reference in (image, f"{repository}:{signature_tag(world, image)}"):
+        subprocess.run(
+            [str(crane), "pull", "--insecure", "--format=oci", "--annotate-ref",
+             f"{world.registry.host}/{reference}", str(layout)],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+    full = f"{world.registry.host}/{image}"
+    [offline] = verdicts(world.config, [full], offline=layout.parent)
+    assert (offline.allowed, offline.digest) == (True, world.digests[image])
 
 
 def test_a_layout_whose_manifest_skopeo_converted_is_denied(world: World, tmp_path: Path) -> None:

@@ -75,6 +75,8 @@ class World:
     notary: NotaryStack
     config: Path
     digests: dict[str, str] = field(default_factory=dict)
+    #: the key the ``cosign-key`` validator trusts (for images a test adds)
+    signer: Signer = field(default_factory=lambda: Signer(ec.generate_private_key(ec.SECP256R1())))
 
     def image(self, case: Case) -> str:
         return f"{self.registry.host}/{case.image}"
@@ -107,7 +109,7 @@ class _Material:
 
 async def _sign_registry_content(world: World) -> _Material:
     host = world.registry.host
-    trusted, stranger = (Signer(ec.generate_private_key(ec.SECP256R1())) for _ in range(2))
+    trusted, stranger = world.signer, Signer(ec.generate_private_key(ec.SECP256R1()))
     fulcio, rekor = FakeFulcio(REAL_NOW), FakeRekor()
     root, other_ca = make_ca("matrix-root"), make_ca("matrix-stranger")
     async with aiohttp.ClientSession() as session:

@@ -20,8 +20,8 @@ from tests.support.feature_doubles import MOCK_DIGEST, MockValidator
 
 @pytest.fixture
 def mutating_cli(monkeypatch: pytest.MonkeyPatch) -> None:
-    def build(settings: Settings, clock: Any = None) -> Container:
-        container = build_container(settings, clock)
+    def build(settings: Settings, clock: Any = None, recorder: Any = None) -> Container:
+        container = build_container(settings, clock, recorder)
         add_extra_validators(container, [MockValidator("mock", "mock", "mock_allow")])
         return container
 
