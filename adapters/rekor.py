@@ -37,16 +37,18 @@ def parse_entries(found: Any) -> list[RekorEntry]:
 
 
 def api_entry(entry: RekorEntry) -> dict[str, Any]:
-    """``entry`` in the form of Rekor's API answer (what :func:`parse_entries` reads back)."""
-    return {
+    """``entry`` in the form of Rekor's API answer (what :func:`parse_entries` reads back);
+    entries the API answered always carry their signed entry timestamp."""
+    answer: dict[str, Any] = {
         "body": base64.b64encode(entry.body).decode(),
         "integratedTime": entry.integrated_time,
         "logIndex": entry.log_index,
         "logID": entry.log_id,
-        "verification": {
-            "signedEntryTimestamp": base64.b64encode(entry.signed_entry_timestamp).decode()
-        },
     }
+    if entry.signed_entry_timestamp is not None:
+        stamp = base64.b64encode(entry.signed_entry_timestamp).decode()
+        answer["verification"] = {"signedEntryTimestamp": stamp}
+    return answer
 
 
 class AiohttpRekorClient(TransparencyLog):
