@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,7 @@ from tests.support.cli import cli
 from tests.support.cosign import image_manifest, public_pem
 from tests.support.cosign_tools import FORMAT, SLSA_PROVENANCE_V1, Cosign, Mode, real_cosign
 from tests.support.fakes import FakeClock, unreachable_transparency_log
+from tests.support.no_network import network_namespace_prefix
 from tests.support.oci_push import Pusher
 from tests.support.servers import RegistryServer, registry_server
 from tests.support.webhook_process import serve_webhook
@@ -190,7 +193,9 @@ async def test_an_attestation_by_another_key_does_not_count(world: World) -> Non
     assert err.category is Category.SIGNATURE_INVALID
 
 
-async def test_cli_and_webhook_verify_every_mode(world: World, tmp_path: Path) -> None:
+def every_mode_config(world: World, tmp_path: Path) -> tuple[Path, list[str]]:
+    """A configuration file that requires the provenance of ``attested/*``, and every mode's
+    repository with the attested ones."""
     doc = config(world)
     doc["policy"].append(
         {
@@ -208,7 +213,11 @@ async def test_cli_and_webhook_verify_every_mode(world: World, tmp_path: Path) -
     )
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(doc))
-    repos = [*(_slug(m) for m in Mode), "attested/classic", "attested/bundle"]
+    return path, [*(_slug(m) for m in Mode), "attested/classic", "attested/bundle"]
+
+
+async def test_cli_and_webhook_verify_every_mode(world: World, tmp_path: Path) -> None:
+    path, repos = every_mode_config(world, tmp_path)
     tagged = [f"{world.registry.host}/{repo}:1" for repo in repos]
     result = await cli("verify", "--config", str(path), "--format", "json", *tagged)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -219,6 +228,33 @@ async def test_cli_and_webhook_verify_every_mode(world: World, tmp_path: Path) -
     assert answer["response"]["allowed"] is True, answer
     pinned = [op["value"] for op in decoded_patch(answer["response"])]
     assert pinned == [f"{world.registry.host}/{r}:1@{world.digests[r]}" for r in repos]
+
+
+def test_every_mode_verifies_from_an_exported_bundle_without_network(
+    world: World, tmp_path: Path
+) -> None:
+    """An offline bundle (docs/decisions/0055-offline-bundles.md) carries what the real cosign
+    wrote — ``.sig`` and ``.att`` tags, Sigstore bundle referrers and their ``sha256-<hex>``
+    index — and verifies the same, attestations included, in a process without network."""
+    path, repos = every_mode_config(world, tmp_path)
+    tagged = [f"{world.registry.host}/{repo}:1" for repo in repos]
+    bundle = tmp_path / "bundle"
+    command = [sys.executable, "-m", "connaisseur.entrypoints.cli"]
+    exported = subprocess.run(
+        [*command, "bundle", "export", "--config", str(path), "--format", "json",
+         "-o", str(bundle), *tagged],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    isolated = network_namespace_prefix() or []  # without one, --offline still reads no upstream
+    offline = subprocess.run(
+        [*isolated, *command, "verify", "--config", str(path), "--offline", str(bundle),
+         "--format", "json", *tagged],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert offline.returncode == 0, offline.stdout + offline.stderr
+    verdicts = [json.loads(line) for line in offline.stdout.splitlines()]
+    assert [v["digest"] for v in verdicts] == [world.digests[r] for r in repos]
 
 
 async def test_the_webhook_denies_provenance_from_another_builder(
