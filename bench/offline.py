@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
 import statistics
 import sys
 import tempfile
@@ -77,10 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         with signed_world(work) as world:
             images = world.images()
             direct = asyncio.run(_measure(world.config, images, args.runs, None))
-            cli.main(
-                ["bundle", "export", "--config", str(world.config), "--secrets-dir", tmp,
-                 "--now", NOW.isoformat(), "-o", str(bundle), "--format", "json", *images]
-            )  # fmt: skip
+            with contextlib.redirect_stdout(io.StringIO()):  # the export's verdicts
+                cli.main(
+                    ["bundle", "export", "--config", str(world.config), "--secrets-dir", tmp,
+                     "--now", NOW.isoformat(), "-o", str(bundle), "--format", "json", *images]
+                )  # fmt: skip
         files = [p for p in bundle.rglob("*") if p.is_file()]
         size = sum(p.stat().st_size for p in files)
         print(f"bundle: {len(files)} files, {size} bytes; every server stopped\n")
