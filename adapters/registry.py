@@ -7,7 +7,8 @@ Implements :class:`application.ports.Registry` over the shared :class:`HttpClien
   policy, one token cache per registry, scope and credential identity); a registry that asked
   for Basic gets it up front next time;
 * TLS: HTTPS first (system roots, or the validator's ``cert`` as the only roots); plain HTTP
-  only as a fallback for loopback and ``localhost`` registries, as the Go client does;
+  only as a fallback for loopback and ``localhost`` registries, as the Go client does, or for
+  registries configured as ``http://`` (mirror endpoints), which are never tried over TLS;
 * integrity: every manifest and blob is checked against its digest; sizes are capped (D8);
 * referrers: whether a registry has the OCI 1.1 referrers API is remembered (bounded, with
   expiry), so later look-ups go straight to the API or to the ``sha256-<hex>`` tag schema; while
@@ -76,8 +77,10 @@ class AiohttpRegistryClient(Registry):
         max_manifest_bytes: int = 4 * 1024 * 1024,
         max_blob_bytes: int = 4 * 1024 * 1024,
         auth: UpstreamAuth | None = None,
+        plain_http: frozenset[str] = frozenset(),
     ) -> None:
         self._http = http
+        self._plain_http = plain_http
         self._clock = clock
         self._max_manifest = max_manifest_bytes
         self._max_blob = max_blob_bytes
@@ -349,6 +352,8 @@ class AiohttpRegistryClient(Registry):
                 max_bytes=request.max_bytes,
             )
 
+        if registry in self._plain_http:
+            return await over("http")
         scheme = self._schemes.get(registry, "https")
         try:
             resp = await over(scheme)

@@ -163,7 +163,10 @@ class CosignValidator(SignatureValidator[CosignCandidate]):
         self, verification: Verification, want: Wanted, deadline: Deadline
     ) -> AsyncGenerator[CosignCandidate | Rejection, None]:
         image, options, roots = verification.image, verification.options, verification.roots
-        discovery = CosignDiscovery(self._registry, self._endpoint, image, deadline)
+        # Signatures are read where they live; claims still name the image
+        # (docs/decisions/0051-signature-repository.md).
+        home = verification.signature_home
+        discovery = CosignDiscovery(self._registry, self._endpoint, home, deadline)
         resolving = asyncio.ensure_future(self._registry.resolve(image, self._endpoint, deadline))
         keys = asyncio.ensure_future(self._keys(roots, deadline))
         started: list[asyncio.Future[Any]] = [resolving, keys]

@@ -1,6 +1,6 @@
 """Where cosign keeps the signatures and attestations of an image, fetched through the
-Registry port only (so every Registry adapter — HTTP, mirrors, an OCI layout on disk — serves
-them unchanged).
+Registry port only (so every Registry adapter serves them unchanged, wherever it reads
+from).
 
 Three places, asked at once as soon as the image digest is known:
 

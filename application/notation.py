@@ -122,7 +122,8 @@ class NotationValidator(SignatureValidator[NotationSignature]):
         """
         image = verification.image
         policy = NotationPolicy.build(image.context, verification.options, verification.roots)
-        manifest, referrers = await self._subject_and_referrers(image, deadline)
+        manifest, referrers = await self._subject_and_referrers(verification, deadline)
+        where = verification.signatures_of(manifest.digest)
         target = Target(
             digest=manifest.digest, size=len(manifest.body), media_type=manifest.media_type
         )
@@ -131,7 +132,7 @@ class NotationValidator(SignatureValidator[NotationSignature]):
             yield no_signature(manifest.digest)
             return
         for batch in batches:
-            async for fetched in self._envelopes(image, batch, deadline):
+            async for fetched in self._envelopes(where, batch, deadline):
                 if isinstance(fetched, Rejection):
                     yield fetched
                     continue
@@ -167,22 +168,28 @@ class NotationValidator(SignatureValidator[NotationSignature]):
         vouches = tuple(Vouch(root, identity) for root in result.evidence.signers)
         return Judgement(digest=result.evidence.digest, vouches=vouches)
 
-    async def _subject_and_referrers(self, image: ImageReference, deadline: Deadline) -> _Subject:
-        """The image manifest (its digest verified by the adapter) and its referrers.
+    async def _subject_and_referrers(
+        self, verification: Verification, deadline: Deadline
+    ) -> _Subject:
+        """The image manifest (its digest verified by the adapter) and its referrers, listed
+        where the signatures live.
 
         By tag, the referrers wait for the digest; by digest, both go out at once.
         """
+        image = verification.image
         if not image.digest:
             manifest = await self._registry.manifest(image, image.tag, self._endpoint, deadline)
+            where = verification.signatures_of(manifest.digest)
             referrers = await self._registry.referrers(
-                image.with_digest(manifest.digest), ARTIFACT_TYPE, self._endpoint, deadline
+                where, ARTIFACT_TYPE, self._endpoint, deadline
             )
             return _Subject(manifest, referrers)
+        where = verification.signatures_of(image.digest)
         answers: tuple[
             Manifest | BaseException, Sequence[Descriptor] | BaseException
         ] = await asyncio.gather(
             self._registry.manifest(image, image.digest, self._endpoint, deadline),
-            self._registry.referrers(image, ARTIFACT_TYPE, self._endpoint, deadline),
+            self._registry.referrers(where, ARTIFACT_TYPE, self._endpoint, deadline),
             return_exceptions=True,
         )
         got_manifest, got_referrers = answers

@@ -53,10 +53,27 @@ class Verification:
     #: every candidate is fetched and judged, also once the rule is met and also those the
     #: rule does not need (``verify --explain``, docs/decisions/0043-explain-every-signature.md)
     exhaustive: bool = False
+    #: ``registry/repository`` holding the signatures, when not the image's own
+    signature_repository: str = ""
 
     @property
     def roots(self) -> tuple[TrustRoot, ...]:
         return self.selection.roots
+
+    @property
+    def signature_home(self) -> ImageReference:
+        """Where the image's signatures live: the signature repository when one is configured
+        (docs/decisions/0051-signature-repository.md), else the image's own repository.
+        Claims are still checked against :attr:`image`."""
+        if not self.signature_repository:
+            return self.image
+        return ImageReference.parse(self.signature_repository)
+
+    def signatures_of(self, digest: str) -> ImageReference:
+        """:attr:`signature_home` pinned to the image's ``digest``."""
+        if not self.signature_repository:
+            return self.image.with_digest(digest)
+        return ImageReference.parse(f"{self.signature_repository}@{digest}")
 
     def explain(self, error: ConnaisseurError, validator_type: str) -> ConnaisseurError:
         """``error`` saying which validator type, image and trust roots it is about."""
@@ -101,6 +118,7 @@ class SignatureValidator(ABC, Generic[Candidate]):
         self._clock = clock
         cert = settings.cert.pem if settings.cert else None
         self._endpoint = Endpoint(auth=settings.auth, ca_pem=cert)
+        self._signature_repository = settings.signature_repository
 
     async def validate(
         self, image: ImageReference, options: RuleOptions, deadline: Deadline
@@ -113,11 +131,27 @@ class SignatureValidator(ABC, Generic[Candidate]):
                 tally's ``threshold_not_met`` / ``required_signer_missing``, or a port's
                 error; the message names the validator type, the image and the trust roots.
         """
-        verification = Verification(image=image, options=options, selection=self.selection(options))
+        verification = self._verification(image, options, self.selection(options))
         try:
             return await self._judged(verification, deadline)
         except ConnaisseurError as e:
             raise verification.explain(e, self.type) from e
+
+    def _verification(
+        self,
+        image: ImageReference,
+        options: RuleOptions,
+        selection: Selection,
+        *,
+        exhaustive: bool = False,
+    ) -> Verification:
+        return Verification(
+            image=image,
+            options=options,
+            selection=selection,
+            exhaustive=exhaustive,
+            signature_repository=options.signature_repository or self._signature_repository,
+        )
 
     def selection(self, options: RuleOptions) -> Selection:
         """The trust roots the rule consults (and, for types that count, how many signers).
@@ -167,9 +201,7 @@ class SignatureValidator(ABC, Generic[Candidate]):
             selection = self.selection(options)
         except ConnaisseurError as e:
             return Inspection(findings=(), error=e)
-        verification = Verification(
-            image=image, options=options, selection=selection, exhaustive=True
-        )
+        verification = self._verification(image, options, selection, exhaustive=True)
         try:
             trusted = await self._judged(verification, deadline, findings.append)
         except ConnaisseurError as e:

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from connaisseur.domain.policy import Policy
+from connaisseur.domain.sigstore import TransparencyMaterial
 from connaisseur.domain.trust import Certificates, PemPublicKey, TrustRoot
 
 #: The key of credentials that name no registry (a ``secret.yaml`` without ``registry``).
@@ -47,12 +48,19 @@ class AuthSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TransparencySettings:
-    """Cosign ``host`` block: Rekor base URL and overrides of the public-good trust material."""
+    """Cosign ``host`` block: Rekor base URL, a private Sigstore's trusted root in place of the
+    public-good one, and overrides of single keys and certificates.
+
+    ``trusted_root`` is identified by ``trusted_root_digest`` (the SHA-256 of the document as
+    configured), which is what cache keys see.
+    """
 
     rekor: str = DEFAULT_REKOR
     rekor_pubkey: PemPublicKey | None = None
     fulcio_cert: Certificates | None = None
     ct_log_pubkey: PemPublicKey | None = None
+    trusted_root: TransparencyMaterial | None = field(default=None, repr=False, compare=False)
+    trusted_root_digest: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,7 +68,9 @@ class ValidatorSettings:
     """One entry of ``validators``, parsed and checked by the configuration loader.
 
     ``host`` is the Notary base URL of a ``notaryv1`` validator; ``transparency`` is the
-    ``host`` block of a ``cosign`` validator; ``cert`` is the only CA trusted for the upstream.
+    ``host`` block of a ``cosign`` validator; ``cert`` is the only CA trusted for the upstream;
+    ``signature_repository`` (``registry/repository``, cosign and Notation) is where signatures
+    live when not beside the image (docs/decisions/0051-signature-repository.md).
     """
 
     name: str
@@ -71,6 +81,7 @@ class ValidatorSettings:
     cert: Certificates | None = None
     auth: AuthSettings = field(default_factory=AuthSettings)
     trust_roots: tuple[TrustRoot, ...] = ()
+    signature_repository: str = ""
 
     def fingerprint(self) -> tuple[Any, ...]:
         """What identifies this validator's behaviour (cache keys, D5); secrets excluded."""
@@ -83,6 +94,7 @@ class ValidatorSettings:
             self.cert,
             self.auth.secret_name,
             self.trust_roots,
+            self.signature_repository,
         )
 
 

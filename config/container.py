@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from connaisseur.adapters.clock import SystemClock
 from connaisseur.adapters.http import HttpClient
 from connaisseur.adapters.kubernetes import AiohttpKubernetesApi, ServiceAccountToken
 from connaisseur.adapters.metrics import PrometheusMetrics
+from connaisseur.adapters.mirrored_registry import Hop, HopHealth, MirroredRegistry, Route
 from connaisseur.adapters.notary import NotaryV1HttpClient
 from connaisseur.adapters.oci_layout import OciLayoutRegistry
 from connaisseur.adapters.registry import AiohttpRegistryClient
@@ -47,6 +48,7 @@ from connaisseur.application.notation import NotationValidator
 from connaisseur.application.ports import (
     Cache,
     Clock,
+    Endpoint,
     KubernetesApi,
     Notary,
     Registry,
@@ -67,7 +69,12 @@ from connaisseur.application.validators import (
 )
 from connaisseur.application.verify import CachePolicy, VerifyImage
 from connaisseur.config.alerting import build_alerting, template_dirs
-from connaisseur.config.configuration import TrustDataSources, trust_data_sources
+from connaisseur.config.configuration import (
+    TrustDataSources,
+    registry_mirrors,
+    trust_data_sources,
+)
+from connaisseur.config.mirrors import Mirror, RegistryMirrors
 from connaisseur.domain.errors import ConfigError
 from connaisseur.domain.sigstore import TransparencyMaterial
 
@@ -87,8 +94,9 @@ class TrustDataPorts:
 
 class TrustDataAdapters:
     """Chooses, per validator, the adapters behind the Registry, Notary and TransparencyLog
-    ports: the upstream clients, or a bundle's files when the configuration points the
-    validator at one (docs/decisions/0056-adapter-choice-is-configuration.md)."""
+    ports: the upstream clients — read through the validator's registry mirrors when it has
+    any (docs/decisions/0050-registry-mirrors.md) — or a bundle's files when the configuration
+    points the validator at one (docs/decisions/0056-adapter-choice-is-configuration.md)."""
 
     def __init__(
         self,
@@ -97,27 +105,42 @@ class TrustDataAdapters:
         sources: TrustDataSources,
         max_file_bytes: int,
         recorder: BundleRecorder | None = None,
+        mirrors: RegistryMirrors | None = None,
     ) -> None:
         """``recorder``: every validator reads its upstreams, and what they answer is recorded
-        for ``connaisseur bundle export`` (whatever the sources say)."""
+        for ``connaisseur bundle export`` (whatever the sources say) under the images' own
+        names, mirrors or not."""
+        self._mirrors = mirrors or RegistryMirrors()
         # One client per protocol: challenges, tokens and plain-HTTP fallbacks are shared; one
         # authenticator (token cache, credential policy) serves both.
         auth = UpstreamAuth(http)
-        self.upstream = TrustDataPorts(
-            registry=AiohttpRegistryClient(http, clock, auth=auth),
-            notary=NotaryV1HttpClient(http, auth),
-            tlog=AiohttpRekorClient(http),
-        )
+        plain_http = self._mirrors.plain_http_registries()
+        self._direct = AiohttpRegistryClient(http, clock, auth=auth, plain_http=plain_http)
+        self._health = HopHealth(clock)  # shared: a mirror that is down rests for everyone
+        self._recorder = recorder
+        notary: Notary = NotaryV1HttpClient(http, auth)
+        tlog: TransparencyLog = AiohttpRekorClient(http)
         if recorder is not None:
-            self.upstream = TrustDataPorts(
-                registry=RecordingRegistry(self.upstream.registry, recorder),
-                notary=RecordingNotary(self.upstream.notary, recorder),
-                tlog=RecordingLog(self.upstream.tlog, recorder),
-            )
+            notary = RecordingNotary(notary, recorder)
+            tlog = RecordingLog(tlog, recorder)
             sources = TrustDataSources()
+        self._notary, self._tlog = notary, tlog
+        #: the ports through the global mirrors (a bundle export completes through them)
+        self.upstream = self._upstream(self._mirrors.shared)
         self._sources = sources
         self._max_file_bytes = max_file_bytes
         self._bundles: dict[Path, TrustDataPorts] = {}
+
+    def _upstream(self, mirrors: Sequence[Mirror]) -> TrustDataPorts:
+        """The upstream clients, the registry read through ``mirrors`` (recorded outermost,
+        so a bundle names the images as the policy does)."""
+        routes = mirror_routes(mirrors)
+        registry: Registry = self._direct
+        if routes:
+            registry = MirroredRegistry(self._direct, routes, self._health)
+        if self._recorder is not None:
+            registry = RecordingRegistry(registry, self._recorder)
+        return TrustDataPorts(registry=registry, notary=self._notary, tlog=self._tlog)
 
     def for_validator(self, name: str) -> TrustDataPorts:
         """The ports validator ``name`` reads through.
@@ -127,7 +150,8 @@ class TrustDataAdapters:
         """
         path = self._sources.bundle_for(name)
         if path is None:
-            return self.upstream
+            own = self._mirrors.for_validator(name)
+            return self.upstream if own == self._mirrors.shared else self._upstream(own)
         if path not in self._bundles:  # one read-once file cache per bundle, shared
             files = BundleFiles(path, max_file_bytes=self._max_file_bytes)
             self._bundles[path] = TrustDataPorts(
@@ -161,14 +185,13 @@ def validator_factories(
 
     def cosign(settings: ValidatorSettings) -> Validator:
         chosen = ports.for_validator(settings.name)
-        # The public-good trust material is read from the sigstore package only when needed.
         return CosignValidator(
             settings,
             chosen.registry,
             chosen.tlog,
             clock,
             kubernetes=kubernetes,
-            public_good=_public_good(settings),
+            public_good=sigstore_material(settings),
         )
 
     def notation(settings: ValidatorSettings) -> Validator:
@@ -177,8 +200,33 @@ def validator_factories(
     return {"static": StaticValidator, "notaryv1": notaryv1, "cosign": cosign, "notation": notation}
 
 
-def _public_good(settings: ValidatorSettings) -> TransparencyMaterial | None:
+def mirror_routes(mirrors: Sequence[Mirror]) -> list[Route]:
+    """The registry adapter's routes for the configured mirrors."""
+    return [
+        Route(
+            source=m.source,
+            hops=tuple(
+                Hop(
+                    registry=e.registry,
+                    prefix=e.prefix,
+                    endpoint=Endpoint(auth=e.auth, ca_pem=e.cert.pem if e.cert else None),
+                    resolve=e.resolve,
+                )
+                for e in m.endpoints
+            ),
+            to_source=m.fallback_to_source,
+        )
+        for m in mirrors
+    ]
+
+
+def sigstore_material(settings: ValidatorSettings) -> TransparencyMaterial | None:
+    """The Sigstore material the validator starts from: its own trusted root
+    (docs/decisions/0052-private-sigstore-trusted-root.md), else the public-good one — read from
+    the sigstore package only when some of it is used."""
     custom = settings.transparency
+    if custom.trusted_root is not None:
+        return custom.trusted_root
     if custom.rekor_pubkey and custom.fulcio_cert and custom.ct_log_pubkey:
         return None
     return _public_good_cached()
@@ -221,14 +269,21 @@ def make_cache(settings: Settings, metrics: PrometheusMetrics) -> Cache | None:
 
 
 def make_cache_policy(settings: Settings, cache: Cache | None) -> CachePolicy:
-    sources = trust_data_sources(settings)
+    sources, mirrors = trust_data_sources(settings), registry_mirrors(settings)
     return CachePolicy(
         cache=cache,
         ttl_seconds=settings.features.cache_expiry_seconds,
         cache_errors=settings.features.cache_errors,
         validator_fingerprints={
-            # Where trust data is read from is part of what a cached verdict was made under.
-            v.name: fingerprint_hash((*v.fingerprint(), sources.fingerprint(v.name)))
+            # Where trust data is read from (a bundle; mirrors, which decide where a tag is
+            # resolved) is part of what a cached verdict was made under.
+            v.name: fingerprint_hash(
+                (
+                    *v.fingerprint(),
+                    sources.fingerprint(v.name),
+                    *(m.fingerprint() for m in mirrors.for_validator(v.name)),
+                )
+            )
             for v in settings.validators
         },
     )
@@ -238,7 +293,12 @@ def make_trust_data_adapters(
     settings: Settings, http: HttpClient, clock: Clock, recorder: BundleRecorder | None
 ) -> TrustDataAdapters:
     return TrustDataAdapters(
-        http, clock, trust_data_sources(settings), settings.limits.max_document_bytes, recorder
+        http,
+        clock,
+        trust_data_sources(settings),
+        settings.limits.max_document_bytes,
+        recorder,
+        mirrors=registry_mirrors(settings),
     )
 
 

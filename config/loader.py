@@ -30,10 +30,12 @@ from connaisseur.application.settings import (
 from connaisseur.config import schema
 from connaisseur.config.configuration import Configuration, TrustDataSources
 from connaisseur.config.env import alerting_config_file, apply_env, infrastructure
+from connaisseur.config.mirrors import Mirror, RegistryMirrors, load_mirrors
 from connaisseur.config.validators import (
     bundle_directory,
     load_validator,
     parse_attestations,
+    parse_repository,
     parse_source,
     rule_option_problems,
 )
@@ -132,7 +134,8 @@ def build_settings(
     app, alerting, section = _application_section(document)
     problems: list[str] = []
     data = schema.load(schema.ApplicationSchema(), app, "", problems)
-    validators = _validators(data.get("validators", []), secrets_dir, problems)
+    validators, own_mirrors = _validators(data.get("validators", []), secrets_dir, problems)
+    shared_mirrors = _mirrors(data.get("mirrors"), secrets_dir, "mirrors", problems)
     sources = _sources(
         data.get("validators", []),
         validators,
@@ -152,6 +155,7 @@ def build_settings(
     features = apply_env(_features(data.get("features") or {}), env)
     return Configuration(
         sources=sources,
+        mirrors=RegistryMirrors(shared=shared_mirrors, by_validator=tuple(own_mirrors)),
         validators=tuple(validators),
         policy=Policy(tuple(policy)),
         features=features,
@@ -200,14 +204,30 @@ def _qualified(problems: list[str], section: str) -> list[str]:
 
 def _validators(
     raw: list[Any], secrets_dir: Path | None, problems: list[str]
-) -> list[ValidatorSettings]:
-    out = []
+) -> tuple[list[ValidatorSettings], list[tuple[str, tuple[Mirror, ...]]]]:
+    """Every validator, and the ``mirrors`` of those that list their own."""
+    out, mirrors = [], []
     for i, entry in enumerate(raw):
         try:
-            out.append(load_validator(entry, secrets_dir, f"validators[{i}]"))
+            settings = load_validator(entry, secrets_dir, f"validators[{i}]")
         except ConfigError as e:
             problems.extend(e.problems)
-    return out
+            continue
+        out.append(settings)
+        own = _mirrors(entry.get("mirrors"), secrets_dir, f"validators[{i}].mirrors", problems)
+        if own:
+            mirrors.append((settings.name, own))
+    return out, mirrors
+
+
+def _mirrors(
+    raw: Any, secrets_dir: Path | None, path: str, problems: list[str]
+) -> tuple[Mirror, ...]:
+    try:
+        return load_mirrors(raw, secrets_dir, path)
+    except ConfigError as e:
+        problems.extend(e.problems)
+        return ()
 
 
 def _sources(
@@ -250,12 +270,21 @@ def _policy(raw: list[dict[str, Any]], problems: list[str]) -> list[Rule]:
     for i, entry in enumerate(raw):
         if not isinstance(entry, Mapping) or "pattern" not in entry:
             continue  # the schema has already reported this entry's problems
+        options = entry.get("with_") or {}
+        where = options.get("signatureRepository")
+        try:
+            where = where and parse_repository(where, f"policy[{i}].with.signatureRepository")
+        except ConfigError as e:
+            problems.extend(e.problems)
+            continue
         try:
             rules.append(
                 Rule(
                     pattern=entry["pattern"],
                     validator=entry.get("validator") or "default",
-                    options=_options(entry.get("with_") or {}, f"policy[{i}].with"),
+                    options=_options(
+                        {**options, "signatureRepository": where}, f"policy[{i}].with"
+                    ),
                 )
             )
         except ConfigError as e:
@@ -297,6 +326,7 @@ def _options(w: dict[str, Any], path: str) -> RuleOptions:
         verify_timestamp=w.get("verifyTimestamp", "always"),
         signature_format=w.get("signatureFormat", "any"),
         attestations=parse_attestations(w.get("attestations") or [], f"{path}.attestations"),
+        signature_repository=w.get("signatureRepository"),
     )
 
 

@@ -7,8 +7,9 @@ A configuration is either a Helm values file (its ``application`` section and to
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from marshmallow import (
     EXCLUDE,
@@ -20,9 +21,15 @@ from marshmallow import (
     validates_schema,
 )
 
+from connaisseur.domain.errors import ConfigError, ConnaisseurError
+
+_T = TypeVar("_T")
 VALIDATOR_TYPES = ("static", "notaryv1", "cosign", "notation")
 
 _non_empty = validate.Length(min=1)
+#: Bounds on the mirrors a configuration lists: sources per list, endpoints tried per source.
+MAX_MIRRORS = 256
+MAX_MIRROR_ENDPOINTS = 8
 
 
 class _Strict(Schema):
@@ -76,6 +83,42 @@ class CosignHostSchema(_Strict):
     rekorPubkey = fields.String()
     fulcioCert = fields.String()
     ctLogPubkey = fields.String()
+    # A private Sigstore's trusted_root.json, as JSON text or the same document written as YAML
+    # (docs/decisions/0052-private-sigstore-trusted-root.md).
+    trustedRoot = fields.Raw()
+
+    @validates_schema
+    def _trusted_root_document(self, data: dict[str, Any], **_: Any) -> None:
+        root = data.get("trustedRoot")
+        if root is not None and not isinstance(root, str | Mapping):
+            raise ValidationError("must be the JSON document (text) or a mapping", "trustedRoot")
+
+
+class MirrorEndpointSchema(_Strict):
+    """One endpoint of a mirror (docs/decisions/0050-registry-mirrors.md)."""
+
+    url = fields.String(required=True, validate=_non_empty)
+    cert = fields.String()
+    auth = fields.Nested(AuthSchema)
+    # containerd's host capabilities; push is accepted (hosts.toml files carry it) and unused.
+    capabilities = fields.List(
+        fields.String(validate=validate.OneOf(("pull", "resolve", "push"))), validate=_non_empty
+    )
+
+
+class MirrorSchema(_Strict):
+    source = fields.String(required=True, validate=_non_empty)
+    endpoints = fields.List(
+        fields.Nested(MirrorEndpointSchema),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_MIRROR_ENDPOINTS),
+    )
+    fallbackToSource = fields.Boolean(load_default=True)
+
+
+_mirrors = functools.partial(
+    fields.List, fields.Nested(MirrorSchema), validate=validate.Length(max=MAX_MIRRORS)
+)
 
 
 class _ValidatorBase(_Strict):
@@ -120,11 +163,18 @@ class NotaryV1ValidatorSchema(_TrustingValidator):
     host = fields.String()
 
 
-class CosignValidatorSchema(_TrustingValidator):
+class _RegistryValidator(_TrustingValidator):
+    """A validator that reads images and signatures from registries (cosign, Notation)."""
+
+    mirrors = _mirrors()
+    signatureRepository = fields.String(validate=_non_empty)
+
+
+class CosignValidatorSchema(_RegistryValidator):
     host = fields.Nested(CosignHostSchema)
 
 
-class NotationValidatorSchema(_TrustingValidator):
+class NotationValidatorSchema(_RegistryValidator):
     pass
 
 
@@ -177,6 +227,7 @@ class RuleOptionsSchema(_Strict):
     # cosign only (docs/decisions/0040-cosign-signature-formats.md, 0042-attestation-conditions.md)
     signatureFormat = fields.String(validate=validate.OneOf(("classic", "bundle", "any")))
     attestations = fields.List(fields.Nested(AttestationSchema), validate=_non_empty)
+    signatureRepository = fields.String(validate=_non_empty)
 
     @validates_schema
     def _exclusive(self, data: dict[str, Any], **_: Any) -> None:
@@ -242,6 +293,7 @@ class ApplicationSchema(_Strict):
     policy = fields.List(fields.Nested(RuleSchema), required=True, validate=_non_empty)
     alerting = fields.Nested(AlertingSchema)
     features = fields.Nested(FeaturesSchema)
+    mirrors = _mirrors()
     logLevel = fields.String()
     logFormat = fields.String()
 
@@ -254,6 +306,22 @@ class ValuesSchema(Schema):
 
     application = fields.Raw(required=True)
     alerting = fields.Raw()
+
+
+class Collected:
+    """Runs parsers, collecting what each reports in ``problems`` instead of stopping at the
+    first, so that one pass of ``check-config`` names every problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+
+    def __call__(self, parse: Callable[..., _T], *args: Any) -> _T | None:
+        """``parse(*args)``, or ``None`` after adding its problems."""
+        try:
+            return parse(*args)
+        except ConnaisseurError as e:
+            self.problems.extend(e.problems if isinstance(e, ConfigError) else [e.message])
+            return None
 
 
 def load(s: Schema, raw: Any, path: str, problems: list[str]) -> dict[str, Any]:

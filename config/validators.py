@@ -10,17 +10,24 @@ validators take them as given and never check them again.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from connaisseur.application.settings import TransparencySettings, ValidatorSettings
 from connaisseur.config import schema
 from connaisseur.config.auth import load_auth
+from connaisseur.config.trusted_root import load_trusted_root
 from connaisseur.config.url_checks import base_url
 from connaisseur.domain.attestations import AttestationRequirement, Condition, parse_field_path
-from connaisseur.domain.errors import Category, ConfigError, ConnaisseurError, TrustRootError
+from connaisseur.domain.errors import (
+    Category,
+    ConfigError,
+    InvalidReferenceError,
+    TrustRootError,
+)
+from connaisseur.domain.image import split_repository
 from connaisseur.domain.trust import (
     Certificates,
     KeylessIdentity,
@@ -29,8 +36,6 @@ from connaisseur.domain.trust import (
     TrustRoot,
     duplicate_names,
 )
-
-_T = TypeVar("_T")
 
 DEFAULT_NOTARY_HOST = "https://notary.docker.io"
 #: Key references this build cannot resolve; ``k8s://<namespace>/<secret>`` is the only one it
@@ -76,13 +81,7 @@ def _validator(
 ) -> ValidatorSettings | None:
     """Parse what the schema let through; every failing part is added to ``problems``."""
     before = len(problems)
-
-    def checked(parse: Callable[..., _T], *args: Any) -> _T | None:
-        try:
-            return parse(*args)
-        except ConnaisseurError as e:
-            problems.extend(e.problems if isinstance(e, ConfigError) else [e.message])
-            return None
+    checked = schema.Collected(problems)
 
     roots = [
         checked(parse_trust_root, r, vtype, f"{path}.trustRoots[{j}]")
@@ -100,6 +99,10 @@ def _validator(
     transparency = checked(_transparency, raw_host, f"{path}.host") if vtype == "cosign" else None
     cert = checked(parse_certificates, data.get("cert"), f"{path}.cert")
     auth = checked(load_auth, data.get("auth"), secrets_dir, f"{path}.auth", vtype, host)
+    where = data.get("signatureRepository")
+    signatures = checked(parse_repository, where, f"{path}.signatureRepository") if where else ""
+    if transparency is not None and transparency.trusted_root is not None:
+        checked(_keyless_needs_authorities, transparency, roots, path)
     if len(problems) != before or "name" not in data or auth is None or host is None:
         return None
     return ValidatorSettings(
@@ -111,6 +114,35 @@ def _validator(
         cert=cert,
         auth=auth,
         trust_roots=tuple(r for r in roots if r is not None),
+        signature_repository=signatures or "",
+    )
+
+
+def parse_repository(value: str, path: str) -> str:
+    """A repository (``registry/repository``, no tag or digest), normalised as image
+    references are: ``docker.io/sigs`` → ``index.docker.io/library/sigs``.
+
+    Raises:
+        ConfigError: not a repository.
+    """
+    try:
+        registry, repository = split_repository(value)
+    except InvalidReferenceError as e:
+        raise ConfigError(
+            f"{path}: {value[:120]!r} is not a repository (registry/repository, without tag or "
+            f"digest): {e.message}"
+        ) from e
+    return f"{registry}/{repository}"
+
+
+def _keyless_needs_authorities(
+    transparency: TransparencySettings, roots: list[TrustRoot | None], path: str
+) -> None:
+    material = transparency.trusted_root
+    if material is None or material.fulcio or not any(r and r.keyless for r in roots):
+        return
+    raise ConfigError(
+        f"{path}.host.trustedRoot: lists no certificate authority, but a trust root is keyless"
     )
 
 
@@ -261,6 +293,9 @@ def _notary_host(host: str | None, path: str) -> str:
 def _transparency(host: Mapping[str, Any] | None, path: str) -> TransparencySettings:
     host = host or {}
     rekor = host.get("rekor")
+    custom = host.get("trustedRoot")
+    root = load_trusted_root(custom, f"{path}.trustedRoot") if custom is not None else None
+    rekor = rekor or (root.rekor_url if root else None)
     rekor_pubkey, ct_log_pubkey = (
         parse_public_key(host[field], f"{path}.{field}") if host.get(field) is not None else None
         for field in ("rekorPubkey", "ctLogPubkey")
@@ -269,6 +304,8 @@ def _transparency(host: Mapping[str, Any] | None, path: str) -> TransparencySett
         rekor_pubkey=rekor_pubkey,
         fulcio_cert=parse_certificates(host.get("fulcioCert"), f"{path}.fulcioCert"),
         ct_log_pubkey=ct_log_pubkey,
+        trusted_root=root.material if root else None,
+        trusted_root_digest=root.digest if root else "",
     )
     if rekor is None:
         return material

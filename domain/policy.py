@@ -58,6 +58,8 @@ class RuleOptions:
     signature_format: str = "any"
     #: cosign: attestations the image must have (docs/decisions/0042-attestation-conditions.md)
     attestations: tuple[AttestationRequirement, ...] = ()
+    #: where the image's signatures live (``registry/repository``), instead of its own repository
+    signature_repository: str | None = None
 
     def fingerprint(self) -> tuple[Any, ...]:
         """A stable value identifying these options (part of cache keys, D5)."""
@@ -74,6 +76,7 @@ class RuleOptions:
             self.verify_timestamp,
             self.signature_format,
             tuple(a.fingerprint() for a in self.attestations),
+            self.signature_repository,
         )
 
 

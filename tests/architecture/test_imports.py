@@ -13,6 +13,7 @@ A self-test runs the checker on a synthetic bad module, so this test can fail.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,6 +70,10 @@ FILES_AND_NETWORK = frozenset(
         "tarfile",
     }
 )
+#: Words of how adapters reach upstreams, which ``domain`` and ``application`` must not know: the
+#: swap to a mirror is configuration only (docs/decisions/0054-wiring-settings-stay-in-config.md).
+WIRING_VOCABULARY = re.compile(r"mirror|hosts\.toml|fallback_?to_?source", re.IGNORECASE)
+INNER_LAYERS = ("domain", "application")
 
 
 @dataclass(frozen=True)
@@ -258,3 +263,30 @@ def test_checker_accepts_allowed_imports() -> None:
 def test_checker_refuses_a_layer_imported_as_a_top_level_package() -> None:
     found = check_source("adapters", "adapters/bad.py", "from domain.errors import Category\n")
     assert [v.line for v in found] == [1]
+
+
+def wiring_words(module: str, source: str) -> list[Violation]:
+    """Every line of an inner-layer module (code, comments, docstrings) that names the wiring."""
+    return [
+        Violation(module, number, f"names {match.group()!r}")
+        for number, line in enumerate(source.splitlines(), start=1)
+        if (match := WIRING_VOCABULARY.search(line))
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(path, id=str(path.relative_to(ROOT)))
+        for layer, path in layer_modules()
+        if layer in INNER_LAYERS
+    ],
+)
+def test_domain_and_application_know_nothing_of_mirrors(path: Path) -> None:
+    violations = wiring_words(str(path.relative_to(ROOT)), path.read_text())
+    assert not violations, "\n".join(map(str, violations))
+
+
+def test_the_vocabulary_check_catches_a_mirror() -> None:
+    source = '"""Fetch."""\nx = 1  # through the Mirror\nfallbackToSource = True\n'
+    assert [v.line for v in wiring_words("application/bad.py", source)] == [2, 3]

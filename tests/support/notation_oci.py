@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.support.cosign import sha256
+from tests.support.fake_oci_registry import FakeRegistry
 from tests.support.oci_push import Pusher
 
 ARTIFACT_TYPE = "application/vnd.cncf.notary.signature"
@@ -129,3 +130,14 @@ async def push_signatures(
     await pusher.manifest(
         repo, referrers_tag(subject.digest), referrers_index(artifacts), OCI_INDEX
     )
+
+
+def put_signatures(
+    registry: FakeRegistry, repo: str, subject: Subject, artifacts: Sequence[SignatureArtifact]
+) -> None:
+    """:func:`push_signatures` into a :class:`FakeRegistry` (the referrers tag schema)."""
+    for artifact in artifacts:
+        for blob in artifact.blobs.values():
+            registry.put_blob(repo, blob)
+        registry.put_manifest(repo, artifact.manifest)
+    registry.put_manifest(repo, referrers_index(artifacts), referrers_tag(subject.digest))

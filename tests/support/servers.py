@@ -43,9 +43,11 @@ def registry_server(
     tls: TlsFiles | None = None,
     htpasswd: Path | None = None,
     backend: Backend | None = None,
+    proxy_remote: str | None = None,
 ) -> Iterator[RegistryServer]:
     """A CNCF distribution registry (Debian's ``docker-registry`` 2.8, or an image that takes
-    ``serve CONFIG`` like ``registry:2``) with filesystem storage under ``workdir``."""
+    ``serve CONFIG`` like ``registry:2``) with filesystem storage under ``workdir``;
+    ``proxy_remote`` makes it a pull-through cache of that registry (``proxy.remoteurl``)."""
     ran = containers.resolve(backend, [containers.REGISTRY])
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -65,6 +67,8 @@ def registry_server(
     if htpasswd is not None:
         lines += ["auth:", "  htpasswd:", "    realm: test-registry", f"    path: {htpasswd}"]
         mounts.append(htpasswd.parent)
+    if proxy_remote is not None:
+        lines += ["proxy:", f"  remoteurl: {proxy_remote}"]
     config = workdir / "config.yml"
     config.write_text("\n".join(lines) + "\n")
     args = ["serve", str(config)]

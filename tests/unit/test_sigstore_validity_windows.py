@@ -19,13 +19,14 @@ from typing import Any
 
 import pytest
 
-from connaisseur.adapters.sigstore_trust import material_from_trusted_root, public_good_material
+from connaisseur.adapters.sigstore_trust import public_good_material
 from connaisseur.application.cosign import CosignValidator
 from connaisseur.application.deadline import Deadline
 from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
 from connaisseur.domain.sigstore import Validity
+from connaisseur.domain.trusted_root import material_from_trusted_root
 from tests.support.fake_oci_registry import FakeRegistry
 from tests.support.fakes import FakeClock, FakeTransparencyLog
 from tests.support.settings import validator_settings
