@@ -15,6 +15,7 @@ bench: setup
 	.venv/bin/python -m bench.cosign_roundtrips
 	.venv/bin/python -m bench.cosign_bundle_roundtrips
 	.venv/bin/python -m bench.notation_roundtrips
+	.venv/bin/python -m bench.mirror_roundtrips
 	.venv/bin/python -m bench.event_loop_stall
 	.venv/bin/python -m bench.policy_match
 	.venv/bin/python -m bench.offline

@@ -160,6 +160,7 @@ so they are never sent to a registry they were not meant for
 {{- end -}}
 
 {{- define "connaisseur.renderedValidators" -}}
+{{- $mirrors := fromYaml (include "connaisseur.mirrors" .) -}}
 {{- $out := list -}}
 {{- range .Values.application.validators -}}
   {{- include "connaisseur.checkValidator" . -}}
@@ -167,14 +168,77 @@ so they are never sent to a registry they were not meant for
   {{- if include "connaisseur.hasChartAuth" . -}}
     {{- $_ := set $v "auth" (dict "secretName" (printf "%s-auth" .name)) -}}
   {{- end -}}
+  {{- if hasKey $mirrors.byValidator (toString .name) -}}
+    {{- $_ := set $v "mirrors" (get $mirrors.byValidator (toString .name)) -}}
+  {{- end -}}
   {{- $out = append $out $v -}}
 {{- end -}}
 {{- toYaml $out -}}
 {{- end -}}
 
+{{/*
+Registry mirrors, global (`application.mirrors`) and per cosign or notation validator (its
+`mirrors`), as written into the application config (docs/decisions/0050-registry-mirrors.md):
+an endpoint's inline `auth.username/password` becomes `auth.secretName: <owner>-mirror-<i>-<j>-auth`
+(owner: the release name for global entries, else the validator) and a Secret of that name,
+mounted like validator credentials, so no password is written into the ConfigMap. Everything
+else passes through for the application to check.
+Result (YAML): shared (the global list, absent when unset), byValidator (validator → list),
+secrets (Secret name → auth), mounted (names of the Secrets to mount, created or existing).
+*/}}
+{{- define "connaisseur.mirrors" -}}
+{{- $owners := list -}}
+{{- if hasKey .Values.application "mirrors" -}}
+  {{- $owners = append $owners (dict "owner" (include "connaisseur.name" .) "path" "application.mirrors" "mirrors" .Values.application.mirrors "validator" "") -}}
+{{- end -}}
+{{- range .Values.application.validators -}}
+  {{- if and (kindIs "map" .) (hasKey . "mirrors") -}}
+    {{- $owners = append $owners (dict "owner" (toString .name) "path" (printf "application.validators[%s].mirrors" (toString .name)) "mirrors" .mirrors "validator" (toString .name)) -}}
+  {{- end -}}
+{{- end -}}
+{{- $result := dict "byValidator" dict "secrets" dict "mounted" list -}}
+{{- range $owner := $owners -}}
+  {{- $out := list -}}
+  {{- range $i, $mirror := (kindIs "slice" $owner.mirrors | ternary $owner.mirrors list) -}}
+    {{- $m := deepCopy $mirror -}}
+    {{- if and (kindIs "map" $m) (kindIs "slice" $m.endpoints) -}}
+      {{- $endpoints := list -}}
+      {{- range $j, $endpoint := $m.endpoints -}}
+        {{- $e := deepCopy $endpoint -}}
+        {{- $where := printf "%s[%d].endpoints[%d].auth" $owner.path $i $j -}}
+        {{- if and (kindIs "map" $e) (include "connaisseur.hasChartAuth" $e) -}}
+          {{- if not (and $e.auth.username $e.auth.password) -}}
+            {{- fail (printf "%s: username and password must both be set" $where) -}}
+          {{- end -}}
+          {{- $name := printf "%s-mirror-%d-%d-auth" $owner.owner $i $j -}}
+          {{- if not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $name) -}}
+            {{- fail (printf "%s: the credentials need a Secret named %s, not a lower-case DNS label; name the validator so" $where $name) -}}
+          {{- end -}}
+          {{- $_ := set $result.secrets $name $e.auth -}}
+          {{- $_ := set $e "auth" (dict "secretName" $name) -}}
+          {{- $_ := set $result "mounted" (append $result.mounted $name) -}}
+        {{- else if and (kindIs "map" $e) (kindIs "map" $e.auth) $e.auth.secretName -}}
+          {{- $_ := set $result "mounted" (append $result.mounted (toString $e.auth.secretName)) -}}
+        {{- end -}}
+        {{- $endpoints = append $endpoints $e -}}
+      {{- end -}}
+      {{- $_ := set $m "endpoints" $endpoints -}}
+    {{- end -}}
+    {{- $out = append $out $m -}}
+  {{- end -}}
+  {{- $rendered := kindIs "slice" $owner.mirrors | ternary $out $owner.mirrors -}}
+  {{- if $owner.validator -}}
+    {{- $_ := set $result.byValidator $owner.validator $rendered -}}
+  {{- else -}}
+    {{- $_ := set $result "shared" $rendered -}}
+  {{- end -}}
+{{- end -}}
+{{- toYaml $result -}}
+{{- end -}}
+
 {{/* Names of the Secrets the validators read credentials from, each mounted at /app/secrets/<name>. */}}
 {{- define "connaisseur.validatorSecrets" -}}
-{{- $secrets := list -}}
+{{- $secrets := (fromYaml (include "connaisseur.mirrors" .)).mounted | default list -}}
 {{- range .Values.application.validators -}}
   {{- if include "connaisseur.hasChartAuth" . -}}
     {{- $secrets = append $secrets (printf "%s-auth" .name) -}}
@@ -225,6 +289,11 @@ validators:
 {{- include "connaisseur.renderedValidators" . | nindent 2 }}
 policy:
 {{- toYaml $app.policy | nindent 2 }}
+{{- $mirrors := fromYaml (include "connaisseur.mirrors" .) }}
+{{- if hasKey $mirrors "shared" }}
+mirrors:
+{{- toYaml $mirrors.shared | nindent 2 }}
+{{- end }}
 {{- with $app.features }}
 features:
 {{- toYaml . | nindent 2 }}
