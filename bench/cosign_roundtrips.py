@@ -149,9 +149,14 @@ def report(
         )
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def latency_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The options every round-trip benchmark takes: injected latency and runs."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+    return parser
+
+
+if __name__ == "__main__":
+    args = latency_arguments(__doc__).parse_args()
     asyncio.run(main(args.latency_ms / 1000, args.runs))

@@ -32,7 +32,6 @@ Run from the repository root:  .venv/bin/python -m bench.mirror_roundtrips
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import sys
@@ -48,7 +47,7 @@ import aiohttp
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bench.cosign_roundtrips import TimedProxy, round_trips
+from bench.cosign_roundtrips import TimedProxy, latency_arguments, round_trips
 from connaisseur.adapters.clock import FixedClock
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.verify import VerifyImageCommand
@@ -73,19 +72,10 @@ ENDPOINTS = {
 VALIDATORS = ("cosign", "notation")
 
 
-@dataclass
-class BrokenMirror:
+class BrokenMirror(TimedProxy):
     """Answers every request with 503 (transient) after the injected latency."""
 
-    latency_seconds: float
-    starts: list[float] = field(default_factory=list)
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_route("*", "/{path:.*}", self._answer)
-        return app
-
-    async def _answer(self, _: web.Request) -> web.Response:
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
         self.starts.append(time.perf_counter())
         await asyncio.sleep(self.latency_seconds)
         return web.Response(status=503, text="down for maintenance")
@@ -100,25 +90,18 @@ class Sample:
 
 @dataclass
 class Servers:
-    """The HTTPS servers a verification may reach, by name."""
+    """The HTTPS servers a verification may reach, by name (source, replica, cache, broken)."""
 
-    proxies: dict[str, TimedProxy]  # source, replica, cache
-    broken: BrokenMirror
+    proxies: dict[str, TimedProxy]
     hosts: dict[str, str] = field(default_factory=dict)
-
-    def apps(self) -> Iterator[tuple[str, web.Application]]:
-        yield from ((name, proxy.app()) for name, proxy in self.proxies.items())
-        yield "broken", self.broken.app()
 
     def reset(self) -> None:
         for proxy in self.proxies.values():
             proxy.reset()
             proxy.starts.clear()
-        self.broken.starts.clear()
 
     def sample(self, seconds: float, latency: float) -> Sample:
         starts = {name: proxy.starts for name, proxy in self.proxies.items()}
-        starts["broken"] = self.broken.starts
         counts = {name: len(times) for name, times in starts.items()}
         every = [t for times in starts.values() for t in times]
         return Sample(seconds, counts, round_trips(every, latency))
@@ -143,16 +126,15 @@ async def main(latency: float, runs: int) -> None:
             tls = make_tls(work / "tls")
             context = server_context(tls.cert_file, tls.key_file)
             upstreams = {"source": origin.url, "replica": origin.url, "cache": cache.url}
-            servers = Servers(
-                proxies={
-                    name: TimedProxy(url, latency_seconds=latency, bearer=True)
-                    for name, url in upstreams.items()
-                },
-                broken=BrokenMirror(latency),
-            )
+            proxies = {
+                name: TimedProxy(url, latency_seconds=latency, bearer=True)
+                for name, url in upstreams.items()
+            }
+            proxies["broken"] = BrokenMirror("", latency_seconds=latency)
+            servers = Servers(proxies)
             async with AsyncExitStack() as stack:
-                for name, app in servers.apps():
-                    url = await stack.enter_async_context(serving(app, context))
+                for name, proxy in proxies.items():
+                    url = await stack.enter_async_context(serving(proxy.app(), context))
                     servers.hosts[name] = url.removeprefix("https://")
                 async with aiohttp.ClientSession() as session:
                     signed = await publish(Pusher(session, origin.url), servers.hosts["source"])
@@ -309,8 +291,5 @@ def report(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency-ms", type=float, default=20.0)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+    args = latency_arguments(__doc__).parse_args()
     asyncio.run(main(args.latency_ms / 1000, args.runs))

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from connaisseur.config.configuration import registry_mirrors
+from connaisseur.config.mirrors import MirrorEndpoint
 from connaisseur.domain.errors import ConfigError
 from tests.support.helm import HelmError, Manifest, Renderer, app_config, find, names
 from tests.support.helm_pod import container, pod_spec, served_settings
@@ -83,6 +84,18 @@ GLOBAL_MIRRORS: list[dict[str, Any]] = [
 ]
 
 
+def as_read(endpoint: MirrorEndpoint) -> tuple[str, str, str | None, bool, tuple[str, str] | None]:
+    """Where an endpoint is, its CA, whether it resolves tags, and the credentials it gets."""
+    creds = endpoint.auth.lookup(endpoint.registry, f"{endpoint.prefix}/app".lstrip("/"))
+    return (
+        endpoint.registry,
+        endpoint.prefix,
+        endpoint.cert.pem if endpoint.cert else None,
+        endpoint.resolve,
+        (creds.username, creds.password) if creds else None,
+    )
+
+
 @pytest.fixture(scope="module")
 def trusted_root() -> str:
     """A private Sigstore's trusted_root.json, as ``--set-file`` gives it: text."""
@@ -103,33 +116,21 @@ def test_the_application_loads_mirrors_signature_repository_and_trusted_root_fro
     mirrors = registry_mirrors(settings)
 
     (hub,) = mirrors.shared
-    assert hub.source == "index.docker.io"
-    assert not hub.fallback_to_source
-    first, second = hub.endpoints
-    assert (first.registry, first.prefix, second.registry) == (
-        "mirror.internal:5000",
-        "dockerhub",
-        "backup.internal",
-    )
-    assert first.cert is not None
-    assert first.cert.pem == MIRROR_CA
-    creds = first.auth.lookup("mirror.internal:5000", "dockerhub/library/nginx")
-    assert creds is not None
-    assert (creds.username, creds.password) == ("robot", "robot-pw")
-
+    assert (hub.source, hub.fallback_to_source) == ("index.docker.io", False)
+    assert [as_read(e) for e in hub.endpoints] == [
+        ("mirror.internal:5000", "dockerhub", MIRROR_CA, True, ("robot", "robot-pw")),
+        ("backup.internal", "", None, True, None),
+    ]
     team = mirrors.for_validator("cosign-team")
     assert [m.source for m in team] == ["registry.example.com/team", "index.docker.io"]
-    (endpoint,) = team[0].endpoints
-    assert not endpoint.resolve  # capabilities: [pull]
-    creds = endpoint.auth.lookup("mirror.internal", "team/app")
-    assert creds is not None
-    assert (creds.username, creds.password) == ("team-robot", "team-pw")
+    assert [as_read(e) for e in team[0].endpoints] == [
+        ("mirror.internal", "team", MIRROR_CA, False, ("team-robot", "team-pw")),
+    ]
 
     validator = settings.validator("cosign-team")
     assert validator is not None
     assert validator.signature_repository == "registry.example.com/signatures/team"
-    material = validator.transparency.trusted_root
-    assert material is not None
+    assert validator.transparency.trusted_root is not None
     assert validator.transparency.rekor == REKOR_URL  # the private log, from the trusted root
 
 

@@ -31,6 +31,7 @@ from tests.support.mirror_world import (
     verdicts,
 )
 from tests.support.processes import free_port
+from tests.support.registry_proxy import RegistryProxy
 from tests.support.tampering_mirror import TamperingMirror
 from tests.support.threaded_server import serve_in_thread
 
@@ -80,6 +81,28 @@ async def test_every_case_is_decided_alike_direct_and_through_mirrors(
         assert asked_the_source
     else:
         assert asked_the_source == []
+
+
+async def test_a_mirror_that_answers_is_sent_exactly_the_requests_the_source_would_be(
+    world: MirrorWorld,
+) -> None:
+    """No extra request per mirror: a mirror serving the origin's store receives the very
+    requests the source receives direct, and the source none. Counted, never timed
+    (bench/mirror_roundtrips.py measures the round trips)."""
+    admitted = [c for c in world.cases if c.digest is not None]
+    world.front_proxy.reset()
+    outcomes = await decide(world, world.config(), *admitted)
+    direct = sorted(world.front_proxy.requests)
+    replica = RegistryProxy(world.origin.url)
+    with serve_in_thread(replica.app) as port:
+        endpoint = {"url": f"http://127.0.0.1:{port}"}
+        mirrors = [{"source": world.front, "endpoints": [endpoint], "fallbackToSource": False}]
+        world.front_proxy.reset()
+        outcomes += await decide(world, world.config(mirrors), *admitted)
+    assert all(o.matches(c) for o, c in zip(outcomes, admitted * 2, strict=True)), outcomes
+    assert direct
+    assert sorted(replica.requests) == direct
+    assert world.front_proxy.requests == []
 
 
 # ------------------------------------------------------------------ an endpoint that is down
