@@ -13,14 +13,22 @@ Set-up: tests/support/mirror_world.py.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from connaisseur.adapters.clock import FixedClock
+from connaisseur.application.deadline import Deadline
+from connaisseur.application.verify import VerifyImageCommand
+from connaisseur.config.container import build_container, running
+from connaisseur.config.loader import load_settings
 from connaisseur.domain.cosign_layout import signature_tag
+from connaisseur.entrypoints import cli
 from tests.support.containers import Backend
 from tests.support.cosign import TreeRegistry
 from tests.support.mirror_world import (
@@ -103,6 +111,41 @@ async def test_a_mirror_that_answers_is_sent_exactly_the_requests_the_source_wou
     assert direct
     assert sorted(replica.requests) == direct
     assert world.front_proxy.requests == []
+
+
+def test_a_bundle_exported_through_a_mirror_names_the_images_as_the_policy_does(
+    world: MirrorWorld, tmp_path: Path
+) -> None:
+    """``bundle export`` reads through the mirror (the source is asked nothing) and records
+    under the images' own names, so the bundle verifies them offline with the direct digests;
+    a validator reading a bundle reads no registry, so its mirrors do not matter there."""
+    admitted = [c for c in world.cases if c.digest is not None and c.validator != "notary"]
+    document = world.config(world.through_synced())
+    document["policy"] = [world.rule(c) for c in admitted] + document["policy"]
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(document))
+    bundle = tmp_path / "bundle"
+    world.front_proxy.reset()
+    images = [c.image for c in admitted]
+    exported = cli.main(
+        ["bundle", "export", "--config", str(config), "--secrets-dir", str(tmp_path),
+         "-o", str(bundle), *images]
+    )  # fmt: skip
+    assert exported == 0
+    assert world.front_proxy.requests == []
+    offline = asyncio.run(verified_offline(config, bundle, images, world))
+    assert [(v.allowed, v.digest) for v in offline] == [(True, c.digest) for c in admitted]
+
+
+async def verified_offline(
+    config: Path, bundle: Path, images: list[str], world: MirrorWorld
+) -> list[Any]:
+    settings = load_settings(config, secrets_dir=None, offline=bundle)
+    container = build_container(settings, FixedClock(world.now))
+    async with running(container):
+        verify = container.verify_image()
+        deadline = Deadline.after(container.clock(), 20)
+        return [await verify.execute(VerifyImageCommand(image=i), deadline) for i in images]
 
 
 # ------------------------------------------------------------------ an endpoint that is down
