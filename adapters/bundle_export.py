@@ -53,8 +53,10 @@ from connaisseur.application.ports import (
 from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import ConnaisseurError
 from connaisseur.domain.image import ImageReference, is_digest
+from connaisseur.domain.notation_envelope import ARTIFACT_TYPE, envelope_layer, parse_envelope
 from connaisseur.domain.oci import Descriptor
 from connaisseur.domain.rekor import RekorEntry
+from connaisseur.domain.tuf import parse_expires
 
 FORMAT = "connaisseur-bundle/v1"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -258,21 +260,48 @@ class BundleRecorder:
             {"host": e.host, "gun": e.gun, "roles": _role_summary(e.roles)}
             for e in self.guns.values()
         ]
-        expiries = [r["expires"] for g in notary for r in g["roles"].values() if r.get("expires")]
+        notation = self._notation_signatures()
+        ends = [*_notary_expiries(notary), *(until for _, until in notation)]
         return {
             "format": FORMAT,
-            "created": created.isoformat().replace("+00:00", "Z"),
-            "refreshBefore": min(expiries) if expiries else None,
+            "created": _rfc3339(created),
+            "refreshBefore": _rfc3339(min(ends)) if ends else None,
             "images": list(verdicts),
             "repositories": {
                 context: {"tags": dict(sorted(r.tags.items())), "manifests": len(r.manifests)}
                 for context, r in sorted(self.repositories.items())
             },
             "notary": notary,
+            "notation": [
+                {"signature": digest, "validUntil": _rfc3339(until)} for digest, until in notation
+            ],
             "rekor": sorted(f"{host} {h}" for host, h in self.rekor if self.rekor[host, h]),
             "skipped": self.skipped,
             "files": {name: _sha256(content) for name, content in sorted(files.items())},
         }
+
+    def _notation_signatures(self) -> list[tuple[str, datetime]]:
+        """Each Notation signature in the bundle and when it stops verifying unless a
+        timestamp vouches for it: its expiry header or its chain's first ``notAfter``."""
+        found = []
+        for digest in sorted({d for r in self.repositories.values() for d in r.manifests}):
+            until = self._notation_valid_until(digest)
+            if until is not None:
+                found.append((digest, until))
+        return found
+
+    def _notation_valid_until(self, digest: str) -> datetime | None:
+        body = self.blobs.get(digest, b"")
+        try:
+            document = jsondoc.loads(body)
+            if not isinstance(document, dict) or document.get("artifactType") != ARTIFACT_TYPE:
+                return None
+            layer = envelope_layer(body, digest)
+            envelope = parse_envelope(layer.media_type, self.blobs[layer.digest])
+        except (ConnaisseurError, ValueError, KeyError):
+            return None  # not a Notation signature this bundle can read: it verifies nothing
+        ends = [c.not_valid_after_utc for c in envelope.chain]
+        return min([*ends, envelope.expiry] if envelope.expiry else ends, default=None)
 
 
 class RecordingRegistry(Registry):
@@ -370,6 +399,23 @@ def _delegated_roles(body: bytes | None) -> list[str]:
         return [r["name"] for r in roles if isinstance(r, dict) and isinstance(r.get("name"), str)]
     except (ValueError, AttributeError, TypeError):
         return []
+
+
+def _notary_expiries(notary: Sequence[Mapping[str, Any]]) -> list[datetime]:
+    """When each exported Notary role expires (a role whose expiry does not parse fails
+    verification offline anyway)."""
+    ends = []
+    for gun in notary:
+        for role, summary in gun["roles"].items():
+            try:
+                ends.append(parse_expires(role, summary.get("expires")))
+            except ConnaisseurError:
+                continue
+    return ends
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _role_summary(roles: Mapping[str, bytes]) -> dict[str, dict[str, Any]]:

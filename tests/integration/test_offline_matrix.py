@@ -12,6 +12,7 @@ namespace of its own (``unshare --net``: the process has no network at all).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 
 from connaisseur.adapters.bundle_export import kubernetes_object
+from connaisseur.domain.tuf import parse_expires
 from connaisseur.entrypoints import cli
 from tests.support.no_network import mount_like_kubernetes, network_namespace_prefix, no_network
 from tests.support.offline_matrix import CASES, NOW, Case, World, outcome, signed_world, verdicts
@@ -164,6 +166,14 @@ def test_the_bundle_manifest_says_what_is_in_it(columns: Columns) -> None:
     gun = f"{columns.world.registry.host}/notary/delegated"
     roles = next(g["roles"] for g in manifest["notary"] if g["gun"] == gun)
     assert {"root", "timestamp", "snapshot", "targets", "targets/releases"} <= set(roles)
-    assert manifest["refreshBefore"] == min(
-        r["expires"] for g in manifest["notary"] for r in g["roles"].values()
-    )
+
+    def moment(text: str) -> dt.datetime:
+        return parse_expires("test", text)
+
+    signatures = {
+        signature["signature"]: moment(signature["validUntil"])
+        for signature in manifest["notation"]
+    }
+    assert sorted(signatures.values()) == sorted(columns.world.notation_ends)
+    notary = [moment(r["expires"]) for g in manifest["notary"] for r in g["roles"].values()]
+    assert moment(manifest["refreshBefore"]) == min(notary + list(signatures.values()))

@@ -75,6 +75,8 @@ class World:
     notary: NotaryStack
     config: Path
     digests: dict[str, str] = field(default_factory=dict)
+    #: when each Notation signature's chain stops being valid (its earliest ``notAfter``)
+    notation_ends: list[dt.datetime] = field(default_factory=list)
     #: the key the ``cosign-key`` validator trusts (for images a test adds)
     signer: Signer = field(default_factory=lambda: Signer(ec.generate_private_key(ec.SECP256R1())))
 
@@ -144,6 +146,7 @@ async def _sign_registry_content(world: World) -> _Material:
             world.digests[f"{repo}:1.0"] = digest
             subject = Subject(digest=digest, size=len(manifest), media_type=DOCKER)
             leaf = issue(signer_ca, name)
+            world.notation_ends.append(min(c.not_valid_after_utc for c in leaf.chain))
             envelope = sign_jws(leaf, target(digest, len(manifest), DOCKER))
             artifact = signature_artifact(subject, envelope, JWS, leaf.chain)
             await push_signatures(push, repo, subject, [artifact])
