@@ -20,8 +20,7 @@ published to, through a pull-through cache of it, and from a second registry fil
 
 :meth:`MirrorWorld.config` writes the application config a user would, with or without
 ``mirrors``; :func:`verdicts` runs it through the composed application (loader, container,
-VerifyImage). A third way of reading (an offline bundle) plugs in as another ``mirrors``-free
-config over the same cases.
+VerifyImage), or from an offline bundle (tests/integration/test_three_ways.py).
 """
 
 from __future__ import annotations
@@ -246,14 +245,25 @@ class MirrorWorld:
         }
 
 
-async def verdicts(
-    config: Mapping[str, Any], images: Sequence[tuple[str, Mapping[str, Any]]], now: datetime
-) -> list[Outcome]:
-    """Each image decided by the application composed from ``config`` with the rule given for
-    it (rules are added in front of ``config``'s own), at the wall-clock time ``now``."""
+def with_rules(
+    config: Mapping[str, Any], images: Sequence[tuple[str, Mapping[str, Any]]]
+) -> dict[str, Any]:
+    """``config`` with the rule given for each image in front of its own."""
     document = dict(config)
     document["policy"] = [rule for _, rule in images] + list(config["policy"])
-    settings = build_settings(document, secrets_dir=None, env={})
+    return document
+
+
+async def verdicts(
+    config: Mapping[str, Any],
+    images: Sequence[tuple[str, Mapping[str, Any]]],
+    now: datetime,
+    offline: Path | None = None,
+) -> list[Outcome]:
+    """Each image decided by the application composed from ``config`` with the rule given for
+    it (:func:`with_rules`), at the wall-clock time ``now``; from the bundle ``offline`` when
+    given (``--offline``)."""
+    settings = build_settings(with_rules(config, images), secrets_dir=None, env={}, offline=offline)
     container = build_container(settings, FixedClock(now))
     async with running(container):
         verify = container.verify_image()
