@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -26,7 +25,12 @@ import pytest
 from connaisseur.adapters.bundle_export import kubernetes_object
 from connaisseur.domain.tuf import parse_expires
 from connaisseur.entrypoints import cli
-from tests.support.no_network import mount_like_kubernetes, network_namespace_prefix, no_network
+from tests.support.no_network import (
+    mount_like_kubernetes,
+    network_namespace_prefix,
+    no_network,
+    port_closed,
+)
 from tests.support.offline_matrix import CASES, NOW, Case, World, outcome, signed_world, verdicts
 
 pytestmark = pytest.mark.integration
@@ -60,7 +64,7 @@ def columns(tmp_path_factory: pytest.TempPathFactory) -> Columns:
         assert exported == 1, "some cases are denials: export exits 1 and writes the bundle"
     result = Columns(world=world, bundle=bundle)
     result.ports_closed = all(
-        _closed(server) for server in (world.registry.host, world.notary.host)
+        port_closed(server) for server in (world.registry.host, world.notary.host)
     )
     result.direct = {
         c.name: outcome(v.allowed, v.digest, v.category) for c, v in zip(CASES, direct, strict=True)
@@ -84,13 +88,6 @@ def columns(tmp_path_factory: pytest.TempPathFactory) -> Columns:
     }
     result.command = _offline_command(world, bundle, images)
     return result
-
-
-def _closed(host_port: str) -> bool:
-    host, _, port = host_port.rpartition(":")
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex((host, int(port))) != 0
 
 
 def _offline_command(world: World, bundle: Path, images: list[str]) -> dict[str, Any] | None:

@@ -13,7 +13,6 @@ attempt from the bundle columns.
 from __future__ import annotations
 
 import asyncio
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from tests.support.mirror_world import (
     verdicts,
     with_rules,
 )
-from tests.support.no_network import no_network
+from tests.support.no_network import no_network, port_closed
 
 pytestmark = pytest.mark.integration
 
@@ -100,13 +99,6 @@ def _export(world: MirrorWorld, document: dict[str, Any], bundle: Path) -> None:
     assert code == 1, "some cases are denials: export exits 1 and writes the bundle"
 
 
-def _closed(host_port: str) -> bool:
-    host, _, port = host_port.rpartition(":")
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex((host, int(port))) != 0
-
-
 @pytest.mark.parametrize("column", ONLINE + BUNDLES)
 def test_every_case_is_decided_alike_every_way(matrix: Matrix, column: str) -> None:
     wrong = [
@@ -123,7 +115,7 @@ def test_the_matrix_admits_every_kind_of_signature(matrix: Matrix) -> None:
 
 
 def test_the_bundles_were_read_with_every_upstream_stopped_and_no_network(matrix: Matrix) -> None:
-    assert [u for u in matrix.upstreams if not _closed(u)] == []
+    assert [u for u in matrix.upstreams if not port_closed(u)] == []
     assert matrix.attempts == []
 
 

@@ -45,6 +45,14 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[Attempts]:
         yield attempts
 
 
+def port_closed(host_port: str) -> bool:
+    """Whether nothing accepts connections at ``host:port`` any more (a stopped server)."""
+    host, _, port = host_port.rpartition(":")
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((host, int(port))) != 0
+
+
 def network_namespace_prefix() -> list[str] | None:
     """``unshare --net`` when this machine lets us give a process no network at all (root or
     user namespaces), else ``None``."""
