@@ -4,10 +4,11 @@ every upstream server was stopped, must give the same verdicts and digests — f
 a required delegation), cosign with keys, cosign keyless with Rekor entries in the signature's
 bundle, and Notation.
 
-The bundle column runs three times: in process under an outbound-connection guard (every connect
+The bundle column runs four ways: in process under an outbound-connection guard (every connect
 and name look-up refused and recorded), from the same bundle flattened into a ConfigMap and laid
-out as the kubelet mounts one, and as the ``connaisseur verify --offline`` command in a network
-namespace of its own (``unshare --net``: the process has no network at all).
+out as the kubelet mounts one, as the ``connaisseur verify --offline`` command in a network
+namespace of its own (``unshare --net``: the process has no network at all), and as the webhook
+the chart runs (``serve --offline`` on that ConfigMap volume) answering one Pod per case.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pytest
 from connaisseur.adapters.bundle_export import kubernetes_object
 from connaisseur.domain.tuf import parse_expires
 from connaisseur.entrypoints import cli
+from tests.support.admission import admission_review, decoded_patch, pod
 from tests.support.no_network import (
     mount_like_kubernetes,
     network_namespace_prefix,
@@ -32,6 +34,7 @@ from tests.support.no_network import (
     port_closed,
 )
 from tests.support.offline_matrix import CASES, NOW, Case, World, outcome, signed_world, verdicts
+from tests.support.webhook_process import serve_webhook
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +49,7 @@ class Columns:
     offline: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     configmap: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     command: dict[str, tuple[Any, ...]] | None = None
+    webhook: dict[str, tuple[bool, str | None]] = field(default_factory=dict)
     attempts: list[str] = field(default_factory=list)
     ports_closed: bool = False
 
@@ -87,7 +91,30 @@ def columns(tmp_path_factory: pytest.TempPathFactory) -> Columns:
         for c, v in zip(CASES, mounted, strict=True)
     }
     result.command = _offline_command(world, bundle, images)
+    result.webhook = _webhook_column(volume, world, images, work / "webhook")
     return result
+
+
+def _webhook_column(
+    volume: Path, world: World, images: list[str], workdir: Path
+) -> dict[str, tuple[bool, str | None]]:
+    """``connaisseur serve --offline`` on the ConfigMap-mounted bundle, as the chart runs it:
+    one Pod per case; whether it is admitted and the digest its image is pinned to."""
+    workdir.mkdir()
+    with serve_webhook(workdir, world.config, "--offline", str(volume)) as webhook:
+        answers = [webhook.review(admission_review(pod(image)))["response"] for image in images]
+    return {
+        c.name: (answer["allowed"], _pinned(answer))
+        for c, answer in zip(CASES, answers, strict=True)
+    }
+
+
+def _pinned(response: dict[str, Any]) -> str | None:
+    if not response["allowed"]:
+        return None
+    [operation] = decoded_patch(response)
+    pinned: str = operation["value"].rpartition("@")[2]
+    return pinned
 
 
 def _offline_command(world: World, bundle: Path, images: list[str]) -> dict[str, Any] | None:
@@ -148,6 +175,14 @@ def test_the_offline_command_without_any_network_gives_the_direct_verdict(
     if columns.command is None:
         pytest.skip("no network namespace can be made here (unshare --net)")
     assert columns.command[case.name] == columns.direct[case.name]
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_the_webhook_serving_the_mounted_bundle_admits_and_pins_as_direct(
+    columns: Columns, case: Case
+) -> None:
+    allowed, digest, _ = columns.direct[case.name]
+    assert columns.webhook[case.name] == (allowed, digest)
 
 
 def test_the_bundle_manifest_says_what_is_in_it(columns: Columns) -> None:
