@@ -456,18 +456,36 @@ read, so a chart upgrade that changes nothing they read does not roll them.
 {{- end -}}
 
 {{/*
+Whether the offline bundle serves every signature validator (`serve --offline`): true unless
+kubernetes.deployment.offlineBundle.everyValidator is false; empty when false.
+*/}}
+{{- define "connaisseur.offlineEveryValidator" -}}
+{{- $bundle := .Values.kubernetes.deployment.offlineBundle | default dict -}}
+{{- if not (and (hasKey $bundle "everyValidator") (eq $bundle.everyValidator false)) }}true{{ end -}}
+{{- end -}}
+
+{{/*
 The volume source of kubernetes.deployment.offlineBundle (README "Offline bundles"): exactly one
-of configMap, secret, persistentVolumeClaim or image; rendered as YAML, empty when unset.
+of configMap, secret, persistentVolumeClaim or image (besides the everyValidator switch);
+rendered as YAML, empty when unset.
 */}}
 {{- define "connaisseur.offlineBundleVolume" -}}
 {{- $bundle := .Values.kubernetes.deployment.offlineBundle | default dict -}}
 {{- $known := list "configMap" "secret" "persistentVolumeClaim" "image" -}}
 {{- $given := list -}}
 {{- range $key, $value := $bundle -}}
-{{- if not (has $key $known) -}}
+{{- if eq $key "everyValidator" -}}
+{{- if not (kindIs "bool" $value) -}}
+{{- fail "kubernetes.deployment.offlineBundle.everyValidator must be true or false" -}}
+{{- end -}}
+{{- else if has $key $known -}}
+{{- $given = append $given $key -}}
+{{- else -}}
 {{- fail (printf "kubernetes.deployment.offlineBundle.%s: unknown source (one of configMap, secret, persistentVolumeClaim, image)" $key) -}}
 {{- end -}}
-{{- $given = append $given $key -}}
+{{- end -}}
+{{- if and (hasKey $bundle "everyValidator") (not $given) -}}
+{{- fail "kubernetes.deployment.offlineBundle.everyValidator: name a source (configMap, secret, persistentVolumeClaim or image)" -}}
 {{- end -}}
 {{- if gt (len $given) 1 -}}
 {{- fail (printf "kubernetes.deployment.offlineBundle: one source only, got %s" (join ", " $given)) -}}

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.helm import HelmError, Manifest, Renderer, find
+from tests.support.helm import HelmError, Manifest, Renderer, app_config, find
 
 pytestmark = pytest.mark.helm
 KEY = "kubernetes.deployment.offlineBundle"
@@ -57,6 +57,35 @@ def test_a_bundle_source_is_mounted_read_only_and_served_offline(
     assert "checksum/offline-bundle" in template["metadata"]["annotations"]
 
 
+def test_a_bundle_for_some_validators_is_mounted_without_offline(render: Renderer) -> None:
+    """``everyValidator: false``: the bundle is mounted, the process is not offline, and a
+    validator's own ``source`` (passed to the application as written) points at the mount."""
+    source = {"type": "bundle", "path": "/app/bundle"}
+    sets = [
+        f"{KEY}.secret.secretName=trust",
+        f"{KEY}.everyValidator=false",
+        "application.validators[0].name=shop",
+        "application.validators[0].type=cosign",
+        "application.validators[0].source.type=bundle",
+        "application.validators[0].source.path=/app/bundle",
+    ]
+    manifests = render([], sets)
+    spec = pod(manifests)["spec"]
+    (container,) = spec["containers"]
+    assert "--offline" not in container["args"]
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/app/bundle")
+    rendered = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+    assert rendered["secret"] == {"secretName": "trust"}
+    (shop,) = app_config(manifests)["validators"]
+    assert shop["source"] == source
+
+
+def test_every_validator_is_the_default(render: Renderer) -> None:
+    sets = [f"{KEY}.secret.secretName=trust", f"{KEY}.everyValidator=true"]
+    (container,) = pod(render([], sets))["spec"]["containers"]
+    assert container["args"][-2:] == ["--offline", "/app/bundle"]
+
+
 def test_without_a_bundle_nothing_changes(render: Renderer) -> None:
     template = pod(render())
     (container,) = template["spec"]["containers"]
@@ -84,6 +113,11 @@ def test_a_new_bundle_image_rolls_the_pods(render: Renderer) -> None:
         ([f"{KEY}.hostPath.path=/x"], "offlineBundle.hostPath: unknown source"),
         ([f"{KEY}.persistentVolumeClaim.readOnly=true"], "claimName is required"),
         ([f"{KEY}.image.pullPolicy=Always"], "image.reference is required"),
+        ([f"{KEY}.everyValidator=false"], "everyValidator: name a source"),
+        (
+            [f"{KEY}.secret.secretName=a", f"{KEY}.everyValidator=no"],
+            "everyValidator must be true or false",
+        ),
     ],
 )
 def test_a_wrong_bundle_block_fails_the_render(
