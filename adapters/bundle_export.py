@@ -90,8 +90,9 @@ class BundleRecorder:
     repositories: dict[str, _Repository] = field(default_factory=dict)
     guns: dict[tuple[str, str], _Gun] = field(default_factory=dict)
     rekor: dict[tuple[str, str], list[RekorEntry]] = field(default_factory=dict)
-    #: the images verified, pinned to the digest they resolved to (``context@digest`` → image)
-    subjects: dict[str, ImageReference] = field(default_factory=dict)
+    #: the images verified, pinned to the digest they resolved to (``context@digest`` → image),
+    #: and the registry each was read through (its validator's mirrors)
+    subjects: dict[str, tuple[ImageReference, Registry]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
 
     # ---------------------------------------------------------------- recording
@@ -99,11 +100,14 @@ class BundleRecorder:
     def repository(self, image: ImageReference, endpoint: Endpoint) -> _Repository:
         return self.repositories.setdefault(image.context, _Repository(endpoint=endpoint))
 
-    def subject(self, image: ImageReference, digest: str, endpoint: Endpoint) -> None:
-        """An image verified as ``digest``: its referrers are exported."""
+    def subject(
+        self, image: ImageReference, digest: str, endpoint: Endpoint, reader: Registry
+    ) -> None:
+        """An image verified as ``digest`` through ``reader``: its referrers are exported,
+        read the same way."""
         self.repository(image, endpoint)
         pinned = image.with_digest(digest)
-        self.subjects.setdefault(f"{pinned.context}@{digest}", pinned)
+        self.subjects.setdefault(f"{pinned.context}@{digest}", (pinned, reader))
 
     def manifest(
         self, image: ImageReference, reference: str, manifest: Manifest, endpoint: Endpoint
@@ -127,16 +131,15 @@ class BundleRecorder:
 
     # ---------------------------------------------------------------- completing
 
-    async def complete(
-        self, registry: Registry, notary: Notary, deadline: Deadline, max_blob_bytes: int
-    ) -> None:
+    async def complete(self, notary: Notary, deadline: Deadline, max_blob_bytes: int) -> None:
         """Add what another verification path may read: every referrer of each verified
-        image with its blobs, every Notary delegation role reachable from ``targets``.
+        image with its blobs (through the registry, and so the mirrors, the image was read
+        through), every Notary delegation role reachable from ``targets``.
 
         Raises:
             ConnaisseurError: a fetch failed for a reason other than "not there".
         """
-        for image in list(self.subjects.values()):
+        for image, registry in list(self.subjects.values()):
             endpoint = self.repositories[image.context].endpoint
             await self._referrers(registry, image, endpoint, deadline, max_blob_bytes)
         for entry in list(self.guns.values()):
@@ -322,7 +325,7 @@ class RecordingRegistry(Registry):
         manifest = await self._inner.manifest(image, reference, endpoint, deadline)
         self._recorder.manifest(image, reference, manifest, endpoint)
         if reference in (image.tag, image.digest):
-            self._recorder.subject(image, manifest.digest, endpoint)
+            self._recorder.subject(image, manifest.digest, endpoint, self)
         return manifest
 
     async def blob(
@@ -338,7 +341,7 @@ class RecordingRegistry(Registry):
     ) -> Sequence[Descriptor]:
         found = await self._inner.referrers(image, artifact_type, endpoint, deadline)
         self._recorder.referrers(image, found, endpoint)
-        self._recorder.subject(image, image.digest, endpoint)
+        self._recorder.subject(image, image.digest, endpoint, self)
         return found
 
 

@@ -125,7 +125,8 @@ class TrustDataAdapters:
             tlog = RecordingLog(tlog, recorder)
             sources = TrustDataSources()
         self._notary, self._tlog = notary, tlog
-        #: the ports through the global mirrors (a bundle export completes through them)
+        #: the ports through the global mirrors (a bundle export completes Notary data through
+        #: them; referrers through the registry each image was read through)
         self.upstream = self._upstream(self._mirrors.shared)
         self._sources = sources
         self._max_file_bytes = max_file_bytes

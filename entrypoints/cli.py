@@ -250,7 +250,7 @@ def _bundle_export(args: argparse.Namespace) -> int:
             verdicts = [await verify.execute(c, deadline) for c in commands]
             upstream = container.trust_data().upstream
             limit = container.settings().limits.max_document_bytes
-            await recorder.complete(upstream.registry, upstream.notary, deadline, limit)
+            await recorder.complete(upstream.notary, deadline, limit)
             return verdicts
 
     try:

@@ -4,10 +4,10 @@ cosign with a key, keyless under a private Sigstore with the Rekor entries bundl
 signatures, Notation, Notary v1, signatures in another repository; unsigned, wrongly signed and
 missing images) decided direct, through Debian's ``docker-registry`` as a pull-through cache,
 through a ``skopeo sync``-filled registry, and from an offline bundle written by
-``connaisseur bundle export`` — once exported direct, once through the synced registry with the
-source asked nothing — after every upstream (the origin, its front, the cache, the synced
-registry, Notary) was stopped: the same verdicts and digests every way, and not one connection
-attempt from the bundle columns.
+``connaisseur bundle export`` — exported direct, and through the synced registry as a global
+mirror and as each validator's own, with the source asked nothing — after every upstream (the
+origin, its front, the cache, the synced registry, Notary) was stopped: the same verdicts and
+digests every way, and not one connection attempt from the bundle columns.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ pytestmark = pytest.mark.integration
 ONLINE = ("direct", "pull-through cache", "skopeo-synced registry")
 EXPORTED_DIRECT = "bundle exported direct"
 EXPORTED_THROUGH_MIRROR = "bundle exported through the synced registry"
-BUNDLES = (EXPORTED_DIRECT, EXPORTED_THROUGH_MIRROR)
+EXPORTED_THROUGH_OWN_MIRRORS = "bundle exported through each validator's own mirrors"
+BUNDLES = (EXPORTED_DIRECT, EXPORTED_THROUGH_MIRROR, EXPORTED_THROUGH_OWN_MIRRORS)
 
 
 @dataclass
@@ -47,7 +48,8 @@ class Matrix:
     cases: tuple[Case, ...]
     columns: dict[str, list[Outcome]] = field(default_factory=dict)
     upstreams: list[str] = field(default_factory=list)
-    source_asked_by_mirror_export: list[Any] = field(default_factory=list)
+    #: export column → the requests the source saw while it ran (the mirror columns: none)
+    source_asked: dict[str, list[Any]] = field(default_factory=dict)
     attempts: list[str] = field(default_factory=list)
 
 
@@ -67,14 +69,15 @@ def matrix(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Matrix
         for column in ONLINE:
             config = world.config(mirrors[column])
             result.columns[column] = asyncio.run(verdicts(config, rules, world.now))
-        _export(world, with_rules(world.config(), rules), work / EXPORTED_DIRECT)
-        world.front_proxy.reset()
-        _export(
-            world,
-            with_rules(world.config(world.through_synced()), rules),
-            work / EXPORTED_THROUGH_MIRROR,
-        )
-        result.source_asked_by_mirror_export = list(world.front_proxy.requests)
+        exports = {
+            EXPORTED_DIRECT: world.config(),
+            EXPORTED_THROUGH_MIRROR: world.config(world.through_synced()),
+            EXPORTED_THROUGH_OWN_MIRRORS: _own_mirrors(world.config(), world.through_synced()),
+        }
+        for column, config in exports.items():
+            world.front_proxy.reset()
+            _export(world, with_rules(config, rules), work / column)
+            result.source_asked[column] = list(world.front_proxy.requests)
         assert world.notary is not None
         result.upstreams = [
             world.front, world.origin.host, world.cache.host, world.synced.host, world.notary.host
@@ -86,6 +89,15 @@ def matrix(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Matrix
         result.columns[column] = found
         result.attempts += attempts.seen
     return result
+
+
+def _own_mirrors(config: dict[str, Any], mirrors: list[dict[str, Any]]) -> dict[str, Any]:
+    """``config`` with ``mirrors`` on every registry-reading validator instead of globally."""
+    validators = [
+        {**v, "mirrors": mirrors} if v["type"] in {"cosign", "notation"} else v
+        for v in config["validators"]
+    ]
+    return {**config, "validators": validators}
 
 
 def _export(world: MirrorWorld, document: dict[str, Any], bundle: Path) -> None:
@@ -119,5 +131,8 @@ def test_the_bundles_were_read_with_every_upstream_stopped_and_no_network(matrix
     assert matrix.attempts == []
 
 
-def test_the_export_through_the_mirror_asked_the_source_nothing(matrix: Matrix) -> None:
-    assert matrix.source_asked_by_mirror_export == []
+def test_an_export_through_mirrors_asks_the_source_nothing(matrix: Matrix) -> None:
+    """Global or per validator, the mirrors serve the whole export, referrers included."""
+    assert matrix.source_asked[EXPORTED_DIRECT], "the direct export reads the source"
+    assert matrix.source_asked[EXPORTED_THROUGH_MIRROR] == []
+    assert matrix.source_asked[EXPORTED_THROUGH_OWN_MIRRORS] == []
