@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -46,17 +45,13 @@ from connaisseur.application.cosign import CosignValidator
 from connaisseur.application.deadline import Deadline
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from connaisseur.domain.sigstore_bundle import BUNDLE_V03
-from tests.support.cosign import Signer, image_manifest, payload, sha256, sign_layout
+from tests.support.cosign import Signer, image_manifest, payload, sign_layout
 from tests.support.fakes import FakeClock, unreachable_transparency_log
 from tests.support.oci_push import Pusher
 from tests.support.servers import registry_server, serving
 from tests.support.settings import validator_settings
-from tests.support.sigstore_bundles import EMPTY, Signing, dsse_bundle, statement
+from tests.support.sigstore_bundles import Signing, dsse_bundle, push_bundle_to, statement
 from tests.support.tls import make_tls, server_context
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 @dataclass
@@ -84,38 +79,6 @@ class Sample:
     trips_after_auth: int
 
 
-async def push_bundle_referrer(pusher: Pusher, repo: str, digest: str, bundle: bytes) -> None:
-    """The bundle as cosign v3 stores it on a registry without the referrers API."""
-    layer, config = await pusher.blob(repo, bundle), await pusher.blob(repo, EMPTY)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": BUNDLE_V03,
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2, "digest": config},
-        "layers": [{"mediaType": BUNDLE_V03, "size": len(bundle), "digest": layer}],
-        "annotations": {
-            "dev.sigstore.bundle.content": "dsse-envelope",
-            "dev.sigstore.bundle.predicateType": "https://sigstore.dev/cosign/sign/v1",
-        },
-        "subject": {"mediaType": OCI_MANIFEST, "digest": digest},
-    }
-    body = json.dumps(manifest).encode()
-    referrer = await pusher.manifest(repo, sha256(body), body, OCI_MANIFEST)
-    index = {
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            {
-                "mediaType": OCI_MANIFEST,
-                "digest": referrer,
-                "size": len(body),
-                "artifactType": BUNDLE_V03,
-            }
-        ],
-    }
-    await pusher.manifest(repo, digest.replace(":", "-"), json.dumps(index).encode(), OCI_INDEX)
-
-
 async def main(latency: float, runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -134,7 +97,7 @@ async def bench(upstream: str, backend: str, work: Path, latency: float, runs: i
             manifest, blobs = image_manifest("bundle")
             bundled = await pusher.image("bench/bundle", "1.0", manifest, blobs)
             bundle = dsse_bundle(Signing(signer), statement(bundled))
-            await push_bundle_referrer(pusher, "bench/bundle", bundled, bundle)
+            await push_bundle_to(pusher, "bench/bundle", bundled, bundle)
             manifest, blobs = image_manifest("classic")
             classic = await pusher.image("bench/classic", "1.0", manifest, blobs)
             body = payload(classic, f"{host}/bench/classic")

@@ -14,14 +14,12 @@ a pair until the other has arrived too, so a client sending them one after the o
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from connaisseur.adapters.http import HttpClient
 from connaisseur.adapters.registry import AiohttpRegistryClient
@@ -42,7 +40,7 @@ from tests.support.notation_oci import (
 )
 from tests.support.notation_signing import REAL_NOW, issue, make_ca, sign_jws, target
 from tests.support.oci_push import Pusher
-from tests.support.registry_proxy import RegistryProxy
+from tests.support.registry_proxy import PairingProxy, RegistryProxy
 from tests.support.servers import RegistryServer, registry_server, serving
 from tests.support.settings import validator_settings
 from tests.support.tls import TlsFiles, make_tls, server_context
@@ -59,27 +57,6 @@ class Signed:
     artifact: SignatureArtifact
     envelope_digest: str
     root_pem: str
-
-
-@dataclass
-class PairingProxy(RegistryProxy):
-    """Holds each request for a path in ``together`` until all of them have arrived (at most
-    2 s, then 504): requests sent one after the other never get past it."""
-
-    together: frozenset[str] = frozenset()
-    _arrived: set[str] = field(default_factory=set)
-    _all_here: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def _forward(self, request: web.Request) -> web.StreamResponse:
-        if request.path in self.together:
-            self._arrived.add(request.path)
-            if self._arrived >= self.together:
-                self._all_here.set()
-            try:
-                await asyncio.wait_for(self._all_here.wait(), timeout=2)
-            except TimeoutError:
-                return web.Response(status=504)
-        return await super()._forward(request)
 
 
 @dataclass(frozen=True)

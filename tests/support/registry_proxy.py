@@ -1,6 +1,6 @@
 """A small aiohttp proxy in front of a real registry: injected latency, request counting, and
 an optional Bearer token challenge (a stand-in token service: the Debian registry only does
-Basic auth natively)."""
+Basic auth natively); :class:`PairingProxy` also shows that requests were sent together."""
 
 from __future__ import annotations
 
@@ -67,6 +67,27 @@ class RegistryProxy:
             return web.Response(
                 status=resp.status, headers=out, body=body if request.method != "HEAD" else None
             )
+
+
+@dataclass
+class PairingProxy(RegistryProxy):
+    """Holds each request for a path in ``together`` until all of them have arrived (at most
+    2 s, then 504): requests sent one after the other never get past it."""
+
+    together: frozenset[str] = frozenset()
+    _arrived: set[str] = field(default_factory=set)
+    _all_here: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        if request.path in self.together:
+            self._arrived.add(request.path)
+            if self._arrived >= self.together:
+                self._all_here.set()
+            try:
+                await asyncio.wait_for(self._all_here.wait(), timeout=2)
+            except TimeoutError:
+                return web.Response(status=504)
+        return await super()._forward(request)
 
 
 def now() -> float:

@@ -7,8 +7,9 @@ subjects, wrong keys and identities, broken inclusion proofs, expired certificat
   iterative check in ``domain/rekor.py``);
 * :func:`statement` / :func:`dsse_bundle` / :func:`message_bundle` — bundle JSON as cosign v3
   writes it (media type v0.3 unless told otherwise);
-* :func:`push_bundle` — the bundle as an OCI 1.1 referrer of an image in a :class:`FakeRegistry`
-  (the ``sha256-<hex>`` referrers tag schema, as a registry without the API has it).
+* :func:`push_bundle` / :func:`push_bundle_to` — the bundle as an OCI 1.1 referrer of an image in
+  a :class:`FakeRegistry` or a real registry (the ``sha256-<hex>`` referrers tag schema, as a
+  registry without the API has it).
 """
 
 from __future__ import annotations
@@ -27,10 +28,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from connaisseur.domain.dsse import COSIGN_SIGN_PREDICATE, IN_TOTO_PAYLOAD_TYPE
 from connaisseur.domain.sigstore import log_id
 from connaisseur.domain.sigstore_bundle import BUNDLE_V03
-from tests.support.cosign import Signer, public_pem
+from tests.support.cosign import Signer, public_pem, sha256
 from tests.support.fake_oci_registry import FakeRegistry
+from tests.support.oci_push import Pusher
 
 EMPTY = b"{}"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 def b64(data: bytes) -> str:
@@ -242,6 +246,38 @@ def message_bundle(signing: Signing, digest: str) -> bytes:
     return json.dumps(doc).encode()
 
 
+def bundle_referrer(
+    digest: str, layer: str, size: int, config: str, predicate_type: str | None
+) -> bytes:
+    """The referrer manifest cosign v3 writes for a bundle (blob ``layer`` of ``size`` bytes)
+    signing the image ``digest``."""
+    annotations = {"dev.sigstore.bundle.content": "dsse-envelope"}
+    if predicate_type is not None:
+        annotations["dev.sigstore.bundle.predicateType"] = predicate_type
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": BUNDLE_V03,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2, "digest": config},
+        "layers": [{"mediaType": BUNDLE_V03, "size": size, "digest": layer}],
+        "annotations": annotations,
+        "subject": {"mediaType": OCI_MANIFEST, "digest": digest},
+    }
+    return json.dumps(manifest).encode()
+
+
+def referrers_index(entries: Sequence[tuple[str, int, str]] = ()) -> dict[str, Any]:
+    """A referrers index listing ``(digest, size, artifactType)`` manifests."""
+    return {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": d, "size": n, "artifactType": t}
+            for d, n, t in entries
+        ],
+    }
+
+
 def push_bundle(
     reg: FakeRegistry,
     repository: str,
@@ -255,19 +291,8 @@ def push_bundle(
     tag's index, written as cosign v3 does); returns the referrer manifest's digest."""
     layer = reg.put_blob(repository, bundle)
     config = reg.put_blob(repository, EMPTY)
-    annotations = {"dev.sigstore.bundle.content": "dsse-envelope"}
-    if predicate_type is not None:
-        annotations["dev.sigstore.bundle.predicateType"] = predicate_type
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "artifactType": BUNDLE_V03,
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2, "digest": config},
-        "layers": [{"mediaType": BUNDLE_V03, "size": len(bundle), "digest": layer}],
-        "annotations": annotations,
-        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest},
-    }
-    referrer = reg.put_manifest(repository, json.dumps(manifest).encode())
+    manifest = bundle_referrer(digest, layer, len(bundle), config, predicate_type)
+    referrer = reg.put_manifest(repository, manifest)
     _list_referrer(reg, repository, digest, referrer, listed_type)
     return referrer
 
@@ -277,24 +302,22 @@ def _list_referrer(
 ) -> None:
     tag = digest.replace(":", "-")
     path = f"{repository}/manifests/{tag}"
-    index = (
-        json.loads(reg.files[path])
-        if path in reg.files
-        else {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": [],
-        }
-    )
-    index["manifests"].append(
-        {
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": referrer,
-            "size": len(reg.files[f"{repository}/manifests/{referrer}"]),
-            "artifactType": artifact_type,
-        }
-    )
+    index = json.loads(reg.files[path]) if path in reg.files else referrers_index()
+    size = len(reg.files[f"{repository}/manifests/{referrer}"])
+    index["manifests"] += referrers_index([(referrer, size, artifact_type)])["manifests"]
     reg.put_manifest(repository, json.dumps(index).encode(), tag)
+
+
+async def push_bundle_to(pusher: Pusher, repository: str, digest: str, bundle: bytes) -> str:
+    """:func:`push_bundle` on a real registry without the referrers API (through ``pusher``):
+    the referrer manifest and the referrers tag listing only it; returns the manifest's
+    digest."""
+    layer, config = await pusher.blob(repository, bundle), await pusher.blob(repository, EMPTY)
+    body = bundle_referrer(digest, layer, len(bundle), config, COSIGN_SIGN_PREDICATE)
+    referrer = await pusher.manifest(repository, sha256(body), body, OCI_MANIFEST)
+    index = json.dumps(referrers_index([(referrer, len(body), BUNDLE_V03)])).encode()
+    await pusher.manifest(repository, digest.replace(":", "-"), index, OCI_INDEX)
+    return referrer
 
 
 def dsse_envelope(signer: Signer, payload: bytes) -> bytes:
