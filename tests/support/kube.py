@@ -33,7 +33,7 @@ from tests.support.tools import find_tool
 #: What a machine needs for the cluster tests, in the words of the skip reason.
 INSTALL_HINT = (
     "etcd (apt-get install etcd-server), kube-apiserver and kube-controller-manager v1.36 "
-    "and kubectl on PATH or in .tools/bin"
+    "and kubectl (scripts/install_helm.py) on PATH or in .tools/bin"
 )
 SERVICE_CIDR = "10.96.0.0/16"  # a configuration value only: nothing routes to it
 ISSUER = "https://kubernetes.default.svc.cluster.local"
