@@ -186,6 +186,28 @@ def test_debug_container_with_an_unsigned_image_is_denied(
     assert ephemeral(cluster, namespace, "app") == []
 
 
+# ------------------------------------------------------------------ objects being deleted
+
+
+def test_a_pod_held_by_a_finalizer_cannot_be_switched_to_an_unsigned_image(
+    cluster: Cluster, registered: Manifest, images: Images, namespace: str
+) -> None:
+    """The audit's bypass through the real API: a deleted Pod kept by a finalizer is still
+    reviewed when its image changes; dropping the finalizer (images unchanged) is not blocked."""
+    pod = workload("Pod", "held", namespace, images.ref(SIGNED))
+    pod["metadata"]["finalizers"] = ["example.com/hold"]
+    create(cluster, pod)
+    cluster.kubectl("delete", "pod/held", "-n", namespace, "--wait=false")
+    terminating = cluster.get(api_path(pod))
+    assert terminating["metadata"].get("deletionTimestamp")
+    printed = refused(cluster, *image_patch(pod, images.ref(UNSIGNED)))
+    assert printed.endswith(denial(images, UNSIGNED)), printed
+    assert images_of(cluster.get(api_path(pod)))["containers"] == [images.pinned(SIGNED)]
+    release = json.dumps([{"op": "remove", "path": "/metadata/finalizers"}])
+    cluster.kubectl("patch", "pod/held", "-n", namespace, "--type=json", "-p", release)
+    assert not cluster.exists(api_path(pod))
+
+
 # ------------------------------------------------------------------ which namespaces are reviewed
 
 
