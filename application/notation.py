@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -38,6 +38,8 @@ from connaisseur.domain.notation import (
 from connaisseur.domain.notation_envelope import (
     ARTIFACT_TYPE,
     MAX_SIGNATURE_ATTEMPTS,
+    MEDIA_TYPE_COSE,
+    MEDIA_TYPE_JWS,
     Step,
     Target,
     envelope_layer,
@@ -66,11 +68,16 @@ _PER_SIGNATURE = frozenset(
 #: co-signers in one round trip, bounded so that one image cannot take the connection pool.
 _CONCURRENT_SIGNATURES = 4
 
+#: ``verify --explain``'s name for each envelope media type (what ``--signature-format`` says).
+_ENVELOPE_FORMATS = {MEDIA_TYPE_JWS: "jws", MEDIA_TYPE_COSE: "cose"}
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NotationSignature:
-    """One signature envelope as served, with the policy and the target it is judged by."""
+    """One signature envelope as served (``where``: the referrer it came from), with the policy
+    and the target it is judged by."""
 
+    where: str
     media_type: str
     envelope: bytes = field(repr=False)
     target: Target
@@ -85,8 +92,10 @@ class _Subject(NamedTuple):
 
 
 class _Envelope(NamedTuple):
-    """A signature envelope as served: its media type and bytes."""
+    """A signature envelope as served: the signature manifest's digest, its envelope's media
+    type and bytes."""
 
+    referrer: str
     media_type: str
     blob: bytes
 
@@ -136,9 +145,12 @@ class NotationValidator(SignatureValidator[NotationSignature]):
                 if isinstance(fetched, Rejection):
                     yield fetched
                     continue
-                media_type, envelope = fetched.media_type, fetched.blob
                 yield NotationSignature(
-                    media_type=media_type, envelope=envelope, target=target, policy=policy
+                    where=f"referrer {fetched.referrer}",
+                    media_type=fetched.media_type,
+                    envelope=fetched.blob,
+                    target=target,
+                    policy=policy,
                 )
 
     def check(
@@ -167,6 +179,16 @@ class NotationValidator(SignatureValidator[NotationSignature]):
         identity = result.signing_subject.encode()
         vouches = tuple(Vouch(root, identity) for root in result.evidence.signers)
         return Judgement(digest=result.evidence.digest, vouches=vouches)
+
+    def describe(self, candidate: NotationSignature) -> Mapping[str, str]:
+        """The referrer a signature came from, its envelope format and the certificate it says
+        signed it (docs/decisions/0043-explain-every-signature.md)."""
+        return {
+            "where": candidate.where,
+            "format": _ENVELOPE_FORMATS.get(candidate.media_type, candidate.media_type),
+            "kind": "signature",
+            "signer": _signer_hint(candidate),
+        }
 
     async def _subject_and_referrers(
         self, verification: Verification, deadline: Deadline
@@ -254,7 +276,17 @@ class NotationValidator(SignatureValidator[NotationSignature]):
         layer = envelope_layer(manifest.body, digest)
         ref = BlobRef(digest=layer.digest, size=layer.size)
         blob = await self._registry.blob(image, ref, self._endpoint, deadline)
-        return _Envelope(layer.media_type, blob)
+        return _Envelope(digest, layer.media_type, blob)
+
+
+def _signer_hint(candidate: NotationSignature) -> str:
+    """Who an envelope says signed it, before it is verified: its leaf certificate."""
+    try:
+        leaf = parse_envelope(candidate.media_type, candidate.envelope).chain[0]
+    except (ConnaisseurError, IndexError):
+        return "unknown (unreadable envelope)"
+    subject, issuer = leaf.subject.rfc4514_string(), leaf.issuer.rfc4514_string()
+    return f"certificate for {subject or '?'} (issuer {issuer or '?'})"
 
 
 def _as_rejection(error: ConnaisseurError) -> Rejection:

@@ -288,3 +288,30 @@ async def test_signatures_are_fetched_concurrently_but_bounded(
         f"notation: image {IMAGE} (trust roots: default): none of 6 signatures verified; "
     )
     assert registry.most_in_flight == 4  # _CONCURRENT_SIGNATURES
+
+
+async def test_explain_names_each_signature_by_referrer_format_and_certificate(
+    pki: tuple[Signer, Signer, Signer],
+) -> None:
+    """``verify --explain`` (docs/decisions/0043-explain-every-signature.md) says which
+    signature each finding is: a bare class name told a user nothing (seen with the real
+    notation CLI, tests/integration/test_notation_real.py)."""
+    root, other, leaf = pki
+    stranger = issue(make_ca("stranger-ca"), "stranger")
+    registry = FakeRegistry()
+    digest, size = push_image(registry)
+    trusted = push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
+    foreign = push_signature(registry, digest, sign_jws(stranger, target(digest, size)), stranger)
+    garbled = push_signature(registry, digest, b"not a JWS", leaf)
+    inspection = await validator(root, other, registry).inspect(
+        ImageReference.parse(IMAGE), RuleOptions(), Deadline.after(CLOCK, 10)
+    )
+    assert inspection.trusted is not None
+    described = {f.described["where"]: f.described for f in inspection.findings}
+    assert set(described) == {f"referrer {d}" for d in (trusted, foreign, garbled)}
+    assert {d["format"] for d in described.values()} == {"jws"}
+    assert {d["kind"] for d in described.values()} == {"signature"}
+    assert described[f"referrer {trusted}"]["signer"].startswith("certificate for CN=signer")
+    assert "(issuer CN=root" in described[f"referrer {trusted}"]["signer"]
+    assert described[f"referrer {foreign}"]["signer"].startswith("certificate for CN=stranger")
+    assert described[f"referrer {garbled}"]["signer"] == "unknown (unreadable envelope)"
