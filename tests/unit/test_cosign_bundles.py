@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from connaisseur.application.cosign import NOT_COUNTED, CosignValidator
+from connaisseur.application.cosign_discovery import MAX_REFERRERS
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.pipeline import Finding
 from connaisseur.domain.errors import Category, ConnaisseurError
@@ -161,6 +162,21 @@ async def test_a_bundle_by_another_key_does_not_verify(key: Signer, other: Signe
     push_bundle(reg, REPOSITORY, digest, dsse_bundle(Signing(other), statement(digest)))
     v, clock = validator(reg, [keyed(key)])
     assert (await denied(v, clock)).category is Category.SIGNATURE_INVALID
+
+
+async def test_referrers_beyond_the_cap_are_never_fetched(key: Signer, other: Signer) -> None:
+    """A registry listing more referrers than the cap costs at most the cap in fetches; a
+    trusted signature hidden behind them is not found, so the image is denied (fail closed)."""
+    reg = FakeRegistry()
+    digest = push_image(reg, "1.0")
+    flood = dsse_bundle(Signing(other), statement(digest))
+    listed = [push_bundle(reg, REPOSITORY, digest, flood + b" " * n) for n in range(MAX_REFERRERS)]
+    hidden = push_bundle(reg, REPOSITORY, digest, dsse_bundle(Signing(key), statement(digest)))
+    v, clock = validator(reg, [keyed(key)])
+    assert (await denied(v, clock)).category is Category.SIGNATURE_INVALID
+    read = {r.rpartition("/")[2] for r in reg.requests if "/manifests/sha256:" in r}
+    assert read == set(listed)
+    assert hidden not in read
 
 
 async def test_an_attestation_announced_as_a_signature_is_not_one(key: Signer) -> None:
