@@ -109,3 +109,14 @@ class NotaryV1Validator(SignatureValidator[NotaryTrustData]):
         self._versions.remember(candidate.host, gun, evidence.versions)
         vouches = tuple(Vouch(key.name, key.key_id.encode()) for key in pinned)
         return Judgement(digest=evidence.digest, vouches=vouches)
+
+    def describe(self, candidate: NotaryTrustData) -> Mapping[str, str]:
+        """The Notary server and repository the trust data came from and the roles it holds
+        (docs/decisions/0043-explain-every-signature.md)."""
+        roles = [role for role, body in candidate.files.items() if body is not None]
+        return {
+            "where": f"{candidate.host}/{candidate.image.notary_reference}",
+            "format": "tuf",
+            "kind": "trust data",
+            "signer": "roles " + ", ".join(roles),
+        }

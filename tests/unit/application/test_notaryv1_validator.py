@@ -88,6 +88,25 @@ async def test_a_denial_names_the_validator_type_image_and_trust_roots() -> None
     )
 
 
+async def test_explain_names_the_trust_data_by_server_repository_and_roles() -> None:
+    """docs/decisions/0043-explain-every-signature.md: ``verify --explain`` says where the
+    trust data came from (it showed only the candidate's class name)."""
+    sim = NotaryV1Simulator()
+    sim.sign_tag("v1", A)
+    v = NotaryV1Validator(settings(sim), FakeNotary(sim.publish()), FakeClock(frozen=True))
+    deadline = Deadline.after(FakeClock(frozen=True), 10)
+    found = await v.inspect(ImageReference.parse("myorg/app:v1"), RuleOptions(), deadline)
+    (finding,) = found.findings
+    assert finding.described == {
+        "where": "https://notary.test/docker.io/myorg/app",
+        "format": "tuf",
+        "kind": "trust data",
+        "signer": "roles root, timestamp, snapshot, targets",  # the server has no releases
+    }
+    assert found.trusted is not None
+    assert found.trusted.digest == A
+
+
 async def test_the_pinned_trust_roots_are_the_signers() -> None:
     sim = NotaryV1Simulator()
     sim.sign_tag("v1", A)
