@@ -4,7 +4,8 @@ Starts a local registry and Notary stack (like the test fixtures), pushes a smal
 signs its ``v1`` tag with the real ``notary`` client, starts the webhook pinned to the demo
 root key, then sends two AdmissionReviews: the signed image (admitted, pinned to its digest)
 and an unsigned tag (denied, with the reason). Everything it starts is stopped at the end.
-Only 127.0.0.1 is contacted.
+Only 127.0.0.1 is contacted. It asks nothing and exits non-zero when an answer is not the one it
+promises (tests/e2e/test_demo.py runs both variants).
 
 With ``--containers`` the registry, the Notary server and signer and the webhook all run in
 containers: the servers from the locally built images, the webhook from the product image, run
@@ -34,7 +35,7 @@ import tarfile
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +219,38 @@ def show(response: dict[str, Any]) -> None:
         print("reason:  " + response["status"]["message"])
 
 
+def pinned_digest(response: dict[str, Any]) -> str | None:
+    """The digest the JSON patch pins the Pod's one image to (None: no patch)."""
+    if "patch" not in response:
+        return None
+    [operation] = json.loads(base64.b64decode(response["patch"]))
+    value: str = operation["value"]
+    return value.rpartition("@")[2] or None
+
+
+def as_expected(response: dict[str, Any], digest: str | None) -> bool:
+    """Admitted and pinned to ``digest``, or denied with a reason when ``digest`` is None."""
+    if digest is None:
+        ok = response["allowed"] is False and bool(response.get("status", {}).get("message"))
+        print(f"expected: denied -> {'ok' if ok else 'UNEXPECTED'}")
+    else:
+        ok = response["allowed"] is True and pinned_digest(response) == digest
+        print(f"expected: admitted, pinned to {digest} -> {'ok' if ok else 'UNEXPECTED'}")
+    return ok
+
+
+def send_reviews(send: Callable[[str], dict[str, Any]], cases: dict[str, str | None]) -> bool:
+    """One AdmissionReview per image; ``cases`` maps it to the digest it must be pinned to (None:
+    it must be denied). True when every answer is the expected one."""
+    ok = True
+    for image, digest in cases.items():
+        say(f"AdmissionReview for {image}")
+        response = send(image)
+        show(response)
+        ok = as_expected(response, digest) and ok
+    return ok
+
+
 def review_container(client: chart_pod.PodClient, image: str) -> dict[str, Any]:
     status, body = client.request(
         "POST", "/mutate?timeout=10s", json.dumps(review_body(image)).encode()
@@ -256,20 +289,20 @@ def main(argv: list[str] | None = None) -> int:
             root_pem = cli.root_public_pem(gun)
             config = work / "config.yaml"
             write_config(config, registry.host, ns.url, ns.ca_pem, root_pem)
-            signed, unsigned = f"{gun}:v1", f"{gun}:unsigned"
+            cases = {f"{gun}:v1": digest, f"{gun}:unsigned": None}
             if in_containers:
                 say("Starting the product image the way the chart runs it, pinned to the root key")
                 with webhook_container(config, work) as client:
-                    for image in (signed, unsigned):
-                        say(f"AdmissionReview for {image}")
-                        show(review_container(client, image))
+                    ok = send_reviews(lambda image: review_container(client, image), cases)
             else:
                 say("Starting the webhook pinned to the demo root key")
                 with webhook(config, work) as (url, context):
-                    for image in (signed, unsigned):
-                        say(f"AdmissionReview for {image}")
-                        show(review(url, context, image))
+                    ok = send_reviews(lambda image: review(url, context, image), cases)
         say(f"Stopped everything ({time.monotonic() - started:.1f}s)")
+    if not ok:
+        print("demo: an answer was not the expected one (see UNEXPECTED above)", file=sys.stderr)
+        return 1
+    print("demo: every answer as expected")
     return 0
 
 

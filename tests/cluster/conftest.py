@@ -82,6 +82,7 @@ def signer() -> Signer:
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     """Debian's docker-registry over HTTPS with a throw-away CA."""
     work = tmp_path_factory.mktemp("registry")
+    # one backend: the API server is under test; tests/integration runs this registry on both
     with registry_server(work / "registry", tls=make_tls(work / "tls")) as server:
         yield server
 

@@ -157,6 +157,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     cosign = CosignSigner(ec.generate_private_key(ec.SECP256R1()))
     root = make_ca("e2e-notation-root")
     leaf = issue(root, "e2e-notation-signer")
+    # one backend: the webhook is under test; tests/integration runs this registry on both
     with secure_registry_server(work / "secure-registry", USER, PASSWORD) as registry:
         digests = run_async(lambda: populate(registry, cosign, leaf))
         write_secrets(work / "secrets", registry.host)

@@ -112,6 +112,7 @@ def deployed(
 ) -> Iterator[Deployed]:
     work = tmp_path_factory.mktemp("chart-pod")
     signer = Signer(ec.generate_private_key(ec.SECP256R1()))
+    # one backend: the product image is under test; tests/integration runs this registry on both
     with secure_registry_server(work / "registry", USER, PASSWORD) as registry:
         digests = asyncio.run(push_images(registry, signer))
         values = work / "values.yaml"

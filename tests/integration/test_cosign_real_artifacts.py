@@ -6,8 +6,9 @@ Each cosign mode signs its own image in Debian's ``docker-registry`` (distributi
 referrers API, so referrers are found through the ``sha256-<hex>`` tag schema cosign writes):
 classic ``.sig`` (cosign v2, and v3 with ``--new-bundle-format=false``), a Sigstore bundle
 referrer (cosign v2 ``--new-bundle-format``, cosign v3's default) and a classic signature
-manifest as a referrer (cosign v2 ``--registry-referrers-mode=oci-1-1``). Attestations are SLSA
-v1 provenance predicates, classic (``.att``) and bundle. Keys, no transparency log: the rules set
+manifest as a referrer (cosign v2 ``--registry-referrers-mode=oci-1-1``). The registry runs on
+both backends (tests/integration/conftest.py). Attestations are SLSA v1 provenance predicates,
+classic (``.att``) and bundle. Keys, no transparency log: the rules set
 ``verifyInTransparencyLog: false``. Skips (one line) when the cosign binaries are not found.
 """
 
@@ -37,6 +38,7 @@ from connaisseur.domain.image import ImageReference
 from connaisseur.domain.verdict import TrustedDigest
 from tests.support.admission import admission_review, decoded_patch, pod
 from tests.support.cli import cli
+from tests.support.containers import Backend
 from tests.support.cosign import image_manifest, public_pem
 from tests.support.cosign_tools import FORMAT, SLSA_PROVENANCE_V1, Cosign, Mode, real_cosign
 from tests.support.fakes import FakeClock, unreachable_transparency_log
@@ -78,10 +80,12 @@ async def _push(url: str, repos: list[str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    cosign = real_cosign(tmp_path_factory.mktemp("cosign"))
+def world(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Iterator[World]:
+    cosign = real_cosign(tmp_path_factory.mktemp(f"cosign-{backend}"))
     repos = [*(_slug(m) for m in Mode), "both/app", "attested/classic", "attested/bundle"]
-    with registry_server(tmp_path_factory.mktemp("registry")) as registry:
+    storage = tmp_path_factory.mktemp(f"registry-{backend}")
+    with registry_server(storage, backend=backend) as registry:
+        print(f"registry backend: {registry.backend}")
         digests = asyncio.run(_push(registry.url, repos))
         found = World(registry, cosign, digests)
         for mode in Mode:

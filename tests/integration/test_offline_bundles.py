@@ -2,7 +2,8 @@
 ``skopeo copy`` (``--all`` for a multi-platform image) and ``crane pull`` from the real
 registry, Notary trust directories by the real ``notary`` client; and the other way round,
 ``skopeo`` reading what ``connaisseur bundle export`` wrote. Freshness stays honest: Notary
-metadata past its expiry is expired offline too.
+metadata past its expiry is expired offline too. The servers run on both backends
+(tests/integration/conftest.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import aiohttp
 import pytest
 
 from connaisseur.entrypoints import cli
+from tests.support.containers import Backend
 from tests.support.cosign import image_manifest, payload, sign_layout
 from tests.support.cosign import sha256 as digest_of
 from tests.support.notary_stack import NotaryCli
@@ -32,10 +34,11 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Iterator[World]:
     if shutil.which("skopeo") is None:
         pytest.skip("skopeo is not installed (scripts/system-packages.sh installs it)")
-    with signed_world(tmp_path_factory.mktemp("tools")) as running_world:
+    with signed_world(tmp_path_factory.mktemp(f"tools-{backend}"), backend) as running_world:
+        print(f"servers: {running_world.registry.backend}; {running_world.notary.backend}")
         yield running_world
 
 

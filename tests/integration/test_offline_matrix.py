@@ -8,7 +8,8 @@ The bundle column runs four ways: in process under an outbound-connection guard 
 and name look-up refused and recorded), from the same bundle flattened into a ConfigMap and laid
 out as the kubelet mounts one, as the ``connaisseur verify --offline`` command in a network
 namespace of its own (``unshare --net``: the process has no network at all), and as the webhook
-the chart runs (``serve --offline`` on that ConfigMap volume) answering one Pod per case.
+the chart runs (``serve --offline`` on that ConfigMap volume) answering one Pod per case. The
+servers run on both backends (tests/integration/conftest.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from connaisseur.adapters.bundle_export import kubernetes_object
 from connaisseur.domain.tuf import parse_expires
 from connaisseur.entrypoints import cli
 from tests.support.admission import admission_review, decoded_patch, pod
+from tests.support.containers import Backend
 from tests.support.no_network import (
     mount_like_kubernetes,
     network_namespace_prefix,
@@ -55,10 +57,11 @@ class Columns:
 
 
 @pytest.fixture(scope="module")
-def columns(tmp_path_factory: pytest.TempPathFactory) -> Columns:
-    work = tmp_path_factory.mktemp("matrix")
+def columns(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Columns:
+    work = tmp_path_factory.mktemp(f"matrix-{backend}")
     bundle = work / "bundle"
-    with signed_world(work) as world:
+    with signed_world(work, backend) as world:
+        print(f"servers: {world.registry.backend}; {world.notary.backend}")
         images = world.images()
         direct = verdicts(world.config, images)
         exported = cli.main(

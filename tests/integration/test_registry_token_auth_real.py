@@ -1,4 +1,5 @@
-"""The shared upstream authentication against Debian's ``docker-registry`` in token-auth mode.
+"""The shared upstream authentication against a real registry in token-auth mode, on both
+backends (Debian's ``docker-registry`` and its container: tests/integration/conftest.py).
 
 The registry checks every token itself (signature, issuer, audience, lifetime, access), so this
 is the Bearer flow end to end: the real challenge, our token request, the real verdict
@@ -25,24 +26,14 @@ from connaisseur.application.ports import BlobRef, Endpoint
 from connaisseur.application.settings import AuthSettings, Credentials
 from connaisseur.domain.errors import Category, VerificationError
 from connaisseur.domain.image import ImageReference
+from tests.support.containers import Backend
 from tests.support.fakes import FakeClock
 from tests.support.oci_push import Pusher
-from tests.support.servers import RegistryServer, serving
+from tests.support.servers import RegistryServer, registry_server, serving
 from tests.support.tls import TlsFiles, make_tls, server_context
-from tests.support.token_registry import (
-    SERVICE,
-    TokenService,
-    debian_registry,
-    debian_registry_available,
-    token_auth,
-)
+from tests.support.token_registry import SERVICE, TokenService, token_auth
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not debian_registry_available(), reason="docker-registry is not installed (Debian)"
-    ),
-]
+pytestmark = pytest.mark.integration
 
 LAYER = b"a layer of the token-protected image"
 CONFIG = b"{}"
@@ -76,8 +67,8 @@ def manifest() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("token-registry")
+def workdir(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Path:
+    return tmp_path_factory.mktemp(f"token-registry-{backend}")
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +77,9 @@ def tls(workdir: Path) -> TlsFiles:
 
 
 @pytest.fixture(scope="module")
-def pushed(workdir: Path, tls: TlsFiles) -> Path:
-    """The registry's storage with ``team/app:1`` pushed by an anonymous registry on it."""
-
-    data = workdir / "data"
+def pushed(workdir: Path, tls: TlsFiles, backend: Backend) -> Path:
+    """The working directory of a registry that stored ``team/app:1`` (pushed anonymously): the
+    token-auth registry serves it."""
 
     async def push(registry: RegistryServer) -> None:
         async with aiohttp.ClientSession() as session:
@@ -100,13 +90,15 @@ def pushed(workdir: Path, tls: TlsFiles) -> Path:
                 "team/app", "1", manifest(), "application/vnd.oci.image.manifest.v1+json"
             )
 
-    with debian_registry(workdir / "push", data, tls) as registry:
+    with registry_server(workdir / "registry", tls, backend=backend) as registry:
         asyncio.run(push(registry))
-    return data
+    return workdir / "registry"
 
 
 @pytest.fixture
-async def stack(workdir: Path, tls: TlsFiles, pushed: Path) -> AsyncIterator[Stack]:
+async def stack(
+    workdir: Path, tls: TlsFiles, pushed: Path, backend: Backend
+) -> AsyncIterator[Stack]:
     tokens = TokenService(
         users={"alice": ALICE.password}, grants={"alice": frozenset({"team/app"})}
     )
@@ -114,8 +106,8 @@ async def stack(workdir: Path, tls: TlsFiles, pushed: Path) -> AsyncIterator[Sta
     bundle.write_bytes(tokens.bundle_pem())
     async with serving(tokens.app(), server_context(tls.cert_file, tls.key_file)) as realm_base:
         auth = token_auth(f"{realm_base}/token", bundle)
-        with debian_registry(workdir / "serve", pushed, tls, auth) as registry:
-            print(f"registry backend: {registry.backend}")
+        with registry_server(pushed, tls, backend=backend, token=auth) as registry:
+            print(f"registry backend: {registry.backend} (token auth)")
             yield Stack(registry, tokens, tls, "sha256:" + hashlib.sha256(manifest()).hexdigest())
 
 

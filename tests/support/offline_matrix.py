@@ -2,7 +2,8 @@
 every upstream stopped): a real registry and a real Notary stack on 127.0.0.1, images signed
 with cosign keys, cosign keyless (a test Fulcio, Rekor entries in the signature's bundle),
 Notation (JWS) and Notary v1 (the real ``notary`` client, with a delegation), and one
-configuration whose policy sends each repository to its validator.
+configuration whose policy sends each repository to its validator. The servers run on either
+backend (tests/support/containers.py).
 
 :func:`signed_world` yields it while the servers run; the caller stops them by leaving the block.
 """
@@ -28,6 +29,7 @@ from connaisseur.application.deadline import Deadline
 from connaisseur.application.verify import VerifyImageCommand
 from connaisseur.config.container import build_container, running
 from connaisseur.config.loader import load_settings
+from tests.support.containers import Backend
 from tests.support.cosign import FakeRekor, Signer, image_manifest, payload, sign_layout
 from tests.support.fulcio import FakeFulcio
 from tests.support.notary_stack import NotaryCli, NotaryStack, notary_stack
@@ -88,11 +90,12 @@ class World:
 
 
 @contextlib.contextmanager
-def signed_world(workdir: Path) -> Iterator[World]:
-    """Start the servers, sign everything, write the configuration; stop when the block ends."""
+def signed_world(workdir: Path, backend: Backend | None = None) -> Iterator[World]:
+    """Start the servers on ``backend``, sign everything, write the configuration; stop when the
+    block ends."""
     with (
-        registry_server(workdir / "registry", backend="binaries") as registry,
-        notary_stack(workdir / "notary", backend="binaries") as notary,
+        registry_server(workdir / "registry", backend=backend) as registry,
+        notary_stack(workdir / "notary", backend) as notary,
     ):
         world = World(registry=registry, notary=notary, config=workdir / "config.yaml")
         material = asyncio.run(_sign_registry_content(world))

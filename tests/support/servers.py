@@ -37,6 +37,27 @@ class RegistryServer:
         return f"{self.scheme}://{self.host}"
 
 
+@dataclass(frozen=True)
+class TokenAuth:
+    """A registry's ``auth.token`` section: it trusts tokens signed by ``rootcertbundle``'s
+    certificate and sends clients to ``realm`` for them."""
+
+    realm: str
+    service: str
+    issuer: str
+    rootcertbundle: Path
+
+    def lines(self) -> list[str]:
+        return [
+            "auth:",
+            "  token:",
+            f"    realm: {self.realm}",
+            f"    service: {self.service}",
+            f"    issuer: {self.issuer}",
+            f"    rootcertbundle: {self.rootcertbundle}",
+        ]
+
+
 @contextlib.contextmanager
 def registry_server(
     workdir: Path,
@@ -44,10 +65,14 @@ def registry_server(
     htpasswd: Path | None = None,
     backend: Backend | None = None,
     proxy_remote: str | None = None,
+    token: TokenAuth | None = None,
 ) -> Iterator[RegistryServer]:
     """A CNCF distribution registry (Debian's ``docker-registry`` 2.8, or an image that takes
-    ``serve CONFIG`` like ``registry:2``) with filesystem storage under ``workdir``;
-    ``proxy_remote`` makes it a pull-through cache of that registry (``proxy.remoteurl``)."""
+    ``serve CONFIG`` like ``registry:2``) with filesystem storage under ``workdir`` (a registry
+    started later on the same ``workdir`` serves what this one stored); ``proxy_remote`` makes
+    it a pull-through cache of that registry (``proxy.remoteurl``), ``token`` a token-auth one."""
+    if htpasswd is not None and token is not None:
+        raise ValueError("a registry has one auth section: htpasswd or token")
     ran = containers.resolve(backend, [containers.REGISTRY])
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -67,6 +92,9 @@ def registry_server(
     if htpasswd is not None:
         lines += ["auth:", "  htpasswd:", "    realm: test-registry", f"    path: {htpasswd}"]
         mounts.append(htpasswd.parent)
+    if token is not None:
+        lines += token.lines()
+        mounts.append(token.rootcertbundle.parent)
     if proxy_remote is not None:
         lines += ["proxy:", f"  remoteurl: {proxy_remote}"]
     config = workdir / "config.yml"

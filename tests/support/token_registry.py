@@ -1,4 +1,5 @@
-"""Debian's ``docker-registry`` in token-auth mode, and the token service it trusts.
+"""The token service a registry in token-auth mode trusts (``registry_server(token=...)``:
+Debian's ``docker-registry`` or its container).
 
 The registry (distribution 2.8) verifies every Bearer token itself: an ES256 JWT whose ``x5c``
 certificate is in the registry's ``rootcertbundle``, with issuer, audience, lifetime and the
@@ -9,12 +10,10 @@ proxy. :class:`TokenService` issues those tokens to users it knows, for the pull
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import json
-import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from tests.support.servers import RegistryServer, free_port, running
-from tests.support.tls import TlsFiles, certificate
+from tests.support.servers import TokenAuth
+from tests.support.tls import certificate
 
 ISSUER = "connaisseur-test-issuer"
 SERVICE = "test-registry"
@@ -108,51 +107,7 @@ class TokenService:
         return f"{signing_input}.{_b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
 
-def debian_registry_available() -> bool:
-    return shutil.which("docker-registry") is not None
-
-
-@contextlib.contextmanager
-def debian_registry(
-    workdir: Path, data: Path, tls: TlsFiles, auth: list[str] | None = None
-) -> Iterator[RegistryServer]:
-    """Debian's ``docker-registry`` over HTTPS on ``data``; ``auth`` are the config's lines
-    under ``auth:`` (none: anonymous push and pull)."""
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
-    port = free_port()
-    workdir.mkdir(parents=True, exist_ok=True)
-    lines = [
-        "version: 0.1",
-        "log: {level: warn}",
-        "storage:",
-        f"  filesystem: {{rootdirectory: {data}}}",
-        "http:",
-        f"  addr: 127.0.0.1:{port}",
-        "  tls:",
-        f"    certificate: {tls.cert_file}",
-        f"    key: {tls.key_file}",
-    ]
-    if auth:
-        lines += ["auth:", *(f"  {line}" for line in auth)]
-    config = workdir / f"config-{port}.yml"
-    config.write_text("\n".join(lines) + "\n")
-    with running([binary, "serve", str(config)], port, workdir / f"registry-{port}.log"):
-        yield RegistryServer(
-            host=f"127.0.0.1:{port}",
-            scheme="https",
-            ca_pem=tls.ca_pem,
-            backend="debian docker-registry (token auth)" if auth else "debian docker-registry",
-        )
-
-
-def token_auth(realm: str, bundle: Path) -> list[str]:
-    """The ``auth:`` lines of a registry that trusts tokens signed by ``bundle``'s certificate."""
-    return [
-        "token:",
-        f"  realm: {realm}",
-        f"  service: {SERVICE}",
-        f"  issuer: {ISSUER}",
-        f"  rootcertbundle: {bundle}",
-    ]
+def token_auth(realm: str, bundle: Path) -> TokenAuth:
+    """The ``auth:`` of a registry that trusts tokens signed by ``bundle``'s certificate
+    (:class:`TokenService`'s) and sends clients to ``realm`` for them."""
+    return TokenAuth(realm=realm, service=SERVICE, issuer=ISSUER, rootcertbundle=bundle)
