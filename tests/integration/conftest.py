@@ -3,13 +3,15 @@ once in containers (tests/support/containers.py), so both paths are proven, not 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from tests.support import containers
 from tests.support.containers import Backend
+from tests.support.registry_proxy import Proxied, pairing_proxy
 from tests.support.servers import RegistryServer, registry_server
+from tests.support.tls import TlsFiles, make_tls
 
 
 @pytest.fixture(scope="module", params=containers.BACKENDS)
@@ -29,3 +31,17 @@ def plain_registry(
     with registry_server(tmp_path_factory.mktemp("plain"), backend=backend) as server:
         print(f"registry backend: {server.backend} (plain HTTP)")
         yield server
+
+
+@pytest.fixture(scope="module")
+def proxy_tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """The certificate of the module's HTTPS proxies (its CA is what a validator trusts)."""
+    return make_tls(tmp_path_factory.mktemp("proxy-tls"))
+
+
+@pytest.fixture
+async def proxied(plain_registry: RegistryServer, proxy_tls: TlsFiles) -> AsyncIterator[Proxied]:
+    """A counting, pairing HTTPS proxy demanding a Bearer token in front of the module's
+    registry (tests/support/registry_proxy.py)."""
+    async with pairing_proxy(plain_registry.url, proxy_tls) as running:
+        yield running

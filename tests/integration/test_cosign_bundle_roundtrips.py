@@ -12,9 +12,7 @@ one after the other fails.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -26,15 +24,13 @@ from connaisseur.application.cosign import CosignValidator
 from connaisseur.application.deadline import Deadline
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from tests.support.containers import Backend
 from tests.support.cosign import Signer, image_manifest
 from tests.support.fakes import FakeClock, unreachable_transparency_log
 from tests.support.oci_push import Pusher
-from tests.support.registry_proxy import PairingProxy
-from tests.support.servers import RegistryServer, registry_server, serving
+from tests.support.registry_proxy import PairingProxy, Proxied
+from tests.support.servers import RegistryServer
 from tests.support.settings import validator_settings
 from tests.support.sigstore_bundles import Signing, dsse_bundle, push_bundle_to, statement
-from tests.support.tls import TlsFiles, make_tls, server_context
 
 pytestmark = pytest.mark.integration
 CLOCK = FakeClock()
@@ -49,38 +45,9 @@ class Signed:
     public_pem: str
 
 
-@dataclass(frozen=True)
-class Proxied:
-    proxy: PairingProxy
-    host: str
-    ca_pem: str
-
-
-@pytest.fixture(scope="module")
-def registry(
-    tmp_path_factory: pytest.TempPathFactory, backend: Backend
-) -> Iterator[RegistryServer]:
-    work = tmp_path_factory.mktemp("cosign-bundle-roundtrips")
-    with registry_server(work / f"registry-{backend}", backend=backend) as server:
-        print(f"registry backend: {server.backend} (behind an HTTPS counting proxy)")
-        yield server
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    return make_tls(Path(tmp_path_factory.mktemp("cosign-bundle-tls")))
-
-
 @pytest.fixture
-async def proxied(registry: RegistryServer, tls: TlsFiles) -> AsyncIterator[Proxied]:
-    proxy = PairingProxy(registry.url, bearer=True)
-    async with serving(proxy.app(), server_context(tls.cert_file, tls.key_file)) as url:
-        yield Proxied(proxy=proxy, host=url.removeprefix("https://"), ca_pem=tls.ca_pem)
-
-
-@pytest.fixture
-async def signed(registry: RegistryServer, session: aiohttp.ClientSession) -> Signed:
-    pusher = Pusher(session, registry.url)
+async def signed(plain_registry: RegistryServer, session: aiohttp.ClientSession) -> Signed:
+    pusher = Pusher(session, plain_registry.url)
     manifest, blobs = image_manifest("cosign bundle round trips")
     digest = await pusher.image(REPO, "1.0", manifest, blobs)
     signer = Signer(ec.generate_private_key(ec.SECP256R1()))

@@ -14,9 +14,7 @@ a pair until the other has arrived too, so a client sending them one after the o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -27,7 +25,6 @@ from connaisseur.application.deadline import Deadline
 from connaisseur.application.notation import NotationValidator
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
-from tests.support.containers import Backend
 from tests.support.cosign import image_manifest, sha256
 from tests.support.fakes import FakeClock
 from tests.support.notation_oci import (
@@ -40,10 +37,9 @@ from tests.support.notation_oci import (
 )
 from tests.support.notation_signing import REAL_NOW, issue, make_ca, sign_jws, target
 from tests.support.oci_push import Pusher
-from tests.support.registry_proxy import PairingProxy, RegistryProxy
-from tests.support.servers import RegistryServer, registry_server, serving
+from tests.support.registry_proxy import Proxied, RegistryProxy
+from tests.support.servers import RegistryServer
 from tests.support.settings import validator_settings
-from tests.support.tls import TlsFiles, make_tls, server_context
 
 pytestmark = pytest.mark.integration
 CLOCK = FakeClock(REAL_NOW)
@@ -59,40 +55,9 @@ class Signed:
     root_pem: str
 
 
-@dataclass(frozen=True)
-class Proxied:
-    proxy: PairingProxy
-    host: str
-    ca_pem: str
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("notation-roundtrips")
-
-
-@pytest.fixture(scope="module")
-def registry(work: Path, backend: Backend) -> Iterator[RegistryServer]:
-    with registry_server(work / f"registry-{backend}", backend=backend) as server:
-        print(f"registry backend: {server.backend} (behind an HTTPS counting proxy)")
-        yield server
-
-
-@pytest.fixture(scope="module")
-def tls(work: Path) -> TlsFiles:
-    return make_tls(work / "tls")
-
-
 @pytest.fixture
-async def proxied(registry: RegistryServer, tls: TlsFiles) -> AsyncIterator[Proxied]:
-    proxy = PairingProxy(registry.url, bearer=True)
-    async with serving(proxy.app(), server_context(tls.cert_file, tls.key_file)) as url:
-        yield Proxied(proxy=proxy, host=url.removeprefix("https://"), ca_pem=tls.ca_pem)
-
-
-@pytest.fixture
-async def signed(registry: RegistryServer, session: aiohttp.ClientSession) -> Signed:
-    push = Pusher(session, registry.url)
+async def signed(plain_registry: RegistryServer, session: aiohttp.ClientSession) -> Signed:
+    push = Pusher(session, plain_registry.url)
     manifest, blobs = image_manifest("notation round trips")
     digest = await push.image(REPO, "1.0", manifest, blobs)
     subject = Subject(digest=digest, size=len(manifest), media_type=DOCKER_MANIFEST)

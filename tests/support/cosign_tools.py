@@ -10,15 +10,13 @@ and is only warned about), keys made by ``cosign generate-key-pair``.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 import pytest
 
-from tests.support.tools import find_tool
+from tests.support.tools import find_tool, run_tool
 
 PASSWORD = "connaisseur-test"
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
@@ -76,25 +74,13 @@ class Cosign:
 
     def _run(self, binary: Path, *args: str) -> str:
         env = {
-            "PATH": os.environ.get("PATH", ""),
             "HOME": str(self.work / "home"),
             "TUF_ROOT": str(self.work / "home" / "tuf"),
             "COSIGN_PASSWORD": PASSWORD,
             "COSIGN_EXPERIMENTAL": "1",
             "COSIGN_YES": "true",
         }
-        done = subprocess.run(
-            [str(binary), *args],
-            cwd=self.work,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise AssertionError(f"{binary.name} {' '.join(args)} failed:\n{done.stderr}")
-        return done.stdout
+        return run_tool(binary, args, self.work, env)
 
     def sign(self, mode: Mode, image: str) -> None:
         """Sign ``image`` (``host/repo@sha256:…``) in ``mode``."""

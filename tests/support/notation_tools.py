@@ -8,14 +8,12 @@ plain HTTP on 127.0.0.1, hence ``--insecure-registry``.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.support.tools import find_tool
+from tests.support.tools import find_tool, run_tool
 
 
 @dataclass(frozen=True)
@@ -27,23 +25,11 @@ class Notation:
 
     def run(self, *args: str) -> str:
         env = {
-            "PATH": os.environ.get("PATH", ""),
             "HOME": str(self.work / "home"),
             "XDG_CONFIG_HOME": str(self.work / "config"),
             "XDG_CACHE_HOME": str(self.work / "cache"),
         }
-        done = subprocess.run(
-            [str(self.binary), *args],
-            cwd=self.work,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise AssertionError(f"notation {' '.join(args)} failed:\n{done.stderr}")
-        return done.stdout
+        return run_tool(self.binary, args, self.work, env)
 
     @property
     def version(self) -> str:

@@ -5,11 +5,16 @@ Basic auth natively); :class:`PairingProxy` also shows that requests were sent t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
+
+from tests.support.servers import serving
+from tests.support.tls import TlsFiles, server_context
 
 _HOP_HEADERS = {"host", "authorization", "transfer-encoding", "content-length", "connection"}
 TOKEN = "proxy-token-1"
@@ -88,6 +93,23 @@ class PairingProxy(RegistryProxy):
             except TimeoutError:
                 return web.Response(status=504)
         return await super()._forward(request)
+
+
+@dataclass(frozen=True)
+class Proxied:
+    """A :class:`PairingProxy` demanding a Bearer token, served over HTTPS, as a client
+    reaches it."""
+
+    proxy: PairingProxy
+    host: str
+    ca_pem: str
+
+
+@contextlib.asynccontextmanager
+async def pairing_proxy(upstream: str, tls: TlsFiles) -> AsyncIterator[Proxied]:
+    proxy = PairingProxy(upstream, bearer=True)
+    async with serving(proxy.app(), server_context(tls.cert_file, tls.key_file)) as url:
+        yield Proxied(proxy=proxy, host=url.removeprefix("https://"), ca_pem=tls.ca_pem)
 
 
 def now() -> float:

@@ -8,9 +8,11 @@ elsewhere has no such folder: the tool is then missing and the caller skips, nam
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,3 +55,20 @@ def find_tool(name: str) -> Path | None:
             timeout=300,
         )
     return local if local.is_file() else None
+
+
+def run_tool(binary: Path, args: tuple[str, ...], work: Path, env: Mapping[str, str]) -> str:
+    """Run an upstream tool in the sandbox ``work`` with only ``PATH`` and ``env`` set (so it
+    never reads the user's home); its stdout, or an assertion naming what it printed."""
+    done = subprocess.run(
+        [str(binary), *args],
+        cwd=work,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"{binary.name} {' '.join(args)} failed:\n{done.stderr}")
+    return done.stdout
