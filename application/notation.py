@@ -91,7 +91,7 @@ class _Subject(NamedTuple):
     referrers: Sequence[Descriptor]
 
 
-class _Envelope(NamedTuple):
+class _ServedEnvelope(NamedTuple):
     """A signature envelope as served: the signature manifest's digest, its envelope's media
     type and bytes."""
 
@@ -237,7 +237,7 @@ class NotationValidator(SignatureValidator[NotationSignature]):
 
     async def _envelopes(
         self, image: ImageReference, batch: Sequence[Descriptor], deadline: Deadline
-    ) -> AsyncGenerator[_Envelope | Rejection, None]:
+    ) -> AsyncGenerator[_ServedEnvelope | Rejection, None]:
         """The batch's envelopes, fetched concurrently (bounded) and yielded in order; one
         that cannot be fetched is a rejection. Fetches not yet done when the consumer stops
         are cancelled.
@@ -247,7 +247,7 @@ class NotationValidator(SignatureValidator[NotationSignature]):
         """
         limit = asyncio.Semaphore(_CONCURRENT_SIGNATURES)
 
-        async def fetch(descriptor: Descriptor) -> _Envelope:
+        async def fetch(descriptor: Descriptor) -> _ServedEnvelope:
             async with limit:
                 return await self._envelope(image, descriptor, deadline)
 
@@ -267,7 +267,7 @@ class NotationValidator(SignatureValidator[NotationSignature]):
 
     async def _envelope(
         self, image: ImageReference, descriptor: Descriptor, deadline: Deadline
-    ) -> _Envelope:
+    ) -> _ServedEnvelope:
         """The signature manifest's single envelope layer."""
         digest = descriptor.digest
         if digest is None or not is_digest(digest):
@@ -276,7 +276,7 @@ class NotationValidator(SignatureValidator[NotationSignature]):
         layer = envelope_layer(manifest.body, digest)
         ref = BlobRef(digest=layer.digest, size=layer.size)
         blob = await self._registry.blob(image, ref, self._endpoint, deadline)
-        return _Envelope(digest, layer.media_type, blob)
+        return _ServedEnvelope(digest, layer.media_type, blob)
 
 
 def _signer_hint(candidate: NotationSignature) -> str:

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from connaisseur.entrypoints.tls import throwaway_certificate
+from connaisseur.entrypoints.tls import CertificateFiles, throwaway_certificate
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -194,7 +194,7 @@ DENY = Variant("deny", DENIED_IMAGES, allowed=False)
 # ---------------------------------------------------------------- servers
 
 
-def make_certificate(folder: Path) -> tuple[Path, Path]:
+def make_certificate(folder: Path) -> CertificateFiles:
     """The webhook's own throw-away certificate (self-signed P-256, 127.0.0.1 and localhost)."""
     return throwaway_certificate(folder)
 

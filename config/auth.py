@@ -201,5 +201,12 @@ def _rekey(
 ) -> tuple[tuple[str, Credentials], ...]:
     if validator_type != "notaryv1" or not host:
         return entries
-    target = _normalise(host)
-    return tuple((target if key == EMPTY_AUTH else key, creds) for key, creds in entries)
+    return keyed_to(entries, _normalise(host))
+
+
+def keyed_to(
+    entries: tuple[tuple[str, Credentials], ...], registry: str
+) -> tuple[tuple[str, Credentials], ...]:
+    """``entries`` with the credentials that name no registry (``EMPTYAUTH``) keyed to
+    ``registry``: the one upstream they can be meant for (a Notary host, a mirror endpoint)."""
+    return tuple((registry if key == EMPTY_AUTH else key, creds) for key, creds in entries)

@@ -6,9 +6,12 @@ with its own ``cert`` and ``auth`` and the ``capabilities`` containerd's ``hosts
 host (``pull``: content by digest; ``resolve``: tags and other mutable names); the source itself
 is tried last unless ``fallbackToSource: false``.
 
-Everything is checked here, once: URLs (docs/decisions/0013-strict-configuration.md), the
-repository prefixes, certificates, credentials (never over plain HTTP to the network,
-docs/decisions/0026-upstream-credentials-and-redirects.md). Only the composition root reads the
+Everything is checked once, when the configuration loads, each part by the one rule the whole
+configuration has for it (docs/decisions/0013-strict-configuration.md): URLs by
+``config.url_checks``, certificates by ``config.validators.parse_certificates``, ``auth`` by
+``config.auth``; here only what is a mirror's own: sources, repository prefixes, capabilities
+and credentials never sent over plain HTTP to the network
+(docs/decisions/0026-upstream-credentials-and-redirects.md). Only the composition root reads the
 result; the application never sees a mirror.
 """
 
@@ -18,17 +21,18 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from connaisseur.application.settings import EMPTY_AUTH, AuthSettings
+from connaisseur.application.settings import AuthSettings
 from connaisseur.config import schema
-from connaisseur.config.auth import load_auth
-from connaisseur.config.url_checks import url_problem
-from connaisseur.domain.errors import ConfigError, ConnaisseurError
+from connaisseur.config.auth import keyed_to, load_auth
+from connaisseur.config.url_checks import checked_base_url, invalid_url
+from connaisseur.config.validators import parse_certificates
+from connaisseur.domain.errors import ConfigError
 from connaisseur.domain.image import DOCKER_HUB, DOCKER_HUB_ALIASES, is_valid_registry
 from connaisseur.domain.trust import Certificates
-from connaisseur.domain.urls import SafeUrl, is_loopback
+from connaisseur.domain.urls import is_loopback
 
 #: A repository prefix: path components as the reference grammar allows them.
 _PREFIX = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
@@ -120,7 +124,7 @@ def _mirror(raw: Mapping[str, Any], secrets_dir: Path | None, path: str) -> Mirr
     problems: list[str] = []
     source = None
     try:
-        source = parse_source(str(raw["source"]), f"{path}.source")
+        source = parse_mirror_source(str(raw["source"]), f"{path}.source")
     except ConfigError as e:
         problems.extend(e.problems)
     endpoints = []
@@ -142,7 +146,7 @@ def _mirror(raw: Mapping[str, Any], secrets_dir: Path | None, path: str) -> Mirr
     return Mirror(source=source, endpoints=tuple(endpoints), fallback_to_source=fallback)
 
 
-def parse_source(value: str, path: str) -> str:
+def parse_mirror_source(value: str, path: str) -> str:
     """``registry[/repository-prefix]``, with Docker Hub spelt ``index.docker.io`` as image
     references are (``docker.io/library`` → ``index.docker.io/library``).
 
@@ -160,42 +164,46 @@ def parse_source(value: str, path: str) -> str:
 
 
 def _endpoint(raw: Mapping[str, Any], secrets_dir: Path | None, path: str) -> MirrorEndpoint:
-    scheme, registry, prefix = _split_url(str(raw["url"]), f"{path}.url")
+    url = _endpoint_url(str(raw["url"]), f"{path}.url")
     capabilities = set(raw.get("capabilities") or ("pull", "resolve"))
     if "pull" not in capabilities:
         raise ConfigError(f"{path}.capabilities: without pull the endpoint would never be read")
-    cert = raw.get("cert")
-    try:
-        certificates = Certificates.parse(cert) if cert is not None else None
-    except ConnaisseurError as e:
-        raise ConfigError(f"{path}.cert: invalid certificate ({e.message})") from e
-    auth = _auth(raw.get("auth"), secrets_dir, registry, f"{path}.auth")
-    if auth.credentials and scheme == "http" and not is_loopback(registry):
+    certificates = parse_certificates(raw.get("cert"), f"{path}.cert")
+    auth = _auth(raw.get("auth"), secrets_dir, url.registry, f"{path}.auth")
+    if auth.credentials and url.scheme == "http" and not is_loopback(url.registry):
         raise ConfigError(
-            f"{path}.auth: credentials are never sent over plain HTTP to {registry}; use https"
+            f"{path}.auth: credentials are never sent over plain HTTP to {url.registry}; use https"
         )
     return MirrorEndpoint(
-        scheme=scheme,
-        registry=registry,
-        prefix=prefix,
+        scheme=url.scheme,
+        registry=url.registry,
+        prefix=url.prefix,
         cert=certificates,
         auth=auth,
         resolve="resolve" in capabilities,
     )
 
 
-def _split_url(value: str, path: str) -> tuple[str, str, str]:
-    """``(scheme, host[:port], repository prefix)`` of an endpoint URL (``https://`` when
-    no scheme is given)."""
-    url = value if "://" in value else "https://" + value
-    problem = url_problem(url, base=True)
+class EndpointUrl(NamedTuple):
+    """An endpoint URL, checked and taken apart."""
+
+    scheme: str  # "https" (also when the URL names none) or "http"
+    registry: str  # host[:port], lower case
+    prefix: str  # the repository prefix its path names ("" for none)
+
+
+def _endpoint_url(value: str, path: str) -> EndpointUrl:
+    """An endpoint URL: a base URL whose path, if any, is a repository prefix.
+
+    Raises:
+        ConfigError: not a base URL (config.url_checks), or a path that is no repository prefix.
+    """
+    url = checked_base_url(value, path)
     parts = urlsplit(url)
-    prefix = parts.path.strip("/") if problem is None else ""
-    if problem is None and prefix and not _PREFIX.fullmatch(prefix):
-        problem = "its path is not a repository prefix"
-    if problem is not None:
-        raise ConfigError(f"{path}: invalid URL {str(SafeUrl.of(url))!r}: {problem}")
-    return parts.scheme, parts.netloc.lower(), prefix
+    prefix = parts.path.strip("/")
+    if prefix and not _PREFIX.fullmatch(prefix):
+        raise invalid_url(path, url, "its path is not a repository prefix")
+    return EndpointUrl(scheme=parts.scheme, registry=parts.netloc.lower(), prefix=prefix)
 
 
 def _auth(
@@ -203,9 +211,4 @@ def _auth(
 ) -> AuthSettings:
     """The endpoint's ``auth``; credentials that name no registry are this endpoint's."""
     auth = load_auth(raw, secrets_dir, path)
-    return replace(
-        auth,
-        credentials=tuple(
-            (registry if key == EMPTY_AUTH else key, creds) for key, creds in auth.credentials
-        ),
-    )
+    return replace(auth, credentials=keyed_to(auth.credentials, registry))

@@ -1,4 +1,5 @@
-"""The one URL rule of the configuration: Notary hosts, Rekor hosts and alert receivers.
+"""The one URL rule of the configuration: Notary hosts, Rekor hosts, mirror endpoints and alert
+receivers.
 
 Every URL the configuration names is checked here, once, when the configuration loads; the
 code that later uses the URL takes it as given.
@@ -52,8 +53,23 @@ def base_url(value: str, path: str) -> str:
     Raises:
         ConfigError: the URL is unusable; the message names ``path`` and the reason.
     """
+    return checked_base_url(value, path).rstrip("/")
+
+
+def checked_base_url(value: str, path: str) -> str:
+    """``value`` as a base URL, ``https://`` added when no scheme is given, its path as given.
+
+    Raises:
+        ConfigError: the URL is unusable (:func:`invalid_url`).
+    """
     url = value if "://" in value else "https://" + value
     problem = url_problem(url, base=True)
     if problem is not None:
-        raise ConfigError(f"{path}: invalid URL {str(SafeUrl.of(url))!r}: {problem}")
-    return url.rstrip("/")
+        raise invalid_url(path, url, problem)
+    return url
+
+
+def invalid_url(path: str, url: str, problem: str) -> ConfigError:
+    """The error for a configured URL at ``path`` that cannot be used, and why; the URL shown
+    without credentials (docs/decisions/0027-urls-without-credentials.md)."""
+    return ConfigError(f"{path}: invalid URL {str(SafeUrl.of(url))!r}: {problem}")

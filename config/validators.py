@@ -126,13 +126,13 @@ def parse_repository(value: str, path: str) -> str:
         ConfigError: not a repository.
     """
     try:
-        registry, repository = split_repository(value)
+        name = split_repository(value)
     except InvalidReferenceError as e:
         raise ConfigError(
             f"{path}: {value[:120]!r} is not a repository (registry/repository, without tag or "
             f"digest): {e.message}"
         ) from e
-    return f"{registry}/{repository}"
+    return f"{name.registry}/{name.repository}"
 
 
 def _keyless_needs_authorities(

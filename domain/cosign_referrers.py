@@ -17,7 +17,8 @@ from typing import Any
 
 from connaisseur.domain import jsondoc
 from connaisseur.domain.cosign_layout import SIGNATURE_ARTIFACT_TYPE, LayerDescriptor
-from connaisseur.domain.dsse import COSIGN_SIGN_PREDICATE, malformed
+from connaisseur.domain.dsse import COSIGN_SIGN_PREDICATE
+from connaisseur.domain.errors import malformed_trust_data
 from connaisseur.domain.oci import Descriptor
 from connaisseur.domain.sigstore_bundle import BUNDLE_MEDIA_TYPES
 
@@ -61,9 +62,9 @@ class ReferrerManifest:
         try:
             manifest = jsondoc.loads(body)
         except ValueError as e:
-            raise malformed("a referrer manifest is not JSON") from e
+            raise malformed_trust_data("a referrer manifest is not JSON") from e
         if not isinstance(manifest, dict):
-            raise malformed("a referrer manifest is not a JSON object")
+            raise malformed_trust_data("a referrer manifest is not a JSON object")
         annotations = _mapping(manifest.get("annotations"))
         predicate = annotations.get(BUNDLE_PREDICATE_ANNOTATION)
         return cls(

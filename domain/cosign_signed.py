@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from connaisseur.domain.cosign_layout import AttestationLayer, SignatureLayer, SimpleSigningPayload
-from connaisseur.domain.dsse import COSIGN_SIGN_PREDICATE, Envelope, Statement
+from connaisseur.domain.dsse import COSIGN_SIGN_PREDICATE, DsseEnvelope, Statement
 from connaisseur.domain.errors import Category, Rejection, TrustRootError, VerificationError
 from connaisseur.domain.rekor import Logged, RekorEntry
 from connaisseur.domain.sigstore import Stage, verify_raw_signature
@@ -186,9 +186,9 @@ class ClassicAttestation(_ClassicAnnotations):
         self._bundle = layer.bundle
 
     @cached_property
-    def _envelope(self) -> Envelope:
+    def _envelope(self) -> DsseEnvelope:
         try:
-            return Envelope.parse(self.layer.envelope)
+            return DsseEnvelope.parse(self.layer.envelope)
         except VerificationError as e:
             raise Rejection(e.message, category=e.category, stage=Stage.PAYLOAD) from e
 
@@ -267,14 +267,14 @@ class BundleSigned(Signed):
         )
 
 
-def _predicate_type(envelope: Envelope) -> str | None:
+def _predicate_type(envelope: DsseEnvelope) -> str | None:
     try:
         return Statement.parse(envelope).predicate_type
     except VerificationError:
         return None  # judged (and rejected) as a signature, at the payload step
 
 
-def _statement_claims(envelope: Envelope) -> Claims:
+def _statement_claims(envelope: DsseEnvelope) -> Claims:
     try:
         statement = Statement.parse(envelope)
     except VerificationError as e:

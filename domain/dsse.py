@@ -19,7 +19,7 @@ from typing import Any
 from sigstore_models.intoto import Envelope as EnvelopeModel
 
 from connaisseur.domain import jsondoc
-from connaisseur.domain.errors import Category, VerificationError
+from connaisseur.domain.errors import malformed_trust_data
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPES = frozenset(
@@ -34,12 +34,8 @@ MAX_SUBJECTS = 1024
 MAX_ENVELOPE_SIGNATURES = 16
 
 
-def malformed(reason: str) -> VerificationError:
-    return VerificationError(reason, category=Category.MALFORMED_TRUST_DATA)
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Envelope:
+class DsseEnvelope:
     """A DSSE envelope: the payload, its type and the signatures over both."""
 
     payload_type: str
@@ -47,24 +43,24 @@ class Envelope:
     signatures: tuple[bytes, ...] = field(repr=False)
 
     @classmethod
-    def parse(cls, raw: bytes) -> Envelope:
+    def parse(cls, raw: bytes) -> DsseEnvelope:
         """A DSSE envelope as JSON (a classic ``.att`` layer).
 
         Raises:
             VerificationError: ``malformed_trust_data``.
         """
         if len(raw) > MAX_ENVELOPE_BYTES:
-            raise malformed(f"DSSE envelope is larger than {MAX_ENVELOPE_BYTES} bytes")
+            raise malformed_trust_data(f"DSSE envelope is larger than {MAX_ENVELOPE_BYTES} bytes")
         try:
             doc = jsondoc.loads(raw)
         except ValueError as e:
-            raise malformed("DSSE envelope is not JSON") from e
+            raise malformed_trust_data("DSSE envelope is not JSON") from e
         if not isinstance(doc, dict):
-            raise malformed("DSSE envelope is not a JSON object")
+            raise malformed_trust_data("DSSE envelope is not a JSON object")
         return cls.from_mapping(doc)
 
     @classmethod
-    def from_mapping(cls, doc: Mapping[str, Any]) -> Envelope:
+    def from_mapping(cls, doc: Mapping[str, Any]) -> DsseEnvelope:
         """A DSSE envelope already decoded (a bundle's ``dsseEnvelope``).
 
         Raises:
@@ -73,18 +69,18 @@ class Envelope:
         try:
             model = EnvelopeModel.from_json(json.dumps(_strict_base64(dict(doc))))
         except (ValueError, TypeError) as e:  # pydantic's ValidationError is a ValueError
-            raise malformed("malformed DSSE envelope") from e
+            raise malformed_trust_data("malformed DSSE envelope") from e
         return cls.from_model(model)
 
     @classmethod
-    def from_model(cls, model: EnvelopeModel) -> Envelope:
+    def from_model(cls, model: EnvelopeModel) -> DsseEnvelope:
         """Our envelope from the ``sigstore_models`` one.
 
         Raises:
             VerificationError: ``malformed_trust_data``: no signature, or too many.
         """
         if not model.signatures or len(model.signatures) > MAX_ENVELOPE_SIGNATURES:
-            raise malformed(
+            raise malformed_trust_data(
                 f"a DSSE envelope has 1 to {MAX_ENVELOPE_SIGNATURES} signatures, "
                 f"not {len(model.signatures)}"
             )
@@ -110,7 +106,7 @@ class Statement:
     predicate: Any = field(repr=False)
 
     @classmethod
-    def parse(cls, envelope: Envelope) -> Statement:
+    def parse(cls, envelope: DsseEnvelope) -> Statement:
         """The in-toto statement an envelope carries.
 
         Raises:
@@ -118,18 +114,20 @@ class Statement:
                 statement.
         """
         if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE:
-            raise malformed(f"DSSE payload type {envelope.payload_type[:80]!r} is not in-toto")
+            raise malformed_trust_data(
+                f"DSSE payload type {envelope.payload_type[:80]!r} is not in-toto"
+            )
         try:
             doc = jsondoc.loads(envelope.payload)
         except ValueError as e:
-            raise malformed("in-toto statement is not JSON") from e
+            raise malformed_trust_data("in-toto statement is not JSON") from e
         if not isinstance(doc, dict) or doc.get("_type") not in STATEMENT_TYPES:
-            raise malformed("the DSSE payload is not an in-toto statement")
+            raise malformed_trust_data("the DSSE payload is not an in-toto statement")
         predicate_type, subjects = doc.get("predicateType"), doc.get("subject")
         if not isinstance(predicate_type, str) or not isinstance(subjects, list):
-            raise malformed("in-toto statement without predicateType or subject")
+            raise malformed_trust_data("in-toto statement without predicateType or subject")
         if len(subjects) > MAX_SUBJECTS:
-            raise malformed(f"in-toto statement with more than {MAX_SUBJECTS} subjects")
+            raise malformed_trust_data(f"in-toto statement with more than {MAX_SUBJECTS} subjects")
         return cls(
             predicate_type=predicate_type,
             subjects=tuple(_sha256_subjects(subjects)),

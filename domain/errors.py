@@ -127,6 +127,12 @@ class VerificationError(ConnaisseurError):
     category = Category.SIGNATURE_INVALID
 
 
+def malformed_trust_data(reason: str) -> VerificationError:
+    """Trust data (an envelope, a bundle, a referrer manifest) that does not parse as its format
+    says: not the signer's fault, and no signature to check."""
+    return VerificationError(reason, category=Category.MALFORMED_TRUST_DATA)
+
+
 class Rejection(VerificationError):
     """One candidate — a signature, a repository's trust data — does not establish trust.
 

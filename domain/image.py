@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import NamedTuple
 
 from connaisseur.domain.errors import InvalidReferenceError
 from connaisseur.domain.urls import SafeUrl
@@ -150,7 +151,14 @@ def _parse_digest_form(raw: str) -> ImageReference:
     )
 
 
-def split_repository(value: str) -> tuple[str, str]:
+class RepositoryName(NamedTuple):
+    """A repository's full name: its registry and its path there."""
+
+    registry: str
+    repository: str
+
+
+def split_repository(value: str) -> RepositoryName:
     """Split ``[registry/]repository`` and normalise the Docker Hub spelling.
 
     Raises:
@@ -168,7 +176,7 @@ def split_repository(value: str) -> tuple[str, str]:
         registry = DOCKER_HUB
         if "/" not in repository:
             repository = "library/" + repository
-    return registry, repository
+    return RepositoryName(registry=registry, repository=repository)
 
 
 def is_valid_registry(host: str) -> bool:

@@ -38,7 +38,7 @@ from connaisseur.domain.notation_envelope import (
     PAYLOAD_MEDIA_TYPE,
     SCHEME_SIGNING_AUTHORITY,
     SCHEME_X509,
-    Envelope,
+    NotationEnvelope,
     Step,
     Target,
     malformed_signature,
@@ -124,7 +124,7 @@ class _Run:
 
 
 def verify_envelope(
-    envelope: Envelope,
+    envelope: NotationEnvelope,
     *,
     target: Target,
     policy: NotationPolicy,
@@ -201,7 +201,7 @@ def _invalid(message: str, stage: Step = Step.INTEGRITY) -> Rejection:
     return Rejection(message, category=Category.SIGNATURE_INVALID, stage=stage)
 
 
-def _check_integrity(envelope: Envelope) -> None:
+def _check_integrity(envelope: NotationEnvelope) -> None:
     def broken(reason: str) -> VerificationError:
         return _invalid(f"the Notation signature does not verify ({reason})")
 
@@ -222,7 +222,7 @@ def _check_integrity(envelope: Envelope) -> None:
 
 
 def _check_signed_attributes(
-    envelope: Envelope, broken: Callable[[str], VerificationError]
+    envelope: NotationEnvelope, broken: Callable[[str], VerificationError]
 ) -> None:
     if HEADER_SIGNING_SCHEME not in envelope.critical:
         raise broken("the signing scheme is not marked critical")
@@ -255,7 +255,7 @@ def _algorithm_for(cert: x509.Certificate) -> str | None:
     return None
 
 
-def _signature_valid(leaf: x509.Certificate, envelope: Envelope) -> bool:
+def _signature_valid(leaf: x509.Certificate, envelope: NotationEnvelope) -> bool:
     key = certificate_key(leaf)
     algorithm = _HASH_OF[envelope.alg[2:]]()
     signature = envelope.signature
@@ -373,7 +373,9 @@ def _check_target(descriptor: Mapping[str, Any], target: Target) -> None:
         )
 
 
-def _trusted_root(envelope: Envelope, policy: NotationPolicy, store: NotationTrustStore) -> str:
+def _trusted_root(
+    envelope: NotationEnvelope, policy: NotationPolicy, store: NotationTrustStore
+) -> str:
     """The selected root whose store vouches for the chain: a chain certificate equals one of
     its certificates (notation-core-go VerifyAuthenticity), in a store of the type the signing
     scheme demands (``ca`` for notary.x509, ``signingAuthority`` for notary.x509.signingAuthority).
@@ -400,7 +402,7 @@ def _trusted_root(envelope: Envelope, policy: NotationPolicy, store: NotationTru
 
 
 def _check_authentic_timestamp(
-    envelope: Envelope, policy: NotationPolicy, store: NotationTrustStore, now: datetime
+    envelope: NotationEnvelope, policy: NotationPolicy, store: NotationTrustStore, now: datetime
 ) -> None:
     # Both schemes: the signer's own time claims (signingTime, authenticSigningTime) never
     # extend a certificate's life; only a verified TSA countersignature does

@@ -1,5 +1,5 @@
 """Notary Project signature envelopes: where they are found (media and artifact types), their
-JWS and COSE serialisations parsed into :class:`Envelope` values, and the steps a signature
+JWS and COSE serialisations parsed into :class:`NotationEnvelope` values, and the steps a signature
 goes through.
 
 Pure parsing, bounded (envelopes of at most 256 KiB, chains of at most 10 certificates); COSE
@@ -70,7 +70,7 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Envelope:
+class NotationEnvelope:
     """A parsed JWS or COSE envelope: what is signed, by which chain, and its signed attributes."""
 
     media_type: str
@@ -147,7 +147,7 @@ _COSE_ALG, _COSE_CRIT, _COSE_CTY, _COSE_X5CHAIN, _COSE_SIGN1_TAG = 1, 2, 3, 33, 
 _COSE_ALGS = {-37: "PS256", -38: "PS384", -39: "PS512", -7: "ES256", -35: "ES384", -36: "ES512"}
 
 
-def parse_envelope(media_type: str, blob: bytes) -> Envelope:
+def parse_envelope(media_type: str, blob: bytes) -> NotationEnvelope:
     """Parse a signature envelope blob of ``media_type`` (no verification yet).
 
     Raises:
@@ -185,7 +185,7 @@ def _b64(text: Any) -> bytes:
         raise malformed_signature("JWS header value is not valid base64") from e
 
 
-def _parse_jws(blob: bytes) -> Envelope:
+def _parse_jws(blob: bytes) -> NotationEnvelope:
     """signature-envelope-jws.md: flattened JWS JSON serialisation."""
     doc = jsondoc.loads(blob)
     if not isinstance(doc, dict) or not {"payload", "protected", "signature"} <= doc.keys():
@@ -198,7 +198,7 @@ def _parse_jws(blob: bytes) -> Envelope:
     if not isinstance(x5c, list):
         raise malformed_signature("JWS envelope has no x5c certificate chain")
     token = unprotected.get(HEADER_TIMESTAMP)
-    return Envelope(
+    return NotationEnvelope(
         media_type=MEDIA_TYPE_JWS,
         alg=str(headers.get("alg", "")),
         signing_input=f"{doc['protected']}.{doc['payload']}".encode("ascii"),
@@ -246,7 +246,7 @@ def _chain(ders: Iterable[bytes]) -> tuple[x509.Certificate, ...]:
     return certs
 
 
-def _parse_cose(blob: bytes) -> Envelope:
+def _parse_cose(blob: bytes) -> NotationEnvelope:
     """signature-envelope-cose.md: COSE_Sign1_Tagged."""
     outer = cbor2.loads(blob)
     if not isinstance(outer, cbor2.CBORTag) or outer.tag != _COSE_SIGN1_TAG:
@@ -258,7 +258,7 @@ def _parse_cose(blob: bytes) -> Envelope:
     chain = unprotected.get(_COSE_X5CHAIN, headers.get(_COSE_X5CHAIN))
     ders = [chain] if isinstance(chain, bytes) else list(chain or [])
     to_be_signed = cbor2.dumps(["Signature1", protected_bytes, b"", payload])
-    return Envelope(
+    return NotationEnvelope(
         media_type=MEDIA_TYPE_COSE,
         alg=_cose_alg(headers.get(_COSE_ALG)),
         signing_input=to_be_signed,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from connaisseur.domain.attestations import AttestationRequirement
 from connaisseur.domain.errors import PolicyError
@@ -202,7 +202,7 @@ def normalise_pattern(pattern: str) -> str:
     first, sep, rest = pattern.partition("/")
     # A glob in the registry (or in a bare repository such as ``*:*``) leaves the pattern as
     # written; a glob only in the tag or digest (``nginx:*``) still names a Docker Hub image.
-    head = first if sep else split_top_level(split_top_level(pattern, "@")[0], ":")[0]
+    head = first if sep else split_top_level(split_top_level(pattern, "@").before, ":").before
     if _GLOB_META.intersection(head):
         return pattern
     if sep and ("." in first or ":" in first):
@@ -231,7 +231,7 @@ def compile_pattern(pattern: str) -> Glob:
     """
     repo, at, digest = split_top_level(pattern, "@")
     last = repo.rsplit("/", 1)[-1]
-    has_tag = split_top_level(last, ":")[1] != ""
+    has_tag = split_top_level(last, ":").separator != ""
     parts = list(parse(repo, pattern).parts)
     if at:
         if not has_tag:
@@ -244,7 +244,16 @@ def compile_pattern(pattern: str) -> Glob:
     return Glob(Seq(tuple(parts)))
 
 
-def split_top_level(text: str, sep: str) -> tuple[str, str, str]:
+class TopLevelSplit(NamedTuple):
+    """What :func:`split_top_level` finds, as ``str.partition`` names it: the text before the
+    separator, the separator (``""`` when absent) and the text after it."""
+
+    before: str
+    separator: str
+    after: str
+
+
+def split_top_level(text: str, sep: str) -> TopLevelSplit:
     """Partition at the first ``sep`` outside ``[]``/``{}`` and not escaped."""
     depth, i = 0, 0
     while i < len(text):
@@ -257,6 +266,6 @@ def split_top_level(text: str, sep: str) -> tuple[str, str, str]:
         elif c in "]}":
             depth = max(0, depth - 1)
         elif c == sep and depth == 0:
-            return text[:i], sep, text[i + 1 :]
+            return TopLevelSplit(before=text[:i], separator=sep, after=text[i + 1 :])
         i += 1
-    return text, "", ""
+    return TopLevelSplit(before=text, separator="", after="")

@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -274,12 +274,19 @@ def verify_inclusion(entry: RekorEntry, proof: InclusionProof, key: PublicKey) -
     )
     if root != proof.root_hash:
         raise tlog_error("the inclusion proof does not lead to its root hash")
-    size, signed_root = verify_checkpoint(proof.checkpoint, entry.log_id, key)
-    if (size, signed_root) != (proof.tree_size, proof.root_hash):
+    signed = verify_checkpoint(proof.checkpoint, entry.log_id, key)
+    if (signed.size, signed.root_hash) != (proof.tree_size, proof.root_hash):
         raise tlog_error("the checkpoint signs another tree than the inclusion proof")
 
 
-def verify_checkpoint(text: str, log_id: str, key: PublicKey) -> tuple[int, bytes]:
+class SignedTree(NamedTuple):
+    """The tree a checkpoint signs: its size and root hash."""
+
+    size: int
+    root_hash: bytes
+
+
+def verify_checkpoint(text: str, log_id: str, key: PublicKey) -> SignedTree:
     """A Rekor checkpoint (a transparency-dev signed note): the tree size and root hash it
     signs, once a signature by the log's key verifies over the note.
 
@@ -310,12 +317,12 @@ def verify_checkpoint(text: str, log_id: str, key: PublicKey) -> tuple[int, byte
     return _checkpoint_tree(note)
 
 
-def _checkpoint_tree(note: str) -> tuple[int, bytes]:
+def _checkpoint_tree(note: str) -> SignedTree:
     lines = note.rstrip("\n").split("\n")
     try:
         if len(lines) < 3 or not lines[0] or not lines[1].isdigit():
             raise ValueError("origin, size, root hash")
-        return int(lines[1]), base64.b64decode(lines[2], validate=True)
+        return SignedTree(size=int(lines[1]), root_hash=base64.b64decode(lines[2], validate=True))
     except (binascii.Error, ValueError) as e:
         raise tlog_error("malformed checkpoint") from e
 

@@ -24,7 +24,8 @@ from sigstore_models.bundle.v1 import Bundle as BundleModel
 from sigstore_models.rekor.v1 import TransparencyLogEntry as EntryModel
 
 from connaisseur.domain import jsondoc
-from connaisseur.domain.dsse import MAX_ENVELOPE_BYTES, Envelope, malformed
+from connaisseur.domain.dsse import MAX_ENVELOPE_BYTES, DsseEnvelope
+from connaisseur.domain.errors import malformed_trust_data
 from connaisseur.domain.rekor import MAX_PROOF_HASHES, InclusionProof, RekorEntry
 
 BUNDLE_V01 = "application/vnd.dev.sigstore.bundle+json;version=0.1"
@@ -52,7 +53,7 @@ class SigstoreBundle:
     """One bundle, parsed: exactly one of ``envelope`` and ``message``."""
 
     media_type: str
-    envelope: Envelope | None = None
+    envelope: DsseEnvelope | None = None
     message: MessageSignature | None = None
     #: an unauthenticated hint naming the key (public-key bundles)
     key_hint: str | None = None
@@ -84,7 +85,7 @@ class SigstoreBundle:
                 SHA-256, a DSSE envelope with several signatures).
         """
         if len(raw) > MAX_BUNDLE_BYTES:
-            raise malformed(f"Sigstore bundle is larger than {MAX_BUNDLE_BYTES} bytes")
+            raise malformed_trust_data(f"Sigstore bundle is larger than {MAX_BUNDLE_BYTES} bytes")
         try:
             doc = jsondoc.loads(raw)
             if not isinstance(doc, dict):
@@ -92,7 +93,7 @@ class SigstoreBundle:
             # The models' strict mode reads enums from JSON text only: hand them text again.
             model = BundleModel.from_json(json.dumps(_proto3_defaults(doc)))
         except (ValueError, TypeError) as e:
-            raise malformed("malformed Sigstore bundle") from e
+            raise malformed_trust_data("malformed Sigstore bundle") from e
         return cls._from_model(model)
 
     @classmethod
@@ -102,10 +103,12 @@ class SigstoreBundle:
         stamping = material.timestamp_verification_data
         stamps = stamping.rfc3161_timestamps if stamping is not None else []
         if len(entries) > MAX_LOG_ENTRIES or len(stamps) > MAX_TIMESTAMPS:
-            raise malformed("Sigstore bundle with too many log entries or timestamps")
-        envelope = Envelope.from_model(model.dsse_envelope) if model.dsse_envelope else None
+            raise malformed_trust_data("Sigstore bundle with too many log entries or timestamps")
+        envelope = DsseEnvelope.from_model(model.dsse_envelope) if model.dsse_envelope else None
         if envelope is not None and len(envelope.signatures) != 1:
-            raise malformed("a Sigstore bundle's DSSE envelope has exactly one signature")
+            raise malformed_trust_data(
+                "a Sigstore bundle's DSSE envelope has exactly one signature"
+            )
         return cls(
             media_type=model.media_type,
             envelope=envelope,
@@ -123,7 +126,7 @@ def _message(model: BundleModel) -> MessageSignature | None:
         return None
     digest = signed.message_digest
     if digest is None or digest.algorithm.value != "SHA2_256" or len(digest.digest) != 32:
-        raise malformed("a Sigstore bundle's message digest must be SHA-256")
+        raise malformed_trust_data("a Sigstore bundle's message digest must be SHA-256")
     return MessageSignature(digest=digest.digest, signature=signed.signature)
 
 
@@ -136,17 +139,17 @@ def _certificates(model: BundleModel) -> tuple[x509.Certificate, ...]:
     else:
         return ()
     if not ders or len(ders) > MAX_CERTIFICATES:
-        raise malformed(f"a Sigstore bundle has 1 to {MAX_CERTIFICATES} certificates")
+        raise malformed_trust_data(f"a Sigstore bundle has 1 to {MAX_CERTIFICATES} certificates")
     try:
         return tuple(x509.load_der_x509_certificate(der) for der in ders)
     except ValueError as e:
-        raise malformed("a Sigstore bundle's certificate does not parse") from e
+        raise malformed_trust_data("a Sigstore bundle's certificate does not parse") from e
 
 
 def _entry(model: EntryModel) -> RekorEntry:
     proof = model.inclusion_proof
     if len(proof.hashes) > MAX_PROOF_HASHES:
-        raise malformed("a transparency log inclusion proof with too many hashes")
+        raise malformed_trust_data("a transparency log inclusion proof with too many hashes")
     promise = model.inclusion_promise
     return RekorEntry(
         body=model.canonicalized_body,

@@ -13,7 +13,7 @@ import base64
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jsonpatch
 import orjson
@@ -71,7 +71,14 @@ def decode_json(body: bytes, max_depth: int) -> Any:
     return document
 
 
-def parse_review(document: Any, budget_seconds: float) -> tuple[ReviewCommand, str]:
+class ParsedReview(NamedTuple):
+    """An AdmissionReview read: the command it asks, and the apiVersion to answer it with."""
+
+    command: ReviewCommand
+    api_version: str
+
+
+def parse_review(document: Any, budget_seconds: float) -> ParsedReview:
     """The command for a decoded AdmissionReview, and the apiVersion to answer with.
 
     Raises:
@@ -108,7 +115,7 @@ def parse_review(document: Any, budget_seconds: float) -> tuple[ReviewCommand, s
         old_object=request.get("oldObject"),
         budget_seconds=budget_seconds,
     )
-    return command, api_version
+    return ParsedReview(command=command, api_version=api_version)
 
 
 @dataclass(frozen=True, slots=True)

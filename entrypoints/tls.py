@@ -7,6 +7,7 @@ import ipaddress
 import ssl
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -22,7 +23,14 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     return context
 
 
-def throwaway_certificate(directory: Path | None = None) -> tuple[Path, Path]:
+class CertificateFiles(NamedTuple):
+    """A PEM certificate chain and its private key, as files."""
+
+    cert_file: Path
+    key_file: Path
+
+
+def throwaway_certificate(directory: Path | None = None) -> CertificateFiles:
     """Write a self-signed certificate for localhost/127.0.0.1, valid for one day."""
     folder = directory or Path(tempfile.mkdtemp(prefix="connaisseur-tls-"))
     key = ec.generate_private_key(ec.SECP256R1())
@@ -56,4 +64,4 @@ def throwaway_certificate(directory: Path | None = None) -> tuple[Path, Path]:
         )
     )
     key_file.chmod(0o600)
-    return cert_file, key_file
+    return CertificateFiles(cert_file=cert_file, key_file=key_file)

@@ -30,7 +30,7 @@ SETTINGS = settings(max_examples=3000, derandomize=True, database=None, deadline
 def oracle(pattern: str) -> re.Pattern[str]:
     repo, at, digest = split_top_level(pattern, "@")
     last = repo.rsplit("/", 1)[-1]
-    has_tag = split_top_level(last, ":")[1] != ""
+    has_tag = split_top_level(last, ":").separator != ""
     body = _glob_to_regex(repo, pattern)
     if at:
         body += ("" if has_tag else r"(?::[^/@]*)?") + "@" + _glob_to_regex(digest, pattern)
