@@ -185,6 +185,24 @@ def test_fuzz_finding_token_realm_no_url_can_carry(challenge: str) -> None:
     assert failed.value.category is Category.FETCH_FAILED
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [b'{"token":"t","expires_in":1' + b"0" * 400 + b"}", b'{"token":"t","expires_in":Infinity}'],
+    ids=["integer-past-a-float", "infinity"],
+)
+def test_fuzz_finding_token_lifetime_past_a_floats_range(answer: bytes) -> None:
+    """``float(expires_in)`` raised ``OverflowError``; such a token is used for the longest
+    lifetime kept, and the request goes on (here to a 404 of the image)."""
+    challenge = 'Bearer realm="https://auth.example/token",service="registry"'
+    script = [(401, {"WWW-Authenticate": challenge}, b""), (200, {}, answer), (404, {}, b"")]
+    registry = AiohttpRegistryClient(ScriptedHttp(script), targets.CLOCK)  # type: ignore[arg-type]
+    with pytest.raises(VerificationError) as info:
+        targets.run_sync(
+            registry.manifest(targets.IMAGE, "1", targets.ENDPOINT, targets.deadline())
+        )
+    assert info.value.category is Category.IMAGE_NOT_FOUND
+
+
 def test_fuzz_finding_tuf_lone_surrogate_fails_the_signature_not_the_encoder() -> None:
     """Canonical JSON of ``"\\udded"`` raised ``UnicodeEncodeError``; no signer can have
     signed such bytes, so they are encoded as they are and the signature check fails."""
