@@ -160,8 +160,8 @@ async def measure(port: int, context: ssl.SSLContext, repeat: int) -> None:
     async with aiohttp.ClientSession(connector=connector) as session:
         idle = await _probing(session, url, small, asyncio.sleep(1.0))
         print(f"idle prober: median {_ms(statistics.median(idle))} ms, max {_ms(max(idle))} ms")
-        columns = ("variant", "containers", "answer", "request s", "prober median ms")
-        columns += ("prober max ms", "probes > 100 ms")
+        columns: tuple[str, ...] = ("variant", "containers", "answer", "request s")
+        columns += ("prober median ms", "prober max ms", "probes > 100 ms")
         print("| " + " | ".join(columns) + " |")
         print("|---" * len(columns) + "|")
         for name, (body, containers) in variants.items():
@@ -169,8 +169,9 @@ async def measure(port: int, context: ssl.SSLContext, repeat: int) -> None:
                 outcome: dict[str, Any] = {}
                 latencies = await _probing(session, url, small, _big(session, url, body, outcome))
                 slow = sum(1 for x in latencies if x > 0.1)
-                cells = (name, containers, outcome["answer"], f"{outcome['seconds']:.2f}")
-                cells += (_ms(statistics.median(latencies)), _ms(max(latencies)))
+                cells: tuple[object, ...] = (name, containers, outcome["answer"])
+                cells += (f"{outcome['seconds']:.2f}", _ms(statistics.median(latencies)))
+                cells += (_ms(max(latencies)),)
                 cells += (f"{slow}/{len(latencies)}",)
                 print("| " + " | ".join(map(str, cells)) + " |")
 

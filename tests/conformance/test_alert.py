@@ -26,7 +26,7 @@ from connaisseur.application.deadline import Deadline
 from connaisseur.config.alerting import build_alerting, load_template, parse_headers, template_dirs
 from connaisseur.config.schema import AlertingSchema
 from connaisseur.domain.alert_template import AlertTemplate, payload_body
-from connaisseur.domain.errors import ConnaisseurError
+from connaisseur.domain.errors import Category, ConnaisseurError
 from connaisseur.domain.verdict import Outcome
 from tests.support.fakes import FakeClock
 from tests.support.feature_doubles import Received, receiver_app
@@ -52,8 +52,8 @@ def _load_file(inputs: dict[str, Any]) -> AlertingSettings | None:
     path = (root / inputs["file"]).resolve()
     if not path.is_relative_to(root):
         raise ConnaisseurError(
-            "alerting file outside the alerting directory", category="config_invalid"
-        )  # type: ignore[arg-type]
+            "alerting file outside the alerting directory", category=Category.CONFIG_INVALID
+        )
     try:
         raw = yaml.safe_load(path.read_text())
         data = AlertingSchema().load(raw)

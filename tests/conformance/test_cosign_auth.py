@@ -195,12 +195,12 @@ async def test_check_options(case: Any, session: aiohttp.ClientSession) -> None:
         want = expected["registry_basic_auth"]
         user = f"{want['username']}:{want['password']}" if want["username"] else ""
         assert mock.basic_seen[-1] == user
-        host = settings.transparency
+        transparency = settings.transparency
         material = override_material(
             public_good_material(),
-            rekor_pubkey=host.rekor_pubkey,
-            fulcio_cert=host.fulcio_cert,
-            ct_log_pubkey=host.ct_log_pubkey,
+            rekor_pubkey=transparency.rekor_pubkey,
+            fulcio_cert=transparency.fulcio_cert,
+            ct_log_pubkey=transparency.ct_log_pubkey,
         )
         for field, attr in (("rekor_keys", "rekor_keys"), ("ctlog_keys", "ct_keys")):
             if field in expected:

@@ -16,7 +16,7 @@ import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import aiohttp
 import pytest
@@ -53,6 +53,13 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return make_tls(tmp_path_factory.mktemp("tls"))
 
 
+class InfraOverrides(TypedDict, total=False):
+    """The ``Infrastructure`` fields a test may set (files the webhook reads at start-up)."""
+
+    kube_token_file: str
+    kube_ca_file: str
+
+
 class Webhook:
     def __init__(self, url: str, session: aiohttp.ClientSession, container: Any) -> None:
         self.url = url
@@ -84,7 +91,7 @@ async def start(tls: TlsFiles, tmp_path: Path) -> AsyncIterator[Any]:
         env: Mapping[str, str] | None = None,
         behaviour: str = "signed",
         alerting: dict[str, Any] | None = None,
-        **infra: str,
+        **infra: Unpack[InfraOverrides],
     ) -> tuple[Webhook, MockValidator]:
         config = tmp_path / "config.yaml"
         config.write_text(CONFIG)
@@ -249,7 +256,7 @@ async def test_transient_failures_are_not_cached(start: Any) -> None:
 async def test_alerting_and_fail_if_alert_sending_fails(start: Any) -> None:
     received: list[Received] = []
     async with serving(receiver_app(received)) as url:
-        alerting = {
+        alerting: dict[str, Any] = {
             "clusterIdentifier": "e2e",
             "admitRequest": {
                 "receivers": [

@@ -46,7 +46,8 @@ def main() -> None:
         rng = random.Random(seed)
         if rng.random() < 0.5:
             return mutator.mutate(data, rng)[:max_size]
-        return atheris.Mutate(data, max_size)
+        mutated: bytes = atheris.Mutate(data, max_size)  # atheris ships no types
+        return mutated
 
     atheris.Setup([sys.argv[0], *sys.argv[3:]], test_one_input, custom_mutator=custom_mutator)
     atheris.Fuzz()

@@ -416,8 +416,8 @@ def registry_manifest(data: bytes) -> None:
     )
     registry = ServedRegistry(manifest, referrers, _served_blob)
     for validator in (
-        CosignValidator(_COSIGN, registry, FakeTransparencyLog(), CLOCK),  # type: ignore[arg-type]
-        NotationValidator(_NOTATION, registry, CLOCK),  # type: ignore[arg-type]
+        CosignValidator(_COSIGN, registry, FakeTransparencyLog(), CLOCK),
+        NotationValidator(_NOTATION, registry, CLOCK),
     ):
         try:
             run_sync(validator.validate(IMAGE, _NO_TLOG, deadline(5.0)))

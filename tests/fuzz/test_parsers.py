@@ -42,7 +42,7 @@ json_values = st.recursive(
 )
 
 
-def fuzz_settings(target: FuzzTarget) -> Any:
+def fuzz_settings(target: FuzzTarget) -> settings:
     return settings(
         max_examples=EXAMPLES.get(target.name, DEFAULT_EXAMPLES),
         derandomize=True,

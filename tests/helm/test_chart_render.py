@@ -41,12 +41,14 @@ REDIS_DIGEST = "sha256:83edc2b8e9ffb1781a67bdab260a94674f802881838e20bba0f9a69d8
 
 def connaisseur_container(manifests: list[Manifest]) -> Manifest:
     pod = find(manifests, "Deployment", "connaisseur")["spec"]["template"]["spec"]
+    container: Manifest
     (container,) = pod["containers"]
     return container
 
 
 def pod_spec(manifests: list[Manifest], name: str = "connaisseur") -> Manifest:
-    return find(manifests, "Deployment", name)["spec"]["template"]["spec"]
+    spec: Manifest = find(manifests, "Deployment", name)["spec"]["template"]["spec"]
+    return spec
 
 
 def mounts(manifests: list[Manifest]) -> dict[str, str]:
@@ -62,7 +64,8 @@ def mounts(manifests: list[Manifest]) -> dict[str, str]:
 
 
 def env_data(manifests: list[Manifest]) -> dict[str, str]:
-    return find(manifests, "ConfigMap", "connaisseur-env")["data"]
+    data: dict[str, str] = find(manifests, "ConfigMap", "connaisseur-env")["data"]
+    return data
 
 
 def secret_text(manifest: Manifest, key: str) -> str:

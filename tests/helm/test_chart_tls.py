@@ -52,7 +52,9 @@ def check_generated(secret: Manifest, service: str, validity_days: int) -> x509.
         padding.PKCS1v15(),
         leaf.signature_hash_algorithm,
     )
-    assert key.public_key().public_numbers() == leaf.public_key().public_numbers()  # type: ignore[attr-defined]
+    leaf_key = leaf.public_key()
+    assert isinstance(leaf_key, rsa.RSAPublicKey)
+    assert key.public_key().public_numbers() == leaf_key.public_numbers()
 
     fqdn = f"{service}.{NAMESPACE}.svc"
     assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == fqdn

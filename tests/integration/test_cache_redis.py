@@ -68,7 +68,7 @@ async def test_entries_failing_the_hmac_are_ignored(redis: RedisServer) -> None:
     await honest.put("img:3|cfg", CachedResult(digest=MOCK_DIGEST), 30)
     attacker = _client(redis)  # can write to Redis, but does not have the HMAC key
     raw = await attacker.get("connaisseur:v1:img:3|cfg")
-    assert raw is not None
+    assert isinstance(raw, bytes)  # stored, and read back undecoded
     assert raw.split(b".", 1)[0] != b""  # stored with its MAC
     # someone without the key writes a forged entry, or moves an entry to another image
     forged = b"00" * 32 + b'.{"digest":"sha256:' + b"6" * 64 + b'","category":null,"message":null}'

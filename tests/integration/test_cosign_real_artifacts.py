@@ -165,7 +165,7 @@ async def test_one_key_in_both_formats_is_one_signer(world: World) -> None:
 @pytest.mark.parametrize("repo", ["attested/classic", "attested/bundle"])
 async def test_slsa_provenance_is_required_and_checked(world: World, repo: str) -> None:
     workflow = "buildDefinition.externalParameters.workflow"
-    attestations = [
+    attestations: list[dict[str, Any]] = [
         {
             "predicateType": SLSA_PROVENANCE_V1,
             "conditions": [

@@ -151,7 +151,7 @@ async def test_referrers_fall_back_to_the_tag_schema(
     pusher = Pusher(session, plain_registry.url)
     manifest, blobs = image_manifest("subject")
     digest = await pusher.image("team/ref", "v1", manifest, blobs)
-    index = {
+    index: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
         "manifests": [

@@ -111,8 +111,9 @@ async def push_image(push: Pusher, repo: str, tag: str) -> Subject:
     return Subject(digest=digest, size=len(manifest), media_type=DOCKER_MANIFEST)
 
 
-def jws_for(subject: Subject, signer: Signer, **kwargs: dt.datetime) -> bytes:
-    return sign_jws(signer, target(subject.digest, subject.size, subject.media_type), **kwargs)
+def jws_for(subject: Subject, signer: Signer, signing_time: dt.datetime = REAL_NOW) -> bytes:
+    payload = target(subject.digest, subject.size, subject.media_type)
+    return sign_jws(signer, payload, signing_time=signing_time)
 
 
 async def validate(v: NotationValidator, image: str, **options: str) -> str | None:

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiohttp.typedefs import Middleware
 
 from connaisseur.adapters.http import HttpClient
 from connaisseur.adapters.registry import AiohttpRegistryClient
@@ -34,7 +35,7 @@ CLOCK = FakeClock()
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def refusing_head(status: int) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def refusing_head(status: int) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "HEAD":

@@ -171,8 +171,8 @@ def _volume_source(
 ) -> Path:
     if "configMap" in volume:
         config_map = find(manifests, "ConfigMap", volume["configMap"]["name"])
-        files = {k: v.encode() for k, v in (config_map.get("data") or {}).items()}
-        return _write_volume(directory, files, volume["configMap"].get("items"))
+        encoded = {k: v.encode() for k, v in (config_map.get("data") or {}).items()}
+        return _write_volume(directory, encoded, volume["configMap"].get("items"))
     if "secret" in volume:
         name = volume["secret"]["secretName"]
         files = _secret_files(manifests, name)

@@ -188,6 +188,8 @@ class FakeRekor:
 
     @staticmethod
     def bundle(entry: RekorEntry) -> str:
+        if entry.signed_entry_timestamp is None:
+            raise ValueError("a Rekor bundle needs the entry's signed entry timestamp")
         return json.dumps(
             {
                 "SignedEntryTimestamp": base64.b64encode(entry.signed_entry_timestamp).decode(),

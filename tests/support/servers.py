@@ -17,7 +17,7 @@ from aiohttp import web
 
 from tests.support import containers
 from tests.support.containers import Backend
-from tests.support.processes import free_port
+from tests.support.processes import free_port as free_port  # re-exported
 from tests.support.processes import running as running  # re-exported for older imports
 from tests.support.processes import wait_for_port as wait_for_port  # re-exported
 from tests.support.tls import TlsFiles, make_tls

@@ -13,7 +13,7 @@ import base64
 import datetime as dt
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,7 +81,7 @@ class TokenService:
         name, _, password = base64.b64decode(header[6:]).decode().partition(":")
         return name if self.users.get(name) == password else ""
 
-    def jwt(self, subject: str, access: list[dict[str, object]]) -> str:
+    def jwt(self, subject: str, access: Sequence[Mapping[str, object]]) -> str:
         now = int(dt.datetime.now(dt.UTC).timestamp())
         header = {
             "typ": "JWT",

@@ -28,8 +28,7 @@ class WebhookTestServer(BaseTestServer):
 async def webhook_client(container: Container) -> AsyncIterator[TestClient[Any, Any]]:
     """A test client of the webhook over plain HTTP, the container running as ``serve`` runs
     it (outbound session open, closed afterwards)."""
-    async with (
-        running(container),
-        TestClient(WebhookTestServer(webhook_server(container))) as client,
-    ):
-        yield client
+    async with running(container):
+        client: TestClient[Any, Any] = TestClient(WebhookTestServer(webhook_server(container)))
+        async with client:
+            yield client

@@ -23,6 +23,7 @@ from tests.support.admission_harness import Admission, untrusted, workload
 from tests.support.cosign import FakeRekor, Signer, sha256, sign_layout
 from tests.support.cosign_validator import (
     IMAGE,
+    Signed,
     push_image,
     push_signatures,
     signed,
@@ -136,7 +137,7 @@ async def test_an_oversized_signature_layer_is_not_fetched() -> None:
     signer = Signer(ec.generate_private_key(ec.SECP256R1()))
     reg = FakeRegistry()
     digest = push_image(reg, "1.0")
-    huge = (b"x" * (MAX_PAYLOAD_BYTES + 1), b"sig", {})
+    huge: Signed = (b"x" * (MAX_PAYLOAD_BYTES + 1), b"sig", {})
     push_signatures(reg, digest, sign_layout([huge, signed(signer, digest)]))
     v = validator([{"name": "default", "key": signer.public_pem}], reg)
     result = await v.validate(

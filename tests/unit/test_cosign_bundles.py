@@ -40,6 +40,7 @@ from tests.support.fake_oci_registry import FakeRegistry
 from tests.support.fakes import DEFAULT_NOW, FakeClock, FakeTransparencyLog
 from tests.support.fulcio import FakeFulcio
 from tests.support.notation_signing import REAL_NOW
+from tests.support.notation_signing import Signer as TsaSigner  # a key with its certificate chain
 from tests.support.settings import validator_settings
 from tests.support.sigstore_bundles import (
     MerkleRekor,
@@ -458,7 +459,7 @@ async def test_an_expired_certificate_without_a_timestamp_is_refused() -> None:
 # ------------------------------------------------------------------ RFC 3161 timestamps
 
 
-def stamped_bundle(fulcio: FakeFulcio, digest: str, stamp_by: Signer | None) -> bytes:
+def stamped_bundle(fulcio: FakeFulcio, digest: str, stamp_by: TsaSigner | None) -> bytes:
     """A keyless bundle with a timestamp over its signature by ``stamp_by`` (openssl ts,
     at the real time — the certificate is issued around it)."""
     signing = fulcio_signing(fulcio)
@@ -472,7 +473,7 @@ def stamped_bundle(fulcio: FakeFulcio, digest: str, stamp_by: Signer | None) -> 
     return json.dumps(bundle).encode()
 
 
-def tsa_material(fulcio: FakeFulcio, *roots: Signer, window: Validity | None = None) -> Any:
+def tsa_material(fulcio: FakeFulcio, *roots: TsaSigner, window: Validity | None = None) -> Any:
     authorities = tuple(
         TimestampAuthority(certificates=(r.cert,), validity=window or Validity()) for r in roots
     )
@@ -480,13 +481,13 @@ def tsa_material(fulcio: FakeFulcio, *roots: Signer, window: Validity | None = N
 
 
 @pytest.fixture(scope="module")
-def tsa() -> tuple[Signer, Signer]:
+def tsa() -> tuple[TsaSigner, TsaSigner]:
     root = authority(None, "test tsa root")
     return root, stamping_leaf(root)
 
 
 async def test_a_timestamp_proves_when_an_expired_certificate_signed(
-    tsa: tuple[Signer, Signer],
+    tsa: tuple[TsaSigner, TsaSigner],
 ) -> None:
     root, leaf = tsa
     reg, fulcio = FakeRegistry(), FakeFulcio(REAL_NOW)
@@ -499,7 +500,7 @@ async def test_a_timestamp_proves_when_an_expired_certificate_signed(
 
 
 async def test_a_timestamp_by_an_untrusted_authority_rejects_the_signature(
-    tsa: tuple[Signer, Signer],
+    tsa: tuple[TsaSigner, TsaSigner],
 ) -> None:
     root, _ = tsa
     stranger = stamping_leaf(authority(None, "stranger tsa"))
@@ -513,7 +514,7 @@ async def test_a_timestamp_by_an_untrusted_authority_rejects_the_signature(
 
 
 async def test_a_timestamp_outside_its_authority_window_rejects_the_signature(
-    tsa: tuple[Signer, Signer],
+    tsa: tuple[TsaSigner, TsaSigner],
 ) -> None:
     root, leaf = tsa
     reg, fulcio = FakeRegistry(), FakeFulcio(REAL_NOW)

@@ -108,6 +108,6 @@ def test_strings_holding_brackets_next_to_empty_strings(strings: list[str]) -> N
 
 
 def test_a_realistic_object_with_managed_fields_is_accepted() -> None:
-    fields = {f"f:k{i}": {"f:a": {}, "f:b": {".": {}}} for i in range(60)}
+    fields: dict[str, Any] = {f"f:k{i}": {"f:a": {}, "f:b": {".": {}}} for i in range(60)}
     review = {"request": {"object": {"metadata": {"managedFields": [{"fieldsV1": fields}]}}}}
     assert accepts(orjson.dumps(review))

@@ -53,7 +53,8 @@ def private_registry() -> web.Application:
 
 @pytest.fixture
 async def server() -> AsyncIterator[TestServer]:
-    async with TestServer(private_registry(), host="127.0.0.1") as srv:
+    srv = TestServer(private_registry(), host="127.0.0.1")
+    async with srv:  # ``__aenter__`` is typed as returning the base class
         yield srv
 
 

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from connaisseur.application.cosign import CosignValidator
 from connaisseur.application.deadline import Deadline
 from connaisseur.application.notation import NotationValidator
+from connaisseur.application.validators import Validator
 from connaisseur.config.loader import build_settings
 from connaisseur.domain.cosign_layout import signature_tag
 from connaisseur.domain.errors import Category, ConfigError, ConnaisseurError
@@ -62,7 +63,7 @@ def cosign(registries: FakeRegistries, signer: Signer, **fields: Any) -> CosignV
     return CosignValidator(settings, registries, unreachable_transparency_log(), CLOCK)
 
 
-async def verify(validator: Any, options: RuleOptions = NO_TLOG) -> str | None:
+async def verify(validator: Validator, options: RuleOptions = NO_TLOG) -> str | None:
     return (await validator.validate(IMAGE, options, Deadline.after(CLOCK, 5))).digest
 
 

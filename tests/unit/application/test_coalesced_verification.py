@@ -15,6 +15,7 @@ from connaisseur.application.deadline import Deadline
 from connaisseur.application.verify import VerifyImage, VerifyImageCommand
 from connaisseur.domain.errors import Category
 from connaisseur.domain.policy import Policy, Rule
+from connaisseur.domain.verdict import ImageVerdict
 from tests.support.fake_validator import FakeValidator, Outcome
 from tests.support.fakes import FakeClock, FakeMetrics
 
@@ -80,7 +81,7 @@ async def test_a_replaced_verification_stays_shared() -> None:
     assert fake.calls == [IMAGE, IMAGE]  # the third joined the second
 
 
-async def _gone(waiter: asyncio.Future[object]) -> None:
+async def _gone(waiter: asyncio.Future[ImageVerdict]) -> None:
     """Until the cancelled waiter has left (its shared work is then being cancelled)."""
     while not waiter.done():
         await asyncio.sleep(0)

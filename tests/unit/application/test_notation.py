@@ -102,11 +102,13 @@ async def denial(root: Signer, other: Signer, registry: FakeRegistry) -> Verific
     return info.value
 
 
-async def validate(validator: NotationValidator, image: str = IMAGE, **options: str) -> str | None:
+async def validate(
+    validator: NotationValidator, image: str = IMAGE, trust_root: str | None = None
+) -> str | None:
     deadline = Deadline.after(CLOCK, 10)
     evidence = await validator.validate(
-        ImageReference.parse(image), RuleOptions(**options), deadline
-    )  # type: ignore[arg-type]
+        ImageReference.parse(image), RuleOptions(trust_root=trust_root), deadline
+    )
     return evidence.digest
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import pytest
@@ -29,7 +29,7 @@ A, B = digest_of("image-a"), digest_of("image-b")
 class Scenario:
     """Files to serve, versions already seen, rule delegations, pinned keys, reference."""
 
-    files: dict[str, bytes | None]
+    files: Mapping[str, bytes | None]
     pinned: list[str]
     known: dict[str, int] | None = None
     delegations: tuple[str, ...] = ()
