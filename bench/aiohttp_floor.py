@@ -4,12 +4,11 @@ AdmissionReview with the uid — on uvloop over TLS, access log off, served by a
 low-level ``web.Server`` as ``connaisseur serve`` serves the webhook. What lies between this
 and ``connaisseur serve`` is our own per-request work.
 
-    python bench/aiohttp_floor.py --listen 127.0.0.1:8443 --tls-cert tls.crt --tls-key tls.key
+    python -m bench.aiohttp_floor --listen 127.0.0.1:8443 --tls-cert tls.crt --tls-key tls.key
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import ssl
@@ -17,6 +16,8 @@ import ssl
 import orjson
 import uvloop
 from aiohttp import web
+
+from bench.bare_server import listen_arguments
 
 
 async def mutate(request: web.BaseRequest) -> web.Response:
@@ -40,17 +41,8 @@ async def serve(host: str, port: int, context: ssl.SSLContext) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--listen", default="127.0.0.1:8443")
-    parser.add_argument("--tls-cert", required=True)
-    parser.add_argument("--tls-key", required=True)
-    args = parser.parse_args()
-    host, _, port = args.listen.rpartition(":")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(args.tls_cert, args.tls_key)
     with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
-        uvloop.run(serve(host, int(port), context))
+        uvloop.run(serve(*listen_arguments(__doc__.splitlines()[0])))
 
 
 if __name__ == "__main__":

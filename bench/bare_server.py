@@ -5,7 +5,7 @@ request: split the HTTP/1.1 request (request line, headers, ``Content-Length`` b
 AdmissionReview with orjson, and answer a fixed allowed AdmissionReview carrying the request's
 uid, keeping the connection alive. No routing, no framework, no policy, no logging.
 
-    python bench/bare_server.py --listen 127.0.0.1:8443 --tls-cert tls.crt --tls-key tls.key
+    python -m bench.bare_server --listen 127.0.0.1:8443 --tls-cert tls.crt --tls-key tls.key
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import argparse
 import asyncio
 import signal
 import ssl
-from typing import cast
+from typing import NamedTuple, cast
 
 import orjson
 import uvloop
@@ -115,8 +115,16 @@ async def serve(host: str, port: int, context: ssl.SSLContext) -> None:
         await stop
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+class Listen(NamedTuple):
+    host: str
+    port: int
+    context: ssl.SSLContext
+
+
+def listen_arguments(description: str) -> Listen:
+    """``--listen HOST:PORT --tls-cert --tls-key`` from the command line, as ``webhook.py``
+    passes them to each reference server."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--listen", default="127.0.0.1:8443")
     parser.add_argument("--tls-cert", required=True)
     parser.add_argument("--tls-key", required=True)
@@ -125,7 +133,11 @@ def main() -> None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(args.tls_cert, args.tls_key)
-    uvloop.run(serve(host, int(port), context))
+    return Listen(host, int(port), context)
+
+
+def main() -> None:
+    uvloop.run(serve(*listen_arguments(__doc__.splitlines()[0])))
 
 
 if __name__ == "__main__":

@@ -523,10 +523,10 @@ def bench(args: argparse.Namespace) -> int:
         client = ssl.create_default_context(cafile=str(cert))
         tls = ["--tls-cert", str(cert), "--tls-key", str(key)]
         bare_port, ours_port, floor_port = free_port(), free_port(), free_port()
-        bare_cmd = [python, str(BENCH / "bare_server.py"), "--listen", f"{HOST}:{bare_port}", *tls]
-        floor_cmd = [
-            python, str(BENCH / "aiohttp_floor.py"), "--listen", f"{HOST}:{floor_port}", *tls
-        ]  # fmt: skip
+        # As modules from the repository root (the working directory): the floor imports
+        # the bare server's command line.
+        bare_cmd = [python, "-m", "bench.bare_server", "--listen", f"{HOST}:{bare_port}", *tls]
+        floor_cmd = [python, "-m", "bench.aiohttp_floor", "--listen", f"{HOST}:{floor_port}", *tls]
         ours_cmd = [
             python, "-m", "connaisseur.entrypoints.cli", "serve",
             "--config", str(BENCH / "static-config.yaml"),

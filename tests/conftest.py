@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-#: Fixtures shared by test folders that do not share a conftest (chart and cluster tests).
-pytest_plugins = ("tests.support.helm_fixtures",)
+#: Fixtures shared by test folders that do not share a conftest (chart and cluster tests), and
+#: the signing keys of the cosign bundle and attestation tests.
+pytest_plugins = ("tests.support.helm_fixtures", "tests.support.signing_keys")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.support.cli import Result, cli
@@ -99,20 +100,18 @@ async def test_check_config_refuses_alerting_in_both_places_and_a_missing_file(
     assert f"cannot read alerting configuration {missing}" in out.stdout
 
 
-async def test_review_sends_alerts_configured_in_the_alerting_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("named_by", ["flag", "environment"])
+async def test_review_sends_alerts_configured_in_the_alerting_file(
+    tmp_path: Path, named_by: str
+) -> None:
+    """The alerting file is named by ``--alerting-config`` or by ``ALERTING_CONFIG``."""
     received: list[Received] = []
     async with serving(receiver_app(received)) as url:
         alerts = write(tmp_path / "alerts.yaml", alerting(url + "/hook"))
-        out = await cli(
-            "review",
-            "--format",
-            "json",
-            "--config",
-            str(CONFIG),
-            "--alerting-config",
-            str(alerts),
-            str(DENY_ME),
-        )
+        flag = ["--alerting-config", str(alerts)] if named_by == "flag" else []
+        env = {"ALERTING_CONFIG": str(alerts)} if named_by == "environment" else None
+        args = ("--format", "json", "--config", str(CONFIG), *flag, str(DENY_ME))
+        out = await cli("review", *args, env=env)
     assert out.returncode == 1, out.stderr  # denied by the static validator
     assert json.loads(out.stdout)["response"]["allowed"] is False
     (alert,) = received
@@ -122,20 +121,3 @@ async def test_review_sends_alerts_configured_in_the_alerting_file(tmp_path: Pat
     assert "CONNAISSEUR rejected a request" in text
     assert "e2e-cluster" in text
     assert "from-the-secret" not in out.stderr  # credentials never logged
-
-
-async def test_review_reads_the_alerting_file_named_by_the_environment(tmp_path: Path) -> None:
-    received: list[Received] = []
-    async with serving(receiver_app(received)) as url:
-        alerts = write(tmp_path / "alerts.yaml", alerting(url + "/env"))
-        out = await cli(
-            "review",
-            "--format",
-            "json",
-            "--config",
-            str(CONFIG),
-            str(DENY_ME),
-            env={"ALERTING_CONFIG": str(alerts)},
-        )
-    assert out.returncode == 1, out.stderr
-    assert len(received) == 1

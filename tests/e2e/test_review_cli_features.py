@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+from tests.support.cli import run_cli
 
 ROOT = Path(__file__).parents[2]
 DATA = ROOT / "tests" / "conformance" / "data"
 
 
 def _review(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "connaisseur.entrypoints.cli", "review", "--format", "json", *args],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli("review", "--format", "json", *args, env=env)
 
 
 def test_detection_mode_from_the_environment() -> None:

@@ -67,6 +67,8 @@ IMAGES = [
     "allowed.example/app:\u0661",
     "docker.io/library/nginx:latest",
 ]
+# Written out again on purpose, not imported from domain/workload.py: the oracle stays
+# independent of the product, so a wrong table there cannot make the oracle agree.
 _POD_SPECS = {
     "Pod": ("spec",),
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import subprocess
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -14,6 +13,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
 
+from tests.support.cli import run_cli
 from tests.support.helm import (
     ALL_FEATURES,
     CHART,
@@ -113,26 +113,8 @@ def check_config(
     config: Path, secrets: Path, alerting: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     alerting_args = ["--alerting-config", str(alerting)] if alerting else []
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "connaisseur.entrypoints.cli",
-            "check-config",
-            "--format",
-            "json",
-            "--config",
-            str(config),
-            "--secrets-dir",
-            str(secrets),
-            *alerting_args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        check=False,
-    )
+    args = ("--format", "json", "--config", str(config), "--secrets-dir", str(secrets))
+    return run_cli("check-config", *args, *alerting_args, timeout=120)
 
 
 def test_rendered_config_loads_with_check_config(

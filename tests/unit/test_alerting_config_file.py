@@ -6,8 +6,6 @@ chart mounts it from a Secret so that receiver URLs and headers are not in a Con
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +14,8 @@ import yaml
 
 from connaisseur.config.loader import load_settings
 from connaisseur.domain.errors import Category, ConfigError
+from tests.support.cli import run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
 APP: dict[str, Any] = {
     "validators": [{"name": "allow", "type": "static", "approve": True}],
     "policy": [{"pattern": "*", "validator": "allow"}],
@@ -122,23 +120,7 @@ def test_regression_an_invalid_receiver_url_is_not_echoed(tmp_path: Path, url: s
     """Webhook URLs carry their token in the path: check-config must not print them."""
     receiver = {"template": "slack", "receiverUrl": url}
     alerts = write(tmp_path / "alerts.yaml", {"admitRequest": {"receivers": [receiver]}})
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "connaisseur.entrypoints.cli",
-            "check-config",
-            "--format",
-            "json",
-            "--alerting-config",
-            str(alerts),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-    )
+    proc = run_cli("check-config", "--format", "json", "--alerting-config", str(alerts))
     assert proc.returncode == 2
     assert "invalid receiverUrl" in proc.stdout
     assert "T0KEN-SECRET" not in proc.stdout + proc.stderr

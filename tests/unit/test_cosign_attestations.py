@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from connaisseur.application.cosign import CosignValidator
 from connaisseur.application.deadline import Deadline
@@ -56,16 +55,6 @@ CONDITIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def key() -> Signer:
-    return Signer(ec.generate_private_key(ec.SECP256R1()))
-
-
-@pytest.fixture(scope="module")
-def other() -> Signer:
-    return Signer(ec.generate_private_key(ec.SECP256R1()))
-
-
 def setup(reg: FakeRegistry, key: Signer, **with_: Any) -> tuple[CosignValidator, RuleOptions]:
     """The validator and the rule options as the loader builds them from a user's config."""
     doc = {
@@ -95,6 +84,12 @@ async def denial(v: CosignValidator, options: RuleOptions) -> ConnaisseurError:
 
 def required(kind: str = SLSA, conditions: Sequence[Mapping[str, Any]] = CONDITIONS) -> Any:
     return [{"predicateType": kind, "conditions": list(conditions)}]
+
+
+async def denial_requiring_provenance(reg: FakeRegistry, key: Signer) -> ConnaisseurError:
+    """Why a rule that trusts ``key`` and requires the SLSA provenance refuses the image."""
+    v, options = setup(reg, key, attestations=required())
+    return await denial(v, options)
 
 
 def signed_image(reg: FakeRegistry, key: Signer) -> str:
@@ -131,8 +126,7 @@ async def test_a_failing_condition_names_the_predicate_type_and_the_field(
         push_attestations(reg, REPOSITORY, digest, [(SLSA, dsse_envelope(key, bad))])
     else:
         push_bundle(reg, REPOSITORY, digest, dsse_bundle(Signing(key), bad), predicate_type=SLSA)
-    v, options = setup(reg, key, attestations=required())
-    err = await denial(v, options)
+    err = await denial_requiring_provenance(reg, key)
     assert err.category is Category.PREDICATE_MISMATCH
     assert err.message.endswith(
         f"attestation {SLSA}: field runDetails.builder.id is 'https://evil.example', "
@@ -166,8 +160,7 @@ async def test_an_attestation_by_an_untrusted_key_does_not_fulfil(
         dsse_bundle(Signing(other), provenance(digest)),
         predicate_type=SLSA,
     )
-    v, options = setup(reg, key, attestations=required())
-    err = await denial(v, options)
+    err = await denial_requiring_provenance(reg, key)
     assert err.category is Category.SIGNATURE_INVALID
 
 
@@ -176,8 +169,7 @@ async def test_an_attestation_about_another_image_does_not_fulfil(key: Signer) -
     digest = signed_image(reg, key)
     elsewhere = provenance("sha256:" + "ab" * 32)
     push_attestations(reg, REPOSITORY, digest, [(SLSA, dsse_envelope(key, elsewhere))])
-    v, options = setup(reg, key, attestations=required())
-    err = await denial(v, options)
+    err = await denial_requiring_provenance(reg, key)
     assert err.category is Category.DIGEST_MISMATCH
 
 
@@ -186,8 +178,7 @@ async def test_an_attestation_of_another_type_does_not_fulfil(key: Signer) -> No
     digest = signed_image(reg, key)
     sbom = statement(digest, SBOM, predicate={"spdxVersion": "SPDX-2.3"})
     push_bundle(reg, REPOSITORY, digest, dsse_bundle(Signing(key), sbom), predicate_type=SBOM)
-    v, options = setup(reg, key, attestations=required())
-    err = await denial(v, options)
+    err = await denial_requiring_provenance(reg, key)
     assert err.category is Category.NO_TRUST_DATA
     assert f"no attestation of type {SLSA} found" in err.message
 
@@ -197,8 +188,7 @@ async def test_a_lying_annotation_does_not_make_an_sbom_a_provenance(key: Signer
     digest = signed_image(reg, key)
     sbom = statement(digest, SBOM, predicate=PROVENANCE)
     push_attestations(reg, REPOSITORY, digest, [(SLSA, dsse_envelope(key, sbom))])
-    v, options = setup(reg, key, attestations=required())
-    err = await denial(v, options)
+    err = await denial_requiring_provenance(reg, key)
     assert err.category is Category.NO_TRUST_DATA
 
 
@@ -206,8 +196,7 @@ async def test_attestations_never_count_as_signatures(key: Signer) -> None:
     reg = FakeRegistry()
     digest = push_image(reg, "1.0")
     push_attestations(reg, REPOSITORY, digest, [(SLSA, dsse_envelope(key, provenance(digest)))])
-    v, options = setup(reg, key, attestations=required())
-    err = await denial(v, options)
+    err = await denial_requiring_provenance(reg, key)
     assert err.category is Category.NO_TRUST_DATA
     assert "no signatures found" in err.message
 

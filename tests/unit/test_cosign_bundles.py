@@ -58,16 +58,6 @@ EMAIL = "builder@acme.example"
 SLSA = "https://slsa.dev/provenance/v1"
 
 
-@pytest.fixture(scope="module")
-def key() -> Signer:
-    return Signer(ec.generate_private_key(ec.SECP256R1()))
-
-
-@pytest.fixture(scope="module")
-def other() -> Signer:
-    return Signer(ec.generate_private_key(ec.SECP256R1()))
-
-
 def validator(
     reg: FakeRegistry,
     roots: Sequence[Mapping[str, Any]],
@@ -247,10 +237,16 @@ def logged_bundle(
 NOW_SECONDS = int(DEFAULT_NOW.timestamp())
 
 
-async def test_inclusion_proof_checkpoint_and_promise_verify(key: Signer) -> None:
+def logged_image(key: Signer) -> tuple[FakeRegistry, MerkleRekor, str]:
+    """A registry holding an image with a bundle by ``key`` that ``rekor`` logged now."""
     reg, rekor = FakeRegistry(), MerkleRekor()
     digest = push_image(reg, "1.0")
     push_bundle(reg, REPOSITORY, digest, logged_bundle(Signing(key), digest, rekor, NOW_SECONDS))
+    return reg, rekor, digest
+
+
+async def test_inclusion_proof_checkpoint_and_promise_verify(key: Signer) -> None:
+    reg, rekor, digest = logged_image(key)
     v, clock = validator(reg, [keyed(key)], rekor_material(rekor))
     assert (await run(v, clock, RuleOptions())).digest == digest
 
@@ -351,18 +347,14 @@ async def test_an_entry_of_another_signer_is_refused(key: Signer, other: Signer)
 
 
 async def test_an_untrusted_log_is_refused(key: Signer) -> None:
-    reg, rekor = FakeRegistry(), MerkleRekor()
-    digest = push_image(reg, "1.0")
-    push_bundle(reg, REPOSITORY, digest, logged_bundle(Signing(key), digest, rekor, NOW_SECONDS))
+    reg, _, _ = logged_image(key)
     v, clock = validator(reg, [keyed(key)], rekor_material(MerkleRekor()))
     err = await denied(v, clock, RuleOptions())
     assert "is not trusted" in err.message
 
 
 async def test_a_retired_log_key_vouches_for_nothing_after_its_window(key: Signer) -> None:
-    reg, rekor = FakeRegistry(), MerkleRekor()
-    digest = push_image(reg, "1.0")
-    push_bundle(reg, REPOSITORY, digest, logged_bundle(Signing(key), digest, rekor, NOW_SECONDS))
+    reg, rekor, _ = logged_image(key)
     retired = Validity(end=DEFAULT_NOW - timedelta(days=1))
     material = rekor_material(rekor, rekor_validity={rekor.log_id: retired})
     v, clock = validator(reg, [keyed(key)], material)
@@ -473,6 +465,14 @@ def stamped_bundle(fulcio: FakeFulcio, digest: str, stamp_by: TsaSigner | None) 
     return json.dumps(bundle).encode()
 
 
+def stamped_image(stamp_by: TsaSigner) -> tuple[FakeRegistry, FakeFulcio, str]:
+    """A registry holding an image with a keyless bundle stamped by ``stamp_by``."""
+    reg, fulcio = FakeRegistry(), FakeFulcio(REAL_NOW)
+    digest = push_image(reg, "1.0")
+    push_bundle(reg, REPOSITORY, digest, stamped_bundle(fulcio, digest, stamp_by))
+    return reg, fulcio, digest
+
+
 def tsa_material(fulcio: FakeFulcio, *roots: TsaSigner, window: Validity | None = None) -> Any:
     authorities = tuple(
         TimestampAuthority(certificates=(r.cert,), validity=window or Validity()) for r in roots
@@ -490,9 +490,7 @@ async def test_a_timestamp_proves_when_an_expired_certificate_signed(
     tsa: tuple[TsaSigner, TsaSigner],
 ) -> None:
     root, leaf = tsa
-    reg, fulcio = FakeRegistry(), FakeFulcio(REAL_NOW)
-    digest = push_image(reg, "1.0")
-    push_bundle(reg, REPOSITORY, digest, stamped_bundle(fulcio, digest, leaf))
+    reg, fulcio, digest = stamped_image(leaf)
     options = dataclasses.replace(NO_TLOG, verify_sct=False)
     later = REAL_NOW + timedelta(days=2)
     v, clock = validator(reg, [keyless_root()], tsa_material(fulcio, root), later)
@@ -504,9 +502,7 @@ async def test_a_timestamp_by_an_untrusted_authority_rejects_the_signature(
 ) -> None:
     root, _ = tsa
     stranger = stamping_leaf(authority(None, "stranger tsa"))
-    reg, fulcio = FakeRegistry(), FakeFulcio(REAL_NOW)
-    digest = push_image(reg, "1.0")
-    push_bundle(reg, REPOSITORY, digest, stamped_bundle(fulcio, digest, stranger))
+    reg, fulcio, _ = stamped_image(stranger)
     options = dataclasses.replace(NO_TLOG, verify_sct=False)
     v, clock = validator(reg, [keyless_root()], tsa_material(fulcio, root), REAL_NOW)
     err = await denied(v, clock, options)
@@ -517,9 +513,7 @@ async def test_a_timestamp_outside_its_authority_window_rejects_the_signature(
     tsa: tuple[TsaSigner, TsaSigner],
 ) -> None:
     root, leaf = tsa
-    reg, fulcio = FakeRegistry(), FakeFulcio(REAL_NOW)
-    digest = push_image(reg, "1.0")
-    push_bundle(reg, REPOSITORY, digest, stamped_bundle(fulcio, digest, leaf))
+    reg, fulcio, _ = stamped_image(leaf)
     retired = Validity(end=REAL_NOW - timedelta(days=1))
     v, clock = validator(reg, [keyless_root()], tsa_material(fulcio, root, window=retired))
     err = await denied(v, clock, dataclasses.replace(NO_TLOG, verify_sct=False))
@@ -529,13 +523,19 @@ async def test_a_timestamp_outside_its_authority_window_rejects_the_signature(
 # ------------------------------------------------------------------ across formats
 
 
-async def test_one_key_in_a_classic_signature_and_a_bundle_is_one_signer(
-    key: Signer, other: Signer
-) -> None:
+def signed_in_both_formats(key: Signer) -> tuple[FakeRegistry, str]:
+    """A registry holding an image that ``key`` signed twice: classic and in a bundle."""
     reg = FakeRegistry()
     digest = push_image(reg, "1.0")
     push_signatures(reg, digest, sign_layout([signed(key, digest)]))
     push_bundle(reg, REPOSITORY, digest, dsse_bundle(Signing(key), statement(digest)))
+    return reg, digest
+
+
+async def test_one_key_in_a_classic_signature_and_a_bundle_is_one_signer(
+    key: Signer, other: Signer
+) -> None:
+    reg, digest = signed_in_both_formats(key)
     roots = [keyed(key), keyed(other, "other")]
     v, clock = validator(reg, roots)
     err = await denied(v, clock, dataclasses.replace(NO_TLOG, trust_root="*", threshold=2))
@@ -594,10 +594,7 @@ async def test_a_bundle_by_a_pem_key_of_each_curve_verifies() -> None:
 async def test_inspect_lists_each_format_its_signer_and_why_it_did_not_count(
     key: Signer, other: Signer
 ) -> None:
-    reg = FakeRegistry()
-    digest = push_image(reg, "1.0")
-    push_signatures(reg, digest, sign_layout([signed(key, digest)]))
-    push_bundle(reg, REPOSITORY, digest, dsse_bundle(Signing(key), statement(digest)))
+    reg, digest = signed_in_both_formats(key)
     push_bundle(reg, REPOSITORY, digest, dsse_bundle(Signing(other), statement(digest)))
     v, clock = validator(reg, [keyed(key)])
     options = dataclasses.replace(NO_TLOG, signature_format="bundle")
