@@ -116,6 +116,25 @@ def jws_for(subject: Subject, signer: Signer, signing_time: dt.datetime = REAL_N
     return sign_jws(signer, payload, signing_time=signing_time)
 
 
+def cose_for(subject: Subject, signer: Signer) -> bytes:
+    return sign_cose(signer, target(subject.digest, subject.size, subject.media_type))
+
+
+async def attach(
+    push: Pusher,
+    repo: str,
+    subject: Subject,
+    envelope: bytes,
+    by: Signer,
+    envelope_type: str = JWS,
+    *,
+    oci11: bool = True,
+) -> None:
+    """Push ``envelope`` (signed by ``by``) as the one signature of ``subject``."""
+    artifact = signature_artifact(subject, envelope, envelope_type, by.chain, oci11=oci11)
+    await push_signatures(push, repo, subject, [artifact])
+
+
 async def validate(v: NotationValidator, image: str, **options: str) -> str | None:
     evidence = await v.validate(
         ImageReference.parse(image),
@@ -160,12 +179,7 @@ async def test_distribution_has_no_referrers_api_so_the_tag_schema_is_used(
 ) -> None:
     push = pusher(registry, session)
     subject = await push_image(push, "team/probe", "1.0")
-    await push_signatures(
-        push,
-        "team/probe",
-        subject,
-        [signature_artifact(subject, jws_for(subject, pki.leaf), JWS, pki.leaf.chain)],
-    )
+    await attach(push, "team/probe", subject, jws_for(subject, pki.leaf), pki.leaf)
     context = ssl.create_default_context(cadata=registry.ca_pem)
     auth = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
     api = f"{registry.url}/v2/team/probe/referrers/{subject.digest}"
@@ -184,33 +198,30 @@ async def test_distribution_has_no_referrers_api_so_the_tag_schema_is_used(
 # ------------------------------------------------------------------ admitted
 
 
-async def test_jws_signed_image_is_admitted_and_pinned_to_its_digest(
-    registry: RegistryServer, session: aiohttp.ClientSession, pki: Pki
+@pytest.mark.parametrize(
+    ("envelope_type", "oci11"),
+    [pytest.param(JWS, True, id="jws"), pytest.param(COSE, False, id="cose-notation-1.0-style")],
+)
+async def test_signed_image_is_admitted_and_pinned_to_its_digest(
+    registry: RegistryServer,
+    session: aiohttp.ClientSession,
+    pki: Pki,
+    envelope_type: str,
+    oci11: bool,
 ) -> None:
+    """A JWS signature in an OCI 1.1 manifest (``artifactType``), and a COSE one in notation
+    1.0's manifest style (the artifact type as the config's media type)."""
     push = pusher(registry, session)
-    subject = await push_image(push, "team/jws", "1.0")
-    envelope = jws_for(subject, pki.leaf)
-    await push_signatures(
-        push, "team/jws", subject, [signature_artifact(subject, envelope, JWS, pki.leaf.chain)]
-    )
+    repo = "team/jws" if envelope_type == JWS else "team/cose"
+    subject = await push_image(push, repo, "1.0")
+    envelope = jws_for(subject, pki.leaf) if envelope_type == JWS else cose_for(subject, pki.leaf)
+    await attach(push, repo, subject, envelope, pki.leaf, envelope_type, oci11=oci11)
     v = validator(registry, session, pki)
-    by_tag = f"{registry.host}/team/jws:1.0"
+    by_tag = f"{registry.host}/{repo}:1.0"
     assert await validate(v, by_tag) == subject.digest
     pinned = ImageReference.parse(by_tag).with_digest(subject.digest).name
-    assert pinned == f"{registry.host}/team/jws:1.0@{subject.digest}"
-    assert await validate(v, f"{registry.host}/team/jws@{subject.digest}") == subject.digest
-
-
-async def test_cose_signed_image_in_notation_1_0_manifest_style_is_admitted(
-    registry: RegistryServer, session: aiohttp.ClientSession, pki: Pki
-) -> None:
-    push = pusher(registry, session)
-    subject = await push_image(push, "team/cose", "1.0")
-    envelope = sign_cose(pki.leaf, target(subject.digest, subject.size, subject.media_type))
-    artifact = signature_artifact(subject, envelope, COSE, pki.leaf.chain, oci11=False)
-    await push_signatures(push, "team/cose", subject, [artifact])
-    v = validator(registry, session, pki)
-    assert await validate(v, f"{registry.host}/team/cose:1.0") == subject.digest
+    assert pinned == f"{registry.host}/{repo}:1.0@{subject.digest}"
+    assert await validate(v, f"{registry.host}/{repo}@{subject.digest}") == subject.digest
 
 
 async def test_a_good_signature_wins_over_a_stranger_signature(
@@ -219,12 +230,7 @@ async def test_a_good_signature_wins_over_a_stranger_signature(
     push = pusher(registry, session)
     subject = await push_image(push, "team/both", "1.0")
     stranger = signature_artifact(subject, jws_for(subject, pki.stranger), JWS, pki.stranger.chain)
-    good = signature_artifact(
-        subject,
-        sign_cose(pki.leaf, target(subject.digest, subject.size, subject.media_type)),
-        COSE,
-        pki.leaf.chain,
-    )
+    good = signature_artifact(subject, cose_for(subject, pki.leaf), COSE, pki.leaf.chain)
     await push_signatures(push, "team/both", subject, [stranger, good])
     v = validator(registry, session, pki)
     assert await validate(v, f"{registry.host}/team/both:1.0") == subject.digest
@@ -241,26 +247,28 @@ async def test_unsigned_image_has_no_trust_data(
     await denied_as(registry, session, pki, "team/unsigned", Category.NO_TRUST_DATA)
 
 
-async def test_signature_by_an_untrusted_certificate_is_invalid(
-    registry: RegistryServer, session: aiohttp.ClientSession, pki: Pki
+@pytest.mark.parametrize(
+    ("certificate", "signed_at", "category"),
+    [
+        pytest.param("stranger", REAL_NOW, Category.SIGNATURE_INVALID, id="untrusted-is-invalid"),
+        # Signed while the certificate was valid; without a timestamp it must be valid *now*.
+        pytest.param("expired", REAL_NOW - 10 * DAY, Category.EXPIRED, id="expired-is-expired"),
+    ],
+)
+async def test_signature_by_a_certificate_that_does_not_count_is_refused(
+    registry: RegistryServer,
+    session: aiohttp.ClientSession,
+    pki: Pki,
+    certificate: str,
+    signed_at: dt.datetime,
+    category: Category,
 ) -> None:
     push = pusher(registry, session)
-    subject = await push_image(push, "team/stranger", "1.0")
-    artifact = signature_artifact(subject, jws_for(subject, pki.stranger), JWS, pki.stranger.chain)
-    await push_signatures(push, "team/stranger", subject, [artifact])
-    await denied_as(registry, session, pki, "team/stranger", Category.SIGNATURE_INVALID)
-
-
-async def test_signature_by_an_expired_leaf_is_expired(
-    registry: RegistryServer, session: aiohttp.ClientSession, pki: Pki
-) -> None:
-    push = pusher(registry, session)
-    subject = await push_image(push, "team/expired", "1.0")
-    # Signed while the certificate was valid; without a timestamp it must be valid *now*.
-    envelope = jws_for(subject, pki.expired, signing_time=REAL_NOW - 10 * DAY)
-    artifact = signature_artifact(subject, envelope, JWS, pki.expired.chain)
-    await push_signatures(push, "team/expired", subject, [artifact])
-    await denied_as(registry, session, pki, "team/expired", Category.EXPIRED)
+    repo = f"team/{certificate}"
+    subject = await push_image(push, repo, "1.0")
+    signer: Signer = getattr(pki, certificate)
+    await attach(push, repo, subject, jws_for(subject, signer, signing_time=signed_at), signer)
+    await denied_as(registry, session, pki, repo, category)
 
 
 async def test_envelope_for_another_digest_is_a_digest_mismatch(
@@ -270,8 +278,7 @@ async def test_envelope_for_another_digest_is_a_digest_mismatch(
     subject = await push_image(push, "team/swapped", "1.0")
     other = await push_image(push, "team/swapped", "2.0")
     # A valid signature of image 2.0, attached to (listed as a referrer of) image 1.0.
-    artifact = signature_artifact(subject, jws_for(other, pki.leaf), JWS, pki.leaf.chain)
-    await push_signatures(push, "team/swapped", subject, [artifact])
+    await attach(push, "team/swapped", subject, jws_for(other, pki.leaf), pki.leaf)
     error = await denied_as(registry, session, pki, "team/swapped", Category.DIGEST_MISMATCH)
     assert other.digest in error.message
     assert subject.digest in error.message

@@ -26,6 +26,7 @@ from connaisseur.domain.errors import Category, VerificationError
 from connaisseur.domain.image import ImageReference
 from tests.support.fakes import FakeClock
 from tests.support.hostile_upstream import (
+    Handler,
     Upstream,
     challenge,
     named_session,
@@ -42,6 +43,12 @@ BLOB = b"signature layer"
 BLOB_DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
 ALICE = Credentials(username="alice", password="alice-secret")
 GUN = "registry.test/team/app"
+BLOB_PATH = f"/v2/team/app/blobs/{BLOB_DIGEST}"
+
+
+def bearer_challenge(realm: str) -> Handler:
+    """An upstream's answer that asks for a Bearer token from ``realm``."""
+    return respond(b"", 401, challenge("Bearer", realm=realm))
 
 
 def basic(creds: Credentials) -> str:
@@ -130,9 +137,7 @@ async def test_registry_refuses_a_plain_http_loopback_realm_named_by_a_remote_re
     # Before: a plain-HTTP realm was allowed whenever the realm was loopback, so a remote
     # registry could make us send its credentials in clear to a local service.
     realm = f"http://127.0.0.1:{plain.port}/token"
-    https.routes[f"/v2/team/app/blobs/{BLOB_DIGEST}"] = respond(
-        b"", 401, challenge("Bearer", realm=realm)
-    )
+    https.routes[BLOB_PATH] = bearer_challenge(realm)
     plain.routes["/token"] = respond(b'{"token": "t"}')
     await refused(fetch_blob(http, tls, https), "loopback hosts", plain)
 
@@ -141,9 +146,7 @@ async def test_registry_realm_with_userinfo_is_refused(
     http: HttpClient, tls: TlsFiles, https: Upstream, other_https: Upstream
 ) -> None:
     realm = f"https://x:y@auth.test:{other_https.port}/token"
-    https.routes[f"/v2/team/app/blobs/{BLOB_DIGEST}"] = respond(
-        b"", 401, challenge("Bearer", realm=realm)
-    )
+    https.routes[BLOB_PATH] = bearer_challenge(realm)
     await refused(fetch_blob(http, tls, https), "userinfo", other_https)
 
 
@@ -158,7 +161,7 @@ async def test_https_realm_on_another_host_gets_the_token_request(
             return web.Response(body=BLOB)
         return web.Response(status=401, headers=challenge("Bearer", realm=realm, service="reg"))
 
-    https.routes[f"/v2/team/app/blobs/{BLOB_DIGEST}"] = blob
+    https.routes[BLOB_PATH] = blob
     other_https.routes["/token"] = respond(b'{"token": "good", "expires_in": 300}')
     assert await fetch_blob(http, tls, https) == BLOB
     (token_request,) = other_https.seen
@@ -214,8 +217,7 @@ async def test_redirect_from_https_to_plain_http_is_refused(
     http: HttpClient, tls: TlsFiles, https: Upstream, plain: Upstream
 ) -> None:
     # Before: every redirect was followed, including a downgrade to plain HTTP on any host.
-    path = f"/v2/team/app/blobs/{BLOB_DIGEST}"
-    https.routes[path] = redirect(f"http://cdn.test:{plain.port}/blob")
+    https.routes[BLOB_PATH] = redirect(f"http://cdn.test:{plain.port}/blob")
     plain.routes["/blob"] = respond(BLOB)
     await refused(fetch_blob(http, tls, https), "plain HTTP", plain)
 
@@ -223,14 +225,12 @@ async def test_redirect_from_https_to_plain_http_is_refused(
 async def test_redirect_to_another_https_host_is_followed_without_credentials(
     http: HttpClient, tls: TlsFiles, https: Upstream, other_https: Upstream
 ) -> None:
-    path = f"/v2/team/app/blobs/{BLOB_DIGEST}"
-
     async def blob(request: web.Request) -> web.StreamResponse:
         if request.headers.get("Authorization") != basic(ALICE):
             return web.Response(status=401, headers=challenge("Basic", realm="r"))
         return await redirect(f"https://cdn.test:{other_https.port}/blob?sig=1")(request)
 
-    https.routes[path] = blob
+    https.routes[BLOB_PATH] = blob
     other_https.routes["/blob"] = respond(BLOB)
     assert await fetch_blob(http, tls, https) == BLOB
     (cdn_request,) = other_https.seen
@@ -241,8 +241,6 @@ async def test_redirect_to_another_https_host_is_followed_without_credentials(
 async def test_redirect_within_the_origin_keeps_credentials(
     http: HttpClient, tls: TlsFiles, https: Upstream
 ) -> None:
-    path = f"/v2/team/app/blobs/{BLOB_DIGEST}"
-
     async def blob(request: web.Request) -> web.StreamResponse:
         if request.headers.get("Authorization") != basic(ALICE):
             return web.Response(status=401, headers=challenge("Basic", realm="r"))
@@ -252,7 +250,7 @@ async def test_redirect_within_the_origin_keeps_credentials(
         assert request.headers.get("Authorization") == basic(ALICE)
         return web.Response(body=BLOB)
 
-    https.routes[path] = blob
+    https.routes[BLOB_PATH] = blob
     https.routes["/storage/blob"] = storage
     assert await fetch_blob(http, tls, https) == BLOB
 
@@ -260,13 +258,12 @@ async def test_redirect_within_the_origin_keeps_credentials(
 async def test_redirect_with_userinfo_is_refused(
     http: HttpClient, tls: TlsFiles, https: Upstream, other_https: Upstream
 ) -> None:
-    path = f"/v2/team/app/blobs/{BLOB_DIGEST}"
-    https.routes[path] = redirect(f"https://u:p@cdn.test:{other_https.port}/blob")
+    https.routes[BLOB_PATH] = redirect(f"https://u:p@cdn.test:{other_https.port}/blob")
     await refused(fetch_blob(http, tls, https), "userinfo", other_https)
 
 
 async def test_redirect_loop_ends(http: HttpClient, tls: TlsFiles, https: Upstream) -> None:
-    https.routes[f"/v2/team/app/blobs/{BLOB_DIGEST}"] = redirect("/again")
+    https.routes[BLOB_PATH] = redirect("/again")
     https.routes["/again"] = redirect("/again")
     with pytest.raises(VerificationError, match=f"more than {MAX_REDIRECTS} times"):
         await fetch_blob(http, tls, https)
@@ -277,9 +274,7 @@ async def test_token_request_redirected_to_plain_http_is_refused(
     http: HttpClient, tls: TlsFiles, https: Upstream, plain: Upstream
 ) -> None:
     realm = f"https://auth.test:{https.port}/token"
-    https.routes[f"/v2/team/app/blobs/{BLOB_DIGEST}"] = respond(
-        b"", 401, challenge("Bearer", realm=realm)
-    )
+    https.routes[BLOB_PATH] = bearer_challenge(realm)
     https.routes["/token"] = redirect(f"http://auth.test:{plain.port}/token")
     plain.routes["/token"] = respond(b'{"token": "t"}')
     await refused(fetch_blob(http, tls, https), "plain HTTP", plain)

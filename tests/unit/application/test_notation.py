@@ -86,11 +86,17 @@ def push_signature(
     return digest
 
 
+def unsigned_image() -> tuple[FakeRegistry, str, int]:
+    """A registry holding the image, unsigned: the registry, the digest and the size."""
+    registry = FakeRegistry()
+    digest, size = push_image(registry)
+    return registry, digest, size
+
+
 def signed_image(signer: Signer) -> tuple[FakeRegistry, str, int]:
     """A registry holding the image, signed by ``signer`` over its digest and size: the
     registry, the digest and the size."""
-    registry = FakeRegistry()
-    digest, size = push_image(registry)
+    registry, digest, size = unsigned_image()
     push_signature(registry, digest, sign_jws(signer, target(digest, size)), signer)
     return registry, digest, size
 
@@ -131,8 +137,7 @@ async def test_pinned_image_is_not_resolved_again(pki: tuple[Signer, Signer, Sig
 async def test_trusted_signature_is_tried_first(pki: tuple[Signer, Signer, Signer]) -> None:
     root, other, leaf = pki
     stranger = issue(other, "stranger")
-    registry = FakeRegistry()
-    digest, size = push_image(registry)
+    registry, digest, size = unsigned_image()
     untrusted = push_signature(registry, digest, sign_jws(stranger, target(digest, size)), stranger)
     push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
     assert await validate(validator(root, other, registry)) == digest
@@ -140,8 +145,7 @@ async def test_trusted_signature_is_tried_first(pki: tuple[Signer, Signer, Signe
 
 
 async def test_unsigned_image_has_no_trust_data(pki: tuple[Signer, Signer, Signer]) -> None:
-    registry = FakeRegistry()
-    digest, _ = push_image(registry)
+    registry, digest, _ = unsigned_image()
     with pytest.raises(VerificationError) as info:
         await validate(validator(pki[0], pki[1], registry))
     assert info.value.category is Category.NO_TRUST_DATA
@@ -155,8 +159,7 @@ async def test_all_signatures_failing_reports_the_most_relevant(
     pki: tuple[Signer, Signer, Signer],
 ) -> None:
     root, other, leaf = pki
-    registry = FakeRegistry()
-    digest, size = push_image(registry)
+    registry, digest, size = unsigned_image()
     push_signature(registry, digest, b"{garbage", leaf)
     push_signature(registry, digest, sign_jws(leaf, target("sha256:" + "1" * 64, size)), leaf)
     error = await denial(root, other, registry)
@@ -175,8 +178,7 @@ async def test_the_signature_rejected_at_the_latest_step_explains_the_denial(
     digest fails at the last step (the target); an expired one at the timestamp step."""
     root, other, leaf = pki
     old = issue(root, "old", start=REAL_NOW - 20 * DAY, end=REAL_NOW - 2 * DAY)
-    registry = FakeRegistry()
-    digest, size = push_image(registry)
+    registry, digest, size = unsigned_image()
     stale = sign_jws(old, target(digest, size), signing_time=REAL_NOW - 9 * DAY)
     push_signature(registry, digest, stale, old)
     push_signature(registry, digest, sign_jws(leaf, target("sha256:" + "1" * 64, size)), leaf)
@@ -189,8 +191,7 @@ async def test_transient_registry_failure_is_not_swallowed(
     pki: tuple[Signer, Signer, Signer],
 ) -> None:
     root, other, leaf = pki
-    registry = FakeRegistry()
-    digest, size = push_image(registry)
+    registry, digest, size = unsigned_image()
     sig = push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
     registry.fail[f"{REPO}/manifests/{sig}"] = VerificationError(
         "down", category=Category.UNAVAILABLE
@@ -203,8 +204,7 @@ async def test_signature_manifest_with_two_layers_is_malformed(
     pki: tuple[Signer, Signer, Signer],
 ) -> None:
     root, other, leaf = pki
-    registry = FakeRegistry()
-    digest, size = push_image(registry)
+    registry, digest, size = unsigned_image()
     push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf, layers=2)
     error = await denial(root, other, registry)
     assert error.category is Category.MALFORMED_TRUST_DATA
@@ -268,8 +268,7 @@ async def test_rotated_key_the_expired_signature_first_the_current_one_verifies(
     root, other, _ = pki
     old = issue(root, "old", start=REAL_NOW - 20 * DAY, end=REAL_NOW - 2 * DAY)
     current = issue(root, "current")
-    registry = FakeRegistry()
-    digest, size = push_image(registry)
+    registry, digest, size = unsigned_image()
     signed = target(digest, size)
     push_signature(registry, digest, sign_jws(old, signed, signing_time=REAL_NOW - 9 * DAY), old)
     push_signature(registry, digest, sign_jws(current, signed), current)
@@ -300,8 +299,7 @@ async def test_explain_names_each_signature_by_referrer_format_and_certificate(
     notation CLI, tests/integration/test_notation_real.py)."""
     root, other, leaf = pki
     stranger = issue(make_ca("stranger-ca"), "stranger")
-    registry = FakeRegistry()
-    digest, size = push_image(registry)
+    registry, digest, size = unsigned_image()
     trusted = push_signature(registry, digest, sign_jws(leaf, target(digest, size)), leaf)
     foreign = push_signature(registry, digest, sign_jws(stranger, target(digest, size)), stranger)
     garbled = push_signature(registry, digest, b"not a JWS", leaf)
