@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from connaisseur.domain import jsondoc
 from connaisseur.domain.errors import (
@@ -116,15 +117,27 @@ def signature_layers(
     return found
 
 
+class _KeyMaterial(TypedDict):
+    certificate: str | None
+    chain: str | None
+    bundle: str | None
+
+
+def _key_material(annotations: Mapping[str, str]) -> _KeyMaterial:
+    """What a signature or an attestation layer's annotations carry besides the signature:
+    the certificate, its chain and the Rekor bundle (an empty annotation is none)."""
+    return _KeyMaterial(
+        certificate=annotations.get(CERTIFICATE_ANNOTATION) or None,
+        chain=annotations.get(CHAIN_ANNOTATION) or None,
+        bundle=annotations.get(BUNDLE_ANNOTATION) or None,
+    )
+
+
 def to_signature_layer(descriptor: LayerDescriptor, payload: bytes) -> SignatureLayer:
     """Combine a layer descriptor with its fetched payload blob."""
     a = descriptor.annotations
     return SignatureLayer(
-        payload=payload,
-        signature=a.get(SIGNATURE_ANNOTATION, ""),
-        certificate=a.get(CERTIFICATE_ANNOTATION) or None,
-        chain=a.get(CHAIN_ANNOTATION) or None,
-        bundle=a.get(BUNDLE_ANNOTATION) or None,
+        payload=payload, signature=a.get(SIGNATURE_ANNOTATION, ""), **_key_material(a)
     )
 
 
@@ -146,9 +159,7 @@ def to_attestation_layer(descriptor: LayerDescriptor, envelope: bytes) -> Attest
     return AttestationLayer(
         envelope=envelope,
         predicate_type=a.get(PREDICATE_TYPE_ANNOTATION, ""),
-        certificate=a.get(CERTIFICATE_ANNOTATION) or None,
-        chain=a.get(CHAIN_ANNOTATION) or None,
-        bundle=a.get(BUNDLE_ANNOTATION) or None,
+        **_key_material(a),
     )
 
 

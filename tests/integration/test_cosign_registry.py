@@ -11,6 +11,7 @@ token-guarding proxy in front of the real registry.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -89,6 +90,11 @@ def deadline() -> Deadline:
     return Deadline.after(CLOCK, 10)
 
 
+def registry_client(session: aiohttp.ClientSession) -> AiohttpRegistryClient:
+    """The adapter under test, over the test's session."""
+    return AiohttpRegistryClient(HttpClient(session), CLOCK)
+
+
 # ------------------------------------------------------------------ plain HTTP
 
 
@@ -97,7 +103,7 @@ async def test_plain_http_signed_image_verifies_and_pins_the_tag(
 ) -> None:
     pusher = Pusher(session, plain_registry.url)
     digest = await push_signed(pusher, plain_registry.host, "team/app", "1.0", signer)
-    client = AiohttpRegistryClient(HttpClient(session), CLOCK)
+    client = registry_client(session)
     image = ImageReference.parse(f"{plain_registry.host}/team/app:1.0")
     result = await validator(client, signer).validate(image, NO_TLOG, deadline())
     assert result.digest == digest
@@ -108,7 +114,7 @@ async def test_plain_http_unsigned_and_missing_images(
 ) -> None:
     pusher = Pusher(session, plain_registry.url)
     await push_signed(pusher, plain_registry.host, "team/unsigned", "1.0", None)
-    v = validator(AiohttpRegistryClient(HttpClient(session), CLOCK), signer)
+    v = validator(registry_client(session), signer)
     unsigned = await denial(v, f"{plain_registry.host}/team/unsigned:1.0")
     assert unsigned.category is Category.NO_TRUST_DATA
     missing = await denial(v, f"{plain_registry.host}/team/unsigned:nope")
@@ -121,7 +127,7 @@ async def test_plain_http_signed_by_another_key(
     pusher = Pusher(session, plain_registry.url)
     other = Signer(ec.generate_private_key(ec.SECP256R1()))
     await push_signed(pusher, plain_registry.host, "team/other", "1.0", other)
-    v = validator(AiohttpRegistryClient(HttpClient(session), CLOCK), signer)
+    v = validator(registry_client(session), signer)
     denied = await denial(v, f"{plain_registry.host}/team/other:1.0")
     assert denied.category is Category.SIGNATURE_INVALID
 
@@ -132,7 +138,7 @@ async def test_registry_manifest_and_blob_are_digest_checked(
     pusher = Pusher(session, plain_registry.url)
     manifest, blobs = image_manifest("direct")
     digest = await pusher.image("team/direct", "v1", manifest, blobs)
-    client = AiohttpRegistryClient(HttpClient(session), CLOCK)
+    client = registry_client(session)
     image = ImageReference.parse(f"{plain_registry.host}/team/direct:v1")
     endpoint = Endpoint(auth=AuthSettings())
     assert await client.resolve(image, endpoint, deadline()) == digest
@@ -146,11 +152,8 @@ async def test_registry_manifest_and_blob_are_digest_checked(
 async def test_referrers_fall_back_to_the_tag_schema(
     plain_registry: RegistryServer, session: aiohttp.ClientSession
 ) -> None:
-    import json
-
     pusher = Pusher(session, plain_registry.url)
-    manifest, blobs = image_manifest("subject")
-    digest = await pusher.image("team/ref", "v1", manifest, blobs)
+    digest = await push_signed(pusher, plain_registry.host, "team/ref", "v1", None)
     index: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -172,7 +175,7 @@ async def test_referrers_fall_back_to_the_tag_schema(
     await pusher.manifest(
         "team/ref", digest.replace(":", "-"), json.dumps(index).encode(), index["mediaType"]
     )
-    client = AiohttpRegistryClient(HttpClient(session), CLOCK)
+    client = registry_client(session)
     image = ImageReference.parse(f"{plain_registry.host}/team/ref@{digest}")
     endpoint = Endpoint(auth=AuthSettings())
     notary = "application/vnd.cncf.notary.signature"
@@ -198,7 +201,7 @@ async def test_https_basic_auth_with_the_validator_cert(
         session, secure_registry.url, ca_pem=secure_registry.ca_pem, basic=("alice", "s3cret")
     )
     digest = await push_signed(pusher, secure_registry.host, "team/app", "2.0", signer)
-    client = AiohttpRegistryClient(HttpClient(session), CLOCK)
+    client = registry_client(session)
     v = validator(
         client, signer, cert=secure_registry.ca_pem, auth=alice(secure_registry.host, "s3cret")
     )
@@ -209,7 +212,7 @@ async def test_https_basic_auth_with_the_validator_cert(
 async def test_https_registry_refuses_wrong_credentials(
     secure_registry: RegistryServer, signer: Signer, session: aiohttp.ClientSession
 ) -> None:
-    client = AiohttpRegistryClient(HttpClient(session), CLOCK)
+    client = registry_client(session)
     v = validator(
         client, signer, cert=secure_registry.ca_pem, auth=alice(secure_registry.host, "wrong")
     )
@@ -224,7 +227,7 @@ async def test_https_registry_refuses_wrong_credentials(
 async def test_https_without_the_ca_is_not_trusted(
     secure_registry: RegistryServer, signer: Signer, session: aiohttp.ClientSession
 ) -> None:
-    client = AiohttpRegistryClient(HttpClient(session), CLOCK)
+    client = registry_client(session)
     v = validator(client, signer, auth=alice(secure_registry.host, "s3cret"))
     with pytest.raises(ConnaisseurError) as err:
         await v.validate(
@@ -246,7 +249,7 @@ async def test_bearer_token_flow_reuses_the_token(
     await server.start_server()
     try:
         host = f"127.0.0.1:{server.port}"
-        v = validator(AiohttpRegistryClient(HttpClient(session), CLOCK), signer)
+        v = validator(registry_client(session), signer)
         opts = RuleOptions(verify_in_transparency_log=False, ignore_reference=True)
         image = ImageReference.parse(f"{host}/team/tok:1.0")
         assert (await v.validate(image, opts, deadline())).digest == digest
@@ -274,7 +277,7 @@ async def test_bearer_token_flow_reuses_the_token(
 async def test_registry_down_is_transient(signer: Signer, session: aiohttp.ClientSession) -> None:
     from tests.support.servers import free_port
 
-    v = validator(AiohttpRegistryClient(HttpClient(session), CLOCK), signer)
+    v = validator(registry_client(session), signer)
     with pytest.raises(ConnaisseurError) as err:
         await v.validate(
             ImageReference.parse(f"127.0.0.1:{free_port()}/team/app:1"), NO_TLOG, deadline()
@@ -290,7 +293,7 @@ async def test_registry_slow_times_out_within_the_budget(
     server = TestServer(proxy.app(), host="127.0.0.1")
     await server.start_server()
     try:
-        v = validator(AiohttpRegistryClient(HttpClient(session), CLOCK), signer)
+        v = validator(registry_client(session), signer)
         image = ImageReference.parse(f"127.0.0.1:{server.port}/team/app:1.0")
         with pytest.raises(ConnaisseurError) as err:
             await v.validate(image, NO_TLOG, Deadline.after(CLOCK, 0.5))
@@ -318,7 +321,7 @@ async def test_retry_after_is_honoured_within_the_budget(
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
-        v = validator(AiohttpRegistryClient(HttpClient(session), CLOCK), signer)
+        v = validator(registry_client(session), signer)
         image = ImageReference.parse(f"127.0.0.1:{server.port}/team/busy:1.0")
         opts = RuleOptions(verify_in_transparency_log=False, ignore_reference=True)
         assert (await v.validate(image, opts, deadline())).digest == digest

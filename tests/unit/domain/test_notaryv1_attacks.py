@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from connaisseur.domain.errors import Category, VerificationError
 from connaisseur.domain.notaryv1 import pinned_keys, roles_to_fetch, verify_notary_image
-from tests.support.notary_sim import NotaryV1Simulator, SimKey, digest_of, sim_key
+from tests.support.notary_sim import NotaryV1Simulator, SimKey, SimRole, digest_of, sim_key
 from tests.support.settings import trust_root
 
 NOW = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
@@ -78,42 +78,43 @@ def rollback_of_versions() -> Scenario:
     return Scenario(files=dict(old), pinned=[sim.pinned_pem], known=seen)
 
 
-def freeze_expired_timestamp() -> Scenario:
+def expired(role: str) -> Scenario:
+    """Trust data whose ``role`` metadata expired (served as if current: a freeze attack)."""
     sim = signed_sim()
-    sim.timestamp.expires = PAST
+    metadata: SimRole = getattr(sim, role)
+    metadata.expires = PAST
     return plain(sim)
+
+
+def freeze_expired_timestamp() -> Scenario:
+    return expired("timestamp")
 
 
 def freeze_expired_snapshot() -> Scenario:
-    sim = signed_sim()
-    sim.snapshot.expires = PAST
-    return plain(sim)
+    return expired("snapshot")
 
 
 def expired_root() -> Scenario:
+    return expired("root")
+
+
+def mixed(*stale: str) -> Scenario:
+    """A new publication (v1 re-signed) served with the ``stale`` roles of the old one."""
     sim = signed_sim()
-    sim.root.expires = PAST
-    return plain(sim)
+    old = sim.publish()
+    sim.sign_tag("v1", B)
+    sim.bump("targets", "snapshot", "timestamp")
+    files = dict(sim.publish())
+    files.update({role: old[role] for role in stale})
+    return Scenario(files=files, pinned=[sim.pinned_pem])
 
 
 def mix_and_match_targets() -> Scenario:
-    sim = signed_sim()
-    old = sim.publish()
-    sim.sign_tag("v1", B)
-    sim.bump("targets", "snapshot", "timestamp")
-    files = dict(sim.publish())
-    files["targets"] = old["targets"]
-    return Scenario(files=files, pinned=[sim.pinned_pem])
+    return mixed("targets")
 
 
 def mix_and_match_snapshot() -> Scenario:
-    sim = signed_sim()
-    old = sim.publish()
-    sim.sign_tag("v1", B)
-    sim.bump("targets", "snapshot", "timestamp")
-    files = dict(sim.publish())
-    files["snapshot"], files["targets"] = old["snapshot"], old["targets"]
-    return Scenario(files=files, pinned=[sim.pinned_pem])
+    return mixed("snapshot", "targets")
 
 
 def arbitrary_key_signs_targets() -> Scenario:
@@ -198,13 +199,18 @@ def required_delegation_not_declared() -> Scenario:
     return plain(sim, delegations=("ci", "qa"))
 
 
-def required_delegations_disagree() -> Scenario:
+def ci_and_qa_sign_v1(ci: str, qa: str) -> NotaryV1Simulator:
+    """Trust data with delegations ``targets/ci`` and ``targets/qa``, signing v1 as given."""
     sim = signed_sim()
     sim.delegate("targets/ci", sim_key("ci"))
     sim.delegate("targets/qa", sim_key("qa"))
-    sim.sign_tag("v1", A, role="targets/ci")
-    sim.sign_tag("v1", B, role="targets/qa")
-    return plain(sim, delegations=("ci", "targets/qa"))
+    sim.sign_tag("v1", ci, role="targets/ci")
+    sim.sign_tag("v1", qa, role="targets/qa")
+    return sim
+
+
+def required_delegations_disagree() -> Scenario:
+    return plain(ci_and_qa_sign_v1(A, B), delegations=("ci", "targets/qa"))
 
 
 def delegations_required_but_none() -> Scenario:
@@ -310,12 +316,7 @@ def test_delegation_within_its_paths_is_trusted() -> None:
 
 
 def test_all_required_delegations_agreeing_verify() -> None:
-    sim = signed_sim()
-    sim.delegate("targets/ci", sim_key("ci"))
-    sim.delegate("targets/qa", sim_key("qa"))
-    sim.sign_tag("v1", B, role="targets/ci")
-    sim.sign_tag("v1", B, role="targets/qa")
-    assert run(plain(sim, delegations=("ci", "qa"))) == B
+    assert run(plain(ci_and_qa_sign_v1(B, B), delegations=("ci", "qa"))) == B
 
 
 def test_star_trust_root_needs_every_pinned_key() -> None:
