@@ -296,11 +296,17 @@ def _policy(raw: list[dict[str, Any]], problems: list[str]) -> list[Rule]:
 
 def _rule_option_types(rules: list[Any], validators: list[Any]) -> list[str]:
     """Options of each rule its validator's type does not read."""
-    types = {v.get("name"): v.get("type") for v in reversed(validators) if isinstance(v, Mapping)}
+    # Runs before the schema's verdict is final: names of the wrong type are its to report.
+    types = {
+        v["name"]: v.get("type")
+        for v in reversed(validators)
+        if isinstance(v, Mapping) and isinstance(v.get("name"), str)
+    }
     problems = []
     for i, rule in enumerate(rules):
         if isinstance(rule, Mapping) and isinstance(rule.get("with_"), Mapping):
-            vtype = types.get(rule.get("validator") or "default")
+            named = rule.get("validator") or "default"
+            vtype = types.get(named) if isinstance(named, str) else None
             problems += rule_option_problems(
                 rule["with_"], vtype if isinstance(vtype, str) else None, f"policy[{i}].with"
             )

@@ -203,6 +203,27 @@ def test_fuzz_finding_token_lifetime_past_a_floats_range(answer: bytes) -> None:
     assert info.value.category is Category.IMAGE_NOT_FOUND
 
 
+@pytest.mark.parametrize(
+    "document",
+    [
+        "validators:\n  - name: [a, b]\n    type: static\n"
+        "policy:\n  - pattern: '*'\n    with: {}\n",
+        "validators:\n  - name: default\n    type: static\n"
+        "policy:\n  - pattern: '*'\n    validator: [a]\n    with: {}\n",
+    ],
+    ids=["validator-name-a-list", "rule-validator-a-list"],
+)
+def test_fuzz_finding_a_name_that_is_a_list_is_a_configuration_error(
+    tmp_path: Path, document: str
+) -> None:
+    """A validator name (or a rule's validator) written as a list raised ``TypeError``
+    (unhashable) where rule options are matched to their validator's type."""
+    config = tmp_path / "config.yaml"
+    config.write_text(document)
+    with pytest.raises(ConfigError):
+        load_settings(config, secrets_dir=None, env={})
+
+
 def test_fuzz_finding_tuf_lone_surrogate_fails_the_signature_not_the_encoder() -> None:
     """Canonical JSON of ``"\\udded"`` raised ``UnicodeEncodeError``; no signer can have
     signed such bytes, so they are encoded as they are and the signature check fails."""
