@@ -30,44 +30,29 @@ import asyncio
 import statistics
 import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bench.cosign_roundtrips import TimedProxy, round_trips
-from connaisseur.adapters.http import HttpClient
-from connaisseur.adapters.registry import AiohttpRegistryClient
+from bench.cosign_roundtrips import (
+    Check,
+    TimedProxy,
+    behind_timed_proxy,
+    cold_and_warm,
+    round_trips,
+)
 from connaisseur.application.cosign import CosignValidator
-from connaisseur.application.deadline import Deadline
+from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
 from tests.support.cosign import Signer, image_manifest, payload, sign_layout
 from tests.support.fakes import FakeClock, unreachable_transparency_log
 from tests.support.oci_push import Pusher
-from tests.support.servers import registry_server, serving
+from tests.support.servers import registry_server
 from tests.support.settings import validator_settings
 from tests.support.sigstore_bundles import Signing, dsse_bundle, push_bundle_to, statement
-from tests.support.tls import make_tls, server_context
-
-
-@dataclass
-class SplitProxy(TimedProxy):
-    """Also records registry and token requests apart, to count round trips after auth."""
-
-    token_starts: list[float] = field(default_factory=list)
-    registry_starts: list[float] = field(default_factory=list)
-
-    async def _token(self, request: web.Request) -> web.Response:
-        self.token_starts.append(time.perf_counter())
-        return await super()._token(request)
-
-    async def _forward(self, request: web.Request) -> web.StreamResponse:
-        self.registry_starts.append(time.perf_counter())
-        return await super()._forward(request)
 
 
 @dataclass
@@ -88,46 +73,42 @@ async def main(latency: float, runs: int) -> None:
 
 async def bench(upstream: str, backend: str, work: Path, latency: float, runs: int) -> None:
     signer = Signer(ec.generate_private_key(ec.SECP256R1()))
-    tls = make_tls(work / "tls")
-    proxy = SplitProxy(upstream, latency_seconds=latency, bearer=True)
-    async with serving(proxy.app(), server_context(tls.cert_file, tls.key_file)) as url:
-        host = url.removeprefix("https://")
-        async with aiohttp.ClientSession() as session:
-            pusher = Pusher(session, upstream)
-            manifest, blobs = image_manifest("bundle")
-            bundled = await pusher.image("bench/bundle", "1.0", manifest, blobs)
-            bundle = dsse_bundle(Signing(signer), statement(bundled))
-            await push_bundle_to(pusher, "bench/bundle", bundled, bundle)
-            manifest, blobs = image_manifest("classic")
-            classic = await pusher.image("bench/classic", "1.0", manifest, blobs)
-            body = payload(classic, f"{host}/bench/classic")
-            layout = sign_layout([(body, signer.sign(body), {})])
-            await pusher.signatures("bench/classic", classic, layout)
-            scenarios = {
-                "bundle by tag": (f"{host}/bench/bundle:1.0", bundled),
-                "bundle by digest": (f"{host}/bench/bundle@{bundled}", bundled),
-                "classic by tag": (f"{host}/bench/classic:1.0", classic),
+    async with behind_timed_proxy(work, upstream, latency) as (proxy, host, ca_pem, session):
+        pusher = Pusher(session, upstream)
+        manifest, blobs = image_manifest("bundle")
+        bundled = await pusher.image("bench/bundle", "1.0", manifest, blobs)
+        bundle = dsse_bundle(Signing(signer), statement(bundled))
+        await push_bundle_to(pusher, "bench/bundle", bundled, bundle)
+        manifest, blobs = image_manifest("classic")
+        classic = await pusher.image("bench/classic", "1.0", manifest, blobs)
+        body = payload(classic, f"{host}/bench/classic")
+        layout = sign_layout([(body, signer.sign(body), {})])
+        await pusher.signatures("bench/classic", classic, layout)
+        scenarios = {
+            "bundle by tag": (f"{host}/bench/bundle:1.0", bundled),
+            "bundle by digest": (f"{host}/bench/bundle@{bundled}", bundled),
+            "classic by tag": (f"{host}/bench/classic:1.0", classic),
+        }
+        settings = validator_settings(
+            {
+                "name": "bench",
+                "type": "cosign",
+                "cert": ca_pem,
+                "trustRoots": [{"name": "default", "key": signer.public_pem}],
             }
-            settings = validator_settings(
-                {
-                    "name": "bench",
-                    "type": "cosign",
-                    "cert": tls.ca_pem,
-                    "trustRoots": [{"name": "default", "key": signer.public_pem}],
-                }
+        )
+        results = {}
+        for name, (reference, digest) in scenarios.items():
+            results[name] = await measure(
+                session, proxy, settings, reference, digest, latency, runs
             )
-            results = {}
-            for name, (reference, digest) in scenarios.items():
-                results[name] = await measure(
-                    session, proxy, settings, reference, digest, latency, runs
-                )
     report(results, latency, backend)
 
 
 async def measure(
     session: aiohttp.ClientSession,
-    proxy: SplitProxy,
-    settings: object,
+    proxy: TimedProxy,
+    settings: ValidatorSettings,
     reference: str,
     digest: str,
     latency: float,
@@ -135,38 +116,26 @@ async def measure(
 ) -> tuple[list[Sample], list[Sample]]:
     clock = FakeClock()
     options = RuleOptions(verify_in_transparency_log=False)
-    image = ImageReference.parse(reference)
-    cold: list[Sample] = []
-    warm: list[Sample] = []
-    for _ in range(runs):
-        client = AiohttpRegistryClient(HttpClient(session), clock)
-        validator = CosignValidator(
-            settings,  # type: ignore[arg-type]
-            client,
-            unreachable_transparency_log("no Rekor in this benchmark"),
-            clock,
+    no_rekor = unreachable_transparency_log("no Rekor in this benchmark")
+
+    def sample(seconds: float) -> Sample:
+        authed = max(proxy.token_starts, default=0.0)
+        after_auth = [t for t in proxy.registry_starts if t > authed]
+        return Sample(
+            seconds=seconds,
+            requests=len(proxy.requests),
+            tokens=len(proxy.token_requests),
+            trips=round_trips(proxy.starts, latency),
+            trips_after_auth=round_trips(after_auth, latency),
         )
-        for bucket in (cold, warm):
-            proxy.reset()
-            proxy.starts.clear()
-            proxy.token_starts.clear()
-            proxy.registry_starts.clear()
-            t0 = time.perf_counter()
-            result = await validator.validate(image, options, Deadline.after(clock, 10))
-            elapsed = time.perf_counter() - t0
-            assert result.digest == digest
-            authed = max(proxy.token_starts, default=0.0)
-            after_auth = [t for t in proxy.registry_starts if t > authed]
-            bucket.append(
-                Sample(
-                    seconds=elapsed,
-                    requests=len(proxy.requests),
-                    tokens=len(proxy.token_requests),
-                    trips=round_trips(proxy.starts, latency),
-                    trips_after_auth=round_trips(after_auth, latency),
-                )
-            )
-    return cold, warm
+
+    return await cold_and_warm(
+        runs,
+        proxy,
+        lambda client: CosignValidator(settings, client, no_rekor, clock),
+        Check(session, clock, ImageReference.parse(reference), options, digest),
+        sample,
+    )
 
 
 def report(

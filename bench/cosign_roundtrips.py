@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -30,6 +33,7 @@ from connaisseur.adapters.http import HttpClient
 from connaisseur.adapters.registry import AiohttpRegistryClient
 from connaisseur.application.cosign import CosignValidator
 from connaisseur.application.deadline import Deadline
+from connaisseur.application.validators import Validator
 from connaisseur.domain.image import ImageReference
 from connaisseur.domain.policy import RuleOptions
 from tests.support.cosign import Signer, image_manifest, payload, sign_layout
@@ -46,17 +50,89 @@ Sample = tuple[float, int, int, int]
 
 @dataclass
 class TimedProxy(RegistryProxy):
-    """Records the start time of every request (registry and token service)."""
+    """Records the start time of every request: all of them in ``starts``, and those to the
+    token service and to the registry apart (round trips after auth are counted from those)."""
 
     starts: list[float] = field(default_factory=list)
+    token_starts: list[float] = field(default_factory=list)
+    registry_starts: list[float] = field(default_factory=list)
+
+    def reset(self) -> None:
+        super().reset()
+        for times in (self.starts, self.token_starts, self.registry_starts):
+            times.clear()
 
     async def _token(self, request: web.Request) -> web.Response:
-        self.starts.append(time.perf_counter())
+        now = time.perf_counter()
+        self.starts.append(now)
+        self.token_starts.append(now)
         return await super()._token(request)
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
-        self.starts.append(time.perf_counter())
+        now = time.perf_counter()
+        self.starts.append(now)
+        self.registry_starts.append(now)
         return await super()._forward(request)
+
+
+S = TypeVar("S")  # what a benchmark samples from one verification
+
+
+class Proxied(NamedTuple):
+    proxy: TimedProxy
+    host: str  # the proxy's host:port, as image references name it
+    ca_pem: str  # the proxy's test CA: the validator's ``cert``
+    session: aiohttp.ClientSession
+
+
+@contextlib.asynccontextmanager
+async def behind_timed_proxy(
+    work: Path, upstream: str, latency: float, *, bearer: bool = True
+) -> AsyncIterator[Proxied]:
+    """The registry at ``upstream`` behind a :class:`TimedProxy` served over HTTPS (a test CA
+    made in ``work``), and a client session for the benchmark."""
+    tls = make_tls(work / "tls")
+    proxy = TimedProxy(upstream, latency_seconds=latency, bearer=bearer)
+    async with (
+        serving(proxy.app(), server_context(tls.cert_file, tls.key_file)) as url,
+        aiohttp.ClientSession() as session,
+    ):
+        yield Proxied(proxy, url.removeprefix("https://"), tls.ca_pem, session)
+
+
+class Check(NamedTuple):
+    """One verification a round-trip benchmark repeats."""
+
+    session: aiohttp.ClientSession
+    clock: FakeClock
+    image: ImageReference
+    options: RuleOptions
+    digest: str
+
+
+async def cold_and_warm(
+    runs: int,
+    proxy: TimedProxy,
+    new_validator: Callable[[AiohttpRegistryClient], Validator],
+    check: Check,
+    sample: Callable[[float], S],
+) -> tuple[list[S], list[S]]:
+    """``runs`` times: a validator with a new client (empty token cache) verifies
+    ``check.image`` cold, then warm; each verification is timed alone (the proxy's records
+    cleared before it), must pin ``check.digest`` and is sampled after it."""
+    cold: list[S] = []
+    warm: list[S] = []
+    for _ in range(runs):
+        validator = new_validator(AiohttpRegistryClient(HttpClient(check.session), check.clock))
+        for bucket in (cold, warm):
+            proxy.reset()
+            t0 = time.perf_counter()
+            deadline = Deadline.after(check.clock, 10)
+            result = await validator.validate(check.image, check.options, deadline)
+            elapsed = time.perf_counter() - t0
+            assert result.digest == check.digest, result
+            bucket.append(sample(elapsed))
+    return cold, warm
 
 
 def round_trips(starts: list[float], latency: float) -> int:
@@ -79,53 +155,37 @@ async def bench(
     upstream: str, upstream_host: str, backend: str, work: Path, latency: float, runs: int
 ) -> None:
     signers = [Signer(ec.generate_private_key(ec.SECP256R1())) for _ in range(3)]
-    tls = make_tls(work / "tls")
-    proxy = TimedProxy(upstream, latency_seconds=latency, bearer=True)
-    async with serving(proxy.app(), server_context(tls.cert_file, tls.key_file)) as url:
-        host = url.removeprefix("https://")
-        async with aiohttp.ClientSession() as session:
-            pusher = Pusher(session, upstream)
-            manifest, blobs = image_manifest("bench")
-            digest = await pusher.image("bench/app", "1.0", manifest, blobs)
-            layers: list[tuple[bytes, bytes, dict[str, str]]] = []
-            for i, s in enumerate(signers):
-                body = payload(digest, f"{host}/bench/app") + b" " * i  # distinct blobs
-                layers.append((body, s.sign(body), {}))
-            await pusher.signatures("bench/app", digest, sign_layout(layers))
-            roots = [{"name": f"k{i}", "key": s.public_pem} for i, s in enumerate(signers)]
-            settings = validator_settings(
-                {"name": "bench", "type": "cosign", "cert": tls.ca_pem, "trustRoots": roots}
-            )
-            clock = FakeClock()
-            options = RuleOptions(trust_root="*", verify_in_transparency_log=False)
-            image = ImageReference.parse(f"{host}/bench/app:1.0")
-            cold: list[Sample] = []
-            warm: list[Sample] = []
-            for _ in range(runs):
-                client = AiohttpRegistryClient(HttpClient(session), clock)
-                validator = CosignValidator(
-                    settings,
-                    client,
-                    unreachable_transparency_log(
-                        "no Rekor in this benchmark (verifyInTransparencyLog: false)"
-                    ),
-                    clock,
-                )
-                for bucket in (cold, warm):
-                    proxy.reset()
-                    proxy.starts.clear()
-                    t0 = time.perf_counter()
-                    result = await validator.validate(image, options, Deadline.after(clock, 10))
-                    elapsed = time.perf_counter() - t0
-                    assert result.digest == digest
-                    bucket.append(
-                        (
-                            elapsed,
-                            len(proxy.requests),
-                            len(proxy.token_requests),
-                            round_trips(proxy.starts, latency),
-                        )
-                    )
+    async with behind_timed_proxy(work, upstream, latency) as (proxy, host, ca_pem, session):
+        pusher = Pusher(session, upstream)
+        manifest, blobs = image_manifest("bench")
+        digest = await pusher.image("bench/app", "1.0", manifest, blobs)
+        layers: list[tuple[bytes, bytes, dict[str, str]]] = []
+        for i, s in enumerate(signers):
+            body = payload(digest, f"{host}/bench/app") + b" " * i  # distinct blobs
+            layers.append((body, s.sign(body), {}))
+        await pusher.signatures("bench/app", digest, sign_layout(layers))
+        roots = [{"name": f"k{i}", "key": s.public_pem} for i, s in enumerate(signers)]
+        settings = validator_settings(
+            {"name": "bench", "type": "cosign", "cert": ca_pem, "trustRoots": roots}
+        )
+        clock = FakeClock()
+        options = RuleOptions(trust_root="*", verify_in_transparency_log=False)
+        image = ImageReference.parse(f"{host}/bench/app:1.0")
+        no_rekor = unreachable_transparency_log(
+            "no Rekor in this benchmark (verifyInTransparencyLog: false)"
+        )
+        cold, warm = await cold_and_warm(
+            runs,
+            proxy,
+            lambda client: CosignValidator(settings, client, no_rekor, clock),
+            Check(session, clock, image, options, digest),
+            lambda seconds: (
+                seconds,
+                len(proxy.requests),
+                len(proxy.token_requests),
+                round_trips(proxy.starts, latency),
+            ),
+        )
     report(cold, warm, latency, backend)
 
 

@@ -98,7 +98,6 @@ class Servers:
     def reset(self) -> None:
         for proxy in self.proxies.values():
             proxy.reset()
-            proxy.starts.clear()
 
     def sample(self, seconds: float, latency: float) -> Sample:
         starts = {name: proxy.starts for name, proxy in self.proxies.items()}

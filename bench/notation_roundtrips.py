@@ -28,16 +28,18 @@ import asyncio
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
-from bench.cosign_roundtrips import TimedProxy, round_trips
-from connaisseur.adapters.http import HttpClient
-from connaisseur.adapters.registry import AiohttpRegistryClient
-from connaisseur.application.deadline import Deadline
+from bench.cosign_roundtrips import (
+    Check,
+    TimedProxy,
+    behind_timed_proxy,
+    cold_and_warm,
+    round_trips,
+)
 from connaisseur.application.notation import NotationValidator
 from connaisseur.application.settings import ValidatorSettings
 from connaisseur.domain.image import ImageReference
@@ -47,9 +49,8 @@ from tests.support.fakes import FakeClock
 from tests.support.notation_oci import JWS, Subject, push_signatures, signature_artifact
 from tests.support.notation_signing import DAY, REAL_NOW, Signer, issue, make_ca, sign_jws, target
 from tests.support.oci_push import Pusher
-from tests.support.servers import registry_server, serving
+from tests.support.servers import registry_server
 from tests.support.settings import validator_settings
-from tests.support.tls import make_tls, server_context
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 SCENARIOS = ("tag", "digest", "rotated")
@@ -67,23 +68,18 @@ async def main(latency: float, runs: int, bearer: bool, show: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with registry_server(work / "registry") as registry:
-            proxy = TimedProxy(registry.url, latency_seconds=latency, bearer=bearer)
-            tls = make_tls(work / "tls")
-            async with (
-                serving(proxy.app(), server_context(tls.cert_file, tls.key_file)) as url,
-                aiohttp.ClientSession() as session,
-            ):
+            proxied = behind_timed_proxy(work, registry.url, latency, bearer=bearer)
+            async with proxied as (proxy, host, ca_pem, session):
                 root = make_ca("bench-root")
                 images = await push_scenarios(Pusher(session, registry.url), root)
                 settings = validator_settings(
                     {
                         "name": "bench",
                         "type": "notation",
-                        "cert": tls.ca_pem,
+                        "cert": ca_pem,
                         "trustRoots": [{"name": "default", "cert": root.pem()}],
                     }
                 )
-                host = url.removeprefix("https://")
                 results = {
                     name: await measure(
                         session, proxy, settings, f"{host}/{ref}", digest, latency, runs
@@ -129,28 +125,18 @@ async def measure(
     runs: int,
 ) -> tuple[list[Sample], list[Sample]]:
     clock = FakeClock(REAL_NOW)
-    reference = ImageReference.parse(image)
-    cold: list[Sample] = []
-    warm: list[Sample] = []
-    for _ in range(runs):
-        client = AiohttpRegistryClient(HttpClient(session), clock)
-        validator = NotationValidator(settings, client, clock)
-        for bucket in (cold, warm):
-            proxy.reset()
-            proxy.starts.clear()
-            t0 = time.perf_counter()
-            evidence = await validator.validate(reference, RuleOptions(), Deadline.after(clock, 10))
-            elapsed = time.perf_counter() - t0
-            assert evidence.digest == digest, evidence
-            bucket.append(
-                Sample(
-                    seconds=elapsed,
-                    requests=list(proxy.requests),
-                    tokens=len(proxy.token_requests),
-                    trips=round_trips(proxy.starts, latency),
-                )
-            )
-    return cold, warm
+    return await cold_and_warm(
+        runs,
+        proxy,
+        lambda client: NotationValidator(settings, client, clock),
+        Check(session, clock, ImageReference.parse(image), RuleOptions(), digest),
+        lambda seconds: Sample(
+            seconds=seconds,
+            requests=list(proxy.requests),
+            tokens=len(proxy.token_requests),
+            trips=round_trips(proxy.starts, latency),
+        ),
+    )
 
 
 def report(
