@@ -6,6 +6,7 @@ the path of what is wrong; the tests assert that path, not only the category.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -65,14 +66,21 @@ def _expect_problem(case: dict[str, Any], error: ConfigError) -> None:
     assert any(want in p for p in error.problems), error.problems
 
 
+def _refused_as_expected(case: dict[str, Any], load: Callable[[], object]) -> bool:
+    """True when the case expects ``load`` refused, after checking that it is (and why)."""
+    if case["expected"]["ok"]:
+        return False
+    with pytest.raises(ConfigError) as info:
+        load()
+    _expect_problem(case, info.value)
+    return True
+
+
 @pytest.mark.parametrize("case", params("config", ["load_config"]))
 def test_load_config(case: dict[str, Any]) -> None:
     expected = case["expected"]
     path = data_path(case["inputs"]["config"])
-    if not expected["ok"]:
-        with pytest.raises(ConfigError) as info:
-            load_settings(path, secrets_dir=NO_SECRETS)
-        _expect_problem(case, info.value)
+    if _refused_as_expected(case, lambda: load_settings(path, secrets_dir=NO_SECRETS)):
         return
     settings = load_settings(path, secrets_dir=NO_SECRETS)
     assert len(settings.validators) == expected["validators"]
@@ -101,10 +109,7 @@ def test_validate_config(case: dict[str, Any]) -> None:
 def test_parse_validator(case: dict[str, Any]) -> None:
     expected = case["expected"]
     path = data_path(case["inputs"]["validator"])
-    if not expected["ok"]:
-        with pytest.raises(ConfigError) as info:
-            load_validator_file(path)
-        _expect_problem(case, info.value)
+    if _refused_as_expected(case, lambda: load_validator_file(path)):
         return
     assert load_validator_file(path).validators[0].type == expected["type"]
 

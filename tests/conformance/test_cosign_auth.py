@@ -124,6 +124,18 @@ def expect_error(exc: ConnaisseurError, expected: Mapping[str, Any]) -> None:
     assert str(exc.category) in allowed, exc.message
 
 
+def as_expected(action: Callable[[], T], expected: Mapping[str, Any]) -> T | None:
+    """What ``action`` returns when the case expects it to succeed (it must); None when the
+    case expects an error, after checking that ``action`` raised it."""
+    result, error = attempt(action)
+    if error is not None:
+        assert not expected["ok"], error.message
+        expect_error(error, expected)
+        return None
+    assert expected["ok"]
+    return result
+
+
 # ------------------------------------------------------------------------------ cosign
 
 
@@ -131,13 +143,9 @@ def expect_error(exc: ConnaisseurError, expected: Mapping[str, Any]) -> None:
 def test_load_validator(case: Any) -> None:
     expected = case["expected"]
     doc = load_validator_doc(case["inputs"]["validator"])
-    validator, error = attempt(lambda: make_validator(doc))
-    if error is not None:
-        assert not expected["ok"], error.message
-        expect_error(error, expected)
+    validator = as_expected(lambda: make_validator(doc), expected)
+    if validator is None:
         return
-    assert expected["ok"]
-    assert validator is not None
     assert validator.name == expected["name"]
     assert [root.name for root in trust_roots(doc)] == expected["trust_roots"]
 
@@ -264,13 +272,9 @@ def test_load_verifier(case: Any) -> None:
     if "key_file" in raw:
         written["key"] = (DATA / raw["key_file"]).read_text()
     # Parsed as the configuration loader parses a cosign trust root.
-    root, error = attempt(lambda: parse_trust_root(written, "cosign", "trustRoots[0]"))
-    if error is not None:
-        assert not expected["ok"], error.message
-        expect_error(error, expected)
+    root = as_expected(lambda: parse_trust_root(written, "cosign", "trustRoots[0]"), expected)
+    if root is None:
         return
-    assert expected["ok"]
-    assert root is not None
     assert kind(root) == expected["kind"]
     if kind(root) == "key":
         assert key_x_int64(root.key.key if root.key else None) == expected["key_x_int64"]
@@ -293,13 +297,9 @@ def read_auth(case: Any) -> AuthSettings:
 @pytest.mark.parametrize("case", cases("auth", "load_auth"))
 def test_load_auth(case: Any) -> None:
     expected = case["expected"]
-    auth, error = attempt(lambda: read_auth(case))
-    if error is not None:
-        assert not expected["ok"], error.message
-        expect_error(error, expected)
+    auth = as_expected(lambda: read_auth(case), expected)
+    if auth is None:
         return
-    assert expected["ok"]
-    assert auth is not None
     assert auth.use_keychain == expected["use_keychain"]
     entries = {k: {"username": c.username, "password": c.password} for k, c in auth.credentials}
     assert entries == expected["entries"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +222,18 @@ async def op_client_setup(
     return {"repo": gun, "host": settings.host}
 
 
+async def fetch_from_mock(
+    case: dict[str, Any],
+    mock: NotaryMock | None,
+    client: NotaryV1HttpClient,
+    roles: Sequence[str],
+) -> Mapping[str, bytes | None]:
+    """``roles`` of the case's image, as ``client`` fetches them from the Notary mock."""
+    assert mock is not None
+    gun = ImageReference.parse(case["inputs"]["image"]).notary_reference
+    return await client.fetch_roles(mock.url, gun, roles, endpoint(case, mock), deadline())
+
+
 async def op_tls_config(case: dict[str, Any], *_: Any) -> dict[str, Any]:
     client_settings("", read_text_input(case["inputs"]["cert"]))
     return {}
@@ -230,11 +242,8 @@ async def op_tls_config(case: dict[str, Any], *_: Any) -> dict[str, Any]:
 async def op_fetch_trust_data(
     case: dict[str, Any], mock: NotaryMock | None, client: NotaryV1HttpClient
 ) -> dict[str, Any]:
-    assert mock is not None
-    inputs = case["inputs"]
-    gun = ImageReference.parse(inputs["image"]).notary_reference
-    role = inputs["role"]
-    files = await client.fetch_roles(mock.url, gun, [role], endpoint(case, mock), deadline())
+    role = case["inputs"]["role"]
+    files = await fetch_from_mock(case, mock, client, [role])
     raw = files[role]
     if raw is None:
         raise ConnaisseurError("404", category=Category.NO_TRUST_DATA)
@@ -245,9 +254,7 @@ async def op_fetch_trust_data(
 async def op_download_base(
     case: dict[str, Any], mock: NotaryMock | None, client: NotaryV1HttpClient
 ) -> dict[str, Any]:
-    assert mock is not None
-    gun = ImageReference.parse(case["inputs"]["image"]).notary_reference
-    files = await client.fetch_roles(mock.url, gun, BASE_ROLES, endpoint(case, mock), deadline())
+    files = await fetch_from_mock(case, mock, client, BASE_ROLES)
     if any(raw is None for raw in files.values()):
         raise ConnaisseurError("404", category=Category.NO_TRUST_DATA)
     for role, raw in files.items():
@@ -295,11 +302,9 @@ async def op_validate_base_trust_data(case: dict[str, Any], *_: Any) -> dict[str
 async def op_download_and_validate_delegations(
     case: dict[str, Any], mock: NotaryMock | None, client: NotaryV1HttpClient
 ) -> dict[str, Any]:
-    assert mock is not None
     inputs = case["inputs"]
-    gun = ImageReference.parse(inputs["image"]).notary_reference
     roles = inputs["delegations"]
-    fetched = await client.fetch_roles(mock.url, gun, roles, endpoint(case, mock), deadline())
+    fetched = await fetch_from_mock(case, mock, client, roles)
     repo = trusted_base(inputs["base_from"], clock_of(case).now())
     for role in roles:
         repo.update_delegation(role, fetched[role])

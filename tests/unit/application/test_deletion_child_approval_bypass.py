@@ -9,8 +9,10 @@ with the same image: child approval admitted it unverified. Each half is closed 
 
 from __future__ import annotations
 
+from typing import Any
+
 from connaisseur.domain.errors import Category, ConnaisseurError
-from connaisseur.domain.verdict import SkipReason
+from connaisseur.domain.verdict import RequestVerdict, SkipReason
 from tests.support.admission_harness import (
     EVIL,
     EVIL_PINNED,
@@ -20,6 +22,20 @@ from tests.support.admission_harness import (
     workload,
 )
 from tests.support.fakes import FakeKubernetesApi
+
+
+async def create_child(
+    owner: dict[str, Any],
+    image: str,
+    *,
+    kind: str = "Pod",
+    kube: FakeKubernetesApi | None = None,
+) -> tuple[RequestVerdict, Admission]:
+    """Create a ``kind`` running ``image`` whose ownerReference names ``owner``, which the
+    Kubernetes API shows (``kube``: an API of the test's own)."""
+    admission = Admission(kube=kube or FakeKubernetesApi([owner]))
+    child = workload(kind, image, name="child", owners=(owner_ref(owner),))
+    return await admission.create(child), admission
 
 
 async def test_terminating_pod_switched_to_a_new_image_is_verified() -> None:
@@ -58,9 +74,7 @@ async def test_the_whole_chain_runs_no_unverified_image() -> None:
 
 async def test_child_of_an_owner_being_deleted_is_verified() -> None:
     owner = workload("ReplicaSet", EVIL_PINNED, name="rs", uid="uid-rs", deleted=True)
-    admission = Admission(kube=FakeKubernetesApi([owner]))
-    child = workload("Pod", EVIL_PINNED, name="rs-x", owners=(owner_ref(owner),))
-    verdict = await admission.create(child)
+    verdict, admission = await create_child(owner, EVIL_PINNED)
     assert not verdict.allowed
     assert admission.fake.calls == [EVIL_PINNED]
 
@@ -71,9 +85,7 @@ async def test_child_of_an_owner_the_api_cannot_show_is_verified() -> None:
     owner = workload("ReplicaSet", SIGNED, name="rs", uid="uid-rs")
     kube = FakeKubernetesApi([owner])
     kube.failure = ConnaisseurError("API down", category=Category.UNAVAILABLE)
-    admission = Admission(kube=kube)
-    child = workload("Pod", SIGNED, name="rs-x", owners=(owner_ref(owner),))
-    verdict = await admission.create(child)
+    verdict, admission = await create_child(owner, SIGNED, kube=kube)
     assert verdict.allowed
     assert admission.fake.calls == [SIGNED]
     assert kube.gets
@@ -84,9 +96,7 @@ async def test_child_of_an_owner_with_unpinned_images_is_verified() -> None:
     child pulls, and an owner admitted unverified (detection mode, before the webhook) is not
     pinned by us."""
     owner = workload("ReplicaSet", EVIL, name="rs", uid="uid-rs")
-    admission = Admission(kube=FakeKubernetesApi([owner]))
-    child = workload("Pod", EVIL, name="rs-x", owners=(owner_ref(owner),))
-    verdict = await admission.create(child)
+    verdict, admission = await create_child(owner, EVIL)
     assert not verdict.allowed
     assert admission.fake.calls == [EVIL]
 
@@ -94,9 +104,7 @@ async def test_child_of_an_owner_with_unpinned_images_is_verified() -> None:
 async def test_a_pod_never_lends_approval_to_a_pod() -> None:
     """Only the controllers that create children are owners: a Pod owns no Pod."""
     owner = workload("Pod", EVIL_PINNED, name="lender", uid="uid-lender")
-    admission = Admission(kube=FakeKubernetesApi([owner]))
-    child = workload("Pod", EVIL_PINNED, name="borrower", owners=(owner_ref(owner),))
-    verdict = await admission.create(child)
+    verdict, admission = await create_child(owner, EVIL_PINNED)
     assert not verdict.allowed
     assert admission.fake.calls == [EVIL_PINNED]
 
@@ -106,18 +114,14 @@ async def test_an_owner_kind_from_a_foreign_api_group_is_not_asked() -> None:
     foreign = workload("ReplicaSet", EVIL_PINNED, name="rs", uid="uid-rs")
     foreign["apiVersion"] = "evil.example/v1"
     kube = FakeKubernetesApi([foreign])
-    admission = Admission(kube=kube)
-    child = workload("Pod", EVIL_PINNED, name="rs-x", owners=(owner_ref(foreign),))
-    verdict = await admission.create(child)
+    verdict, _ = await create_child(foreign, EVIL_PINNED, kube=kube)
     assert not verdict.allowed
     assert kube.gets == []
 
 
 async def test_a_live_pinned_controller_still_approves_its_children() -> None:
     owner = workload("ReplicaSet", SIGNED, name="rs", uid="uid-rs")
-    admission = Admission(kube=FakeKubernetesApi([owner]))
-    child = workload("Pod", SIGNED, name="rs-x", owners=(owner_ref(owner),))
-    verdict = await admission.create(child)
+    verdict, admission = await create_child(owner, SIGNED)
     assert verdict.allowed
     assert verdict.images[0].skipped is SkipReason.CHILD
     assert admission.fake.calls == []
@@ -135,13 +139,9 @@ async def test_each_controller_kind_approves_its_own_children_only() -> None:
     ]
     for owner_kind, child_kind in pairs:
         owner = workload(owner_kind, SIGNED, name="o", uid="uid-o")
-        admission = Admission(kube=FakeKubernetesApi([owner]))
-        child = workload(child_kind, SIGNED, name="c", owners=(owner_ref(owner),))
-        verdict = await admission.create(child)
+        verdict, _ = await create_child(owner, SIGNED, kind=child_kind)
         assert verdict.images[0].skipped is SkipReason.CHILD, (owner_kind, child_kind)
     for owner_kind, child_kind in [("Deployment", "Pod"), ("CronJob", "Pod"), ("Job", "Job")]:
         owner = workload(owner_kind, SIGNED, name="o", uid="uid-o")
-        admission = Admission(kube=FakeKubernetesApi([owner]))
-        child = workload(child_kind, SIGNED, name="c", owners=(owner_ref(owner),))
-        verdict = await admission.create(child)
+        verdict, _ = await create_child(owner, SIGNED, kind=child_kind)
         assert verdict.images[0].skipped is None, (owner_kind, child_kind)

@@ -17,17 +17,13 @@ validators:
     type: notaryv1
     trustRoots:
       - name: alice
-        key: |
+        key: &same-key |
           -----BEGIN PUBLIC KEY-----
           MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEsx28WV7BsQfnHF1kZmpdCTTLJaWe
           d0CA+JOi8H4REuBaWSZ5zPDe468WuOJ6f71E7WFg3CVEVYHuoZt2UYbN/Q==
           -----END PUBLIC KEY-----
       - name: bob
-        key: |
-          -----BEGIN PUBLIC KEY-----
-          MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEsx28WV7BsQfnHF1kZmpdCTTLJaWe
-          d0CA+JOi8H4REuBaWSZ5zPDe468WuOJ6f71E7WFg3CVEVYHuoZt2UYbN/Q==
-          -----END PUBLIC KEY-----
+        key: *same-key
 policy:
   - {pattern: "registry.k8s.io/*:*", validator: allow}
   - {pattern: "registry.k8s.io/pause:3.9", validator: allow}
